@@ -1,0 +1,136 @@
+"""The gateway's own refusals, one class per contract error code.
+
+Each refusal is raised where it is decided and rendered once per listener as the contract's
+JSON envelope, so no handler builds error bodies by hand and no traceback reaches a client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+from aiohttp import web
+
+_JSON = "application/json"
+
+
+class GatewayError(Exception):
+    """A refusal with its HTTP status and contract code on the class."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    default_message: ClassVar[str] = "internal error"
+    default_headers: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: Sequence[Mapping[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.details = [dict(d) for d in details]
+        self.headers = {**self.default_headers, **(headers or {})}
+        super().__init__(self.message)
+
+    def body(self) -> bytes:
+        return json.dumps(
+            {"error": {"code": self.code, "message": self.message, "details": self.details}},
+            separators=(",", ":"),
+        ).encode()
+
+    def response(self, request_id: str | None = None) -> web.Response:
+        headers = dict(self.headers)
+        if request_id:
+            headers["X-Request-Id"] = request_id
+        return web.Response(
+            status=self.status, body=self.body(), content_type=_JSON, headers=headers
+        )
+
+
+class BadRequest(GatewayError):
+    status, code, default_message = 400, "BAD_REQUEST", "malformed request"
+
+
+class _Unauthenticated(GatewayError):
+    status = 401
+    default_headers = {"WWW-Authenticate": "Bearer"}
+
+
+class MissingCredentials(_Unauthenticated):
+    code, default_message = "MISSING_CREDENTIALS", "no credential of a kind this route accepts"
+
+
+class InvalidCredentials(_Unauthenticated):
+    code, default_message = "INVALID_CREDENTIALS", "the credential is not valid"
+
+
+class ExpiredCredentials(_Unauthenticated):
+    code, default_message = "EXPIRED_CREDENTIALS", "the credential has expired"
+
+
+class RevokedCredentials(_Unauthenticated):
+    code, default_message = "REVOKED_CREDENTIALS", "the credential has been revoked"
+
+
+class HttpsRequired(GatewayError):
+    status, code, default_message = 403, "HTTPS_REQUIRED", "this gateway only accepts HTTPS"
+
+
+class InsufficientScope(GatewayError):
+    status, code = 403, "INSUFFICIENT_SCOPE"
+    default_message = "the credential does not allow this method and path"
+
+
+class ResourceForbidden(GatewayError):
+    status, code = 403, "RESOURCE_FORBIDDEN"
+    default_message = "the credential does not allow this resource"
+
+
+class RouteNotFound(GatewayError):
+    status, code, default_message = 404, "ROUTE_NOT_FOUND", "no route matches this path"
+
+
+class NotFound(GatewayError):
+    status, code, default_message = 404, "NOT_FOUND", "no such object"
+
+
+class MethodNotAllowed(GatewayError):
+    status, code, default_message = 405, "METHOD_NOT_ALLOWED", "method not allowed on this route"
+
+    def __init__(self, allowed: Sequence[str], message: str | None = None) -> None:
+        super().__init__(message, headers={"Allow": ", ".join(allowed)})
+
+
+class Conflict(GatewayError):
+    status, code, default_message = 409, "CONFLICT", "the object already exists"
+
+
+class PayloadTooLarge(GatewayError):
+    status, code, default_message = 413, "PAYLOAD_TOO_LARGE", "request body too large"
+
+
+class ValidationError(GatewayError):
+    status, code, default_message = 422, "VALIDATION_ERROR", "the input breaks a rule"
+
+
+class RateLimited(GatewayError):
+    status, code, default_message = 429, "RATE_LIMITED", "rate limit exceeded"
+
+
+class UpstreamUnavailable(GatewayError):
+    status, code, default_message = 502, "UPSTREAM_UNAVAILABLE", "the upstream is unavailable"
+
+
+class StoreUnavailable(GatewayError):
+    status, code, default_message = 503, "STORE_UNAVAILABLE", "the key store cannot be reached"
+
+
+class UpstreamTimeout(GatewayError):
+    status, code, default_message = 504, "UPSTREAM_TIMEOUT", "the upstream did not answer in time"
+
+
+class InternalError(GatewayError):
+    """Only for bugs: rendered without any detail of what went wrong."""
