@@ -1,0 +1,204 @@
+"""The route table, compiled once at startup into a segment trie, and path normalisation.
+
+The normalised path is both what is matched and what is forwarded, so a request can never
+match one route and reach another path upstream (`/api/v1/visitors/../../admin`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_FORBIDDEN_ESCAPES = frozenset({"5C", "7F"} | {f"{i:02X}" for i in range(0x20)})
+
+
+def _fast_path_ok(raw: str) -> bool:
+    return "%" not in raw and "//" not in raw and "/." not in raw and "\\" not in raw
+
+
+def normalize_path(raw: str) -> str:
+    """RFC 3986 normalisation plus refusal of what upstreams disagree about (NUL, `\\`, non-ASCII)."""
+    if not raw.startswith("/"):
+        raise BadRequest("the request target must be an absolute path")
+    if not raw.isascii() or not raw.isprintable():
+        raise BadRequest("the path must be printable ASCII")
+    if _fast_path_ok(raw):
+        return raw
+    if "\\" in raw:
+        raise BadRequest("backslash in path")
+    out: list[str] = []
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c == "%":
+            pair = raw[i + 1 : i + 3]
+            if len(pair) != 2 or pair[0] not in _HEX or pair[1] not in _HEX:
+                raise BadRequest("malformed percent-escape in path")
+            pair = pair.upper()
+            if pair in _FORBIDDEN_ESCAPES:
+                raise BadRequest("encoded control character or backslash in path")
+            char = chr(int(pair, 16))
+            out.append(char if char in _UNRESERVED else "%" + pair)
+            i += 3
+        else:
+            out.append(c)
+            i += 1
+    segments = "".join(out).split("/")
+    trailing = segments[-1] in ("", ".", "..")
+    stack: list[str] = []
+    for segment in segments[1:]:
+        if segment == "..":
+            if stack:
+                stack.pop()
+        elif segment and segment != ".":
+            stack.append(segment)
+    path = "/" + "/".join(stack)
+    if trailing and stack:
+        path += "/"
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    scheme: str
+    host: str
+    port: int
+    base_path: str
+    origin: str
+    host_header: str
+
+
+def parse_upstream(url: str) -> Upstream:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    default = 443 if scheme == "https" else 80
+    host = parts.hostname or ""
+    port = parts.port or default
+    shown = f"[{host}]" if ":" in host else host
+    host_header = shown if port == default else f"{shown}:{port}"
+    return Upstream(
+        scheme=scheme,
+        host=host,
+        port=port,
+        base_path=parts.path.rstrip("/"),
+        origin=f"{scheme}://{host_header}",
+        host_header=host_header,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    path: str
+    methods: frozenset[str]
+    allow: str
+    upstream: Upstream
+    sandbox_upstream: Upstream | None
+    strip_prefix: bool
+    auth: frozenset[str]
+    timeout: float
+    rate_limit_per_minute: int | None
+    depth: int
+    config: Any = field(compare=False, repr=False)
+
+
+def compile_route(cfg: Any) -> Route:
+    segments = [s for s in cfg.path.split("/") if s]
+    return Route(
+        name=cfg.name,
+        path=cfg.path,
+        methods=frozenset(cfg.methods),
+        allow=", ".join(sorted(cfg.methods)),
+        upstream=parse_upstream(cfg.upstream),
+        sandbox_upstream=parse_upstream(cfg.sandbox_upstream) if cfg.sandbox_upstream else None,
+        strip_prefix=cfg.strip_prefix,
+        auth=frozenset(cfg.auth),
+        timeout=float(cfg.timeout),
+        rate_limit_per_minute=cfg.rate_limit_per_minute,
+        depth=len(segments),
+        config=cfg,
+    )
+
+
+class Match(NamedTuple):
+    route: Route
+    params: dict[str, str]
+    path: str
+
+    def forward_path(self, upstream: Upstream) -> str:
+        path = self.path
+        if self.route.strip_prefix:
+            segments = path.split("/")
+            rest = "/".join(segments[self.route.depth + 1 :])
+            path = "/" + rest if rest else ""
+            if path == "" and self.path.endswith("/") and self.route.depth:
+                path = "/"
+        return (upstream.base_path + path) or "/"
+
+
+class _Node:
+    __slots__ = ("literal", "param", "param_name", "routes")
+
+    def __init__(self) -> None:
+        self.literal: dict[str, _Node] = {}
+        self.param: _Node | None = None
+        self.param_name: str | None = None
+        self.routes: list[Route] = []
+
+
+class RouteTable:
+    """Longest match by whole segments; literal beats `{param}`; 405 at the best path, never fallback."""
+
+    def __init__(self, routes: Iterable[Any]) -> None:
+        self.routes: tuple[Route, ...] = tuple(compile_route(r) for r in routes)
+        self._root = _Node()
+        for route in self.routes:
+            node = self._root
+            for segment in (s for s in route.path.split("/") if s):
+                if segment.startswith("{") and segment.endswith("}"):
+                    if node.param is None:
+                        node.param = _Node()
+                        node.param_name = segment[1:-1]
+                    node = node.param
+                else:
+                    node = node.literal.setdefault(segment, _Node())
+            node.routes.append(route)
+
+    def _best(
+        self, node: _Node, segments: Sequence[str], i: int, params: list[tuple[str, str]]
+    ) -> tuple[int, _Node, list[tuple[str, str]]] | None:
+        best = (i, node, list(params)) if node.routes else None
+        if i < len(segments):
+            segment = segments[i]
+            child = node.literal.get(segment)
+            if child is not None:
+                found = self._best(child, segments, i + 1, params)
+                if found is not None and (best is None or found[0] > best[0]):
+                    best = found
+            if node.param is not None and segment:
+                params.append((node.param_name or "", segment))
+                found = self._best(node.param, segments, i + 1, params)
+                params.pop()
+                if found is not None and (best is None or found[0] > best[0]):
+                    best = found
+        return best
+
+    def match(self, method: str, path: str) -> Match:
+        segments = path.split("/")[1:]
+        if segments and segments[-1] == "":
+            segments.pop()
+        found = self._best(self._root, segments, 0, [])
+        if found is None:
+            raise RouteNotFound()
+        _, node, params = found
+        for route in node.routes:
+            if method in route.methods:
+                return Match(route, dict(params), path)
+        allowed = sorted({m for r in node.routes for m in r.methods})
+        raise MethodNotAllowed(allowed)
