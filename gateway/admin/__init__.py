@@ -1,0 +1,1 @@
+"""The admin listener: health, readiness, and (as it grows) the admin API, console and metrics."""

@@ -1,0 +1,1 @@
+"""The proxy listener: from an HTTPS request to a streamed upstream exchange."""

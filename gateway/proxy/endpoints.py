@@ -1,0 +1,98 @@
+"""The gateway's own endpoints on the proxy listener: the API key → JWT exchange, and the JWKS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from aiohttp import web
+
+from gateway.access.authorize import authorize_identity
+from gateway.access.guard import AccessGuard
+from gateway.credentials.parse import Credential, extract
+from gateway.credentials.tokens import TokenService
+from gateway.errors import BadRequest, InvalidCredentials, MethodNotAllowed, PayloadTooLarge
+from gateway.proxy.pipeline import RequestScope
+
+_ALL_KINDS = frozenset({"bearer", "api_key_header", "basic"})
+_MAX_BODY = 8192
+
+
+def _json(status: int, payload: Any, scope: RequestScope, **headers: str) -> web.Response:
+    response = web.Response(
+        status=status,
+        body=json.dumps(payload, separators=(",", ":")).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
+    for name, value in scope.response_headers:
+        response.headers[name] = value
+    response.headers["X-Request-Id"] = scope.request_id
+    return response
+
+
+class TokenEndpoints:
+    def __init__(self, guard: AccessGuard, tokens: TokenService, *, ttl: int) -> None:
+        self._guard = guard
+        self._tokens = tokens
+        self._ttl = ttl
+        self._jwks = json.dumps(tokens.jwks, separators=(",", ":")).encode()
+
+    async def _credential(self, request: web.BaseRequest) -> Credential:
+        if request.content_length is not None and request.content_length > _MAX_BODY:
+            raise PayloadTooLarge()
+        raw = await request.content.read(_MAX_BODY + 1) if request.body_exists else b""
+        if len(raw) > _MAX_BODY:
+            raise PayloadTooLarge()
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise BadRequest("body must be JSON: {\"api_key\": \"...\"}") from None
+            if not isinstance(body, dict) or set(body) - {"api_key"}:
+                raise BadRequest("body must be a JSON object with api_key only")
+            key = body.get("api_key")
+            if key is not None:
+                if "Authorization" in request.headers or "X-API-Key" in request.headers:
+                    raise BadRequest("send one credential: in the body or in a header, not both")
+                if not isinstance(key, str) or not key:
+                    raise InvalidCredentials("api_key must be a non-empty string")
+                return Credential("api_key_header", key)
+        return extract(request.headers, _ALL_KINDS)
+
+    async def exchange(self, request: web.BaseRequest, scope: RequestScope) -> web.StreamResponse:
+        if request.method != "POST":
+            raise MethodNotAllowed(["POST"])
+        credential = await self._credential(request)
+        if credential.is_jwt:
+            raise InvalidCredentials("a token cannot be exchanged for another token; send an API key")
+        scope.auth_method = credential.method
+        identity = await self._guard.identify(credential)
+        scope.extra["identity"] = identity
+        authorize_identity(identity)
+        await self._guard.limit(identity, None, scope)
+        claims = {
+            "sub": identity.key_id,
+            "tenant": identity.tenant_id,
+            "scope": identity.scope,
+            "env": identity.environment,
+        }
+        token, exp = self._tokens.mint(claims, ttl=self._ttl)
+        expires_at = dt.datetime.fromtimestamp(exp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return _json(
+            200,
+            {"token": token, "expires_at": expires_at, "token_type": "Bearer"},
+            scope,
+            **{"Cache-Control": "no-store"},
+        )
+
+    async def jwks(self, request: web.BaseRequest, scope: RequestScope) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            raise MethodNotAllowed(["GET", "HEAD"])
+        response = web.Response(
+            body=self._jwks,
+            content_type="application/json",
+            headers={"Cache-Control": "public, max-age=300", "X-Request-Id": scope.request_id},
+        )
+        return response

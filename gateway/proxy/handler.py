@@ -1,0 +1,96 @@
+"""The proxy pipeline: one straight line from transport check to streamed upstream exchange.
+
+It runs on aiohttp's low-level `web.Server` rather than a `web.Application`: the gateway does
+its own routing on a table compiled at startup, so the router and middleware chain would only
+add cost to every request. Cheapest refusals come first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from gateway.errors import GatewayError, InternalError
+from gateway.proxy.forward import Forwarder
+from gateway.proxy.headers import sane_request_id, upstream_request_headers
+from gateway.proxy.pipeline import Guard, RequestScope
+from gateway.proxy.transport import TransportPolicy
+from gateway.routing import RouteTable, normalize_path
+
+log = logging.getLogger("gateway.proxy")
+
+Endpoint = Callable[[web.BaseRequest, RequestScope], Awaitable[web.StreamResponse]]
+
+
+class ProxyHandler:
+    """Handles every request of one proxy listener (HTTPS, or plain behind a trusted proxy)."""
+
+    def __init__(
+        self,
+        *,
+        routes: RouteTable,
+        forwarder: Forwarder,
+        transport: TransportPolicy,
+        guard: Guard,
+        plain: bool = False,
+        endpoints: Mapping[str, Endpoint] | None = None,
+        on_done: Callable[[RequestScope], None] | None = None,
+    ) -> None:
+        self._routes = routes
+        self._forwarder = forwarder
+        self._transport = transport
+        self._guard = guard
+        self._plain = plain
+        self._endpoints = dict(endpoints or {})
+        self._on_done = on_done
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        request_id = request.headers.get("X-Request-Id")
+        if not sane_request_id(request_id):
+            request_id = uuid.uuid4().hex
+        scope = RequestScope(request_id=request_id, started=time.perf_counter(), method=request.method)
+        try:
+            response = await self._handle(request, scope)
+        except GatewayError as err:
+            scope.error_code = err.code
+            response = err.response(request_id)
+            for name, value in scope.response_headers:
+                response.headers[name] = value
+        except Exception:
+            log.exception("unhandled error in proxy pipeline", extra={"request_id": request_id})
+            response = InternalError().response(request_id)
+        scope.status = response.status
+        if self._on_done is not None:
+            self._on_done(scope)
+        return response
+
+    async def _handle(self, request: web.BaseRequest, scope: RequestScope) -> web.StreamResponse:
+        peer = self._transport.peer(request, plain=self._plain)
+        scope.client_ip = peer.client_ip
+        raw_path, sep, query = request.raw_path.partition("?")
+        path = normalize_path(raw_path)
+        scope.path = path
+        endpoint = self._endpoints.get(path)
+        if endpoint is not None:
+            return await endpoint(request, scope)
+        match = self._routes.match(request.method, path)
+        route = match.route
+        scope.route = route
+        upstream = await self._guard(request, scope, match)
+        scope.response_headers.append(("X-Request-Id", scope.request_id))
+        headers = upstream_request_headers(request.headers, scope.upstream_headers)
+        headers["Host"] = upstream.host_header
+        headers["X-Forwarded-For"] = peer.forwarded_for
+        headers["X-Forwarded-Proto"] = "https"
+        if peer.forwarded_host:
+            headers["X-Forwarded-Host"] = peer.forwarded_host
+        headers["X-Request-Id"] = scope.request_id
+        url = upstream.origin + match.forward_path(upstream) + sep + query
+        scope.upstream_started = time.perf_counter()
+        return await self._forwarder.forward(
+            request, url, headers, route.timeout, scope.response_headers
+        )

@@ -1,0 +1,88 @@
+"""Header hygiene between client and upstream, with every name set built once at import.
+
+What reaches the upstream is the client's request minus hop-by-hop headers (and those named in
+`Connection`), minus credentials and any client-sent `X-Gateway-*` identity (either spelling),
+plus what the gateway itself asserts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+# Set by the gateway itself, or meaningful only between the client and the gateway.
+_REQUEST_DROP = HOP_BY_HOP | {
+    "authorization",
+    "x-api-key",
+    "host",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-request-id",
+    "expect",
+}
+_RESPONSE_DROP = HOP_BY_HOP | {"x-request-id"}
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{8,128}")
+
+
+def is_gateway_header(lname: str) -> bool:
+    """True for X-Gateway-* in any case and with `_` for `-`, which some servers fold together."""
+    return lname[:10].replace("_", "-") == "x-gateway-"
+
+
+def sane_request_id(value: str | None) -> bool:
+    return value is not None and _REQUEST_ID.fullmatch(value) is not None
+
+
+def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    values = headers.getall("Connection", ())
+    if not values:
+        return frozenset()
+    return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
+
+
+def upstream_request_headers(
+    incoming: CIMultiDictProxy[str], extra: Iterable[tuple[str, str]]
+) -> CIMultiDict[str]:
+    """The client's headers made safe to forward, followed by the gateway's own."""
+    named = _connection_tokens(incoming)
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in incoming.items():
+        lname = name.lower()
+        if lname in _REQUEST_DROP or lname in named:
+            continue
+        if lname[0] == "x" and is_gateway_header(lname):
+            continue
+        out.add(name, value)
+    out.extend(extra)
+    return out
+
+
+def client_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """The upstream's response headers minus those that belong to the upstream connection."""
+    named = _connection_tokens(upstream)
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in upstream.items():
+        lname = name.lower()
+        if lname in _RESPONSE_DROP or lname in named:
+            continue
+        out.add(name, value)
+    return out

@@ -1,0 +1,223 @@
+"""Real servers on 127.0.0.1 ephemeral ports: an upstream that reports what it saw, and gateways."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import trustme
+from aiohttp import web
+
+from gateway.app import Gateway
+from gateway.config import Config, parse_config
+
+REQUIRE_SERVICES = os.environ.get("GATEWAY_REQUIRE_SERVICES") == "1"
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+
+
+def require_service(name: str, reachable: bool, reason: str) -> None:
+    """Skip when a backing service is missing on a laptop; fail in CI, where it must exist."""
+    if reachable:
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{name} is required (GATEWAY_REQUIRE_SERVICES=1) but {reason}")
+    pytest.skip(f"{name} not available: {reason}")
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def server_cert(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    base = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = base / "gateway.crt", base / "gateway.key"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    for pem in cert.cert_chain_pems[1:]:
+        pem.write_to_path(str(cert_file), append=True)
+    cert.private_key_pem.write_to_path(str(key_file))
+    return str(cert_file), str(key_file)
+
+
+@pytest.fixture(scope="session")
+def client_ssl(ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return ctx
+
+
+class UpstreamState:
+    """What the fake upstream saw, so tests can assert on what crossed the gateway."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.last: dict[str, Any] = {}
+        self.cancelled = asyncio.Event()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+
+def _describe(request: web.Request, body: bytes) -> dict[str, Any]:
+    return {
+        "method": request.method,
+        "path": request.raw_path.partition("?")[0],
+        "query": request.raw_path.partition("?")[2],
+        "headers": [[k, v] for k, v in request.headers.items()],
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "body_len": len(body),
+    }
+
+
+def upstream_app(state: UpstreamState) -> web.Application:
+    async def echo(request: web.Request) -> web.Response:
+        state.hits += 1
+        body = await request.read()
+        state.last = _describe(request, body)
+        return web.json_response(state.last, headers={"X-Upstream": "yes"})
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        state.hits += 1
+        size = int(request.query.get("size", str(5 * 1024 * 1024)))
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        block = bytes(range(256)) * 256
+        sent = 0
+        while sent < size:
+            piece = block[: min(len(block), size - sent)]
+            await resp.write(piece)
+            sent += len(piece)
+        await resp.write_eof()
+        return resp
+
+    async def upload(request: web.Request) -> web.Response:
+        state.hits += 1
+        digest = hashlib.sha256()
+        size = 0
+        async for chunk in request.content.iter_chunked(65536):
+            digest.update(chunk)
+            size += len(chunk)
+        return web.json_response({"sha256": digest.hexdigest(), "size": size})
+
+    async def slow(request: web.Request) -> web.Response:
+        state.hits += 1
+        state.entered.set()
+        try:
+            await asyncio.wait_for(state.release.wait(), float(request.query.get("max", "30")))
+        except asyncio.CancelledError:
+            state.cancelled.set()
+            raise
+        return web.json_response({"slow": "done"})
+
+    async def hop(request: web.Request) -> web.Response:
+        state.hits += 1
+        return web.Response(
+            text="ok",
+            headers={"Connection": "close, X-Secret-Hop", "X-Secret-Hop": "1", "Keep-Alive": "timeout=5"},
+        )
+
+    app = web.Application(handler_args={"handler_cancellation": True})
+    app.router.add_route("*", "/stream", stream)
+    app.router.add_route("*", "/upload", upload)
+    app.router.add_route("*", "/slow", slow)
+    app.router.add_route("*", "/hop", hop)
+    app.router.add_route("*", "/{tail:.*}", echo)
+    return app
+
+
+@pytest.fixture
+async def upstream(aiohttp_server: Any) -> AsyncIterator[tuple[str, UpstreamState]]:
+    state = UpstreamState()
+    server = await aiohttp_server(upstream_app(state))
+    yield f"http://127.0.0.1:{server.port}", state
+    state.release.set()
+
+
+def base_config(tmp_path: Path, server_cert: tuple[str, str], **overrides: Any) -> dict[str, Any]:
+    cert_file, key_file = server_cert
+    cfg: dict[str, Any] = {
+        "server": {
+            "host": "127.0.0.1",
+            "port": 0,
+            "tls": {"cert_file": cert_file, "key_file": key_file},
+            "grace_period": 5,
+        },
+        "data_dir": str(tmp_path / "data"),
+        "admin": {"host": "127.0.0.1", "port": 0},
+        "routes": [],
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    return cfg
+
+
+StartGateway = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+async def start_gateway(
+    tmp_path: Path, server_cert: tuple[str, str]
+) -> AsyncIterator[StartGateway]:
+    started: list[Gateway] = []
+
+    async def start(clock: Callable[[], float] | None = None, **overrides: Any) -> Gateway:
+        cfg: Config = parse_config(base_config(tmp_path, server_cert, **overrides), env={})
+        gateway = Gateway(cfg, clock=clock or time.time, admin_token=ADMIN_TOKEN)
+        await gateway.start()
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        await gateway.stop()
+
+
+@pytest.fixture
+async def https(client_ssl: ssl.SSLContext) -> AsyncIterator[aiohttp.ClientSession]:
+    connector = aiohttp.TCPConnector(ssl=client_ssl)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        yield session
+
+
+def proxy_url(gateway: Gateway, path: str) -> str:
+    return f"https://127.0.0.1:{gateway.proxy_port}{path}"
+
+
+def admin_url(gateway: Gateway, path: str) -> str:
+    return f"http://127.0.0.1:{gateway.admin_port}{path}"
+
+
+def upstream_headers(seen: dict[str, Any]) -> dict[str, str]:
+    """The upstream's view of the request headers, names lower-cased."""
+    return {k.lower(): v for k, v in seen["headers"]}
+
+
+async def read_json(resp: aiohttp.ClientResponse) -> Any:
+    return json.loads(await resp.read())
+
+
+class FakeClock:
+    """Wall-clock seconds that only move when a test says so (expiry without sleeping)."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
