@@ -1,0 +1,1 @@
+"""Access control on the proxy path: who is calling, what they may do, and how often."""

@@ -1,0 +1,147 @@
+"""The access step of the proxy pipeline: credential, identity, authorization, rate limit.
+
+Cheapest refusals first: header parsing and the key checksum cost no lookup; a cached identity
+costs no I/O; only a cache miss reaches the store, and a store that cannot answer is a 503
+rather than a guess.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from gateway.access.assertion import IdentityAssertions
+from gateway.access.authorize import authorize
+from gateway.access.identity import Identity, derive
+from gateway.access.limits import limit_headers
+from gateway.credentials.keyformat import hash_key, parse_key
+from gateway.credentials.parse import Credential, extract
+from gateway.errors import (
+    ExpiredCredentials,
+    InvalidCredentials,
+    RateLimited,
+    RevokedCredentials,
+    StoreUnavailable,
+)
+from gateway.keystore.base import KeyStore, StoreError
+from gateway.keystore.cache import IdentityCache
+from gateway.keystore.lastused import LastUsedRecorder
+from gateway.keystore.models import Principal
+from gateway.proxy.pipeline import RequestScope
+from gateway.ratelimit import RateLimiter
+from gateway.routing import Match, Route, Upstream
+
+log = logging.getLogger("gateway.access")
+
+# A JWT verifier resolves a token to the id of the key it was minted from (or refuses).
+TokenVerifier = Callable[[str], str]
+
+
+class AccessGuard:
+    def __init__(
+        self,
+        *,
+        store: KeyStore,
+        cache: IdentityCache[Identity],
+        limiter: RateLimiter,
+        last_used: LastUsedRecorder,
+        plan_limits: Mapping[str, int],
+        key_prefix: str,
+        ietf_headers: bool = False,
+        clock: Callable[[], float] = time.time,
+        verify_token: TokenVerifier | None = None,
+        assertions: IdentityAssertions | None = None,
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._limiter = limiter
+        self._last_used = last_used
+        self._plan_limits = dict(plan_limits)
+        self._fallback_limit = min(self._plan_limits.values(), default=60)
+        self._prefix = key_prefix
+        self._ietf = ietf_headers
+        self._clock = clock
+        self._verify_token = verify_token
+        self._assertions = assertions
+
+    def _derive(self, principal: Principal | None) -> Identity | None:
+        if principal is None:
+            return None
+        return derive(principal, self._plan_limits, self._fallback_limit)
+
+    async def _load(self, fetch: Awaitable[Principal | None]) -> Identity | None:
+        try:
+            return self._derive(await fetch)
+        except StoreError as exc:
+            log.warning("key store unavailable", extra={"error": str(exc)})
+            raise StoreUnavailable() from None
+
+    async def by_hash(self, secret_hash: str) -> Identity | None:
+        return await self._cache.get(
+            secret_hash, lambda: self._load(self._store.get_principal_by_hash(secret_hash))
+        )
+
+    async def by_key_id(self, key_id: str) -> Identity | None:
+        return await self._cache.get(
+            "id:" + key_id, lambda: self._load(self._store.get_principal_by_key_id(key_id))
+        )
+
+    async def identify(self, credential: Credential) -> Identity:
+        """The live identity behind a credential, or the contract's 401."""
+        if credential.is_jwt:
+            if self._verify_token is None:
+                raise InvalidCredentials("tokens are not accepted here")
+            identity = await self.by_key_id(self._verify_token(credential.secret))
+        else:
+            if parse_key(credential.secret, self._prefix) is None:
+                raise InvalidCredentials("malformed API key")
+            identity = await self.by_hash(hash_key(credential.secret))
+            if (
+                identity is not None
+                and credential.key_id is not None
+                and not hmac.compare_digest(identity.key_id.encode(), credential.key_id.encode())
+            ):
+                identity = None
+        if identity is None:
+            raise InvalidCredentials()
+        if identity.revoked:
+            raise RevokedCredentials()
+        if identity.expires_at is not None and self._clock() >= identity.expires_at:
+            raise ExpiredCredentials()
+        return identity
+
+    async def limit(self, identity: Identity, route: Route | None, scope: RequestScope) -> None:
+        """Count the request against the key (and route) limits; refuse with 429 when over."""
+        checks = [(identity.bucket, identity.limit_per_minute)]
+        if route is not None and route.rate_limit_per_minute:
+            checks.append((f"r:{identity.key_id}:{route.name}", route.rate_limit_per_minute))
+        decision = await self._limiter.hit(checks)
+        scope.response_headers.extend(limit_headers(decision, ietf=self._ietf))
+        if not decision.allowed:
+            scope.rate_limited = True
+            raise RateLimited()
+
+    async def __call__(self, request: web.BaseRequest, scope: RequestScope, match: Match) -> Upstream:
+        route = match.route
+        if not route.auth:
+            return route.upstream
+        credential = extract(request.headers, route.auth)
+        scope.auth_method = credential.method
+        identity = await self.identify(credential)
+        scope.extra["identity"] = identity
+        authorize(identity, request.method, match)
+        await self.limit(identity, route, scope)
+        self._last_used.touch(identity.key_id)
+        scope.upstream_headers.extend(identity.headers)
+        scope.upstream_headers.append(("X-Gateway-Auth-Method", credential.method))
+        if self._assertions is not None:
+            scope.upstream_headers.append(
+                ("X-Gateway-Identity", self._assertions.token(identity, route.name, credential.method))
+            )
+        if identity.environment == "test" and route.sandbox_upstream is not None:
+            return route.sandbox_upstream
+        return route.upstream

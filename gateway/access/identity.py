@@ -1,0 +1,100 @@
+"""A key's principal flattened once, at cache fill, into what the hot path reads.
+
+Timestamps become floats, permissions become method sets and path prefixes, the plan becomes
+a number, and the identity headers for the upstream become a ready tuple, so a cached request
+costs a few attribute reads and comparisons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from gateway.keystore.models import Principal
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+READ_ONLY_ROLES = frozenset({"viewer"})
+
+
+@dataclass(frozen=True, slots=True)
+class PathRule:
+    methods: frozenset[str]     # empty = any method
+    path: str                   # exact path, or prefix when `subtree`
+    subtree: bool
+
+    def allows(self, method: str, path: str) -> bool:
+        if self.methods and method not in self.methods:
+            return False
+        if self.subtree:
+            return path == self.path or path.startswith(self.path + "/") or self.path == ""
+        return path == self.path
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    key_id: str
+    tenant_id: str
+    user_id: str | None
+    key_name: str
+    environment: str
+    scope: str
+    rules: tuple[PathRule, ...]
+    resources: Mapping[str, frozenset[str]]
+    limit_per_minute: int
+    expires_at: float | None
+    revoked: bool
+    tenant_disabled: bool
+    user_disabled: bool
+    read_only: bool             # the scope, or the owner's role, allows only safe methods
+    bucket: str                 # rate-limit bucket of the key
+    headers: tuple[tuple[str, str], ...]
+
+
+def _rule(methods: tuple[str, ...], path: str) -> PathRule:
+    wanted = frozenset(m.upper() for m in methods if m != "*")
+    if "*" in methods:
+        wanted = frozenset()
+    if path.endswith("/*"):
+        return PathRule(wanted, path[:-2], True)
+    return PathRule(wanted, path, False)
+
+
+def header_value(text: str) -> str:
+    """Header-safe text: printable ASCII as is, anything else percent-encoded (UTF-8)."""
+    if text.isascii() and text.isprintable():
+        return text
+    return quote(text, safe="".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%"))
+
+
+def derive(principal: Principal, plan_limits: Mapping[str, int], fallback_limit: int) -> Identity:
+    key, tenant, user = principal.key, principal.tenant, principal.user
+    limit = key.rate_limit_per_minute or plan_limits.get(tenant.plan, fallback_limit)
+    read_only = key.scope == "read_only" or (user is not None and user.role in READ_ONLY_ROLES)
+    headers = [
+        ("X-Gateway-Tenant", header_value(tenant.id)),
+        ("X-Gateway-Key-Id", key.id),
+        ("X-Gateway-Key-Name", header_value(key.name)),
+        ("X-Gateway-Scope", key.scope),
+        ("X-Gateway-Environment", key.environment),
+    ]
+    if user is not None:
+        headers.append(("X-Gateway-User", header_value(user.id)))
+    return Identity(
+        key_id=key.id,
+        tenant_id=tenant.id,
+        user_id=user.id if user else None,
+        key_name=key.name,
+        environment=key.environment,
+        scope=key.scope,
+        rules=tuple(_rule(tuple(p.methods), p.path) for p in key.permissions),
+        resources={name: frozenset(values) for name, values in key.resources.items()},
+        limit_per_minute=limit,
+        expires_at=key.expires_at.timestamp() if key.expires_at else None,
+        revoked=key.revoked_at is not None,
+        tenant_disabled=tenant.disabled,
+        user_disabled=bool(user and user.disabled),
+        read_only=read_only,
+        bucket="k:" + key.id,
+        headers=tuple(headers),
+    )

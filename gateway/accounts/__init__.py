@@ -1,0 +1,1 @@
+"""Tenants, their users and their keys: the rules and operations shared by admin API and CLI."""

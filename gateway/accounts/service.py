@@ -1,0 +1,295 @@
+"""Tenant, user and key operations with their rules, cache invalidation and audit, in one place.
+
+The admin API and the CLI both call this, so a key created either way obeys the same rules, and
+every change drops the affected identities from this process's cache before it returns, so a
+revoked key fails on its very next request here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.accounts import rules
+from gateway.config import Config
+from gateway.credentials.keyformat import display_prefix, generate_key, hash_key, last4, new_id
+from gateway.errors import Conflict, NotFound, ValidationError
+from gateway.keystore.base import DuplicateError, KeyStore
+from gateway.keystore.models import ApiKey, Tenant, User
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who made a change: `admin` (admin token), `cli`, or `system`, and from where."""
+
+    name: str
+    source_ip: str | None = None
+
+
+SYSTEM = Actor("system")
+
+
+class AuditSink(Protocol):
+    def __call__(
+        self,
+        actor: Actor,
+        action: str,
+        target_type: str,
+        target_id: str,
+        *,
+        tenant_id: str | None = None,
+        key_name: str | None = None,
+    ) -> None: ...
+
+
+class Invalidator(Protocol):
+    def invalidate_key(self, key_id: str) -> object: ...
+    def invalidate_tenant(self, tenant_id: str) -> object: ...
+    def invalidate_user(self, user_id: str) -> object: ...
+
+
+def _no_audit(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+class Accounts:
+    def __init__(
+        self,
+        store: KeyStore,
+        cfg: Config,
+        *,
+        invalidators: tuple[Invalidator, ...] = (),
+        audit: AuditSink = _no_audit,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.cfg = cfg
+        self._invalidators = invalidators
+        self._audit = audit
+        self._clock = clock
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc)
+
+    # tenants
+
+    async def create_tenant(self, body: Any, actor: Actor) -> Tenant:
+        body = rules.require_object(body)
+        problems = rules.Problems()
+        rules.check_unknown(body, {"id", "name", "plan"}, problems)
+        tenant_id = rules.text(body, "id", problems, required=False, limit=64)
+        if tenant_id is not None and not rules.TENANT_ID.fullmatch(tenant_id):
+            problems.add("id", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        name = rules.text(body, "name", problems, required=True)
+        plan = rules.choice(body, "plan", tuple(self.cfg.plans), problems, default=None)
+        problems.raise_if_any()
+        now = self.now()
+        tenant = Tenant(
+            id=tenant_id or new_id("ten"), name=str(name), plan=str(plan),
+            disabled=False, created_at=now, updated_at=now,
+        )
+        try:
+            created = await self.store.create_tenant(tenant)
+        except DuplicateError:
+            raise Conflict(f"tenant {tenant.id} already exists") from None
+        self._audit(actor, "tenant.created", "tenant", created.id, tenant_id=created.id)
+        return created
+
+    async def tenant(self, tenant_id: str) -> Tenant:
+        tenant = await self.store.get_tenant(tenant_id)
+        if tenant is None:
+            raise NotFound(f"no tenant {tenant_id}")
+        return tenant
+
+    async def update_tenant(self, tenant_id: str, body: Any, actor: Actor) -> Tenant:
+        body = rules.require_object(body)
+        problems = rules.Problems()
+        rules.check_unknown(body, {"name", "plan", "disabled"}, problems)
+        name = rules.text(body, "name", problems, required=False)
+        plan = rules.choice(body, "plan", tuple(self.cfg.plans), problems, default="") or None
+        disabled = rules.flag(body, "disabled", problems)
+        problems.raise_if_any()
+        updated = await self.store.update_tenant(
+            tenant_id, name=name, plan=plan, disabled=disabled, at=self.now()
+        )
+        if updated is None:
+            raise NotFound(f"no tenant {tenant_id}")
+        for cache in self._invalidators:
+            cache.invalidate_tenant(tenant_id)
+        self._audit(actor, "tenant.updated", "tenant", tenant_id, tenant_id=tenant_id)
+        return updated
+
+    def plan_limit(self, tenant: Tenant) -> int | None:
+        plan = self.cfg.plans.get(tenant.plan)
+        return plan.requests_per_minute if plan else None
+
+    # users
+
+    async def create_user(self, tenant_id: str, body: Any, actor: Actor) -> User:
+        await self.tenant(tenant_id)
+        body = rules.require_object(body)
+        problems = rules.Problems()
+        rules.check_unknown(body, {"name", "email", "role"}, problems)
+        name = rules.text(body, "name", problems, required=True)
+        email = None
+        if body.get("email") is not None:
+            email = rules.text(body, "email", problems, required=False, limit=320)
+            if email is not None and not rules.EMAIL.fullmatch(email):
+                problems.add("email", "must be an email address")
+        role = rules.choice(body, "role", rules.ROLES, problems, default=None)
+        problems.raise_if_any()
+        now = self.now()
+        user = User(
+            id=new_id("usr"), tenant_id=tenant_id, name=str(name), email=email,
+            role=role, disabled=False, created_at=now, updated_at=now,  # type: ignore[arg-type]
+        )
+        created = await self.store.create_user(user)
+        self._audit(actor, "user.created", "user", created.id, tenant_id=tenant_id)
+        return created
+
+    async def update_user(self, user_id: str, body: Any, actor: Actor) -> User:
+        body = rules.require_object(body)
+        problems = rules.Problems()
+        rules.check_unknown(body, {"role", "disabled", "name"}, problems)
+        role = rules.choice(body, "role", rules.ROLES, problems, default="") or None
+        disabled = rules.flag(body, "disabled", problems)
+        name = rules.text(body, "name", problems, required=False)
+        problems.raise_if_any()
+        updated = await self.store.update_user(
+            user_id, role=role, disabled=disabled, name=name, at=self.now()
+        )
+        if updated is None:
+            raise NotFound(f"no user {user_id}")
+        for cache in self._invalidators:
+            cache.invalidate_user(user_id)
+        self._audit(actor, "user.updated", "user", user_id, tenant_id=updated.tenant_id)
+        return updated
+
+    # keys
+
+    async def key(self, key_id: str) -> ApiKey:
+        key = await self.store.get_key(key_id)
+        if key is None:
+            raise NotFound(f"no key {key_id}")
+        return key
+
+    async def _check_capacity(self, tenant_id: str) -> None:
+        active = await self.store.count_active_keys(tenant_id, self.now())
+        limit = self.cfg.keys.max_per_tenant
+        if active >= limit:
+            raise ValidationError(
+                f"tenant {tenant_id} already has {active} active keys (maximum {limit})",
+                details=[{"field": "tenant_id", "issue": f"tenant has reached its maximum of {limit} active keys"}],
+            )
+
+    def _mint(self, spec: rules.KeySpec, now: dt.datetime) -> tuple[ApiKey, str]:
+        secret = generate_key(self.cfg.keys.prefix, spec.environment)
+        expires = now + dt.timedelta(days=spec.validity_days) if spec.validity_days else None
+        key = ApiKey(
+            id=new_id("key"), tenant_id=spec.tenant_id, user_id=spec.user_id, name=spec.name,
+            display_prefix=display_prefix(secret), last4=last4(secret), secret_hash=hash_key(secret),
+            scope=spec.scope, permissions=spec.permissions,  # type: ignore[arg-type]
+            resources=spec.resources, environment=spec.environment,  # type: ignore[arg-type]
+            rate_limit_per_minute=spec.rate_limit_per_minute, created_at=now, expires_at=expires,
+            last_used_at=None, revoked_at=None, replaced_by=None,
+        )
+        return key, secret
+
+    async def create_key(self, body: Any, actor: Actor) -> tuple[ApiKey, str]:
+        """A new key and its secret, which exists only in this return value from now on."""
+        spec = rules.key_spec(body, self.cfg.keys)
+        tenant = await self.store.get_tenant(spec.tenant_id)
+        if tenant is None:
+            raise ValidationError(details=[{"field": "tenant_id", "issue": "no such tenant"}])
+        if spec.user_id is not None:
+            user = await self.store.get_user(spec.user_id)
+            if user is None or user.tenant_id != tenant.id:
+                raise ValidationError(details=[{"field": "user_id", "issue": "no such user in this tenant"}])
+        await self._check_capacity(tenant.id)
+        key, secret = self._mint(spec, self.now())
+        created = await self.store.create_key(key)
+        self._audit(actor, "key.created", "key", created.id, tenant_id=created.tenant_id, key_name=created.name)
+        return created, secret
+
+    async def rotate_key(self, key_id: str, actor: Actor) -> tuple[ApiKey, str]:
+        """A new secret with the same settings; the old key stops at once."""
+        old = await self.key(key_id)
+        now = self.now()
+        if old.status(now) == "revoked":
+            raise Conflict(f"key {key_id} is revoked and cannot be rotated")
+        validity = None
+        if old.expires_at is not None:
+            days = (old.expires_at - old.created_at).days
+            validity = max(1, days)
+        spec = rules.KeySpec(
+            tenant_id=old.tenant_id, name=old.name, scope=old.scope, permissions=old.permissions,
+            validity_days=validity, environment=old.environment, resources=old.resources,
+            user_id=old.user_id, rate_limit_per_minute=old.rate_limit_per_minute,
+        )
+        new, secret = self._mint(spec, now)
+        rotated = await self.store.rotate_key(key_id, new, now)
+        if rotated is None:
+            raise NotFound(f"no key {key_id}")
+        self._forget_key(key_id)
+        self._audit(actor, "key.rotated", "key", key_id, tenant_id=old.tenant_id, key_name=old.name)
+        return rotated, secret
+
+    async def revoke_key(self, key_id: str, actor: Actor) -> ApiKey:
+        revoked = await self.store.revoke_key(key_id, self.now())
+        if revoked is None:
+            raise NotFound(f"no key {key_id}")
+        self._forget_key(key_id)
+        self._audit(actor, "key.revoked", "key", key_id, tenant_id=revoked.tenant_id, key_name=revoked.name)
+        return revoked
+
+    def _forget_key(self, key_id: str) -> None:
+        for cache in self._invalidators:
+            cache.invalidate_key(key_id)
+
+
+def key_view(key: ApiKey, now: dt.datetime, expiring_soon_days: int) -> dict[str, Any]:
+    """The contract's JSON for a key: never the secret or its hash."""
+    expires_in = None
+    soon = False
+    if key.expires_at is not None:
+        days = (key.expires_at - now).total_seconds() / 86400
+        expires_in = math.ceil(days) if days >= 0 else math.floor(days)
+        soon = expires_in <= expiring_soon_days
+    return {
+        "id": key.id,
+        "name": key.name,
+        "tenant_id": key.tenant_id,
+        "user_id": key.user_id,
+        "masked": key.display_prefix + "•" * 8,
+        "last4": key.last4,
+        "scope": key.scope,
+        "permissions": [{"methods": list(p.methods), "path": p.path} for p in key.permissions],
+        "resources": {k: list(v) for k, v in key.resources.items()},
+        "environment": key.environment,
+        "rate_limit_per_minute": key.rate_limit_per_minute,
+        "created_at": iso(key.created_at),
+        "last_used_at": iso(key.last_used_at),
+        "expires_at": iso(key.expires_at),
+        "expires_in_days": expires_in,
+        "expiring_soon": soon,
+        "status": key.status(now),
+        "revoked_at": iso(key.revoked_at),
+        "replaced_by": key.replaced_by,
+    }
+
+
+def iso(at: dt.datetime | None) -> str | None:
+    if at is None:
+        return None
+    return at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def plain(obj: Any) -> Mapping[str, Any]:
+    """A tenant or user as JSON-ready fields."""
+    fields = {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+    return {k: iso(v) if isinstance(v, dt.datetime) else v for k, v in fields.items()}
+

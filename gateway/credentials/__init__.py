@@ -1,0 +1,1 @@
+"""Credentials: parsing request headers, the API key format, and gateway-signed tokens."""

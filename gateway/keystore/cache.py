@@ -1,0 +1,137 @@
+"""The in-process cache that keeps the store off the request path.
+
+Bounded LRU of resolved identities with a TTL (`store.cache_ttl`: how long a change made by
+another instance may go unseen), plus a separate, smaller negative cache of unknown hashes with
+a short TTL, so a flood of random keys can neither fill memory nor reach the store for repeats.
+Changes made by this process invalidate at once. Concurrent misses for one hash share one
+store lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+
+class Owned(Protocol):
+    """What invalidation needs to know about a cached value."""
+
+    key_id: str
+    tenant_id: str
+    user_id: str | None
+
+
+V = TypeVar("V", bound=Owned)
+
+
+@dataclass(slots=True)
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    negative_hits: int = 0
+    evictions: int = 0
+
+
+class IdentityCache(Generic[V]):
+    """LRU + TTL cache from a lookup key (secret hash, or key id) to a resolved identity."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float,
+        size: int,
+        negative_ttl: float,
+        negative_size: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl
+        self._size = max(1, size)
+        self._negative_ttl = negative_ttl
+        self._negative_size = max(1, negative_size)
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[V, float]] = OrderedDict()
+        self._negative: OrderedDict[str, float] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[V | None]] = {}
+        self.stats = CacheStats()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def negative_size(self) -> int:
+        return len(self._negative)
+
+    async def get(self, lookup: str, load: Callable[[], Awaitable[V | None]]) -> V | None:
+        """The cached identity, or the loaded one; None when the store does not know it."""
+        now = self._clock()
+        entry = self._entries.get(lookup)
+        if entry is not None:
+            if entry[1] > now:
+                self._entries.move_to_end(lookup)
+                self.stats.hits += 1
+                return entry[0]
+            del self._entries[lookup]
+        expiry = self._negative.get(lookup)
+        if expiry is not None:
+            if expiry > now:
+                self.stats.negative_hits += 1
+                return None
+            del self._negative[lookup]
+        self.stats.misses += 1
+        pending = self._inflight.get(lookup)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+        self._inflight[lookup] = future
+        try:
+            value = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters, if any, re-raise it themselves
+            raise
+        finally:
+            del self._inflight[lookup]
+        if not future.done():
+            future.set_result(value)
+        self.put(lookup, value)
+        return value
+
+    def put(self, lookup: str, value: V | None) -> None:
+        now = self._clock()
+        if value is None:
+            self._negative[lookup] = now + self._negative_ttl
+            self._negative.move_to_end(lookup)
+            while len(self._negative) > self._negative_size:
+                self._negative.popitem(last=False)
+                self.stats.evictions += 1
+            return
+        self._negative.pop(lookup, None)
+        self._entries[lookup] = (value, now + self._ttl)
+        self._entries.move_to_end(lookup)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+            self.stats.evictions += 1
+
+    def _drop(self, match: Callable[[V], bool]) -> int:
+        doomed = [k for k, (v, _) in self._entries.items() if match(v)]
+        for k in doomed:
+            del self._entries[k]
+        return len(doomed)
+
+    def invalidate_key(self, key_id: str) -> int:
+        return self._drop(lambda v: v.key_id == key_id)
+
+    def invalidate_tenant(self, tenant_id: str) -> int:
+        return self._drop(lambda v: v.tenant_id == tenant_id)
+
+    def invalidate_user(self, user_id: str) -> int:
+        return self._drop(lambda v: v.user_id == user_id)
+
+    def clear(self) -> None:
+        """Forget everything, e.g. after missing invalidation messages from other instances."""
+        self._entries.clear()
+        self._negative.clear()

@@ -1,0 +1,78 @@
+"""Tenants, users and keys as immutable values; timestamps are timezone-aware UTC."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Role = Literal["owner", "admin", "member", "viewer"]
+Scope = Literal["read_only", "read_write", "custom"]
+Environment = Literal["live", "test"]
+Status = Literal["active", "expired", "revoked"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    name: str
+    plan: str
+    disabled: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    tenant_id: str
+    name: str
+    email: str | None
+    role: Role
+    disabled: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    methods: tuple[str, ...]
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    tenant_id: str
+    user_id: str | None
+    name: str
+    display_prefix: str
+    last4: str
+    secret_hash: str
+    scope: Scope
+    permissions: tuple[Permission, ...]
+    resources: Mapping[str, tuple[str, ...]]
+    environment: Environment
+    rate_limit_per_minute: int | None
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    replaced_by: str | None
+
+    def status(self, now: dt.datetime) -> Status:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and now >= self.expires_at:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Everything authentication needs about a key, fetched in one query."""
+
+    key: ApiKey
+    tenant: Tenant
+    user: User | None

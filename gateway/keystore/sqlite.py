@@ -1,0 +1,329 @@
+"""The embedded key store: SQLite through aiosqlite, WAL mode, versioned migrations on open.
+
+Only the SHA-256 of each key is stored, with its display prefix and last four characters for
+people to recognise it. Timestamps are fixed-width UTC text, so they sort as they compare.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, StoreError
+from gateway.keystore.models import ApiKey, Permission, Principal, Tenant, User
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE tenants (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL, plan TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)""",
+        """CREATE TABLE users (
+            id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), name TEXT NOT NULL,
+            email TEXT, role TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL)""",
+        "CREATE INDEX users_tenant ON users (tenant_id)",
+        """CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),
+            user_id TEXT REFERENCES users(id), name TEXT NOT NULL, display_prefix TEXT NOT NULL,
+            last4 TEXT NOT NULL, secret_hash TEXT NOT NULL UNIQUE, scope TEXT NOT NULL,
+            permissions TEXT NOT NULL, resources TEXT NOT NULL, environment TEXT NOT NULL,
+            rate_limit_per_minute INTEGER, created_at TEXT NOT NULL, expires_at TEXT,
+            last_used_at TEXT, revoked_at TEXT, replaced_by TEXT)""",
+        "CREATE INDEX api_keys_tenant ON api_keys (tenant_id, created_at)",
+    ]),
+]
+
+_TENANT = "t.id, t.name, t.plan, t.disabled, t.created_at, t.updated_at"
+_USER = "u.id, u.tenant_id, u.name, u.email, u.role, u.disabled, u.created_at, u.updated_at"
+_KEY = (
+    "k.id, k.tenant_id, k.user_id, k.name, k.display_prefix, k.last4, k.secret_hash, k.scope, "
+    "k.permissions, k.resources, k.environment, k.rate_limit_per_minute, k.created_at, "
+    "k.expires_at, k.last_used_at, k.revoked_at, k.replaced_by"
+)
+_STATUS = (
+    "CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked' "
+    "WHEN k.expires_at IS NOT NULL AND k.expires_at <= :now THEN 'expired' ELSE 'active' END"
+)
+
+
+def ts(at: dt.datetime | None) -> str | None:
+    if at is None:
+        return None
+    return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
+
+
+def tenant_row(r: Any) -> Tenant:
+    return Tenant(r[0], r[1], r[2], bool(r[3]), parse_ts(r[4]), parse_ts(r[5]))  # type: ignore[arg-type]
+
+
+def user_row(r: Any) -> User:
+    return User(r[0], r[1], r[2], r[3], r[4], bool(r[5]), parse_ts(r[6]), parse_ts(r[7]))  # type: ignore[arg-type]
+
+
+def key_row(r: Any) -> ApiKey:
+    return ApiKey(
+        id=r[0], tenant_id=r[1], user_id=r[2], name=r[3], display_prefix=r[4], last4=r[5],
+        secret_hash=r[6], scope=r[7],
+        permissions=tuple(Permission(tuple(p["methods"]), p["path"]) for p in json.loads(r[8])),
+        resources={k: tuple(v) for k, v in json.loads(r[9]).items()},
+        environment=r[10], rate_limit_per_minute=r[11], created_at=parse_ts(r[12]),  # type: ignore[arg-type]
+        expires_at=parse_ts(r[13]), last_used_at=parse_ts(r[14]), revoked_at=parse_ts(r[15]),
+        replaced_by=r[16],
+    )
+
+
+def order_by(sort: str, allowed: frozenset[str], alias: str) -> str:
+    """A whitelisted ORDER BY; NULLs last ascending, first descending; id breaks ties."""
+    field = sort.lstrip("-")
+    if field not in allowed:
+        raise ValueError(f"cannot sort by {field}")
+    direction = "DESC" if sort.startswith("-") else "ASC"
+    column = "status" if field == "status" else f"{alias}.{field}"
+    nulls = f"{column} IS NULL {direction}, "
+    return f"ORDER BY {nulls}{column} {direction}, {alias}.id {direction}"
+
+
+class SQLiteKeyStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            if Path(self.path).is_dir():
+                raise StoreError(f"cannot open key store {self.path}: it is a directory")
+            self._db = await aiosqlite.connect(self.path)
+            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA foreign_keys=ON")
+            await self._migrate()
+        except StoreError:
+            await self.close()
+            raise
+        except (OSError, sqlite3.Error) as exc:
+            await self.close()
+            raise StoreError(f"cannot open key store {self.path}: {exc}") from None
+
+    async def _migrate(self) -> None:
+        db = self._conn()
+        await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        async with db.execute("SELECT version FROM schema_migrations") as cur:
+            done = {row[0] for row in await cur.fetchall()}
+        for version, statements in MIGRATIONS:
+            if version in done:
+                continue
+            for statement in statements:
+                await db.execute(statement)
+            await db.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?)", (version, ts(dt.datetime.now(dt.timezone.utc)))
+            )
+            await db.commit()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            try:
+                await db.close()
+            except sqlite3.Error:
+                pass
+
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("key store is not open")
+        return self._db
+
+    async def _all(self, sql: str, params: Any = ()) -> list[Any]:
+        try:
+            async with self._conn().execute(sql, params) as cur:
+                return list(await cur.fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"key store read failed: {exc}") from None
+        except ValueError as exc:  # aiosqlite: connection closed underneath us
+            raise StoreError(f"key store unavailable: {exc}") from None
+
+    async def _one(self, sql: str, params: Any = ()) -> Any:
+        rows = await self._all(sql, params)
+        return rows[0] if rows else None
+
+    async def _write(self, statements: list[tuple[str, Any]]) -> int:
+        db = self._conn()
+        changed = 0
+        try:
+            for sql, params in statements:
+                cur = await db.execute(sql, params)
+                changed += max(cur.rowcount, 0)
+            await db.commit()
+        except sqlite3.IntegrityError as exc:
+            await db.rollback()
+            if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
+                raise DuplicateError(str(exc)) from None
+            raise StoreError(f"key store write refused: {exc}") from None
+        except sqlite3.Error as exc:
+            try:
+                await db.rollback()
+            except sqlite3.Error:
+                pass
+            raise StoreError(f"key store write failed: {exc}") from None
+        except ValueError as exc:
+            raise StoreError(f"key store unavailable: {exc}") from None
+        return changed
+
+    async def ping(self) -> None:
+        await self._one("SELECT 1")
+
+    # tenants
+
+    async def create_tenant(self, tenant: Tenant) -> Tenant:
+        await self._write([(
+            "INSERT INTO tenants VALUES (?, ?, ?, ?, ?, ?)",
+            (tenant.id, tenant.name, tenant.plan, int(tenant.disabled), ts(tenant.created_at), ts(tenant.updated_at)),
+        )])
+        return tenant
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        row = await self._one(f"SELECT {_TENANT} FROM tenants t WHERE t.id = ?", (tenant_id,))
+        return tenant_row(row) if row else None
+
+    async def list_tenants(self, *, page: int, per_page: int, sort: str = "created_at") -> tuple[list[Tenant], int]:
+        order = order_by(sort, TENANT_SORTS, "t")
+        rows = await self._all(
+            f"SELECT {_TENANT} FROM tenants t {order} LIMIT ? OFFSET ?", (per_page, (page - 1) * per_page)
+        )
+        total = (await self._one("SELECT COUNT(*) FROM tenants"))[0]
+        return [tenant_row(r) for r in rows], total
+
+    async def update_tenant(self, tenant_id: str, *, name: str | None = None, plan: str | None = None,
+                            disabled: bool | None = None, at: dt.datetime) -> Tenant | None:
+        changes = {"name": name, "plan": plan, "disabled": None if disabled is None else int(disabled)}
+        sets = [(k, v) for k, v in changes.items() if v is not None]
+        assignments = ", ".join([f"{k} = ?" for k, _ in sets] + ["updated_at = ?"])
+        await self._write([(f"UPDATE tenants SET {assignments} WHERE id = ?", (*[v for _, v in sets], ts(at), tenant_id))])
+        return await self.get_tenant(tenant_id)
+
+    # users
+
+    async def create_user(self, user: User) -> User:
+        await self._write([(
+            "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (user.id, user.tenant_id, user.name, user.email, user.role, int(user.disabled),
+             ts(user.created_at), ts(user.updated_at)),
+        )])
+        return user
+
+    async def get_user(self, user_id: str) -> User | None:
+        row = await self._one(f"SELECT {_USER} FROM users u WHERE u.id = ?", (user_id,))
+        return user_row(row) if row else None
+
+    async def list_users(self, tenant_id: str) -> list[User]:
+        rows = await self._all(f"SELECT {_USER} FROM users u WHERE u.tenant_id = ? ORDER BY u.created_at, u.id", (tenant_id,))
+        return [user_row(r) for r in rows]
+
+    async def update_user(self, user_id: str, *, role: str | None = None, disabled: bool | None = None,
+                          name: str | None = None, at: dt.datetime) -> User | None:
+        changes = {"role": role, "name": name, "disabled": None if disabled is None else int(disabled)}
+        sets = [(k, v) for k, v in changes.items() if v is not None]
+        assignments = ", ".join([f"{k} = ?" for k, _ in sets] + ["updated_at = ?"])
+        await self._write([(f"UPDATE users SET {assignments} WHERE id = ?", (*[v for _, v in sets], ts(at), user_id))])
+        return await self.get_user(user_id)
+
+    # keys
+
+    @staticmethod
+    def _key_params(key: ApiKey) -> tuple[Any, ...]:
+        return (
+            key.id, key.tenant_id, key.user_id, key.name, key.display_prefix, key.last4, key.secret_hash,
+            key.scope, json.dumps([{"methods": list(p.methods), "path": p.path} for p in key.permissions]),
+            json.dumps({k: list(v) for k, v in key.resources.items()}), key.environment,
+            key.rate_limit_per_minute, ts(key.created_at), ts(key.expires_at), ts(key.last_used_at),
+            ts(key.revoked_at), key.replaced_by,
+        )
+
+    _INSERT_KEY = "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+    async def create_key(self, key: ApiKey) -> ApiKey:
+        await self._write([(self._INSERT_KEY, self._key_params(key))])
+        return key
+
+    async def get_key(self, key_id: str) -> ApiKey | None:
+        row = await self._one(f"SELECT {_KEY} FROM api_keys k WHERE k.id = ?", (key_id,))
+        return key_row(row) if row else None
+
+    async def _principal(self, where: str, value: str) -> Principal | None:
+        row = await self._one(
+            f"SELECT {_KEY}, {_TENANT}, {_USER} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+            f"LEFT JOIN users u ON u.id = k.user_id WHERE {where} = ?",
+            (value,),
+        )
+        if row is None:
+            return None
+        user = user_row(row[23:31]) if row[23] is not None else None
+        return Principal(key_row(row[:17]), tenant_row(row[17:23]), user)
+
+    async def get_principal_by_hash(self, secret_hash: str) -> Principal | None:
+        return await self._principal("k.secret_hash", secret_hash)
+
+    async def get_principal_by_key_id(self, key_id: str) -> Principal | None:
+        return await self._principal("k.id", key_id)
+
+    async def list_keys(self, *, tenant_id: str | None = None, status: str | None = None, now: dt.datetime,
+                        page: int, per_page: int, sort: str = "-created_at") -> tuple[list[ApiKey], int]:
+        order = order_by(sort, KEY_SORTS, "k")
+        where, params = ["1 = 1"], {"now": ts(now)}
+        if tenant_id is not None:
+            where.append("k.tenant_id = :tenant")
+            params["tenant"] = tenant_id
+        if status is not None:
+            where.append("status = :status")
+            params["status"] = status
+        base = f"FROM (SELECT *, {_STATUS} AS status FROM api_keys k) k WHERE {' AND '.join(where)}"
+        rows = await self._all(
+            f"SELECT {_KEY} {base} {order} LIMIT :limit OFFSET :offset",
+            {**params, "limit": per_page, "offset": (page - 1) * per_page},
+        )
+        total = (await self._one(f"SELECT COUNT(*) {base}", params))[0]
+        return [key_row(r) for r in rows], total
+
+    async def count_active_keys(self, tenant_id: str, now: dt.datetime) -> int:
+        row = await self._one(
+            "SELECT COUNT(*) FROM api_keys WHERE tenant_id = ? AND revoked_at IS NULL "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (tenant_id, ts(now)),
+        )
+        return int(row[0])
+
+    async def revoke_key(self, key_id: str, at: dt.datetime) -> ApiKey | None:
+        await self._write([("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (ts(at), key_id))])
+        return await self.get_key(key_id)
+
+    async def rotate_key(self, old_id: str, new: ApiKey, at: dt.datetime) -> ApiKey | None:
+        if await self.get_key(old_id) is None:
+            return None
+        await self._write([
+            (self._INSERT_KEY, self._key_params(new)),
+            ("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?), replaced_by = ? WHERE id = ?",
+             (ts(at), new.id, old_id)),
+        ])
+        return new
+
+    async def record_last_used(self, times: Mapping[str, dt.datetime]) -> None:
+        if not times:
+            return
+        # MAX semantics: several instances flushing never move a key's last use backwards.
+        await self._write([
+            ("UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+             (ts(at), key_id, ts(at)))
+            for key_id, at in times.items()
+        ])

@@ -1,0 +1,50 @@
+"""The `RateLimiter` protocol and its decision, shared by every backend.
+
+Algorithm (both backends): an exact sliding log. Each bucket keeps the times of the requests it
+admitted in the last 60 s, at most `limit` of them. A request is admitted when fewer than
+`limit` of those lie in (now - 60 s, now]; refused requests are not recorded.
+
+- Exactness: no 60 s span ever contains more than `limit` admitted requests, and a client
+  sending exactly `limit` per 60 s is never refused early (the oldest entry leaves the window
+  exactly 60 s after it was admitted). Float rounding is absorbed by a 1 µs tolerance.
+- Memory: O(limit) per active bucket (8-byte floats in a deque: about 16 KB for a 2,000/min
+  plan at full use), reclaimed once a bucket has been idle for a window. A weighted
+  sliding-window counter would be O(1) but can admit up to twice the limit in a span that
+  straddles two windows, which the contract does not allow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+WINDOW = 60.0
+TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: float      # Unix seconds: when one more request will be allowed
+    retry_after: int     # whole seconds >= 1 when refused, else 0
+
+
+class BackendError(Exception):
+    """The shared limiter backend cannot be reached."""
+
+
+class RateLimiter(Protocol):
+    async def hit(self, checks: Sequence[tuple[str, int]]) -> Decision: ...
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+def strictest(decisions: Sequence[Decision]) -> Decision:
+    """The refusing decision if any, else the one with the fewest requests left."""
+    refused = [d for d in decisions if not d.allowed]
+    if refused:
+        return max(refused, key=lambda d: d.retry_after)
+    return min(decisions, key=lambda d: d.remaining)

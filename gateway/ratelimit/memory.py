@@ -1,0 +1,92 @@
+"""In-process sliding-log limiter: exact, O(1) amortised per decision, idle buckets reclaimed."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from gateway.ratelimit.base import TOLERANCE, WINDOW, Decision, strictest
+
+_SWEEP_EVERY = 256
+_SWEEP_BATCH = 64
+
+
+class MemoryRateLimiter:
+    def __init__(self, *, clock: Callable[[], float] = time.time, window: float = WINDOW) -> None:
+        self._clock = clock
+        self._window = window
+        self._buckets: dict[str, deque[float]] = {}
+        self._calls = 0
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _decide(self, log: deque[float] | None, limit: int, now: float) -> Decision:
+        horizon = now - self._window + TOLERANCE
+        if log:
+            while log and log[0] <= horizon:
+                log.popleft()
+        used = len(log) if log else 0
+        if used < limit:
+            reset = (log[0] if used else now) + self._window
+            return Decision(True, limit, limit - used - 1, reset, 0)
+        assert log is not None
+        reset = log[used - limit] + self._window
+        return Decision(False, limit, 0, reset, max(1, math.ceil(reset - now - TOLERANCE)))
+
+    def hit_sync(self, checks: Sequence[tuple[str, int]]) -> Decision:
+        now = self._clock()
+        buckets = self._buckets
+        if len(checks) == 1:
+            bucket, limit = checks[0]
+            log = buckets.get(bucket)
+            decision = self._decide(log, limit, now)
+            if decision.allowed:
+                if log is None:
+                    buckets[bucket] = deque((now,))
+                else:
+                    log.append(now)
+        else:
+            decisions = [self._decide(buckets.get(b), limit, now) for b, limit in checks]
+            decision = strictest(decisions)
+            if decision.allowed:
+                for bucket, _ in checks:
+                    log = buckets.get(bucket)
+                    if log is None:
+                        buckets[bucket] = deque((now,))
+                    else:
+                        log.append(now)
+        self._calls += 1
+        if self._calls >= _SWEEP_EVERY:
+            self._calls = 0
+            self._sweep(now)
+        return decision
+
+    def _sweep(self, now: float) -> None:
+        """Look at a few of the least recently created buckets; drop idle ones, requeue the rest."""
+        horizon = now - self._window
+        buckets = self._buckets
+        for bucket in list(islice_keys(buckets, _SWEEP_BATCH)):
+            log = buckets.pop(bucket)
+            if log and log[-1] > horizon:
+                buckets[bucket] = log
+
+    async def hit(self, checks: Sequence[tuple[str, int]]) -> Decision:
+        return self.hit_sync(checks)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._buckets.clear()
+
+
+def islice_keys(mapping: dict[str, deque[float]], n: int) -> list[str]:
+    out = []
+    for key in mapping:
+        out.append(key)
+        if len(out) >= n:
+            break
+    return out

@@ -1,0 +1,64 @@
+"""Rate limits seen from a client: headers on every response, honest 429s, upstream untouched."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tests.access.test_keys_e2e import call, routes, tenant_and_key
+from tests.conftest import FakeClock
+
+
+async def test_headers_on_every_response_and_429_never_reaches_upstream(start_gateway, upstream, https) -> None:
+    url, state = upstream
+    clock = FakeClock(time.time())
+    gw = await start_gateway(clock=clock, routes=routes(url))
+    _, secret = await tenant_and_key(gw, rate_limit_per_minute=3)
+    h = {"X-API-Key": secret}
+    remaining = []
+    for _ in range(3):
+        status, _, headers = await call(https, gw, "/api/v1/visitors", **h)
+        assert status == 200
+        assert headers["X-RateLimit-Limit"] == "3"
+        assert int(headers["X-RateLimit-Reset"]) >= int(clock.now)
+        remaining.append(int(headers["X-RateLimit-Remaining"]))
+    assert remaining == [2, 1, 0]
+    status, body, headers = await call(https, gw, "/api/v1/visitors", **h)
+    assert status == 429
+    assert body["error"]["code"] == "RATE_LIMITED"
+    assert headers["X-RateLimit-Remaining"] == "0"
+    retry = int(headers["Retry-After"])
+    assert 1 <= retry <= 60
+    assert state.hits == 3
+    clock.advance(retry)
+    status, _, _ = await call(https, gw, "/api/v1/visitors", **h)
+    assert status == 200
+    assert state.hits == 4
+
+
+async def test_route_limit_on_top_of_plan(start_gateway, upstream, https) -> None:
+    url, state = upstream
+    rs = routes(url)
+    rs[0]["rate_limit_per_minute"] = 2
+    gw = await start_gateway(routes=rs)
+    _, secret = await tenant_and_key(gw)
+    h = {"X-API-Key": secret}
+    statuses = [(await call(https, gw, "/api/v1/visitors", **h))[0] for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    # the key's plan quota is untouched by the route refusal and still serves other routes
+    status, _, headers = await call(https, gw, "/keyonly", **h)
+    assert status == 200
+    assert headers["X-RateLimit-Remaining"] == "97"
+
+
+async def test_concurrent_requests_admit_exactly_the_limit(start_gateway, upstream, https) -> None:
+    url, state = upstream
+    gw = await start_gateway(routes=routes(url))
+    _, secret = await tenant_and_key(gw, rate_limit_per_minute=100)
+    results = await asyncio.gather(
+        *(call(https, gw, "/api/v1/visitors", **{"X-API-Key": secret}) for _ in range(200))
+    )
+    statuses = [r[0] for r in results]
+    assert statuses.count(200) == 100
+    assert statuses.count(429) == 100
+    assert state.hits == 100
