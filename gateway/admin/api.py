@@ -1,0 +1,214 @@
+"""The admin REST API (contract section 7): tenants, users, keys, audit trail and call log.
+
+Handlers stay thin: parse and validate the HTTP side (JSON, pagination, sort, filters), call the
+shared `Accounts` service, render the contract's JSON. Every refusal is a `GatewayError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from gateway import __version__
+from gateway.accounts.service import Accounts, Actor, key_view, plain
+from gateway.errors import BadRequest, PayloadTooLarge, ValidationError
+
+ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts", Accounts)
+
+MAX_BODY = 64 * 1024
+MAX_PER_PAGE = 100
+KEY_STATUSES = ("active", "expired", "revoked")
+
+
+def actor(request: web.Request) -> Actor:
+    return Actor("admin", request.remote)
+
+
+async def read_json(request: web.Request) -> Any:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise PayloadTooLarge("admin request bodies are limited to 64 KiB")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLarge("admin request bodies are limited to 64 KiB")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body must be valid JSON") from None
+
+
+def json_response(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(payload).encode(), content_type="application/json"
+    )
+
+
+def paging(query: Mapping[str, str]) -> tuple[int, int]:
+    """`page` from 1 and `per_page` from 1 to 100; out of range is a 422, never a silent clamp."""
+    details = []
+    values = {}
+    for name, default, top in (("page", 1, 1_000_000), ("per_page", 25, MAX_PER_PAGE)):
+        raw = query.get(name, str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if not 1 <= value <= top:
+            details.append({"field": name, "issue": f"must be an integer from 1 to {top}"})
+        values[name] = value
+    if details:
+        raise ValidationError(details=details)
+    return values["page"], values["per_page"]
+
+
+def listing(data: list[Any], total: int, page: int, per_page: int) -> dict[str, Any]:
+    return {
+        "data": data,
+        "meta": {
+            "total": total,
+            "page": page,
+            "per_page": per_page,
+            "total_pages": max(1, math.ceil(total / per_page)),
+        },
+    }
+
+
+def sort_param(query: Mapping[str, str], allowed: frozenset[str], default: str) -> str:
+    sort = query.get("sort", default)
+    if sort.lstrip("-") not in allowed:
+        raise ValidationError(
+            details=[{"field": "sort", "issue": "must be one of " + ", ".join(sorted(allowed)) + " (prefix - for descending)"}]
+        )
+    return sort
+
+
+TENANT_SORTS = frozenset({"id", "name", "plan", "created_at"})
+KEY_SORTS = frozenset(
+    {"name", "created_at", "last_used_at", "expires_at", "status", "scope", "environment", "tenant_id", "last4"}
+)
+
+
+async def version(request: web.Request) -> web.Response:
+    return json_response({"version": __version__})
+
+
+async def _tenant_view(accounts: Accounts, tenant: Any, *, users: bool = False) -> dict[str, Any]:
+    view = dict(plain(tenant))
+    view["requests_per_minute"] = accounts.plan_limit(tenant)
+    view["active_keys"] = await accounts.store.count_active_keys(tenant.id, accounts.now())
+    view["max_keys"] = accounts.cfg.keys.max_per_tenant
+    if users:
+        view["users"] = [plain(u) for u in await accounts.store.list_users(tenant.id)]
+    return view
+
+
+async def create_tenant(request: web.Request) -> web.Response:
+    accounts = request.app[ACCOUNTS]
+    tenant = await accounts.create_tenant(await read_json(request), actor(request))
+    return json_response(await _tenant_view(accounts, tenant), 201)
+
+
+async def list_tenants(request: web.Request) -> web.Response:
+    accounts = request.app[ACCOUNTS]
+    page, per_page = paging(request.query)
+    sort = sort_param(request.query, TENANT_SORTS, "created_at")
+    tenants, total = await accounts.store.list_tenants(page=page, per_page=per_page, sort=sort)
+    views = [await _tenant_view(accounts, t) for t in tenants]
+    return json_response(listing(views, total, page, per_page))
+
+
+async def get_tenant(request: web.Request) -> web.Response:
+    accounts = request.app[ACCOUNTS]
+    tenant = await accounts.tenant(request.match_info["id"])
+    return json_response(await _tenant_view(accounts, tenant, users=True))
+
+
+async def patch_tenant(request: web.Request) -> web.Response:
+    accounts = request.app[ACCOUNTS]
+    tenant = await accounts.update_tenant(request.match_info["id"], await read_json(request), actor(request))
+    return json_response(await _tenant_view(accounts, tenant, users=True))
+
+
+async def create_user(request: web.Request) -> web.Response:
+    accounts = request.app[ACCOUNTS]
+    body = await read_json(request)
+    user = await accounts.create_user(request.match_info["id"], body, actor(request))
+    return json_response(plain(user), 201)
+
+
+async def list_users(request: web.Request) -> web.Response:
+    accounts = request.app[ACCOUNTS]
+    tenant = await accounts.tenant(request.match_info["id"])
+    users = [plain(u) for u in await accounts.store.list_users(tenant.id)]
+    return json_response(listing(users, len(users), 1, max(1, len(users))))
+
+
+async def patch_user(request: web.Request) -> web.Response:
+    accounts = request.app[ACCOUNTS]
+    user = await accounts.update_user(request.match_info["id"], await read_json(request), actor(request))
+    return json_response(plain(user))
+
+
+def _key(accounts: Accounts, key: Any, secret: str | None = None) -> dict[str, Any]:
+    view = key_view(key, accounts.now(), accounts.cfg.keys.expiring_soon_days)
+    if secret is not None:
+        view["key"] = secret
+    return view
+
+
+async def create_key(request: web.Request) -> web.Response:
+    accounts = request.app[ACCOUNTS]
+    key, secret = await accounts.create_key(await read_json(request), actor(request))
+    return json_response(_key(accounts, key, secret), 201)
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    accounts = request.app[ACCOUNTS]
+    query = request.query
+    page, per_page = paging(query)
+    sort = sort_param(query, KEY_SORTS, "-created_at")
+    status = query.get("status")
+    if status is not None and status not in KEY_STATUSES:
+        raise ValidationError(details=[{"field": "status", "issue": "must be one of " + ", ".join(KEY_STATUSES)}])
+    keys, total = await accounts.store.list_keys(
+        tenant_id=query.get("tenant_id") or None, status=status, now=accounts.now(),
+        page=page, per_page=per_page, sort=sort,
+    )
+    return json_response(listing([_key(accounts, k) for k in keys], total, page, per_page))
+
+
+async def get_key(request: web.Request) -> web.Response:
+    accounts = request.app[ACCOUNTS]
+    return json_response(_key(accounts, await accounts.key(request.match_info["id"])))
+
+
+async def rotate_key(request: web.Request) -> web.Response:
+    accounts = request.app[ACCOUNTS]
+    key, secret = await accounts.rotate_key(request.match_info["id"], actor(request))
+    return json_response(_key(accounts, key, secret), 201)
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    accounts = request.app[ACCOUNTS]
+    key = await accounts.revoke_key(request.match_info["id"], actor(request))
+    return json_response(_key(accounts, key))
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/admin/version", version)
+    r.add_post("/admin/tenants", create_tenant)
+    r.add_get("/admin/tenants", list_tenants)
+    r.add_get("/admin/tenants/{id}", get_tenant)
+    r.add_patch("/admin/tenants/{id}", patch_tenant)
+    r.add_post("/admin/tenants/{id}/users", create_user)
+    r.add_get("/admin/tenants/{id}/users", list_users)
+    r.add_patch("/admin/users/{id}", patch_user)
+    r.add_post("/admin/keys", create_key)
+    r.add_get("/admin/keys", list_keys)
+    r.add_get("/admin/keys/{id}", get_key)
+    r.add_post("/admin/keys/{id}/rotate", rotate_key)
+    r.add_post("/admin/keys/{id}/revoke", revoke_key)

@@ -1,0 +1,70 @@
+"""`GET /admin/audit` and `GET /admin/calls`: entries after an opaque cursor, with the next one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from gateway.admin.api import json_response
+from gateway.errors import ValidationError
+from gateway.observability.recorder import Recorder
+from gateway.observability.records import decode_cursor, encode_cursor, entry_json
+
+RECORDER: web.AppKey[Recorder] = web.AppKey("recorder", Recorder)
+MAX_LIMIT = 1000
+
+
+def _limit(query: Mapping[str, str]) -> int:
+    raw = query.get("limit", "100")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_LIMIT:
+        raise ValidationError(details=[{"field": "limit", "issue": f"must be an integer from 1 to {MAX_LIMIT}"}])
+    return value
+
+
+async def audit(request: web.Request) -> web.Response:
+    recorder = request.app[RECORDER]
+    after = decode_cursor(request.query.get("after"))
+    limit = _limit(request.query)
+    await recorder.audit_buffer.flush()
+    entries = await recorder.store.list_audit(after=after or 0, limit=limit)
+    last = entries[-1].id if entries else after
+    return json_response(
+        {"data": [entry_json(e) for e in entries], "next_cursor": encode_cursor(last or 0)}
+    )
+
+
+async def calls(request: web.Request) -> web.Response:
+    """Oldest first after `after`; with `order=desc`, newest first before `after` (console paging)."""
+    recorder = request.app[RECORDER]
+    query = request.query
+    cursor = decode_cursor(query.get("after"))
+    limit = _limit(query)
+    order = query.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise ValidationError(details=[{"field": "order", "issue": "must be asc or desc"}])
+    status = None
+    if "status" in query:
+        try:
+            status = int(query["status"])
+        except ValueError:
+            status = 0
+        if not 100 <= status <= 599:
+            raise ValidationError(details=[{"field": "status", "issue": "must be an HTTP status code"}])
+    await recorder.call_buffer.flush()
+    entries = await recorder.store.list_calls(
+        cursor=cursor, newest_first=order == "desc", limit=limit,
+        key_id=query.get("key_id") or None, status=status,
+    )
+    last = entries[-1].id if entries else cursor
+    next_cursor = encode_cursor(last) if last is not None else None
+    return json_response({"data": [entry_json(e) for e in entries], "next_cursor": next_cursor})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/audit", audit)
+    app.router.add_get("/admin/calls", calls)

@@ -1,0 +1,105 @@
+"""Feeds the audit trail and the call log through their buffers, and reads them back.
+
+Audit entries are rare and precious: appending one wakes the writer at once, and a read flushes
+first, so an admin sees their own change. Call-log entries ride the periodic batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+
+from gateway.accounts.service import Actor
+from gateway.config import CallLogConfig
+from gateway.observability.buffer import BufferedWriter
+from gateway.observability.records import AuditEntry, CallEntry, RecordStore
+from gateway.proxy.pipeline import RequestScope
+
+log = logging.getLogger("gateway.records")
+
+
+class Recorder:
+    def __init__(
+        self, store: RecordStore, cfg: CallLogConfig, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self._cfg = cfg
+        self._clock = clock
+        self.audit_buffer: BufferedWriter[AuditEntry] = BufferedWriter(
+            "audit trail", store.append_audit, interval=cfg.flush_interval, capacity=100_000, batch=200
+        )
+        self.call_buffer: BufferedWriter[CallEntry] = BufferedWriter(
+            "call log", store.append_calls, interval=cfg.flush_interval, capacity=cfg.buffer_size
+        )
+        self._pruner: asyncio.Task[None] | None = None
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc)
+
+    def audit(
+        self,
+        actor: Actor,
+        action: str,
+        target_type: str,
+        target_id: str,
+        *,
+        tenant_id: str | None = None,
+        key_name: str | None = None,
+    ) -> None:
+        self.audit_buffer.append(
+            AuditEntry(
+                at=self._now(), actor=actor.name, action=action, target_type=target_type,
+                target_id=target_id, tenant_id=tenant_id, key_name=key_name, source_ip=actor.source_ip,
+            )
+        )
+        self.audit_buffer.wake()
+
+    def call(self, scope: RequestScope) -> None:
+        if not self._cfg.enabled or scope.route is None:
+            return
+        identity = scope.extra.get("identity")
+        done = time.perf_counter()
+        upstream = (done - scope.upstream_started) * 1000 if scope.upstream_started else None
+        self.call_buffer.append(
+            CallEntry(
+                at=self._now(),
+                request_id=scope.request_id,
+                tenant_id=identity.tenant_id if identity else None,
+                key_id=identity.key_id if identity else None,
+                key_name=identity.key_name if identity else None,
+                method=scope.method,
+                route=scope.route.name,
+                path=scope.path,
+                status=scope.status,
+                latency_ms=round((done - scope.started) * 1000, 3),
+                upstream_latency_ms=round(upstream, 3) if upstream is not None else None,
+                rate_limited=scope.rate_limited,
+            )
+        )
+
+    async def _prune(self) -> None:
+        while True:
+            await asyncio.sleep(3600)
+            cutoff = self._now() - dt.timedelta(days=self._cfg.retention_days)
+            try:
+                removed = await self.store.prune_calls(older_than=cutoff, max_rows=self._cfg.max_rows)
+            except Exception as exc:
+                log.warning("call log retention failed", extra={"error": str(exc)})
+                continue
+            if removed:
+                log.info("call log retention", extra={"removed": removed})
+
+    def start(self) -> None:
+        self.audit_buffer.start()
+        self.call_buffer.start()
+        self._pruner = asyncio.get_running_loop().create_task(self._prune())
+
+    async def stop(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            self._pruner = None
+        await self.audit_buffer.stop()
+        await self.call_buffer.stop()

@@ -1,0 +1,89 @@
+"""What the gateway keeps of what happened: the audit trail and the call log, with cursors.
+
+Both are append-only and read by "entries after this cursor", the pattern integrations poll.
+A cursor is opaque to clients (base64 of the last id seen), so its encoding can change later.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from gateway.errors import BadRequest
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    at: dt.datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    tenant_id: str | None = None
+    key_name: str | None = None
+    source_ip: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallEntry:
+    at: dt.datetime
+    request_id: str
+    tenant_id: str | None
+    key_id: str | None
+    key_name: str | None
+    method: str
+    route: str | None
+    path: str
+    status: int
+    latency_ms: float
+    upstream_latency_ms: float | None
+    rate_limited: bool
+    id: int | None = None
+
+
+class RecordStore(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def append_audit(self, entries: Sequence[AuditEntry]) -> None: ...
+    async def list_audit(self, *, after: int, limit: int) -> list[AuditEntry]: ...
+    async def append_calls(self, entries: Sequence[CallEntry]) -> None: ...
+    async def list_calls(
+        self, *, cursor: int | None, newest_first: bool, limit: int, key_id: str | None, status: int | None
+    ) -> list[CallEntry]: ...
+    async def prune_calls(self, *, older_than: dt.datetime, max_rows: int) -> int: ...
+
+
+def encode_cursor(entry_id: int) -> str:
+    return base64.urlsafe_b64encode(f"c1:{entry_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The id behind a cursor; None for no cursor; a garbage cursor is a 400."""
+    if cursor is None or cursor == "":
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        version, _, number = raw.partition(":")
+        value = int(number)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadRequest("invalid cursor") from None
+    if version != "c1" or value < 0 or value > 2**62:
+        raise BadRequest("invalid cursor")
+    return value
+
+
+def iso(at: dt.datetime) -> str:
+    return at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def entry_json(entry: AuditEntry | CallEntry) -> dict[str, Any]:
+    data = asdict(entry)
+    data["at"] = iso(entry.at)
+    if isinstance(entry, AuditEntry):
+        return {k: v for k, v in data.items() if v is not None or k in ("id", "at", "actor", "action")}
+    return data

@@ -1,0 +1,187 @@
+"""The audit trail and call log in the same SQLite file as the keys, on their own connection.
+
+Their own connection keeps batch writes of the call log from queueing behind key lookups; WAL
+mode lets both connections read while one writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from gateway.keystore.base import StoreError
+from gateway.observability.records import AuditEntry, CallEntry
+
+_SCHEMA = [
+    """
+    CREATE TABLE IF NOT EXISTS audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target_type TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        tenant_id TEXT,
+        key_name TEXT,
+        source_ip TEXT
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS call_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        tenant_id TEXT,
+        key_id TEXT,
+        key_name TEXT,
+        method TEXT NOT NULL,
+        route TEXT,
+        path TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        latency_ms REAL NOT NULL,
+        upstream_latency_ms REAL,
+        rate_limited INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS call_log_key ON call_log (key_id, id)",
+    "CREATE INDEX IF NOT EXISTS call_log_at ON call_log (at)",
+]
+
+_AUDIT_COLUMNS = "id, at, actor, action, target_type, target_id, tenant_id, key_name, source_ip"
+_CALL_COLUMNS = (
+    "id, at, request_id, tenant_id, key_id, key_name, method, route, path, status, "
+    "latency_ms, upstream_latency_ms, rate_limited"
+)
+
+
+def _ts(at: dt.datetime) -> str:
+    return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _dt(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
+
+
+class SQLiteRecordStore:
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._db: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        try:
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = await aiosqlite.connect(self._path)
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA busy_timeout=5000")
+            for statement in _SCHEMA:
+                await self._db.execute(statement)
+            await self._db.commit()
+        except (OSError, aiosqlite.Error) as exc:
+            await self.close()
+            raise StoreError(f"cannot open record store {self._path}: {exc}") from None
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("record store is closed")
+        return self._db
+
+    async def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        db = self._conn()
+        try:
+            await db.executemany(sql, rows)
+            await db.commit()
+        except aiosqlite.Error as exc:
+            try:
+                await db.rollback()
+            except aiosqlite.Error:
+                pass
+            raise StoreError(f"record write failed: {exc}") from None
+
+    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        try:
+            async with self._conn().execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+        except aiosqlite.Error as exc:
+            raise StoreError(f"record read failed: {exc}") from None
+
+    async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        await self._write(
+            "INSERT INTO audit_log (at, actor, action, target_type, target_id, tenant_id, key_name, source_ip)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (_ts(e.at), e.actor, e.action, e.target_type, e.target_id, e.tenant_id, e.key_name, e.source_ip)
+                for e in entries
+            ],
+        )
+
+    async def list_audit(self, *, after: int, limit: int) -> list[AuditEntry]:
+        rows = await self._read(
+            f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+        )
+        return [
+            AuditEntry(id=r[0], at=_dt(r[1]), actor=r[2], action=r[3], target_type=r[4], target_id=r[5],
+                       tenant_id=r[6], key_name=r[7], source_ip=r[8])
+            for r in rows
+        ]
+
+    async def append_calls(self, entries: Sequence[CallEntry]) -> None:
+        await self._write(
+            "INSERT INTO call_log (at, request_id, tenant_id, key_id, key_name, method, route, path, status,"
+            " latency_ms, upstream_latency_ms, rate_limited) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (_ts(e.at), e.request_id, e.tenant_id, e.key_id, e.key_name, e.method, e.route, e.path,
+                 e.status, e.latency_ms, e.upstream_latency_ms, int(e.rate_limited))
+                for e in entries
+            ],
+        )
+
+    async def list_calls(
+        self, *, cursor: int | None, newest_first: bool, limit: int, key_id: str | None, status: int | None
+    ) -> list[CallEntry]:
+        """Entries after the cursor, oldest first; or before it, newest first (for a console)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if cursor is not None:
+            where.append("id < ?" if newest_first else "id > ?")
+            params.append(cursor)
+        if key_id is not None:
+            where.append("key_id = ?")
+            params.append(key_id)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        order = "DESC" if newest_first else "ASC"
+        rows = await self._read(
+            f"SELECT {_CALL_COLUMNS} FROM call_log{clause} ORDER BY id {order} LIMIT ?", (*params, limit)
+        )
+        return [
+            CallEntry(id=r[0], at=_dt(r[1]), request_id=r[2], tenant_id=r[3], key_id=r[4], key_name=r[5],
+                      method=r[6], route=r[7], path=r[8], status=r[9], latency_ms=r[10],
+                      upstream_latency_ms=r[11], rate_limited=bool(r[12]))
+            for r in rows
+        ]
+
+    async def prune_calls(self, *, older_than: dt.datetime, max_rows: int) -> int:
+        db = self._conn()
+        try:
+            cursor = await db.execute("DELETE FROM call_log WHERE at < ?", (_ts(older_than),))
+            removed = cursor.rowcount
+            cursor = await db.execute(
+                "DELETE FROM call_log WHERE id <= (SELECT id FROM call_log ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (max_rows,),
+            )
+            removed += cursor.rowcount
+            await db.commit()
+        except aiosqlite.Error as exc:
+            raise StoreError(f"call log pruning failed: {exc}") from None
+        return max(0, removed)

@@ -1,0 +1,208 @@
+"""The admin API over real HTTP: every endpoint, every rule, the audit trail and the call log."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, admin_url, proxy_url, read_json
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+class Admin:
+    def __init__(self, gw: Any, session: aiohttp.ClientSession) -> None:
+        self.gw = gw
+        self.session = session
+
+    async def __call__(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
+                       headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        kwargs: dict[str, Any] = {"headers": {**AUTH, **(headers or {})}}
+        if raw is not None:
+            kwargs["data"] = raw
+        elif body is not None:
+            kwargs["json"] = body
+        async with self.session.request(method, admin_url(self.gw, path), **kwargs) as resp:
+            return resp.status, await read_json(resp)
+
+
+@pytest.fixture
+async def admin(start_gateway, upstream):
+    gw = await start_gateway(
+        routes=[{"name": "api", "path": "/api", "upstream": upstream[0]}],
+    )
+    async with aiohttp.ClientSession() as session:
+        yield Admin(gw, session)
+
+
+async def test_admin_needs_the_token(admin) -> None:
+    async with aiohttp.ClientSession() as plain:
+        async with plain.get(admin_url(admin.gw, "/admin/version")) as resp:
+            assert resp.status == 401
+            assert (await read_json(resp))["error"]["code"] == "MISSING_CREDENTIALS"
+        async with plain.get(admin_url(admin.gw, "/admin/version"), headers={"Authorization": "Bearer wrong"}) as resp:
+            assert resp.status == 401
+            assert (await read_json(resp))["error"]["code"] == "INVALID_CREDENTIALS"
+    status, body = await admin("GET", "/admin/version")
+    assert status == 200 and body["version"]
+
+
+async def test_admin_is_not_reachable_on_the_proxy_listener(admin, https) -> None:
+    async with https.get(proxy_url(admin.gw, "/admin/version"), headers=AUTH) as resp:
+        assert resp.status == 404
+        assert (await read_json(resp))["error"]["code"] == "ROUTE_NOT_FOUND"
+
+
+async def test_tenants_users_and_keys(admin, https) -> None:
+    status, tenant = await admin("POST", "/admin/tenants", {"id": "acme", "name": "Acme <b>Inc</b>", "plan": "starter"})
+    assert status == 201
+    assert tenant["requests_per_minute"] == 100 and tenant["active_keys"] == 0
+    assert (await admin("POST", "/admin/tenants", {"id": "acme", "name": "x", "plan": "starter"}))[0] == 409
+    status, body = await admin("POST", "/admin/tenants", {"name": "", "plan": "gold", "extra": 1})
+    assert status == 422
+    assert {d["field"] for d in body["error"]["details"]} == {"name", "plan", "extra"}
+
+    status, user = await admin("POST", "/admin/tenants/acme/users", {"name": "Ann", "email": "ann@example.com", "role": "member"})
+    assert status == 201
+    assert set(user) >= {"id", "tenant_id", "name", "email", "role", "disabled"}
+    status, user = await admin("PATCH", f"/admin/users/{user['id']}", {"role": "viewer"})
+    assert status == 200 and user["role"] == "viewer"
+
+    status, key = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": "backend", "scope": "read_write"})
+    assert status == 201
+    secret = key.pop("key")
+    assert secret.startswith("gw_live_")
+    assert key["masked"].startswith("gw_live_") and key["last4"] == secret[-4:]
+    assert key["expires_in_days"] == 90 and key["status"] == "active" and key["expiring_soon"] is False
+    async with https.get(proxy_url(admin.gw, "/api/x"), headers={"X-API-Key": secret}) as resp:
+        assert resp.status == 200
+
+    status, got = await admin("GET", f"/admin/keys/{key['id']}")
+    assert status == 200 and "key" not in got and secret not in str(got)
+    status, tenant = await admin("GET", "/admin/tenants/acme")
+    assert tenant["active_keys"] == 1 and tenant["users"][0]["name"] == "Ann"
+
+    status, rotated = await admin("POST", f"/admin/keys/{key['id']}/rotate")
+    assert status == 201 and rotated["key"] != secret and rotated["id"] != key["id"]
+    async with https.get(proxy_url(admin.gw, "/api/x"), headers={"X-API-Key": secret}) as resp:
+        assert resp.status == 401
+    async with https.get(proxy_url(admin.gw, "/api/x"), headers={"X-API-Key": rotated["key"]}) as resp:
+        assert resp.status == 200
+    status, revoked = await admin("POST", f"/admin/keys/{rotated['id']}/revoke")
+    assert status == 200 and revoked["status"] == "revoked"
+    async with https.get(proxy_url(admin.gw, "/api/x"), headers={"X-API-Key": rotated["key"]}) as resp:
+        assert (await read_json(resp))["error"]["code"] == "REVOKED_CREDENTIALS"
+
+    status, tenant = await admin("PATCH", "/admin/tenants/acme", {"plan": "enterprise", "name": "Acme"})
+    assert status == 200 and tenant["requests_per_minute"] == 2000
+
+
+async def test_key_rules(admin) -> None:
+    await admin("POST", "/admin/tenants", {"id": "acme", "name": "Acme", "plan": "starter"})
+    bad = {"tenant_id": "acme", "name": "<img src=x onerror=alert(1)>", "scope": "custom", "validity_days": 5}
+    status, body = await admin("POST", "/admin/keys", bad)
+    assert status == 422
+    fields = {d["field"] for d in body["error"]["details"]}
+    assert {"name", "validity_days", "permissions"} <= fields
+    status, body = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": "x", "scope": "read_write", "validity_days": "10"})
+    assert status == 422
+    status, key = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": "forever", "scope": "read_only", "validity_days": None})
+    assert status == 201 and key["expires_at"] is None and key["expires_in_days"] is None
+    for i in range(3):
+        assert (await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": f"k{i}", "scope": "read_only", "validity_days": 10}))[0] == 201
+    status, body = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": "fifth", "scope": "read_only"})
+    assert status == 422 and body["error"]["details"][0]["field"] == "tenant_id"
+    status, body = await admin("GET", "/admin/keys?sort=expires_at&per_page=2")
+    assert status == 200 and body["meta"] == {"total": 4, "page": 1, "per_page": 2, "total_pages": 2}
+    assert [k["expiring_soon"] for k in body["data"]] == [True, True]
+    status, body = await admin("GET", "/admin/keys?sort=-expires_at&status=active&tenant_id=acme")
+    assert body["data"][0]["name"] in ("forever", "k0", "k1", "k2")
+
+
+@pytest.mark.parametrize(
+    "method, path, body, raw, status, code",
+    [
+        ("POST", "/admin/tenants", None, b"{nope", 400, "BAD_REQUEST"),
+        ("POST", "/admin/tenants", [1, 2], None, 422, "VALIDATION_ERROR"),
+        ("POST", "/admin/tenants", None, b"x" * 70000, 413, "PAYLOAD_TOO_LARGE"),
+        ("GET", "/admin/tenants?page=0", None, None, 422, "VALIDATION_ERROR"),
+        ("GET", "/admin/tenants?per_page=1000", None, None, 422, "VALIDATION_ERROR"),
+        ("GET", "/admin/keys?sort=secret_hash", None, None, 422, "VALIDATION_ERROR"),
+        ("GET", "/admin/keys?status=weird", None, None, 422, "VALIDATION_ERROR"),
+        ("GET", "/admin/audit?after=%%%garbage", None, None, 400, "BAD_REQUEST"),
+        ("GET", "/admin/tenants/nope", None, None, 404, "NOT_FOUND"),
+        ("GET", "/admin/keys/key_..%2F..%2Fetc", None, None, 404, "NOT_FOUND"),
+        ("PATCH", "/admin/users/usr_missing", {"role": "viewer"}, None, 404, "NOT_FOUND"),
+        ("DELETE", "/admin/tenants", None, None, 405, "METHOD_NOT_ALLOWED"),
+    ],
+)
+async def test_bad_admin_input(admin, method, path, body, raw, status, code) -> None:
+    got, payload = await admin(method, path, body, raw=raw)
+    assert (got, payload["error"]["code"]) == (status, code)
+
+
+async def test_audit_trail_and_cursor(admin) -> None:
+    await admin("POST", "/admin/tenants", {"id": "acme", "name": "Acme", "plan": "starter"})
+    _, key = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": "backend", "scope": "read_write"})
+    await admin("POST", f"/admin/keys/{key['id']}/revoke")
+    status, page = await admin("GET", "/admin/audit?limit=2")
+    assert status == 200
+    assert [e["action"] for e in page["data"]] == ["tenant.created", "key.created"]
+    assert page["data"][1]["key_name"] == "backend" and page["data"][1]["actor"] == "admin"
+    assert page["data"][1]["source_ip"] == "127.0.0.1"
+    status, rest = await admin("GET", f"/admin/audit?after={page['next_cursor']}")
+    assert [e["action"] for e in rest["data"]] == ["key.revoked"]
+    status, empty = await admin("GET", f"/admin/audit?after={rest['next_cursor']}")
+    assert empty["data"] == [] and empty["next_cursor"] == rest["next_cursor"]
+
+
+async def test_audit_cursor_never_skips_or_repeats_under_concurrent_writes(admin) -> None:
+    await admin("POST", "/admin/tenants", {"id": "acme", "name": "Acme", "plan": "starter"})
+    user_ids = []
+    for i in range(3):
+        _, user = await admin("POST", "/admin/tenants/acme/users", {"name": f"u{i}", "role": "member"})
+        user_ids.append(user["id"])
+
+    async def writer() -> None:
+        for n in range(60):
+            await admin("PATCH", f"/admin/users/{user_ids[n % 3]}", {"role": "viewer" if n % 2 else "member"})
+
+    seen: list[int] = []
+    cursor = ""
+    task = asyncio.ensure_future(writer())
+    while not task.done():
+        _, page = await admin("GET", f"/admin/audit?limit=7&after={cursor}")
+        seen.extend(e["id"] for e in page["data"])
+        cursor = page["next_cursor"]
+    await task
+    while True:
+        _, page = await admin("GET", f"/admin/audit?limit=7&after={cursor}")
+        if not page["data"]:
+            break
+        seen.extend(e["id"] for e in page["data"])
+        cursor = page["next_cursor"]
+    assert len(seen) == len(set(seen)) == 1 + 3 + 60
+    assert seen == sorted(seen)
+
+
+async def test_call_log_rows_for_proxied_requests(admin, https) -> None:
+    await admin("POST", "/admin/tenants", {"id": "acme", "name": "Acme", "plan": "starter"})
+    _, key = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": "backend", "scope": "read_only"})
+    for method in ("GET", "POST"):
+        async with https.request(method, proxy_url(admin.gw, "/api/v?x=1"), headers={"X-API-Key": key["key"]}) as resp:
+            await resp.read()
+    status, page = await admin("GET", "/admin/calls")
+    assert status == 200
+    rows = page["data"]
+    assert [(r["method"], r["status"], r["path"]) for r in rows] == [("GET", 200, "/api/v"), ("POST", 403, "/api/v")]
+    assert rows[0]["key_id"] == key["id"] and rows[0]["key_name"] == "backend" and rows[0]["tenant_id"] == "acme"
+    assert rows[0]["upstream_latency_ms"] is not None and rows[0]["latency_ms"] >= rows[0]["upstream_latency_ms"]
+    status, only = await admin("GET", "/admin/calls?status=403")
+    assert [r["status"] for r in only["data"]] == [403]
+    status, newest = await admin("GET", "/admin/calls?order=desc&limit=1")
+    assert newest["data"][0]["method"] == "POST"
+    status, older = await admin("GET", f"/admin/calls?order=desc&limit=1&after={newest['next_cursor']}")
+    assert older["data"][0]["method"] == "GET"
