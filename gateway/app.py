@@ -1,0 +1,266 @@
+"""Wires one gateway process: listeners, shared resources, and their orderly start and stop.
+
+Resources open in dependency order on an `AsyncExitStack` and close in reverse, after the
+listeners have drained: buffers flush into the store before the store closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from aiohttp import web
+
+from gateway import __version__
+from gateway.access.assertion import IdentityAssertions
+from gateway.access.guard import AccessGuard
+from gateway.access.identity import Identity
+from gateway.accounts.service import Accounts
+from gateway.admin import api, health, records_api
+from gateway.admin.auth import check_admin_token, token_middleware
+from gateway.admin.errors import error_middleware
+from gateway.config import Config
+from gateway.credentials.tokens import TokenService, load_signing_keys
+from gateway.keystore.base import KeyStore
+from gateway.keystore.cache import IdentityCache
+from gateway.keystore.factory import create_store
+from gateway.keystore.lastused import LastUsedRecorder
+from gateway.listeners import bind, bound_port
+from gateway.observability.recorder import Recorder
+from gateway.observability.records_sqlite import SQLiteRecordStore
+from gateway.proxy.endpoints import TokenEndpoints
+from gateway.proxy.forward import Forwarder, create_session
+from gateway.proxy.handler import ProxyHandler
+from gateway.proxy.transport import TransportPolicy
+from gateway.ratelimit import RateLimiter, create_rate_limiter
+from gateway.routing import RouteTable
+from gateway.tls import ensure_self_signed, server_context
+
+log = logging.getLogger("gateway")
+Check = Callable[[], Awaitable[None]]
+
+
+def tls_context(cfg: Config) -> ssl.SSLContext:
+    tls = cfg.server.tls
+    if tls.self_signed:
+        cert, key = ensure_self_signed(cfg.data_dir)
+        return server_context(cert, key)
+    assert tls.cert_file and tls.key_file  # guaranteed by config validation
+    return server_context(tls.cert_file, tls.key_file)
+
+
+class Gateway:
+    """One gateway process: the HTTPS proxy listener, an optional plain one, and the admin one."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        clock: Callable[[], float] = time.time,
+        admin_token: str | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        raw_token = admin_token if admin_token is not None else os.environ.get(cfg.admin.token_env)
+        self.admin_token = check_admin_token(
+            raw_token, env_name=cfg.admin.token_env, host=cfg.admin.host, allow_weak=cfg.admin.allow_weak_token
+        )
+        self.routes = RouteTable(cfg.routes)
+        self.cache: IdentityCache[Identity] = IdentityCache(
+            ttl=cfg.store.cache_ttl,
+            size=cfg.store.cache_size,
+            negative_ttl=cfg.store.negative_cache_ttl,
+            negative_size=cfg.store.negative_cache_size,
+        )
+        self.store: KeyStore | None = None
+        self.tokens: TokenService | None = None
+        self.accounts: Accounts | None = None
+        self.last_used: LastUsedRecorder | None = None
+        self.recorder: Recorder | None = None
+        self.proxy_port = 0
+        self.plain_port: int | None = None
+        self.admin_port = 0
+        self.draining = asyncio.Event()  # set once no listener accepts new connections
+        self._stack = AsyncExitStack()
+        self._runners: list[web.BaseRunner] = []
+        self._readiness: list[tuple[str, Check]] = []
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        ssl_ctx = tls_context(cfg)
+        reuse = cfg.server.workers > 1
+        sockets: list[socket.socket] = []
+        try:
+            sockets.append(bind(cfg.server.host, cfg.server.port, reuse_port=reuse))
+            if cfg.server.plain_http_port is not None:
+                sockets.append(bind(cfg.server.host, cfg.server.plain_http_port, reuse_port=reuse))
+            sockets.append(bind(cfg.admin.host, cfg.admin.port, reuse_port=reuse))
+        except Exception:
+            for sock in sockets:
+                sock.close()
+            raise
+        proxy_sock, admin_sock = sockets[0], sockets[-1]
+        plain_sock = sockets[1] if len(sockets) == 3 else None
+        self.proxy_port = bound_port(proxy_sock)
+        self.admin_port = bound_port(admin_sock)
+        self.plain_port = bound_port(plain_sock) if plain_sock else None
+        try:
+            await self._open_resources()
+            await self._serve(proxy_sock, plain_sock, admin_sock, ssl_ctx)
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            await self.stop()
+            raise
+
+    async def _open_resources(self) -> None:
+        cfg = self.cfg
+        store = create_store(cfg.store)
+        await store.open()
+        self._stack.push_async_callback(store.close)
+        self.store = store
+        records = SQLiteRecordStore(cfg.store.sqlite_path or os.path.join(cfg.data_dir, "records.db"))
+        await records.open()
+        self._stack.push_async_callback(records.close)
+        self.recorder = Recorder(records, cfg.call_log, clock=self.clock)
+        self.recorder.start()
+        self._stack.push_async_callback(self.recorder.stop)
+        self.last_used = LastUsedRecorder(store, interval=cfg.store.last_used_flush_interval, clock=self.clock)
+        self.last_used.start()
+        self._stack.push_async_callback(self.last_used.stop)
+        self.accounts = Accounts(
+            store, cfg, invalidators=(self.cache,), audit=self.recorder.audit, clock=self.clock
+        )
+        self.tokens = TokenService(
+            load_signing_keys(cfg.tokens.algorithm, cfg.tokens.signing_keys, cfg.data_dir),
+            issuer=cfg.tokens.issuer,
+            audience=cfg.tokens.audience,
+            leeway=cfg.tokens.leeway,
+            clock=self.clock,
+        )
+
+    def _limiter(self) -> RateLimiter:
+        rl = self.cfg.ratelimit
+        if rl.backend == "redis":
+            return create_rate_limiter(
+                "redis", url=rl.redis_url, prefix=rl.redis_prefix, on_backend_error=rl.on_backend_error
+            )
+        return create_rate_limiter("memory", clock=self.clock)
+
+    def _limiter_ready(self, limiter: RateLimiter) -> Check:
+        async def check() -> None:
+            try:
+                await limiter.ping()
+            except Exception:
+                if self.cfg.ratelimit.on_backend_error == "allow":
+                    return  # configured to admit while the backend is down: still serving
+                raise
+
+        return check
+
+    async def _serve(
+        self,
+        proxy_sock: socket.socket,
+        plain_sock: socket.socket | None,
+        admin_sock: socket.socket,
+        ssl_ctx: ssl.SSLContext,
+    ) -> None:
+        cfg = self.cfg
+        assert self.store and self.tokens and self.last_used and self.recorder
+        limiter = self._limiter()
+        self._stack.push_async_callback(limiter.close)
+        session = create_session(
+            keepalive=cfg.server.upstream_keepalive, connect_timeout=cfg.server.upstream_connect_timeout
+        )
+        self._stack.push_async_callback(session.close)
+        guard = AccessGuard(
+            store=self.store,
+            cache=self.cache,
+            limiter=limiter,
+            last_used=self.last_used,
+            plan_limits={name: p.requests_per_minute for name, p in cfg.plans.items()},
+            key_prefix=cfg.keys.prefix,
+            ietf_headers=cfg.ratelimit.ietf_headers,
+            clock=self.clock,
+            verify_token=self.tokens.verify,
+            assertions=IdentityAssertions(self.tokens, ttl=cfg.tokens.identity_ttl, clock=self.clock),
+        )
+        token_endpoints = TokenEndpoints(guard, self.tokens, ttl=cfg.tokens.ttl)
+        common: dict[str, Any] = dict(
+            routes=self.routes,
+            forwarder=Forwarder(session, max_body_bytes=cfg.server.max_body_bytes),
+            transport=TransportPolicy(cfg.server.trusted_proxies),
+            guard=guard,
+            endpoints={
+                cfg.tokens.path: token_endpoints.exchange,
+                "/.well-known/jwks.json": token_endpoints.jwks,
+            },
+            on_done=self.recorder.call,
+        )
+        self._readiness = [("store", self.store.ping), ("ratelimit", self._limiter_ready(limiter))]
+        await self._serve_proxy(ProxyHandler(**common), proxy_sock, ssl_ctx)
+        if plain_sock is not None:
+            await self._serve_proxy(ProxyHandler(plain=True, **common), plain_sock, None)
+        await self._serve_admin(self.admin_app(), admin_sock)
+
+    def admin_app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[error_middleware, token_middleware(self.admin_token)],
+            client_max_size=api.MAX_BODY,
+        )
+        assert self.accounts and self.recorder
+        app[health.READINESS_CHECKS] = self._readiness
+        app[api.ACCOUNTS] = self.accounts
+        app[records_api.RECORDER] = self.recorder
+        health.add_routes(app)
+        api.add_routes(app)
+        records_api.add_routes(app)
+        return app
+
+    async def _serve_proxy(
+        self, handler: ProxyHandler, sock: socket.socket, ssl_ctx: ssl.SSLContext | None
+    ) -> None:
+        server_cfg = self.cfg.server
+        server = web.Server(
+            handler,
+            handler_cancellation=True,
+            access_log=None,
+            keepalive_timeout=server_cfg.keepalive_timeout,
+            max_line_size=server_cfg.max_line_bytes,
+            max_field_size=server_cfg.max_header_bytes,
+        )
+        runner = web.ServerRunner(server, shutdown_timeout=server_cfg.grace_period)
+        await runner.setup()
+        self._runners.append(runner)
+        await web.SockSite(runner, sock, ssl_context=ssl_ctx).start()
+
+    async def _serve_admin(self, app: web.Application, sock: socket.socket) -> None:
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        await runner.setup()
+        self._runners.append(runner)
+        await web.SockSite(runner, sock).start()
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish within the grace period, then close."""
+        runners, self._runners = self._runners, []
+        for runner in runners:
+            for site in list(runner.sites):
+                await site.stop()
+        self.draining.set()
+        for runner in runners:
+            await runner.cleanup()
+        await self._stack.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "proxy": f"https://{self.cfg.server.host}:{self.proxy_port}",
+            "admin": f"http://{self.cfg.admin.host}:{self.admin_port}",
+        }

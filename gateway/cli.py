@@ -1,0 +1,155 @@
+"""The `gateway` command: run, check-config, demo, and bootstrap operations on the store.
+
+Every failure an operator can cause (bad config, taken port, missing certificate, unreachable
+store) ends in one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from gateway import __version__
+from gateway.config import Config, ConfigError, load_config
+from gateway.admin.auth import AdminTokenError
+from gateway.credentials.tokens import SigningKeyError
+from gateway.keystore.base import StoreError
+from gateway.listeners import ListenError
+from gateway.tls import TLSError
+
+log = logging.getLogger("gateway")
+
+EXIT_USAGE = 2
+STARTUP_ERRORS: tuple[type[Exception], ...] = (
+    ListenError,
+    TLSError,
+    StoreError,
+    SigningKeyError,
+    AdminTokenError,
+)
+
+
+def fail(message: str) -> int:
+    print(f"gateway: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def load(path: str) -> Config | None:
+    """The config, or None after printing one line per problem."""
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def serve(cfg: Config) -> int:
+    from gateway.app import Gateway
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    gateway = Gateway(cfg)
+    await gateway.start()
+    log.info("gateway started", extra=gateway.describe())
+    await stop.wait()
+    log.info("gateway stopping: draining in-flight requests")
+    await gateway.stop()
+    log.info("gateway stopped")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gateway.observability.logs import setup_logging
+
+    cfg = load(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    setup_logging(cfg.logging.level)
+    install_uvloop()
+    try:
+        return asyncio.run(serve(cfg))
+    except STARTUP_ERRORS as exc:
+        return fail(str(exc))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = load(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    print(f"{args.config}: ok ({len(cfg.routes)} routes)")
+    return 0
+
+
+def cmd_accounts(args: argparse.Namespace) -> int:
+    from gateway.cli_accounts import run_action
+
+    cfg = load(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    return run_action(cfg, args, args.action_fn)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+    from gateway.observability.logs import setup_logging
+
+    setup_logging("warning")
+    install_uvloop()
+    try:
+        return asyncio.run(run_demo(args))
+    except STARTUP_ERRORS as exc:
+        return fail(str(exc))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="API authentication gateway")
+    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="serve until SIGINT/SIGTERM")
+    run.add_argument("--config", required=True, help="YAML config file")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("--config", required=True, help="YAML config file")
+    check.set_defaults(func=cmd_check_config)
+
+    demo = sub.add_parser("demo", help="run a self-contained demo: TLS, store, echo upstream, a key")
+    demo.add_argument("--dir", default="./gateway-demo", help="data directory (default ./gateway-demo)")
+    demo.add_argument("--port", type=int, default=8443, help="HTTPS proxy port")
+    demo.add_argument("--admin-port", type=int, default=9090, help="admin port")
+    demo.add_argument("--upstream-port", type=int, default=9000, help="echo upstream port")
+    demo.set_defaults(func=cmd_demo)
+
+    from gateway.cli_accounts import add_parsers
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", required=True, help="YAML config file")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    add_parsers(sub, common)
+    for name in ("tenants", "keys"):
+        sub.choices[name].set_defaults(func=cmd_accounts)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130

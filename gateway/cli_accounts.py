@@ -1,0 +1,177 @@
+"""`gateway tenants ...` and `gateway keys ...`: bootstrap and scripting on the configured store.
+
+They go through the same `Accounts` service as the admin API, so the same rules apply. A gateway
+already running on the same store sees a change within `store.cache_ttl`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gateway.accounts.service import Accounts, Actor, key_view, plain
+from gateway.config import Config
+from gateway.errors import GatewayError
+from gateway.keystore.base import StoreError
+from gateway.keystore.factory import create_store
+
+CLI = Actor("cli")
+Action = Callable[[Accounts, argparse.Namespace], Awaitable[Any]]
+
+
+def _print(args: argparse.Namespace, payload: Any, lines: list[str]) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        print("\n".join(lines))
+
+
+def run_action(cfg: Config, args: argparse.Namespace, action: Action) -> int:
+    async def go() -> int:
+        store = create_store(cfg.store)
+        await store.open()
+        try:
+            await action(Accounts(store, cfg), args)
+        finally:
+            await store.close()
+        return 0
+
+    try:
+        return asyncio.run(go())
+    except GatewayError as err:
+        issues = "; ".join(f"{d['field']}: {d['issue']}" for d in err.details)
+        print(f"gateway: error: {err.message}" + (f" ({issues})" if issues else ""), file=sys.stderr)
+        return 1
+    except StoreError as err:
+        print(f"gateway: error: {err}", file=sys.stderr)
+        return 2
+
+
+async def tenants_create(accounts: Accounts, args: argparse.Namespace) -> None:
+    body: dict[str, Any] = {"name": args.name, "plan": args.plan}
+    if args.id:
+        body["id"] = args.id
+    tenant = await accounts.create_tenant(body, CLI)
+    _print(args, plain(tenant), [f"created tenant {tenant.id} ({tenant.name}, plan {tenant.plan})"])
+
+
+async def tenants_list(accounts: Accounts, args: argparse.Namespace) -> None:
+    tenants, _ = await accounts.store.list_tenants(page=1, per_page=10_000, sort="created_at")
+    rows = [f"{t.id}\t{t.name}\t{t.plan}\t{'disabled' if t.disabled else 'active'}" for t in tenants]
+    _print(args, [plain(t) for t in tenants], rows or ["no tenants"])
+
+
+def _permission(text: str) -> dict[str, Any]:
+    methods, sep, path = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError("permission must be METHODS:PATH, e.g. GET,POST:/api/v1/*")
+    return {"methods": [m.strip() for m in methods.split(",") if m.strip()], "path": path}
+
+
+def _resource(text: str) -> tuple[str, list[str]]:
+    name, sep, values = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError("resource must be NAME=VALUE[,VALUE...]")
+    return name, [v for v in values.split(",") if v]
+
+
+async def keys_create(accounts: Accounts, args: argparse.Namespace) -> None:
+    body: dict[str, Any] = {
+        "tenant_id": args.tenant,
+        "name": args.name,
+        "scope": args.scope,
+        "environment": args.environment,
+    }
+    if args.no_expiry:
+        body["validity_days"] = None
+    elif args.validity_days is not None:
+        body["validity_days"] = args.validity_days
+    if args.permission:
+        body["permissions"] = args.permission
+    if args.resource:
+        body["resources"] = {name: values for name, values in args.resource}
+    if args.user:
+        body["user_id"] = args.user
+    if args.rate_limit is not None:
+        body["rate_limit_per_minute"] = args.rate_limit
+    key, secret = await accounts.create_key(body, CLI)
+    view = {**key_view(key, accounts.now(), accounts.cfg.keys.expiring_soon_days), "key": secret}
+    _print(args, view, [
+        f"created key {key.id} ({key.name}) for tenant {key.tenant_id}",
+        f"secret (shown once, store it now): {secret}",
+    ])
+
+
+def _key_lines(view: dict[str, Any]) -> list[str]:
+    return [f"{k}: {v}" for k, v in view.items()]
+
+
+async def keys_list(accounts: Accounts, args: argparse.Namespace) -> None:
+    keys, _ = await accounts.store.list_keys(
+        tenant_id=args.tenant, status=args.status, now=accounts.now(), page=1, per_page=10_000,
+        sort="-created_at",
+    )
+    views = [key_view(k, accounts.now(), accounts.cfg.keys.expiring_soon_days) for k in keys]
+    rows = [
+        f"{v['id']}\t{v['tenant_id']}\t{v['name']}\t{v['masked']}{v['last4']}\t{v['scope']}\t{v['status']}"
+        for v in views
+    ]
+    _print(args, views, rows or ["no keys"])
+
+
+async def keys_show(accounts: Accounts, args: argparse.Namespace) -> None:
+    key = await accounts.key(args.key_id)
+    view = key_view(key, accounts.now(), accounts.cfg.keys.expiring_soon_days)
+    _print(args, view, _key_lines(view))
+
+
+async def keys_rotate(accounts: Accounts, args: argparse.Namespace) -> None:
+    key, secret = await accounts.rotate_key(args.key_id, CLI)
+    view = {**key_view(key, accounts.now(), accounts.cfg.keys.expiring_soon_days), "key": secret}
+    _print(args, view, [
+        f"rotated {args.key_id} -> {key.id}; the old secret no longer works",
+        f"secret (shown once, store it now): {secret}",
+    ])
+
+
+async def keys_revoke(accounts: Accounts, args: argparse.Namespace) -> None:
+    key = await accounts.revoke_key(args.key_id, CLI)
+    view = key_view(key, accounts.now(), accounts.cfg.keys.expiring_soon_days)
+    _print(args, view, [f"revoked {key.id} ({key.name})"])
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    tenants = sub.add_parser("tenants", help="create and list tenants").add_subparsers(dest="action", required=True)
+    p = tenants.add_parser("create", parents=[common])
+    p.add_argument("--name", required=True)
+    p.add_argument("--plan", required=True)
+    p.add_argument("--id")
+    p.set_defaults(action_fn=tenants_create)
+    p = tenants.add_parser("list", parents=[common])
+    p.set_defaults(action_fn=tenants_list)
+
+    keys = sub.add_parser("keys", help="create, list, show, rotate and revoke API keys").add_subparsers(dest="action", required=True)
+    p = keys.add_parser("create", parents=[common])
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--scope", default="read_write", choices=["read_only", "read_write", "custom"])
+    p.add_argument("--environment", default="live", choices=["live", "test"])
+    p.add_argument("--validity-days", type=int)
+    p.add_argument("--no-expiry", action="store_true", help="a key that never expires")
+    p.add_argument("--permission", action="append", type=_permission, help="METHODS:PATH for a custom scope")
+    p.add_argument("--resource", action="append", type=_resource, help="NAME=VALUE[,VALUE] resource limit")
+    p.add_argument("--user", help="owning user id")
+    p.add_argument("--rate-limit", type=int, help="requests per minute, instead of the plan's")
+    p.set_defaults(action_fn=keys_create)
+    p = keys.add_parser("list", parents=[common])
+    p.add_argument("--tenant")
+    p.add_argument("--status", choices=["active", "expired", "revoked"])
+    p.set_defaults(action_fn=keys_list)
+    for name, fn in (("show", keys_show), ("rotate", keys_rotate), ("revoke", keys_revoke)):
+        p = keys.add_parser(name, parents=[common])
+        p.add_argument("key_id")
+        p.set_defaults(action_fn=fn)

@@ -1,0 +1,74 @@
+"""`gateway tenants` and `gateway keys` on a real SQLite file, as a script would use them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from tests.cli.test_run import gateway, write_config
+from tests.conftest import base_config
+
+
+def test_bootstrap_tenant_and_key_lifecycle(tmp_path: Path, server_cert) -> None:
+    cfg = write_config(tmp_path, base_config(tmp_path, server_cert))
+    c = ["--config", str(cfg)]
+
+    made = gateway("tenants", "create", *c, "--id", "acme", "--name", "Acme", "--plan", "starter", "--json", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["id"] == "acme"
+    dup = gateway("tenants", "create", *c, "--id", "acme", "--name", "Acme", "--plan", "starter", cwd=tmp_path)
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+
+    listed = gateway("tenants", "list", *c, "--json", cwd=tmp_path)
+    assert [t["id"] for t in json.loads(listed.stdout)] == ["acme"]
+
+    created = gateway("keys", "create", *c, "--tenant", "acme", "--name", "backend", "--json", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)
+    secret, key_id = key["key"], key["id"]
+    assert secret.startswith("gw_live_") and key["status"] == "active"
+    assert key["expires_in_days"] == 90
+
+    human = gateway("keys", "create", *c, "--tenant", "acme", "--name", "ops", cwd=tmp_path)
+    assert "shown once" in human.stdout
+
+    shown = json.loads(gateway("keys", "show", *c, key_id, "--json", cwd=tmp_path).stdout)
+    assert "key" not in shown and secret not in json.dumps(shown)
+    assert shown["masked"].startswith("gw_live_") and shown["last4"] == secret[-4:]
+
+    rotated = json.loads(gateway("keys", "rotate", *c, key_id, "--json", cwd=tmp_path).stdout)
+    assert rotated["id"] != key_id and rotated["key"] != secret
+    revoked = json.loads(gateway("keys", "revoke", *c, rotated["id"], "--json", cwd=tmp_path).stdout)
+    assert revoked["status"] == "revoked"
+    statuses = {k["id"]: k["status"] for k in json.loads(gateway("keys", "list", *c, "--json", cwd=tmp_path).stdout)}
+    assert statuses[key_id] == "revoked" and statuses[rotated["id"]] == "revoked"
+
+    db = sqlite3.connect(tmp_path / "data" / "gateway.db")
+    dump = "\n".join(db.iterdump())
+    db.close()
+    assert secret not in dump and rotated["key"] not in dump
+
+
+def test_key_rules_are_enforced_by_the_cli(tmp_path: Path, server_cert) -> None:
+    cfg = write_config(tmp_path, base_config(tmp_path, server_cert))
+    c = ["--config", str(cfg)]
+    gateway("tenants", "create", *c, "--id", "acme", "--name", "Acme", "--plan", "starter", cwd=tmp_path)
+    bad = gateway("keys", "create", *c, "--tenant", "acme", "--name", "bad/name", "--validity-days", "5", cwd=tmp_path)
+    assert bad.returncode == 1
+    assert "name" in bad.stderr and "validity_days" in bad.stderr
+    for i in range(4):
+        ok = gateway("keys", "create", *c, "--tenant", "acme", "--name", f"k{i}", cwd=tmp_path)
+        assert ok.returncode == 0, ok.stderr
+    full = gateway("keys", "create", *c, "--tenant", "acme", "--name", "k5", cwd=tmp_path)
+    assert full.returncode == 1 and "maximum" in full.stderr
+    missing = gateway("keys", "show", *c, "key_nope", cwd=tmp_path)
+    assert missing.returncode == 1 and "no key" in missing.stderr
+
+
+def test_unopenable_store_is_one_line_exit_2(tmp_path: Path, server_cert) -> None:
+    (tmp_path / "adir").mkdir()
+    cfg = base_config(tmp_path, server_cert, store={"url": f"sqlite:///{tmp_path / 'adir'}"})
+    result = gateway("tenants", "list", "--config", str(write_config(tmp_path, cfg)), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr

@@ -1,0 +1,50 @@
+"""`gateway demo` as a newcomer meets it: the printed curl commands work as printed."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.cli.test_run import ENV, free_port
+
+
+def test_demo_prints_curl_commands_that_work(tmp_path: Path) -> None:
+    ports = [str(free_port()) for _ in range(3)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "demo", "--dir", str(tmp_path / "demo"),
+         "--port", ports[0], "--admin-port", ports[1], "--upstream-port", ports[2]],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={k: v for k, v in ENV.items() if k != "GATEWAY_ADMIN_TOKEN"},
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.strip() == "" and any(x.startswith("Try:") for x in lines):
+                break
+        commands = [x.strip().split("  #")[0] for x in lines if x.strip().startswith("curl ")]
+        assert len(commands) >= 4, lines
+
+        def run(command: str) -> tuple[int, dict]:
+            out = subprocess.run(
+                ["bash", "-c", command + " -s -w '\\n%{http_code}'"], capture_output=True, text=True, timeout=20
+            )
+            body, _, status = out.stdout.rpartition("\n")
+            return int(status), json.loads(body)
+
+        status, body = run(commands[0])
+        assert status == 200
+        assert body["gateway_headers"]["X-Gateway-Tenant"] == "demo"
+        status, body = run(commands[1])
+        assert status == 200 and body["query"] == "page=2"
+        status, body = run(commands[2])
+        assert status == 401 and body["error"]["code"] == "MISSING_CREDENTIALS"
+        status, body = run(commands[3])
+        assert status == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0

@@ -1,0 +1,122 @@
+"""The `gateway` command as an operator meets it: real processes, real ports, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from tests.conftest import ADMIN_TOKEN, base_config
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
+
+
+def write_config(tmp_path: Path, cfg: dict[str, Any]) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def gateway(*args: str, cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_check_config_accepts_examples() -> None:
+    for name in ("gateway.yaml", "demo.yaml"):
+        result = gateway("check-config", "--config", str(ROOT / "config" / name), cwd=ROOT)
+        assert result.returncode == 0, result.stderr
+        assert "ok" in result.stdout
+
+
+def test_check_config_reports_every_problem_with_field_paths(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "server:\n  port: 99999\n  tls: {self_signed: true}\n  colour: red\n"
+        "routes:\n  - {name: a, path: /a, upstream: http://127.0.0.1:1}\n"
+        "  - {name: b, path: /b, upstream: ftp://nope}\n"
+    )
+    result = gateway("check-config", "--config", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith("server.port:") for line in lines)
+    assert any(line.startswith("server.colour:") for line in lines)
+    assert any(line.startswith("routes[1].upstream:") for line in lines)
+    assert "Traceback" not in result.stderr
+
+
+def test_run_with_port_in_use_is_one_line_and_exit_2(tmp_path: Path, server_cert) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = base_config(tmp_path, server_cert, server={"port": port})
+        result = gateway("run", "--config", str(write_config(tmp_path, cfg)), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr
+
+
+def test_run_with_missing_certificate_is_one_line_and_exit_2(tmp_path: Path, server_cert) -> None:
+    cfg = base_config(tmp_path, server_cert, server={"tls": {"cert_file": "nope.crt", "key_file": "nope.key"}})
+    result = gateway("run", "--config", str(write_config(tmp_path, cfg)), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "nope.crt" in result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+
+
+async def test_run_serves_self_signed_https_and_stops_cleanly_on_sigterm(tmp_path: Path, server_cert, upstream) -> None:
+    url, state = upstream
+    proxy_port, admin_port = free_port(), free_port()
+    cfg = base_config(
+        tmp_path,
+        server_cert,
+        server={"port": proxy_port, "tls": {"self_signed": True}},
+        admin={"port": admin_port},
+        routes=[{"name": "api", "path": "/api", "upstream": url, "auth": []}],
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "run", "--config", str(write_config(tmp_path, cfg)),
+        cwd=tmp_path, stderr=asyncio.subprocess.PIPE,
+        env=ENV,
+    )
+    try:
+        assert proc.stderr is not None
+        started = await asyncio.wait_for(proc.stderr.readline(), 20)
+        assert json.loads(started)["msg"] == "gateway started"
+        cert = Path(cfg["data_dir"]) / "tls" / "self-signed.crt"
+        ctx = ssl.create_default_context(cafile=str(cert))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as client:
+            async with client.get(f"https://localhost:{proxy_port}/api/x") as resp:
+                assert resp.status == 200
+            async with client.get(f"http://127.0.0.1:{admin_port}/healthz") as resp:
+                assert resp.status == 200
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
