@@ -74,9 +74,21 @@ async def serve(cfg: Config) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    cfg = load(args.config)
+    if cfg is None:
+        return EXIT_USAGE
+    if cfg.server.workers > 1:
+        from gateway.workers import run_workers
+
+        return run_workers(args.config, cfg.server.workers)
+    return run_one(args.config, cfg)
+
+
+def run_one(config_path: str, cfg: Config | None = None) -> int:
+    """One gateway process in the foreground (a worker, or the whole gateway)."""
     from gateway.observability.logs import setup_logging
 
-    cfg = load(args.config)
+    cfg = cfg or load(config_path)
     if cfg is None:
         return EXIT_USAGE
     setup_logging(cfg.logging.level)

@@ -1,0 +1,65 @@
+"""`server.workers: 2` with the Redis limiter: two processes, one exact limit, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import ssl
+import sys
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from tests.cli.test_run import ENV, free_port, gateway, write_config
+from tests.conftest import base_config, require_service
+from tests.ratelimit.test_limiters import redis_reachable
+
+
+async def test_two_workers_share_one_exact_redis_limit(tmp_path: Path, server_cert, upstream, ca) -> None:
+    require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
+    url, state = upstream
+    port, admin_port = free_port(), free_port()
+    cfg = base_config(
+        tmp_path, server_cert,
+        server={"port": port, "workers": 2},
+        admin={"port": admin_port},
+        ratelimit={"backend": "redis", "redis_prefix": f"gwtest:{uuid.uuid4().hex}:"},
+        routes=[{"name": "api", "path": "/api", "upstream": url}],
+    )
+    path = write_config(tmp_path, cfg)
+    assert gateway("tenants", "create", "--config", str(path), "--id", "acme", "--name", "Acme",
+                   "--plan", "starter", cwd=tmp_path).returncode == 0
+    made = gateway("keys", "create", "--config", str(path), "--tenant", "acme", "--name", "k",
+                   "--rate-limit", "100", "--json", cwd=tmp_path)
+    secret = json.loads(made.stdout)["key"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "run", "--config", str(path),
+        cwd=tmp_path, stderr=asyncio.subprocess.PIPE, env=ENV,
+    )
+    try:
+        assert proc.stderr is not None
+        started = 0
+        while started < 2:
+            line = await asyncio.wait_for(proc.stderr.readline(), 30)
+            assert line, "gateway exited early"
+            started += json.loads(line).get("msg") == "gateway started"
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        connector = aiohttp.TCPConnector(ssl=ctx, force_close=True, limit=50)
+        async with aiohttp.ClientSession(connector=connector) as client:
+            async def one() -> int:
+                async with client.get(f"https://127.0.0.1:{port}/api", headers={"X-API-Key": secret}) as resp:
+                    await resp.read()
+                    return resp.status
+            statuses = await asyncio.gather(*(one() for _ in range(200)))
+        assert statuses.count(200) == 100 and statuses.count(429) == 100
+        assert state.hits == 100
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

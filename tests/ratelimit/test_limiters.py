@@ -1,0 +1,193 @@
+"""The sliding log's maths with an injected clock, and one conformance suite for every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.ratelimit import create_rate_limiter
+from gateway.ratelimit.memory import MemoryRateLimiter
+from gateway.ratelimit.redis import RedisRateLimiter
+from tests.conftest import FakeClock, require_service
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# --- window maths (memory backend, injected clock) ---------------------------------------
+
+
+def test_steady_rate_at_the_limit_is_never_refused_early() -> None:
+    clock = FakeClock(1000.0)
+    limiter = MemoryRateLimiter(clock=clock)
+    for _ in range(600):  # ten minutes at exactly 10 per minute
+        assert limiter.hit_sync([("k", 10)]).allowed
+        clock.advance(6.0)
+
+
+def test_no_60s_span_ever_holds_more_than_the_limit() -> None:
+    clock = FakeClock(0.0)
+    limiter = MemoryRateLimiter(clock=clock)
+    admitted: list[float] = []
+    # bursts at window edges, then a steady trickle, then bursts again
+    pattern = [0.0] * 20 + [59.9, 59.99, 60.0, 60.0, 60.01] + [0.5] * 200 + [0.0] * 30 + [119.0] + [0.0] * 30
+    for step in pattern:
+        clock.advance(step)
+        if limiter.hit_sync([("k", 10)]).allowed:
+            admitted.append(clock.now)
+    for i, start in enumerate(admitted):
+        in_span = [t for t in admitted[i:] if t < start + 60.0]
+        assert len(in_span) <= 10, (start, in_span)
+    assert len(admitted) > 20
+
+
+def test_headers_and_retry_after_are_honest() -> None:
+    clock = FakeClock(1000.0)
+    limiter = MemoryRateLimiter(clock=clock)
+    first = limiter.hit_sync([("k", 3)])
+    assert (first.allowed, first.limit, first.remaining, first.reset_at) == (True, 3, 2, 1060.0)
+    clock.advance(10)
+    limiter.hit_sync([("k", 3)])
+    clock.advance(10)
+    assert limiter.hit_sync([("k", 3)]).remaining == 0
+    refused = limiter.hit_sync([("k", 3)])
+    assert not refused.allowed and refused.retry_after == 40 and refused.reset_at == 1060.0
+    clock.advance(refused.retry_after - 1)
+    assert not limiter.hit_sync([("k", 3)]).allowed
+    clock.advance(1)
+    assert limiter.hit_sync([("k", 3)]).allowed
+
+
+def test_refusals_do_not_consume_and_two_limits_are_atomic() -> None:
+    clock = FakeClock(0.0)
+    limiter = MemoryRateLimiter(clock=clock)
+    for _ in range(2):
+        assert limiter.hit_sync([("key", 5), ("route", 2)]).allowed
+    refused = limiter.hit_sync([("key", 5), ("route", 2)])
+    assert not refused.allowed and refused.limit == 2
+    # the route refusal spent nothing of the key's quota: 3 left of 5
+    assert [limiter.hit_sync([("key", 5)]).allowed for _ in range(4)] == [True, True, True, False]
+
+
+def test_idle_buckets_are_reclaimed() -> None:
+    clock = FakeClock(0.0)
+    limiter = MemoryRateLimiter(clock=clock)
+    for i in range(5000):
+        limiter.hit_sync([(f"k{i}", 10)])
+    assert len(limiter) == 5000
+    clock.advance(61)
+    for _ in range(256 * 100):
+        limiter.hit_sync([("busy", 10**9)])
+    assert len(limiter) < 100
+
+
+# --- conformance: every backend --------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[object]:
+    if request.param == "redis":
+        require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
+        made = create_rate_limiter("redis", url=REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:")
+    else:
+        made = create_rate_limiter("memory")
+    yield made
+    await made.close()
+
+
+async def test_admits_up_to_the_limit_then_refuses(limiter) -> None:
+    results = [await limiter.hit([("k", 5)]) for _ in range(7)]
+    assert [r.allowed for r in results] == [True] * 5 + [False] * 2
+    assert [r.remaining for r in results[:5]] == [4, 3, 2, 1, 0]
+    assert all(1 <= r.retry_after <= 60 for r in results[5:])
+    assert all(r.limit == 5 for r in results)
+
+
+async def test_route_refusal_spends_no_key_quota(limiter) -> None:
+    assert (await limiter.hit([("key", 3), ("route", 1)])).allowed
+    refused = await limiter.hit([("key", 3), ("route", 1)])
+    assert not refused.allowed and refused.limit == 1
+    assert [(await limiter.hit([("key", 3)])).allowed for _ in range(3)] == [True, True, False]
+
+
+async def test_200_concurrent_requests_admit_exactly_100(limiter) -> None:
+    results = await asyncio.gather(*(limiter.hit([("hot", 100)]) for _ in range(200)))
+    assert sum(r.allowed for r in results) == 100
+
+
+async def test_two_redis_clients_share_one_exact_limit() -> None:
+    require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
+    prefix = f"gwtest:{uuid.uuid4().hex}:"
+    a = RedisRateLimiter(REDIS_URL, prefix=prefix)
+    b = RedisRateLimiter(REDIS_URL, prefix=prefix)
+    try:
+        results = await asyncio.gather(*(x.hit([("shared", 100)]) for x in [a, b] * 100))
+        assert sum(r.allowed for r in results) == 100
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_redis_window_slides_on_server_time() -> None:
+    require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
+    limiter = RedisRateLimiter(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:", window=0.5)
+    try:
+        assert (await limiter.hit([("w", 1)])).allowed
+        refused = await limiter.hit([("w", 1)])
+        assert not refused.allowed
+        await asyncio.sleep(0.55)  # the window itself is what is under test here
+        assert (await limiter.hit([("w", 1)])).allowed
+    finally:
+        await limiter.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("mode", ["allow", "deny"])
+async def test_redis_down_follows_on_backend_error_and_logs_once(mode, caplog) -> None:
+    errors: list[Exception] = []
+    limiter = RedisRateLimiter(
+        f"redis://127.0.0.1:{closed_port()}/0", on_backend_error=mode, on_error_callback=errors.append
+    )
+    caplog.set_level(logging.INFO, logger="gateway.ratelimit")
+    try:
+        results = [await limiter.hit([("k", 5)]) for _ in range(20)]
+    finally:
+        await limiter.close()
+    assert all(r.allowed == (mode == "allow") for r in results)
+    if mode == "deny":
+        assert all(r.retry_after >= 1 for r in results)
+    assert len(errors) == 20
+    assert sum("unreachable" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_redis_recovers_after_its_connections_are_killed(caplog) -> None:
+    require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
+    import redis.asyncio as aioredis
+
+    limiter = RedisRateLimiter(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:")
+    admin = aioredis.from_url(REDIS_URL)
+    try:
+        assert (await limiter.hit([("r", 100)])).allowed
+        await admin.client_kill_filter(_type="normal", skipme=True)
+        outcomes = [await limiter.hit([("r", 100)]) for _ in range(3)]
+        assert outcomes[-1].allowed and outcomes[-1].remaining < 99
+    finally:
+        await admin.aclose()
+        await limiter.close()
