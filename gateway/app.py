@@ -17,13 +17,14 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from gateway import __version__
 from gateway.access.assertion import IdentityAssertions
 from gateway.access.guard import AccessGuard
 from gateway.access.identity import Identity
 from gateway.accounts.service import Accounts
-from gateway.admin import api, health, records_api
+from gateway.admin import api, health, metrics_endpoint, records_api
 from gateway.admin.auth import check_admin_token, token_middleware
 from gateway.admin.errors import error_middleware
 from gateway.config import Config
@@ -33,6 +34,8 @@ from gateway.keystore.cache import IdentityCache
 from gateway.keystore.factory import create_store
 from gateway.keystore.lastused import LastUsedRecorder
 from gateway.listeners import bind, bound_port
+from gateway.observability.metrics import Metrics, StatsCollector
+from gateway.observability.observer import RequestObserver
 from gateway.observability.recorder import Recorder
 from gateway.observability.records_sqlite import SQLiteRecordStore
 from gateway.proxy.endpoints import TokenEndpoints
@@ -65,8 +68,11 @@ class Gateway:
         *,
         clock: Callable[[], float] = time.time,
         admin_token: str | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.cfg = cfg
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = Metrics(self.registry, per_tenant=cfg.metrics.per_tenant_label)
         self.clock = clock
         raw_token = admin_token if admin_token is not None else os.environ.get(cfg.admin.token_env)
         self.admin_token = check_admin_token(
@@ -150,7 +156,11 @@ class Gateway:
         rl = self.cfg.ratelimit
         if rl.backend == "redis":
             return create_rate_limiter(
-                "redis", url=rl.redis_url, prefix=rl.redis_prefix, on_backend_error=rl.on_backend_error
+                "redis",
+                url=rl.redis_url,
+                prefix=rl.redis_prefix,
+                on_backend_error=rl.on_backend_error,
+                on_error_callback=lambda exc: self.metrics.limiter_errors.inc(),
             )
         return create_rate_limiter("memory", clock=self.clock)
 
@@ -202,13 +212,35 @@ class Gateway:
                 cfg.tokens.path: token_endpoints.exchange,
                 "/.well-known/jwks.json": token_endpoints.jwks,
             },
-            on_done=self.recorder.call,
+            observer=RequestObserver(self.metrics, self.recorder, cfg.logging),
         )
+        self.registry.register(StatsCollector(self._stats))
         self._readiness = [("store", self.store.ping), ("ratelimit", self._limiter_ready(limiter))]
         await self._serve_proxy(ProxyHandler(**common), proxy_sock, ssl_ctx)
         if plain_sock is not None:
             await self._serve_proxy(ProxyHandler(plain=True, **common), plain_sock, None)
         await self._serve_admin(self.admin_app(), admin_sock)
+
+    def _stats(self) -> list[tuple[str, str, str, float]]:
+        cache, stats = self.cache, self.cache.stats
+        rows = [
+            ("counter", "gateway_key_cache_hits_total", "Key cache hits.", stats.hits),
+            ("counter", "gateway_key_cache_misses_total", "Key cache misses (store lookups).", stats.misses),
+            ("counter", "gateway_key_cache_negative_hits_total", "Unknown keys answered from the negative cache.", stats.negative_hits),
+            ("counter", "gateway_key_cache_evictions_total", "Key cache evictions.", stats.evictions),
+            ("gauge", "gateway_key_cache_size", "Identities in the key cache.", len(cache)),
+        ]
+        if self.recorder is not None:
+            for name, buffer in (("audit", self.recorder.audit_buffer), ("call_log", self.recorder.call_buffer)):
+                rows += [
+                    ("gauge", f"gateway_{name}_queue_depth", f"Entries waiting to be written ({name}).", len(buffer)),
+                    ("counter", f"gateway_{name}_flush_failures_total", f"Failed writes ({name}).", buffer.flush_failures),
+                    ("counter", f"gateway_{name}_dropped_total", f"Entries dropped on a full buffer ({name}).", buffer.dropped),
+                ]
+        if self.last_used is not None:
+            rows.append(("counter", "gateway_last_used_flush_failures_total", "Failed last-used writes.",
+                         self.last_used.flush_failures))
+        return rows
 
     def admin_app(self) -> web.Application:
         app = web.Application(
@@ -219,7 +251,9 @@ class Gateway:
         app[health.READINESS_CHECKS] = self._readiness
         app[api.ACCOUNTS] = self.accounts
         app[records_api.RECORDER] = self.recorder
+        app[metrics_endpoint.REGISTRY] = self.registry
         health.add_routes(app)
+        metrics_endpoint.add_routes(app)
         api.add_routes(app)
         records_api.add_routes(app)
         return app

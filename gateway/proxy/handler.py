@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 from aiohttp import web
 
@@ -26,6 +27,11 @@ log = logging.getLogger("gateway.proxy")
 Endpoint = Callable[[web.BaseRequest, RequestScope], Awaitable[web.StreamResponse]]
 
 
+class Observer(Protocol):
+    def started(self) -> None: ...
+    def finished(self, scope: RequestScope) -> None: ...
+
+
 class ProxyHandler:
     """Handles every request of one proxy listener (HTTPS, or plain behind a trusted proxy)."""
 
@@ -38,7 +44,7 @@ class ProxyHandler:
         guard: Guard,
         plain: bool = False,
         endpoints: Mapping[str, Endpoint] | None = None,
-        on_done: Callable[[RequestScope], None] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._routes = routes
         self._forwarder = forwarder
@@ -46,13 +52,16 @@ class ProxyHandler:
         self._guard = guard
         self._plain = plain
         self._endpoints = dict(endpoints or {})
-        self._on_done = on_done
+        self._observer = observer
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         request_id = request.headers.get("X-Request-Id")
         if not sane_request_id(request_id):
             request_id = uuid.uuid4().hex
         scope = RequestScope(request_id=request_id, started=time.perf_counter(), method=request.method)
+        observer = self._observer
+        if observer is not None:
+            observer.started()
         try:
             response = await self._handle(request, scope)
         except GatewayError as err:
@@ -63,9 +72,14 @@ class ProxyHandler:
         except Exception:
             log.exception("unhandled error in proxy pipeline", extra={"request_id": request_id})
             response = InternalError().response(request_id)
+        except BaseException:
+            scope.status = 499  # the client went away (nginx's convention); nothing to answer
+            if observer is not None:
+                observer.finished(scope)
+            raise
         scope.status = response.status
-        if self._on_done is not None:
-            self._on_done(scope)
+        if observer is not None:
+            observer.finished(scope)
         return response
 
     async def _handle(self, request: web.BaseRequest, scope: RequestScope) -> web.StreamResponse:

@@ -1,0 +1,60 @@
+"""What happens when a proxied request starts and ends: metrics, call log, access log.
+
+One object the handler calls twice per request, so the handler knows nothing of what is
+recorded. The access log line is built only when the request is sampled and the log is on.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+from gateway.config import LoggingConfig
+from gateway.observability.metrics import Metrics
+from gateway.observability.recorder import Recorder
+from gateway.proxy.pipeline import RequestScope
+
+access_log = logging.getLogger("gateway.access")
+
+
+class RequestObserver:
+    def __init__(self, metrics: Metrics, recorder: Recorder, logging_cfg: LoggingConfig) -> None:
+        self._metrics = metrics
+        self._recorder = recorder
+        self._in_flight = metrics.in_flight
+        self._log = logging_cfg.access_log
+        self._sample = logging_cfg.access_log_sample_rate
+
+    def started(self) -> None:
+        self._in_flight.inc()
+
+    def finished(self, scope: RequestScope) -> None:
+        done = time.perf_counter()
+        self._in_flight.dec()
+        self._metrics.observe(scope, done)
+        self._recorder.call(scope)
+        if self._log and (self._sample >= 1.0 or random.random() < self._sample):
+            self._access(scope, done)
+
+    @staticmethod
+    def _access(scope: RequestScope, done: float) -> None:
+        identity = scope.extra.get("identity")
+        upstream = scope.upstream_started
+        access_log.info(
+            "request",
+            extra={
+                "request_id": scope.request_id,
+                "route": scope.route.name if scope.route else None,
+                "method": scope.method,
+                "path": scope.path,
+                "status": scope.status,
+                "code": scope.error_code,
+                "duration_ms": round((done - scope.started) * 1000, 3),
+                "upstream_ms": round((done - upstream) * 1000, 3) if upstream else None,
+                "key_id": identity.key_id if identity else None,
+                "tenant": identity.tenant_id if identity else None,
+                "auth_method": scope.auth_method,
+                "client_ip": scope.client_ip,
+            },
+        )
