@@ -1,0 +1,92 @@
+"""The OpenAPI document: valid, complete for the admin app, and true of the running API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+from openapi_spec_validator import validate
+
+from gateway.admin.openapi import document, for_swagger_ui_4
+from tests.cli.test_run import ENV, free_port, write_config
+from tests.conftest import ADMIN_TOKEN, admin_url, base_config
+
+UNDOCUMENTED = ("/healthz", "/readyz", "/metrics", "/admin/openapi.json", "/admin/docs")
+
+
+def test_document_is_valid_openapi_3_1_and_3_0_for_the_ui() -> None:
+    doc = document()
+    validate(doc)
+    assert doc["openapi"] == "3.1.0"
+    legacy = for_swagger_ui_4(doc)
+    validate(legacy)
+    assert "anyOf" not in json.dumps(legacy)
+
+
+async def test_every_admin_route_is_documented(start_gateway) -> None:
+    gw = await start_gateway()
+    doc = document(gw.cfg.tokens.path)
+    app = gw.admin_app()
+    missing = []
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter") or info.get("prefix", "")
+        if route.method == "HEAD" or not path.startswith("/admin") or path.startswith(UNDOCUMENTED):
+            continue
+        if route.method.lower() not in doc["paths"].get(path, {}):
+            missing.append(f"{route.method} {path}")
+    assert missing == []
+    assert gw.cfg.tokens.path in doc["paths"]
+
+
+async def test_docs_page_is_served_from_the_package(start_gateway) -> None:
+    gw = await start_gateway()
+    async with aiohttp.ClientSession() as client:
+        async with client.get(admin_url(gw, "/admin/docs")) as resp:
+            assert resp.status == 200
+            html = await resp.text()
+            assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+        assert "<script>" not in html and "http" not in html
+        for asset in ("/admin/docs/assets/swagger-ui-bundle.js", "/admin/docs/init.js", "/admin/openapi.json?ui=3.0"):
+            async with client.get(admin_url(gw, asset)) as resp:
+                assert resp.status == 200, asset
+
+
+async def test_schemathesis_finds_no_server_errors_or_schema_violations(tmp_path: Path, server_cert, upstream) -> None:
+    st = shutil.which("st") or str(Path(sys.executable).with_name("st"))
+    admin_port = free_port()
+    cfg = base_config(
+        tmp_path, server_cert, server={"port": free_port()}, admin={"port": admin_port},
+        routes=[{"name": "api", "path": "/api", "upstream": upstream[0]}],
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "run", "--config", str(write_config(tmp_path, cfg)),
+        cwd=tmp_path, stderr=asyncio.subprocess.PIPE, env=ENV,
+    )
+    try:
+        assert proc.stderr is not None
+        assert json.loads(await asyncio.wait_for(proc.stderr.readline(), 20))["msg"] == "gateway started"
+        base = f"http://127.0.0.1:{admin_port}"
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
+            await client.post(f"{base}/admin/tenants", json={"id": "acme", "name": "Acme", "plan": "starter"})
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [st, "run", f"{base}/admin/openapi.json", "-H", f"Authorization: Bearer {ADMIN_TOKEN}",
+             "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+             "--max-examples", "15", "--seed", "1", "--exclude-path", cfg.get("tokens", {}).get("path", "/api/v1/auth/token"),
+             "--phases", "examples,coverage,fuzzing", "--workers", "1", "--request-timeout", "10"],
+            capture_output=True, text=True, timeout=400, cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
+        )
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 20)
