@@ -250,7 +250,7 @@ def _expand(node: Any, path: str, env: Mapping[str, str], problems: list[str]) -
             if default is not None:
                 return default
             problems.append(f"{path or '(top level)'}: environment variable {name} is not set")
-            return ""
+            return m.group(0)  # keep the text so the one problem is not followed by a derived one
         return _ENV.sub(sub, node)
     if isinstance(node, Mapping):
         return {k: _expand(v, f"{path}.{k}" if path else str(k), env, problems) for k, v in node.items()}

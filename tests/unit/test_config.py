@@ -1,0 +1,107 @@
+"""Config validation: defaults, env expansion, and every problem at once with its field path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+MINIMAL = {"server": {"tls": {"self_signed": True}}}
+
+
+def problems(data: object, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env=env or {})
+    return info.value.problems
+
+
+def test_minimal_file_gets_every_default() -> None:
+    cfg = parse_config(MINIMAL, env={})
+    assert (cfg.server.host, cfg.server.port, cfg.server.max_body_bytes) == ("127.0.0.1", 8443, 10485760)
+    assert cfg.store.url == "sqlite:///./data/gateway.db" and cfg.store.cache_ttl == 5
+    assert {n: p.requests_per_minute for n, p in cfg.plans.items()} == {"starter": 100, "professional": 500, "enterprise": 2000}
+    assert cfg.keys.prefix == "gw" and cfg.tokens.path == "/api/v1/auth/token" and cfg.routes == ()
+
+
+def test_examples_load() -> None:
+    for name in ("gateway.yaml", "demo.yaml"):
+        load_config(ROOT / "config" / name)
+
+
+def test_environment_expansion() -> None:
+    data = {**MINIMAL, "admin": {"token_env": "${TOKEN_VAR}"}, "data_dir": "${DIR:-/var/lib/gw}"}
+    cfg = parse_config(data, env={"TOKEN_VAR": "MY_TOKEN"})
+    assert cfg.admin.token_env == "MY_TOKEN" and cfg.data_dir == "/var/lib/gw"
+    assert problems({**MINIMAL, "data_dir": "${NOPE}"}) == ["data_dir: environment variable NOPE is not set"]
+
+
+def test_every_problem_is_reported_at_once_with_paths() -> None:
+    found = problems({
+        "server": {"port": 99999, "tls": {"self_signed": True}, "colour": "red"},
+        "routes": [
+            {"name": "a", "path": "/a", "upstream": "http://127.0.0.1:1"},
+            {"name": "b", "path": "/b", "upstream": "ftp://nope"},
+        ],
+    })
+    assert "server.port: must be an integer between 0 and 65535" in found
+    assert "server.colour: unknown key" in found
+    assert "routes[1].upstream: must be an http(s) URL without query or fragment" in found
+    assert len(found) == 3
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({"server": {"port": True, "tls": {"self_signed": True}}}, "server.port:"),
+        ({"server": {}}, "server.tls: is required"),
+        ({"server": {"tls": {"self_signed": True, "cert_file": "a", "key_file": "b"}}}, "server.tls:"),
+        ({"server": {"tls": {"cert_file": "a"}}}, "server.tls:"),
+        ({**MINIMAL, "server": {**MINIMAL["server"], "trusted_proxies": ["10.0.0.0/8", "nope"]}}, "server.trusted_proxies[1]: not an IP network"),
+        ({**MINIMAL, "server": {**MINIMAL["server"], "workers": 2}}, "ratelimit.backend: the memory backend"),
+        ({**MINIMAL, "keys": {"min_validity_days": 100}}, "keys.default_validity_days:"),
+        ({**MINIMAL, "keys": {"prefix": "GW_"}}, "keys.prefix:"),
+        ({**MINIMAL, "plans": {"gold": {"requests_per_minute": 0}}}, "plans.gold.requests_per_minute:"),
+        ({**MINIMAL, "store": {"url": "mysql://x"}}, "store.url:"),
+        ({**MINIMAL, "ratelimit": {"on_backend_error": "maybe"}}, "ratelimit.on_backend_error:"),
+        ({**MINIMAL, "routes": [{"name": "a", "path": "/a/../b", "upstream": "http://h"}]}, "routes[0].path:"),
+        ({**MINIMAL, "routes": [{"name": "a", "path": "/a/{x}/{x}", "upstream": "http://h"}]}, "routes[0].path:"),
+        ({**MINIMAL, "routes": [{"name": "a", "path": "/a", "upstream": "http://h/?q=1"}]}, "routes[0].upstream:"),
+        ({**MINIMAL, "routes": [{"name": "a", "path": "/a", "upstream": "http://u:p@h"}]}, "routes[0].upstream:"),
+        ({**MINIMAL, "routes": [{"name": "a", "path": "/a", "upstream": "http://h", "auth": ["magic"]}]}, "routes[0].auth:"),
+        ({**MINIMAL, "routes": [{"name": "a", "path": "/a", "upstream": "http://h", "timeout": 0}]}, "routes[0].timeout:"),
+        ({**MINIMAL, "routes": [{"path": "/a", "upstream": "http://h"}]}, "routes[0].name: is required"),
+        ({**MINIMAL, "routes": [{"name": "t", "path": "/api/v1/auth/token", "upstream": "http://h"}]}, "routes[0].path: is the token exchange path"),
+        ([1, 2], "(top level): must be a mapping"),
+    ],
+)
+def test_rules(data, expected) -> None:
+    assert any(p.startswith(expected) for p in problems(data)), problems(data)
+
+
+def test_duplicate_routes() -> None:
+    found = problems({**MINIMAL, "routes": [
+        {"name": "a", "path": "/a/{x}", "upstream": "http://h", "methods": ["GET", "POST"]},
+        {"name": "a", "path": "/a/{y}", "upstream": "http://h", "methods": ["POST"]},
+        {"name": "c", "path": "/a/{z}", "upstream": "http://h", "methods": ["DELETE"]},
+    ]})
+    assert found == ["routes[1].name: duplicates routes[0]", "routes[1].path: duplicates routes[0] for methods POST"]
+
+
+def test_route_defaults_and_public_routes() -> None:
+    cfg = parse_config({**MINIMAL, "routes": [{"name": "a", "path": "/a", "upstream": "https://h:8443/base", "auth": [], "methods": ["get"]}]}, env={})
+    route = cfg.routes[0]
+    assert route.auth == () and route.methods == ("GET",) and route.timeout == 30 and route.strip_prefix is False
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as missing:
+        load_config(tmp_path / "nope.yaml")
+    assert "cannot read" in str(missing.value)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server: [unclosed\n")
+    with pytest.raises(ConfigError) as invalid:
+        load_config(bad)
+    assert "invalid YAML" in str(invalid.value) and "line" in str(invalid.value)
