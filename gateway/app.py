@@ -37,7 +37,7 @@ from gateway.listeners import bind, bound_port
 from gateway.observability.metrics import Metrics, StatsCollector
 from gateway.observability.observer import RequestObserver
 from gateway.observability.recorder import Recorder
-from gateway.observability.records_sqlite import SQLiteRecordStore
+from gateway.observability.records_sqlite import SQLiteRecordStore, records_path
 from gateway.proxy.endpoints import TokenEndpoints
 from gateway.proxy.forward import Forwarder, create_session
 from gateway.proxy.handler import ProxyHandler
@@ -87,6 +87,7 @@ class Gateway:
         )
         self.store: KeyStore | None = None
         self.tokens: TokenService | None = None
+        self.guard: AccessGuard | None = None
         self.accounts: Accounts | None = None
         self.last_used: LastUsedRecorder | None = None
         self.recorder: Recorder | None = None
@@ -132,7 +133,7 @@ class Gateway:
         await store.open()
         self._stack.push_async_callback(store.close)
         self.store = store
-        records = SQLiteRecordStore(cfg.store.sqlite_path or os.path.join(cfg.data_dir, "records.db"))
+        records = SQLiteRecordStore(records_path(cfg))
         await records.open()
         self._stack.push_async_callback(records.close)
         self.recorder = Recorder(records, cfg.call_log, clock=self.clock)
@@ -193,7 +194,7 @@ class Gateway:
         guard = AccessGuard(
             store=self.store,
             cache=self.cache,
-            limiter=limiter,
+            limiter=limiter if cfg.ratelimit.enabled else None,
             last_used=self.last_used,
             plan_limits={name: p.requests_per_minute for name, p in cfg.plans.items()},
             key_prefix=cfg.keys.prefix,
@@ -202,6 +203,7 @@ class Gateway:
             verify_token=self.tokens.verify,
             assertions=IdentityAssertions(self.tokens, ttl=cfg.tokens.identity_ttl, clock=self.clock),
         )
+        self.guard = guard
         token_endpoints = TokenEndpoints(guard, self.tokens, ttl=cfg.tokens.ttl)
         common: dict[str, Any] = dict(
             routes=self.routes,

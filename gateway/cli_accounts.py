@@ -1,7 +1,8 @@
 """`gateway tenants ...` and `gateway keys ...`: bootstrap and scripting on the configured store.
 
 They go through the same `Accounts` service as the admin API, so the same rules apply. A gateway
-already running on the same store sees a change within `store.cache_ttl`.
+already running on the same store sees a change within `store.cache_ttl`. Every change is in the
+audit trail with the actor `cli`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 from gateway.accounts.service import Accounts, Actor, key_view, plain
@@ -18,6 +20,8 @@ from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.keystore.base import StoreError
 from gateway.keystore.factory import create_store
+from gateway.observability.recorder import Recorder
+from gateway.observability.records_sqlite import SQLiteRecordStore, records_path
 
 CLI = Actor("cli")
 Action = Callable[[Accounts, argparse.Namespace], Awaitable[Any]]
@@ -32,12 +36,17 @@ def _print(args: argparse.Namespace, payload: Any, lines: list[str]) -> None:
 
 def run_action(cfg: Config, args: argparse.Namespace, action: Action) -> int:
     async def go() -> int:
-        store = create_store(cfg.store)
-        await store.open()
-        try:
-            await action(Accounts(store, cfg), args)
-        finally:
-            await store.close()
+        async with AsyncExitStack() as stack:
+            store = create_store(cfg.store)
+            await store.open()
+            stack.push_async_callback(store.close)
+            records = SQLiteRecordStore(records_path(cfg))
+            await records.open()
+            stack.push_async_callback(records.close)
+            recorder = Recorder(records, cfg.call_log)
+            recorder.start()
+            stack.push_async_callback(recorder.stop)  # flushes this command's audit entries
+            await action(Accounts(store, cfg, audit=recorder.audit), args)
         return 0
 
     try:

@@ -85,6 +85,7 @@ class StoreConfig:
 
 @dataclass(frozen=True, slots=True)
 class RateLimitConfig:
+    enabled: bool = True
     backend: str = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     on_backend_error: str = "allow"
@@ -403,6 +404,7 @@ def parse_config(data: object, *, env: Mapping[str, str] | None = None, source: 
     )
     rl = Reader(node.get("ratelimit"), "ratelimit", problems, _fields(RateLimitConfig))
     ratelimit = RateLimitConfig(
+        enabled=rl.boolean("enabled", True),
         backend=rl.choice("backend", "memory", ("memory", "redis")),
         redis_url=rl.get("redis_url", "redis://127.0.0.1:6379/0",
                          lambda v: isinstance(v, str) and v.startswith(("redis://", "rediss://", "unix://")),

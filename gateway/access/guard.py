@@ -47,7 +47,7 @@ class AccessGuard:
         *,
         store: KeyStore,
         cache: IdentityCache[Identity],
-        limiter: RateLimiter,
+        limiter: RateLimiter | None,
         last_used: LastUsedRecorder,
         plan_limits: Mapping[str, int],
         key_prefix: str,
@@ -116,6 +116,8 @@ class AccessGuard:
 
     async def limit(self, identity: Identity, route: Route | None, scope: RequestScope) -> None:
         """Count the request against the key (and route) limits; refuse with 429 when over."""
+        if self._limiter is None:
+            return
         checks = [(identity.bucket, identity.limit_per_minute)]
         if route is not None and route.rate_limit_per_minute:
             checks.append((f"r:{identity.key_id}:{route.name}", route.rate_limit_per_minute))

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiosqlite
 
+from gateway.config import Config
 from gateway.keystore.base import StoreError
 from gateway.observability.records import AuditEntry, CallEntry
 
@@ -56,6 +57,11 @@ _CALL_COLUMNS = (
     "id, at, request_id, tenant_id, key_id, key_name, method, route, path, status, "
     "latency_ms, upstream_latency_ms, rate_limited"
 )
+
+
+def records_path(cfg: Config) -> str:
+    """The audit trail and call log live in the SQLite key store's file, or beside a remote store."""
+    return cfg.store.sqlite_path or str(Path(cfg.data_dir) / "records.db")
 
 
 def _ts(at: dt.datetime) -> str:

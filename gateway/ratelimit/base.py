@@ -16,15 +16,15 @@ admitted in the last 60 s, at most `limit` of them. A request is admitted when f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 WINDOW = 60.0
 TOLERANCE = 1e-6
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """One limiter answer; a tuple because one is built per request and per bucket."""
+
     allowed: bool
     limit: int
     remaining: int
@@ -42,9 +42,17 @@ class RateLimiter(Protocol):
     async def close(self) -> None: ...
 
 
+def stricter(a: Decision, b: Decision) -> Decision:
+    """The refusing decision (the longer wait if both refuse), else the one with fewer left."""
+    if a.allowed != b.allowed:
+        return b if a.allowed else a
+    if not a.allowed:
+        return a if a.retry_after >= b.retry_after else b
+    return a if a.remaining <= b.remaining else b
+
+
 def strictest(decisions: Sequence[Decision]) -> Decision:
-    """The refusing decision if any, else the one with the fewest requests left."""
-    refused = [d for d in decisions if not d.allowed]
-    if refused:
-        return max(refused, key=lambda d: d.retry_after)
-    return min(decisions, key=lambda d: d.remaining)
+    decision = decisions[0]
+    for other in decisions[1:]:
+        decision = stricter(decision, other)
+    return decision

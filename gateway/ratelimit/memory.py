@@ -7,7 +7,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from gateway.ratelimit.base import TOLERANCE, WINDOW, Decision, strictest
+from gateway.ratelimit.base import TOLERANCE, WINDOW, Decision, stricter
 
 _SWEEP_EVERY = 256
 _SWEEP_BATCH = 64
@@ -39,25 +39,18 @@ class MemoryRateLimiter:
     def hit_sync(self, checks: Sequence[tuple[str, int]]) -> Decision:
         now = self._clock()
         buckets = self._buckets
-        if len(checks) == 1:
-            bucket, limit = checks[0]
-            log = buckets.get(bucket)
-            decision = self._decide(log, limit, now)
-            if decision.allowed:
+        decision: Decision | None = None
+        for bucket, limit in checks:
+            this = self._decide(buckets.get(bucket), limit, now)
+            decision = this if decision is None else stricter(decision, this)
+        assert decision is not None, "no bucket to check"
+        if decision.allowed:
+            for bucket, _ in checks:
+                log = buckets.get(bucket)
                 if log is None:
                     buckets[bucket] = deque((now,))
                 else:
                     log.append(now)
-        else:
-            decisions = [self._decide(buckets.get(b), limit, now) for b, limit in checks]
-            decision = strictest(decisions)
-            if decision.allowed:
-                for bucket, _ in checks:
-                    log = buckets.get(bucket)
-                    if log is None:
-                        buckets[bucket] = deque((now,))
-                    else:
-                        log.append(now)
         self._calls += 1
         if self._calls >= _SWEEP_EVERY:
             self._calls = 0

@@ -62,3 +62,16 @@ async def test_concurrent_requests_admit_exactly_the_limit(start_gateway, upstre
     assert statuses.count(200) == 100
     assert statuses.count(429) == 100
     assert state.hits == 100
+
+
+async def test_limits_disabled_by_config_count_nothing(start_gateway, upstream, https) -> None:
+    url, state = upstream
+    gw = await start_gateway(routes=routes(url), ratelimit={"enabled": False})
+    _, secret = await tenant_and_key(gw, rate_limit_per_minute=1)
+    statuses = []
+    for _ in range(3):
+        status, _, headers = await call(https, gw, "/api/v1/visitors", **{"X-API-Key": secret})
+        statuses.append(status)
+        assert "X-RateLimit-Limit" not in headers
+    assert statuses == [200, 200, 200]
+    assert state.hits == 3

@@ -46,8 +46,15 @@ def test_bootstrap_tenant_and_key_lifecycle(tmp_path: Path, server_cert) -> None
 
     db = sqlite3.connect(tmp_path / "data" / "gateway.db")
     dump = "\n".join(db.iterdump())
+    trail = db.execute("SELECT actor, action, target_id FROM audit_log ORDER BY id").fetchall()
     db.close()
     assert secret not in dump and rotated["key"] not in dump
+    # every change made from the command line is in the audit trail, by the actor "cli"
+    assert {actor for actor, _, _ in trail} == {"cli"}
+    actions = [(action, target) for _, action, target in trail]
+    assert actions[0] == ("tenant.created", "acme")
+    assert ("key.created", key_id) in actions and ("key.rotated", key_id) in actions
+    assert ("key.revoked", rotated["id"]) in actions
 
 
 def test_key_rules_are_enforced_by_the_cli(tmp_path: Path, server_cert) -> None:

@@ -1,0 +1,112 @@
+"""The key format and the token verifier, against random and near-valid input (hypothesis)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import jwt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.credentials.keyformat import ALPHABET, generate_key, hash_key, parse_key
+from gateway.credentials.tokens import TokenService, load_signing_keys
+from gateway.errors import ExpiredCredentials, InvalidCredentials
+
+NOW = 1_800_000_000.0
+
+
+@given(env=st.sampled_from(["live", "test"]), data=st.data())
+@settings(max_examples=300)
+def test_any_single_character_change_is_refused_without_lookup(env: str, data: st.DataObject) -> None:
+    key = generate_key("gw", env)
+    assert parse_key(key, "gw") is not None
+    at = data.draw(st.integers(0, len(key) - 1))
+    other = data.draw(st.sampled_from(ALPHABET + "_-").filter(lambda c: c != key[at]))
+    assert parse_key(key[:at] + other + key[at + 1 :], "gw") is None
+
+
+@given(st.text(max_size=120))
+def test_random_text_is_never_a_key(text: str) -> None:
+    parsed = parse_key(text, "gw")
+    assert parsed is None or parsed.secret == text
+
+
+def test_truncated_extended_and_foreign_prefix_keys_are_refused() -> None:
+    key = generate_key("gw", "live")
+    assert parse_key(key[:-1], "gw") is None
+    assert parse_key(key + "A", "gw") is None
+    assert parse_key(key, "acme") is None
+    assert hash_key(key) != hash_key(generate_key("gw", "live"))
+    assert len(hash_key(key)) == 64
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> TokenService:
+    keys = load_signing_keys("EdDSA", (), str(tmp_path_factory.mktemp("keys")))
+    return TokenService(keys, issuer="gateway", audience="gateway", leeway=5, clock=lambda: NOW)
+
+
+def _segment(value: object) -> str:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@given(st.binary(max_size=600))
+@settings(max_examples=300)
+def test_random_bytes_are_invalid_credentials(service: TokenService, raw: bytes) -> None:
+    with pytest.raises(InvalidCredentials):
+        service.verify(raw.decode("latin-1"))
+
+
+@given(
+    header=st.dictionaries(st.sampled_from(["alg", "kid", "typ", "crit"]),
+                           st.one_of(st.text(max_size=20), st.integers(), st.none(), st.lists(st.integers()))),
+    payload=st.one_of(
+        st.dictionaries(st.sampled_from(["sub", "exp", "nbf", "iat", "iss", "aud"]),
+                        st.one_of(st.text(max_size=20), st.integers(), st.floats(allow_nan=True), st.none())),
+        st.lists(st.integers()), st.integers(), st.text(),
+    ),
+    signature=st.binary(max_size=80),
+)
+@settings(max_examples=400)
+def test_near_valid_forged_tokens_are_refused(service: TokenService, header, payload, signature) -> None:
+    token = ".".join([_segment(header), _segment(payload), _segment(signature)])
+    with pytest.raises(InvalidCredentials):
+        service.verify(token)
+
+
+@given(mutation=st.integers(0, 10_000), char=st.sampled_from("AQgw_-"))
+@settings(max_examples=300)
+def test_any_tampered_character_of_a_valid_token_is_refused(service: TokenService, mutation: int, char: str) -> None:
+    token, _ = service.mint({"sub": "key_1"}, ttl=600)
+    at = mutation % len(token)
+    if token[at] == char or token[at] == ".":
+        return
+    tampered = token[:at] + char + token[at + 1 :]
+    try:
+        accepted = service.verify(tampered)
+    except (InvalidCredentials, ExpiredCredentials):
+        return
+    # only a change base64url ignores (the spare low bits of a segment's last character) may pass
+    assert accepted == "key_1"
+    assert _decoded(tampered) == _decoded(token)
+
+
+def _decoded(token: str) -> list[bytes]:
+    return [base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)) for part in token.split(".")]
+
+
+def test_alg_none_and_hs256_with_the_public_key_are_refused(service: TokenService) -> None:
+    token, _ = service.mint({"sub": "key_1"}, ttl=600)
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    unsigned = ".".join([_segment({**header, "alg": "none"}), _segment(claims), ""])
+    with pytest.raises(InvalidCredentials):
+        service.verify(unsigned)
+    public_pem = service.jwks["keys"][0]["x"].encode()
+    forged = jwt.encode(claims, public_pem, algorithm="HS256", headers={"kid": header["kid"]})
+    with pytest.raises(InvalidCredentials):
+        service.verify(forged)
+    assert service.verify(token) == "key_1"
