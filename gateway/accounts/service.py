@@ -232,8 +232,8 @@ class Accounts:
         )
         new, secret = self._mint(spec, now)
         rotated = await self.store.rotate_key(key_id, new, now)
-        if rotated is None:
-            raise NotFound(f"no key {key_id}")
+        if rotated is None:  # revoked or rotated by someone else since we read it
+            raise Conflict(f"key {key_id} is revoked and cannot be rotated")
         self._forget_key(key_id)
         self._audit(actor, "key.rotated", "key", key_id, tenant_id=old.tenant_id, key_name=old.name)
         return rotated, secret

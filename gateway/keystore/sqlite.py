@@ -6,6 +6,7 @@ people to recognise it. Timestamps are fixed-width UTC text, so they sort as the
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import sqlite3
@@ -99,6 +100,7 @@ class SQLiteKeyStore:
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
 
     async def open(self) -> None:
         try:
@@ -158,14 +160,20 @@ class SQLiteKeyStore:
         rows = await self._all(sql, params)
         return rows[0] if rows else None
 
-    async def _write(self, statements: list[tuple[str, Any]]) -> int:
+    async def _write(self, statements: list[tuple[str, Any]], *, first_must_change: bool = False) -> int | None:
+        """Run the statements as one transaction; None (rolled back) if the first was a no-op
+        and `first_must_change`. The lock keeps another coroutine's statements out of it."""
         db = self._conn()
         changed = 0
         try:
-            for sql, params in statements:
-                cur = await db.execute(sql, params)
-                changed += max(cur.rowcount, 0)
-            await db.commit()
+            async with self._write_lock:
+                for i, (sql, params) in enumerate(statements):
+                    cur = await db.execute(sql, params)
+                    if first_must_change and i == 0 and cur.rowcount < 1:
+                        await db.rollback()
+                        return None
+                    changed += max(cur.rowcount, 0)
+                await db.commit()
         except sqlite3.IntegrityError as exc:
             await db.rollback()
             if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
@@ -309,14 +317,14 @@ class SQLiteKeyStore:
         return await self.get_key(key_id)
 
     async def rotate_key(self, old_id: str, new: ApiKey, at: dt.datetime) -> ApiKey | None:
-        if await self.get_key(old_id) is None:
-            return None
-        await self._write([
-            (self._INSERT_KEY, self._key_params(new)),
-            ("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?), replaced_by = ? WHERE id = ?",
+        # Conditional on the old key being live, in one transaction: two concurrent rotations
+        # of one key leave one successor, not two.
+        done = await self._write([
+            ("UPDATE api_keys SET revoked_at = ?, replaced_by = ? WHERE id = ? AND revoked_at IS NULL",
              (ts(at), new.id, old_id)),
-        ])
-        return new
+            (self._INSERT_KEY, self._key_params(new)),
+        ], first_must_change=True)
+        return new if done is not None else None
 
     async def record_last_used(self, times: Mapping[str, dt.datetime]) -> None:
         if not times:
