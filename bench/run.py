@@ -128,6 +128,7 @@ class GatewayProcess:
             "store": {"url": f"sqlite:///{self.dir}/gateway.db"},
             "ratelimit": ratelimit,
             "logging": {"access_log": False},  # nginx logs nothing either
+            **({"call_log": {"enabled": False}} if os.environ.get("NOCALLLOG") else {}),
             "plans": {"bench": {"requests_per_minute": 10_000_000}},
             "routes": [
                 {"name": "public", "path": "/public", "upstream": f"http://127.0.0.1:{upstream}", "auth": []},

@@ -39,7 +39,8 @@ from gateway.observability.observer import RequestObserver
 from gateway.observability.recorder import Recorder
 from gateway.observability.records_sqlite import SQLiteRecordStore, records_path
 from gateway.proxy.endpoints import TokenEndpoints
-from gateway.proxy.forward import Forwarder, create_session
+from gateway.proxy.forward import Forwarder
+from gateway.proxy.upstream import UpstreamPool
 from gateway.proxy.handler import ProxyHandler
 from gateway.proxy.transport import TransportPolicy
 from gateway.ratelimit import RateLimiter, create_rate_limiter
@@ -88,6 +89,7 @@ class Gateway:
         self.store: KeyStore | None = None
         self.tokens: TokenService | None = None
         self.guard: AccessGuard | None = None
+        self.upstream_pool: UpstreamPool | None = None
         self.accounts: Accounts | None = None
         self.last_used: LastUsedRecorder | None = None
         self.recorder: Recorder | None = None
@@ -187,10 +189,11 @@ class Gateway:
         assert self.store and self.tokens and self.last_used and self.recorder
         limiter = self._limiter()
         self._stack.push_async_callback(limiter.close)
-        session = create_session(
+        pool = UpstreamPool(
             keepalive=cfg.server.upstream_keepalive, connect_timeout=cfg.server.upstream_connect_timeout
         )
-        self._stack.push_async_callback(session.close)
+        self._stack.push_async_callback(pool.close)
+        self.upstream_pool = pool
         guard = AccessGuard(
             store=self.store,
             cache=self.cache,
@@ -207,7 +210,7 @@ class Gateway:
         token_endpoints = TokenEndpoints(guard, self.tokens, ttl=cfg.tokens.ttl)
         common: dict[str, Any] = dict(
             routes=self.routes,
-            forwarder=Forwarder(session, max_body_bytes=cfg.server.max_body_bytes),
+            forwarder=Forwarder(pool, max_body_bytes=cfg.server.max_body_bytes),
             transport=TransportPolicy(cfg.server.trusted_proxies),
             guard=guard,
             endpoints={
@@ -225,7 +228,7 @@ class Gateway:
 
     def _stats(self) -> list[tuple[str, str, str, float]]:
         cache, stats = self.cache, self.cache.stats
-        rows = [
+        rows: list[tuple[str, str, str, float]] = [
             ("counter", "gateway_key_cache_hits_total", "Key cache hits.", stats.hits),
             ("counter", "gateway_key_cache_misses_total", "Key cache misses (store lookups).", stats.misses),
             ("counter", "gateway_key_cache_negative_hits_total", "Unknown keys answered from the negative cache.", stats.negative_hits),

@@ -20,9 +20,12 @@ from typing import Generic, Protocol, TypeVar
 class Owned(Protocol):
     """What invalidation needs to know about a cached value."""
 
-    key_id: str
-    tenant_id: str
-    user_id: str | None
+    @property
+    def key_id(self) -> str: ...
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def user_id(self) -> str | None: ...
 
 
 V = TypeVar("V", bound=Owned)

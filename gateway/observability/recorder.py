@@ -32,7 +32,8 @@ class Recorder:
             "audit trail", store.append_audit, interval=cfg.flush_interval, capacity=100_000, batch=200
         )
         self.call_buffer: BufferedWriter[CallEntry] = BufferedWriter(
-            "call log", store.append_calls, interval=cfg.flush_interval, capacity=cfg.buffer_size
+            "call log", store.append_calls, interval=cfg.flush_interval, capacity=cfg.buffer_size,
+            batch=5000,  # one transaction per second at 5k requests/s
         )
         self._pruner: asyncio.Task[None] | None = None
 

@@ -1,92 +1,58 @@
 """Forward one request to its upstream and stream the answer back, both directions.
 
-One `ClientSession` per process, tuned for proxying: no connection cap queue, idle upstream
-connections closed before typical upstream idle timeouts, no cookie jar (cookies of one client
-must never reach another), no decompression and no auto-added headers (the upstream sees what
-the client sent).
+The upstream side is the gateway's own keep-alive pool (`upstream.py`); the client side is
+aiohttp's server. The request head is built as bytes in one pass, a small body is sent with it in
+one write, and a response that has fully arrived by the time its headers are read goes back in
+one write too; anything larger streams with backpressure both ways.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
 
 from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
-from gateway.proxy.headers import client_response_headers
+from gateway.proxy.headers import response_headers_from_raw
+from gateway.proxy.upstream import (
+    StaleConnection,
+    UpstreamConnection,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamTimedOut,
+)
+from gateway.routing import Upstream
 
 log = logging.getLogger("gateway.proxy")
 
 _CHUNK = 64 * 1024
+_SMALL_BODY = 64 * 1024         # read whole and sent with the request head
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
+_NO_BODY_STATUSES = frozenset({204, 304})
+_REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})  # idempotent
 
 
-def create_session(*, keepalive: float, connect_timeout: float) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(
-        limit=0,
-        limit_per_host=0,
-        keepalive_timeout=keepalive,
-        ttl_dns_cache=300,
-        ssl=ssl.create_default_context(),
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        auto_decompress=False,
-        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),
-        trust_env=False,
-        max_field_size=16384,
-        max_headers=256,
-    )
-
-
-class _Body:
-    """The client's body as an async iterator that refuses to grow past the size cap."""
-
-    __slots__ = ("_content", "_limit", "too_large")
-
-    def __init__(self, content: aiohttp.StreamReader, limit: int) -> None:
-        self._content = content
-        self._limit = limit
-        self.too_large = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        seen = 0
-        async for chunk in self._content.iter_chunked(_CHUNK):
-            seen += len(chunk)
-            if seen > self._limit:
-                self.too_large = True
-                raise PayloadTooLarge()
-            yield chunk
+def request_head(method: str, target: str, headers: CIMultiDict[str]) -> bytes:
+    lines = [f"{method} {target} HTTP/1.1"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("latin-1")
 
 
 class Forwarder:
     """Streams a request to an upstream origin and its response back to the client."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, max_body_bytes: int) -> None:
-        self._session = session
+    def __init__(self, pool: UpstreamPool, *, max_body_bytes: int) -> None:
+        self._pool = pool
         self._max_body = max_body_bytes
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-
-    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
-        # Built once per distinct route timeout, not per request.
-        timeout = self._timeouts.get(seconds)
-        if timeout is None:
-            timeout = aiohttp.ClientTimeout(total=seconds, sock_connect=min(seconds, 5.0))
-            self._timeouts[seconds] = timeout
-        return timeout
 
     async def forward(
         self,
         request: web.BaseRequest,
-        url: str,
+        upstream: Upstream,
+        target: str,
         headers: CIMultiDict[str],
         timeout: float,
         response_headers: Iterable[tuple[str, str]],
@@ -94,54 +60,103 @@ class Forwarder:
         length = request.content_length
         if length is not None and length > self._max_body:
             raise PayloadTooLarge()
-        body: _Body | None = None
+        body: bytes | None = b""
         if request.body_exists:
-            body = _Body(request.content, self._max_body)
+            if length is None:
+                headers["Transfer-Encoding"] = "chunked"
+                body = None
+            else:
+                headers["Content-Length"] = str(length)
+                body = await request.read() if length <= _SMALL_BODY else None
         elif request.method not in _NO_BODY_METHODS:
             headers["Content-Length"] = "0"
+        head = request_head(request.method, target, headers)
         try:
-            upstream = await self._session.request(
-                request.method,
-                URL(url, encoded=True),
-                headers=headers,
-                data=body.__aiter__() if body is not None else None,
-                allow_redirects=False,
-                timeout=self._timeout(timeout),
-            )
-        except PayloadTooLarge:
-            raise
-        except asyncio.TimeoutError:
+            conn = await self._exchange(request, upstream, head, body, timeout)
+        except UpstreamTimedOut:
             raise UpstreamTimeout() from None
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            if body is not None and body.too_large:
-                raise PayloadTooLarge() from None
-            log.debug("upstream unavailable: %r", exc)
+        except UpstreamError as exc:
+            log.debug("upstream unavailable: %s", exc)
             raise UpstreamUnavailable() from None
-        try:
-            return await self._relay(request, upstream, response_headers)
-        finally:
-            upstream.release()
+        return await self._relay(request, upstream, conn, timeout, response_headers)
+
+    async def _exchange(
+        self, request: web.BaseRequest, upstream: Upstream, head: bytes, body: bytes | None, timeout: float
+    ) -> UpstreamConnection:
+        """Send the request and wait for the response head; retry once if a reused
+        connection turns out to be closed and the request can be sent again unchanged."""
+        head_request = request.method == "HEAD"
+        for attempt in (1, 2):
+            pool = self._pool
+            conn = await pool.acquire(upstream, timeout) if attempt == 1 else await pool.connect(upstream, timeout)
+            try:
+                conn.begin(head_request)
+                conn.arm(timeout)
+                if body is not None:
+                    conn.write(head + body if body else head)
+                else:
+                    conn.write(head)
+                    await self._stream_body(request, conn)
+                await conn.response_head()
+                conn.disarm()
+                return conn
+            except StaleConnection:
+                conn.close()
+                if attempt == 2 or body is None or request.method not in _REPLAYABLE:
+                    raise
+            except BaseException:
+                conn.close()
+                raise
+        raise AssertionError("unreachable")
+
+    async def _stream_body(self, request: web.BaseRequest, conn: UpstreamConnection) -> None:
+        chunked = request.content_length is None
+        seen = 0
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            seen += len(chunk)
+            if seen > self._max_body:
+                raise PayloadTooLarge()
+            conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+            await conn.drain()
+        if chunked:
+            conn.write(b"0\r\n\r\n")
 
     async def _relay(
         self,
         request: web.BaseRequest,
-        upstream: aiohttp.ClientResponse,
+        upstream: Upstream,
+        conn: UpstreamConnection,
+        timeout: float,
         response_headers: Iterable[tuple[str, str]],
     ) -> web.StreamResponse:
-        headers = client_response_headers(upstream.headers)
-        headers.extend(response_headers)
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
-        await response.prepare(request)
+        released = False
         try:
-            async for chunk in upstream.content.iter_chunked(_CHUNK):
-                await response.write(chunk)
-        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
-            # Headers are gone already: the only honest signal left is a cut connection,
-            # never a terminating chunk that would make a partial body look complete.
-            log.debug("upstream stream cut: %r", exc)
-            upstream.close()
-            if request.transport is not None:
-                request.transport.abort()
+            headers = response_headers_from_raw(conn.headers)
+            headers.extend(response_headers)
+            status, reason = conn.status, conn.reason.decode("latin-1") or None
+            if conn.complete and request.method != "HEAD" and status not in _NO_BODY_STATUSES:
+                # The whole answer is here already (the common small JSON response): headers
+                # and body leave in one write instead of one TLS record each.
+                body = await conn.read(timeout)
+                self._pool.release(upstream, conn)
+                released = True
+                return web.Response(status=status, reason=reason, headers=headers, body=body)
+            response = web.StreamResponse(status=status, reason=reason, headers=headers)
+            await response.prepare(request)
+            try:
+                while chunk := await conn.read(timeout):
+                    await response.write(chunk)
+            except UpstreamError as exc:
+                # Headers are gone already: the only honest signal left is a cut connection,
+                # never a terminating chunk that would make a partial body look complete.
+                log.debug("upstream stream cut: %r", exc)
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
+            self._pool.release(upstream, conn)
+            released = True
+            await response.write_eof()
             return response
-        await response.write_eof()
-        return response
+        finally:
+            if not released:
+                conn.close()

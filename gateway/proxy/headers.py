@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TypeGuard
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -48,7 +49,7 @@ def is_gateway_header(lname: str) -> bool:
     return lname[:10].replace("_", "-") == "x-gateway-"
 
 
-def sane_request_id(value: str | None) -> bool:
+def sane_request_id(value: str | None) -> TypeGuard[str]:
     return value is not None and _REQUEST_ID.fullmatch(value) is not None
 
 
@@ -85,4 +86,20 @@ def client_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]
         if lname in _RESPONSE_DROP or lname in named:
             continue
         out.add(name, value)
+    return out
+
+
+def response_headers_from_raw(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
+    """`client_response_headers` for the raw (name, value) pairs of the upstream parser."""
+    named: frozenset[str] = frozenset()
+    for name, value in raw:
+        if name.lower() == b"connection":
+            named |= frozenset(t.strip().lower() for t in value.decode("latin-1").split(",") if t.strip())
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in raw:
+        key = name.decode("latin-1")
+        lname = key.lower()
+        if lname in _RESPONSE_DROP or lname in named:
+            continue
+        out.add(key, value.decode("latin-1"))
     return out

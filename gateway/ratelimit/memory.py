@@ -28,11 +28,11 @@ class MemoryRateLimiter:
         if log:
             while log and log[0] <= horizon:
                 log.popleft()
-        used = len(log) if log else 0
+        if not log:
+            return Decision(True, limit, limit - 1, now + self._window, 0)
+        used = len(log)
         if used < limit:
-            reset = (log[0] if used else now) + self._window
-            return Decision(True, limit, limit - used - 1, reset, 0)
-        assert log is not None
+            return Decision(True, limit, limit - used - 1, log[0] + self._window, 0)
         reset = log[used - limit] + self._window
         return Decision(False, limit, 0, reset, max(1, math.ceil(reset - now - TOLERANCE)))
 
