@@ -1,13 +1,15 @@
-"""Requests per second through the gateway next to nginx and the bare upstream, in one run.
+"""Requests/s and latency through the gateway next to nginx and a bare aiohttp proxy, one run.
 
-    python bench/run.py                      # needs wrk and nginx (apt-get install wrk nginx)
-    python bench/run.py --duration 15 --connections 64 --redis
+    python bench/run.py                    # needs wrk and nginx (apt-get install wrk nginx)
+    python bench/run.py --rounds 5 --duration 10 --redis
 
-Everything runs on this machine on loopback: an nginx upstream answering a small 200, nginx as a
-TLS reverse proxy in front of it (the reference the speed issue compares with), and `gateway run`
-processes with the same upstream. wrk drives each in turn with keep-alive connections. On a
-2-core machine the load generator, the proxy and the upstream share the cores, so compare rows of
-one run with each other, not with numbers from another machine.
+On loopback: nginx as the upstream (a ~100-byte JSON from memory), nginx as a TLS reverse proxy
+(1 worker, keep-alive upstream), `bare_proxy.py` (the obvious aiohttp proxy, TLS), and `gateway
+run` processes as shipped (TLS, access log, call log, metrics) with a key on a plan high enough
+not to trip. With two CPUs, the upstream and wrk share CPU 0 and the proxy under test has CPU 1
+(taskset). Rounds interleave every target so drift cancels; medians are reported, and the whole
+record goes to a JSON file. Latency is wrk's under closed-loop load (64 connections), not at a
+fixed offered rate: Debian has no wrk2.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import socket
 import ssl
 import subprocess
@@ -38,6 +41,27 @@ from gateway.tls import self_signed_paths  # noqa: E402
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
 UNVERIFIED = ssl._create_unverified_context()  # loopback, self-signed: the bench trusts itself
 
+NGINX_UPSTREAM_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/upstream.pid;
+error_log {dir}/upstream-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/ubody;
+  proxy_temp_path {dir}/uproxy;
+  fastcgi_temp_path {dir}/ufastcgi;
+  uwsgi_temp_path {dir}/uuwsgi;
+  scgi_temp_path {dir}/uscgi;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{upstream};
+    location / {{ default_type application/json; return 200 '{{"ok":true,"service":"bench upstream","items":[1,2,3,4,5,6,7,8]}}'; }}
+  }}
+}}
+"""
+
 NGINX_CONF = """
 worker_processes 1;
 daemon off;
@@ -53,10 +77,6 @@ http {{
   scgi_temp_path {dir}/scgi;
   keepalive_requests 1000000;
   upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; }}
-  server {{
-    listen 127.0.0.1:{upstream};
-    location / {{ default_type application/json; return 200 '{{"ok":true}}'; }}
-  }}
   server {{
     listen 127.0.0.1:{tls} ssl;
     ssl_certificate {cert};
@@ -116,7 +136,8 @@ def process(argv: list[str], log: Path, env: dict[str, str] | None = None) -> It
 class GatewayProcess:
     """One `gateway run` with its own config, data dir and ports."""
 
-    def __init__(self, root: Path, name: str, upstream: int, ratelimit: dict[str, Any]) -> None:
+    def __init__(self, root: Path, name: str, upstream: int, ratelimit: dict[str, Any], cpu: int | None) -> None:
+        self.cpu = cpu
         self.dir = root / name
         self.dir.mkdir()
         self.port, self.admin = free_port(), free_port()
@@ -127,8 +148,6 @@ class GatewayProcess:
             "admin": {"host": "127.0.0.1", "port": self.admin},
             "store": {"url": f"sqlite:///{self.dir}/gateway.db"},
             "ratelimit": ratelimit,
-            "logging": {"access_log": False},  # nginx logs nothing either
-            **({"call_log": {"enabled": False}} if os.environ.get("NOCALLLOG") else {}),
             "plans": {"bench": {"requests_per_minute": 10_000_000}},
             "routes": [
                 {"name": "public", "path": "/public", "upstream": f"http://127.0.0.1:{upstream}", "auth": []},
@@ -146,7 +165,7 @@ class GatewayProcess:
     @contextmanager
     def running(self) -> Iterator[None]:
         env = {**os.environ, "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
-        argv = [sys.executable, "-m", "gateway", "run", "--config", str(self.config)]
+        argv = pinned(self.cpu, [sys.executable, "-m", "gateway", "run", "--config", str(self.config)])
         with process(argv, self.dir / "gateway.log", env):
             wait_until(lambda: http("GET", f"http://127.0.0.1:{self.admin}/readyz") is not None,
                        f"gateway ({self.dir.name})")
@@ -160,79 +179,116 @@ class GatewayProcess:
         return key["key"], token
 
 
-def wrk(url: str, args: argparse.Namespace, header: str | None = None) -> float:
-    argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency"]
+def pinned(cpu: int | None, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", str(cpu), *argv] if cpu is not None else argv
+
+
+def wrk(url: str, args: argparse.Namespace, header: str | None, cpu: int | None) -> dict[str, float]:
+    argv = pinned(cpu, ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency"])
     if header:
         argv += ["-H", header]
-    warm = subprocess.run([*argv[:3], "-d2s", *(["-H", header] if header else []), url],
-                          capture_output=True, text=True, check=True)
-    del warm
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise SystemExit(f"bench: {errors.group(1)} failed responses from {url}:\n{out}")
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
     assert rate, out
-    print(f"    {float(rate.group(1)):10,.0f} req/s   p99 {p99.group(1) if p99 else '?'}", flush=True)
-    return float(rate.group(1))
+    result = {"rps": float(rate.group(1))}
+    for pct in ("50", "99"):
+        found = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)", out, re.MULTILINE)
+        if found:
+            result[f"p{pct}_ms"] = float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over all targets; the median is reported")
+    parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--redis", action="store_true", help="also run with the Redis limiter (127.0.0.1:6379)")
+    parser.add_argument("--json", default=str(Path(__file__).with_name("last-run.json")), help="where the record goes")
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise SystemExit(f"bench: {tool} is not installed (apt-get install {tool})")
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    results: dict[str, float] = {}
+    # upstream and load generator share one CPU, the proxy under test has the other to itself
+    two = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    load_cpu, proxy_cpu = (0, 1) if two else (None, None)
+    samples: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         root = Path(tmp)
-        upstream, nginx_tls = free_port(), free_port()
-        base = GatewayProcess(root, "gateway", upstream, {"backend": "memory"})
-        variants = {"limits off": GatewayProcess(root, "nolimits", upstream, {"enabled": False})}
+        upstream, nginx_tls, bare_port = free_port(), free_port(), free_port()
+        gateways = {
+            "gateway": GatewayProcess(root, "gateway", upstream, {"backend": "memory"}, proxy_cpu),
+            "limits off": GatewayProcess(root, "nolimits", upstream, {"enabled": False}, proxy_cpu),
+        }
         if args.redis:
-            variants["redis limiter"] = GatewayProcess(
-                root, "redis", upstream, {"backend": "redis", "redis_prefix": f"gw:bench:{os.getpid()}:"})
-        base_running = base.running()
-        base_running.__enter__()  # makes the self-signed cert nginx reuses
-        cert, cert_key = self_signed_paths(str(base.dir))
-        conf = root / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=root, upstream=upstream, tls=nginx_tls,
-                                          cert=cert, key=cert_key))
-        stack.enter_context(process([nginx, "-c", str(conf)], root / "nginx.log"))
-        wait_until(lambda: http("GET", f"http://127.0.0.1:{upstream}/") == {"ok": True}, "nginx")
+            gateways["redis"] = GatewayProcess(
+                root, "redis", upstream, {"backend": "redis", "redis_prefix": f"gw:bench:{os.getpid()}:"}, proxy_cpu)
+        for gateway in gateways.values():
+            stack.enter_context(gateway.running())
+        cert, cert_key = self_signed_paths(str(gateways["gateway"].dir))
+        (root / "upstream.conf").write_text(NGINX_UPSTREAM_CONF.format(dir=root, upstream=upstream))
+        (root / "proxy.conf").write_text(NGINX_CONF.format(dir=root, upstream=upstream, tls=nginx_tls,
+                                                           cert=cert, key=cert_key))
+        stack.enter_context(process(pinned(load_cpu, [nginx, "-c", str(root / "upstream.conf")]), root / "u.log"))
+        stack.enter_context(process(pinned(proxy_cpu, [nginx, "-c", str(root / "proxy.conf")]), root / "n.log"))
+        bare = [sys.executable, str(Path(__file__).with_name("bare_proxy.py")), str(bare_port),
+                f"http://127.0.0.1:{upstream}", str(cert), str(cert_key)]
+        stack.enter_context(process(pinned(proxy_cpu, bare), root / "bare.log"))
+        wait_until(lambda: http("GET", f"http://127.0.0.1:{upstream}/")["ok"], "nginx upstream")
+        wait_until(lambda: http("GET", f"https://127.0.0.1:{bare_port}/")["ok"], "bare proxy")
+        base = gateways["gateway"]
         key, token = base.credentials()
-        print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {os.cpu_count()} cpus", flush=True)
-
-        def row(name: str, url: str, header: str | None = None) -> None:
-            print(f"  {name}", flush=True)
-            results[name] = wrk(url, args, header)
-
-        row("upstream direct (nginx, plain HTTP)", f"http://127.0.0.1:{upstream}/")
-        row("nginx TLS reverse proxy", f"https://127.0.0.1:{nginx_tls}/")
-        row("gateway, public route (no auth)", base.url("/public"))
-        row("gateway, API key (memory limiter)", base.url("/api"), f"X-API-Key: {key}")
-        row("gateway, JWT (memory limiter)", base.url("/api"), f"Authorization: Bearer {token}")
-        base_running.__exit__(None, None, None)  # one gateway at a time: they would share the cores
-        for name, gateway in variants.items():
-            with gateway.running():
+        targets: list[tuple[str, str, str | None]] = [
+            ("upstream direct (nginx, plain HTTP)", f"http://127.0.0.1:{upstream}/", None),
+            ("nginx TLS reverse proxy", f"https://127.0.0.1:{nginx_tls}/", None),
+            ("bare aiohttp proxy (TLS)", f"https://127.0.0.1:{bare_port}/", None),
+            ("gateway, public route", base.url("/public"), None),
+            ("gateway, API key", base.url("/api"), f"X-API-Key: {key}"),
+            ("gateway, JWT", base.url("/api"), f"Authorization: Bearer {token}"),
+        ]
+        for name, gateway in gateways.items():
+            if gateway is not base:
                 variant_key, _ = gateway.credentials()
-                row(f"gateway, API key ({name})", gateway.url("/api"), f"X-API-Key: {variant_key}")
+                targets.append((f"gateway, API key, {name}", gateway.url("/api"), f"X-API-Key: {variant_key}"))
+        print(f"wrk -t1 -c{args.connections} -d{args.duration}s x {args.rounds} rounds; "
+              f"load on cpu {load_cpu}, proxy on cpu {proxy_cpu}", flush=True)
+        for name, url, header in targets:  # warm every target once: TLS sessions, caches, pools
+            subprocess.run(pinned(load_cpu, ["wrk", "-t1", "-c8", "-d1s", *(["-H", header] if header else []), url]),
+                           capture_output=True, check=True)
+        for round_no in range(1, args.rounds + 1):
+            for name, url, header in targets:
+                result = wrk(url, args, header, load_cpu)
+                samples.setdefault(name, []).append(result)
+                print(f"  round {round_no}  {name:<38} {result['rps']:10,.0f} req/s  "
+                      f"p50 {result.get('p50_ms', 0):6.2f} ms  p99 {result.get('p99_ms', 0):6.2f} ms", flush=True)
 
-    key_rate = results["gateway, API key (memory limiter)"]
-    print("\nratios")
-    print(f"  gateway public / nginx TLS proxy      {results['gateway, public route (no auth)'] / results['nginx TLS reverse proxy']:.2f}")
-    print(f"  gateway API key / nginx TLS proxy     {key_rate / results['nginx TLS reverse proxy']:.2f}")
-    print(f"  API key / public route (auth cost)    {key_rate / results['gateway, public route (no auth)']:.2f}")
-    print(f"  JWT / API key                          {results['gateway, JWT (memory limiter)'] / key_rate:.2f}")
-    print(f"  limits on / limits off                 {key_rate / results['gateway, API key (limits off)']:.2f}")
+    summary = {name: {k: statistics.median(r[k] for r in runs if k in r) for k in runs[0]}
+               for name, runs in samples.items()}
+    print(f"\n{'target':<40} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}   (median of {args.rounds})")
+    for name, row in summary.items():
+        print(f"{name:<40} {row['rps']:10,.0f} {row.get('p50_ms', 0):8.2f} {row.get('p99_ms', 0):8.2f}")
+    rps = {name: row["rps"] for name, row in summary.items()}
+    gw_key = rps["gateway, API key"]
+    ratios = {
+        "gateway API key / nginx": gw_key / rps["nginx TLS reverse proxy"],
+        "gateway API key / bare aiohttp proxy": gw_key / rps["bare aiohttp proxy (TLS)"],
+        "gateway API key / public route": gw_key / rps["gateway, public route"],
+        "JWT / API key": rps["gateway, JWT"] / gw_key,
+        "limits on / limits off": gw_key / rps["gateway, API key, limits off"],
+    }
     if args.redis:
-        print(f"  redis limiter / memory limiter         {results['gateway, API key (redis limiter)'] / key_rate:.2f}")
+        ratios["redis limiter / memory limiter"] = rps["gateway, API key, redis"] / gw_key
+    print("\nratios")
+    for name, value in ratios.items():
+        print(f"  {name:<40} {value:.2f}")
+    record = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
+              "pinned": two, "args": vars(args), "samples": samples, "median": summary, "ratios": ratios}
+    Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
+    print(f"\nrecord written to {args.json}")
 
 
 if __name__ == "__main__":

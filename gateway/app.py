@@ -34,6 +34,7 @@ from gateway.keystore.cache import IdentityCache
 from gateway.keystore.factory import create_store
 from gateway.keystore.lastused import LastUsedRecorder
 from gateway.listeners import bind, bound_port
+from gateway.observability.accesslog import AccessLog
 from gateway.observability.metrics import Metrics, StatsCollector
 from gateway.observability.observer import RequestObserver
 from gateway.observability.recorder import Recorder
@@ -90,6 +91,7 @@ class Gateway:
         self.tokens: TokenService | None = None
         self.guard: AccessGuard | None = None
         self.upstream_pool: UpstreamPool | None = None
+        self.access_log: AccessLog | None = None
         self.accounts: Accounts | None = None
         self.last_used: LastUsedRecorder | None = None
         self.recorder: Recorder | None = None
@@ -207,6 +209,8 @@ class Gateway:
             assertions=IdentityAssertions(self.tokens, ttl=cfg.tokens.identity_ttl, clock=self.clock),
         )
         self.guard = guard
+        access_log = self.access_log = AccessLog()
+        self._stack.callback(access_log.flush)  # the last lines, after the listeners have drained
         token_endpoints = TokenEndpoints(guard, self.tokens, ttl=cfg.tokens.ttl)
         common: dict[str, Any] = dict(
             routes=self.routes,
@@ -217,7 +221,7 @@ class Gateway:
                 cfg.tokens.path: token_endpoints.exchange,
                 "/.well-known/jwks.json": token_endpoints.jwks,
             },
-            observer=RequestObserver(self.metrics, self.recorder, cfg.logging),
+            observer=RequestObserver(self.metrics, self.recorder, cfg.logging, access_log),
         )
         self.registry.register(StatsCollector(self._stats))
         self._readiness = [("store", self.store.ping), ("ratelimit", self._limiter_ready(limiter))]

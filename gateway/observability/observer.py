@@ -6,24 +6,24 @@ recorded. The access log line is built only when the request is sampled and the 
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 
 from gateway.config import LoggingConfig
+from gateway.observability.accesslog import AccessLog
 from gateway.observability.metrics import Metrics
 from gateway.observability.recorder import Recorder
 from gateway.proxy.pipeline import RequestScope
 
-access_log = logging.getLogger("gateway.access")
-
 
 class RequestObserver:
-    def __init__(self, metrics: Metrics, recorder: Recorder, logging_cfg: LoggingConfig) -> None:
+    def __init__(
+        self, metrics: Metrics, recorder: Recorder, logging_cfg: LoggingConfig, access_log: AccessLog | None
+    ) -> None:
         self._metrics = metrics
         self._recorder = recorder
         self._in_flight = metrics.in_flight
-        self._log = logging_cfg.access_log
+        self._access_log = access_log if logging_cfg.access_log else None
         self._sample = logging_cfg.access_log_sample_rate
 
     def started(self) -> None:
@@ -34,16 +34,15 @@ class RequestObserver:
         self._in_flight.dec()
         self._metrics.observe(scope, done)
         self._recorder.call(scope)
-        if self._log and (self._sample >= 1.0 or random.random() < self._sample):
-            self._access(scope, done)
+        if self._access_log is not None and (self._sample >= 1.0 or random.random() < self._sample):
+            self._access(self._access_log, scope, done)
 
     @staticmethod
-    def _access(scope: RequestScope, done: float) -> None:
+    def _access(access_log: AccessLog, scope: RequestScope, done: float) -> None:
         identity = scope.extra.get("identity")
         upstream = scope.upstream_started
-        access_log.info(
-            "request",
-            extra={
+        access_log.record(
+            {
                 "request_id": scope.request_id,
                 "route": scope.route.name if scope.route else None,
                 "method": scope.method,
@@ -56,5 +55,5 @@ class RequestObserver:
                 "tenant": identity.tenant_id if identity else None,
                 "auth_method": scope.auth_method,
                 "client_ip": scope.client_ip,
-            },
+            }
         )
