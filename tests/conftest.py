@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,18 +18,9 @@ from aiohttp import web
 
 from gateway.app import Gateway
 from gateway.config import Config, parse_config
+from tests.services import require_service  # noqa: F401 - re-exported for the test modules
 
-REQUIRE_SERVICES = os.environ.get("GATEWAY_REQUIRE_SERVICES") == "1"
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
-
-
-def require_service(name: str, reachable: bool, reason: str) -> None:
-    """Skip when a backing service is missing on a laptop; fail in CI, where it must exist."""
-    if reachable:
-        return
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{name} is required (GATEWAY_REQUIRE_SERVICES=1) but {reason}")
-    pytest.skip(f"{name} not available: {reason}")
 
 
 @pytest.fixture(scope="session")

@@ -12,28 +12,34 @@ import pytest
 from gateway.credentials.keyformat import display_prefix, generate_key, hash_key, new_id
 from gateway.keystore.base import DuplicateError, KeyStore, StoreError
 from gateway.keystore.models import ApiKey, Permission, Tenant, User
+from gateway.keystore.postgres import PostgresKeyStore
 from gateway.keystore.sqlite import SQLiteKeyStore
+from tests.services import drop_schema, postgres_url, require_postgres
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
 DAY = dt.timedelta(days=1)
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 
 
 async def open_store(backend: str, tmp_path: Path) -> KeyStore:
     if backend == "sqlite":
         store: KeyStore = SQLiteKeyStore(str(tmp_path / "gateway.db"))
-    else:  # pragma: no cover - a backend listed without a constructor
-        raise AssertionError(backend)
+    else:
+        store = PostgresKeyStore(postgres_url(tmp_path))
     await store.open()
     return store
 
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KeyStore]:
+    if request.param == "postgres":
+        require_postgres()
     opened = await open_store(request.param, tmp_path)
     yield opened
     await opened.close()
+    if request.param == "postgres":
+        await drop_schema(postgres_url(tmp_path))
 
 
 def tenant(tid: str = "acme", plan: str = "starter", at: dt.datetime = T0) -> Tenant:
@@ -174,19 +180,23 @@ async def test_concurrent_writers_do_not_lose_keys(store: KeyStore) -> None:
     assert total == 20
 
 
-async def test_data_survives_reopening(tmp_path: Path) -> None:
-    for backend in BACKENDS:
-        first = await open_store(backend, tmp_path)
-        await first.create_tenant(tenant())
-        made, secret = key()
-        await first.create_key(made)
-        await first.close()
-        again = await open_store(backend, tmp_path)  # migrations run again without harm
-        try:
-            principal = await again.get_principal_by_hash(hash_key(secret))
-            assert principal is not None and principal.key == made
-        finally:
-            await again.close()
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_data_survives_reopening(tmp_path: Path, backend: str) -> None:
+    if backend == "postgres":
+        require_postgres()
+    first = await open_store(backend, tmp_path)
+    await first.create_tenant(tenant())
+    made, secret = key()
+    await first.create_key(made)
+    await first.close()
+    again = await open_store(backend, tmp_path)  # migrations run again without harm
+    try:
+        principal = await again.get_principal_by_hash(hash_key(secret))
+        assert principal is not None and principal.key == made
+    finally:
+        await again.close()
+        if backend == "postgres":
+            await drop_schema(postgres_url(tmp_path))
 
 
 async def test_concurrent_rotations_of_one_key_leave_one_successor(store: KeyStore) -> None:

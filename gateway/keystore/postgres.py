@@ -1,0 +1,350 @@
+"""The shared key store: PostgreSQL through an asyncpg pool, for several gateway instances.
+
+Same protocol and conformance suite as the SQLite store. Migrations run on open under an
+advisory lock, so instances starting together apply each version once. Timestamps are
+`timestamptz`, permissions and resources `jsonb`; only the SHA-256 of each key is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+
+from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, StoreError
+from gateway.keystore.models import ApiKey, Permission, Principal, Tenant, User
+
+MIGRATION_LOCK = 0x67617465  # pg_advisory_lock key shared by every gateway ("gate")
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE tenants (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL, plan TEXT NOT NULL,
+            disabled BOOLEAN NOT NULL DEFAULT FALSE,
+            created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL)""",
+        """CREATE TABLE users (
+            id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), name TEXT NOT NULL,
+            email TEXT, role TEXT NOT NULL, disabled BOOLEAN NOT NULL DEFAULT FALSE,
+            created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL)""",
+        "CREATE INDEX users_tenant ON users (tenant_id)",
+        """CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),
+            user_id TEXT REFERENCES users(id), name TEXT NOT NULL, display_prefix TEXT NOT NULL,
+            last4 TEXT NOT NULL, secret_hash TEXT NOT NULL UNIQUE, scope TEXT NOT NULL,
+            permissions JSONB NOT NULL, resources JSONB NOT NULL, environment TEXT NOT NULL,
+            rate_limit_per_minute INTEGER, created_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ,
+            last_used_at TIMESTAMPTZ, revoked_at TIMESTAMPTZ, replaced_by TEXT)""",
+        "CREATE INDEX api_keys_tenant ON api_keys (tenant_id, created_at)",
+    ]),
+]
+
+_TENANT = "t.id, t.name, t.plan, t.disabled, t.created_at, t.updated_at"
+_USER = "u.id, u.tenant_id, u.name, u.email, u.role, u.disabled, u.created_at, u.updated_at"
+_KEY = (
+    "k.id, k.tenant_id, k.user_id, k.name, k.display_prefix, k.last4, k.secret_hash, k.scope, "
+    "k.permissions, k.resources, k.environment, k.rate_limit_per_minute, k.created_at, "
+    "k.expires_at, k.last_used_at, k.revoked_at, k.replaced_by"
+)
+_STATUS = (
+    "CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked' "
+    "WHEN k.expires_at IS NOT NULL AND k.expires_at <= $1 THEN 'expired' ELSE 'active' END"
+)
+
+# What a broken connection or an unreachable server looks like from asyncpg.
+UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+               asyncpg.CannotConnectNowError)
+
+
+def connect_args(url: str) -> tuple[str, str | None]:
+    """The DSN for asyncpg and the schema named by `?schema=` (kept out of the DSN)."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    schema = query.pop("schema", [None])[0]
+    rest = "&".join(f"{k}={v}" for k, values in query.items() for v in values)
+    dsn = parts._replace(scheme="postgresql", query=rest).geturl()
+    return dsn, schema
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return value.astimezone(dt.timezone.utc) if value is not None else None
+
+
+def tenant_row(r: Any, at: int = 0) -> Tenant:
+    return Tenant(r[at], r[at + 1], r[at + 2], r[at + 3], _utc(r[at + 4]), _utc(r[at + 5]))  # type: ignore[arg-type]
+
+
+def user_row(r: Any, at: int = 0) -> User:
+    return User(r[at], r[at + 1], r[at + 2], r[at + 3], r[at + 4], r[at + 5],
+                _utc(r[at + 6]), _utc(r[at + 7]))  # type: ignore[arg-type]
+
+
+def key_row(r: Any) -> ApiKey:
+    return ApiKey(
+        id=r[0], tenant_id=r[1], user_id=r[2], name=r[3], display_prefix=r[4], last4=r[5],
+        secret_hash=r[6], scope=r[7],
+        permissions=tuple(Permission(tuple(p["methods"]), p["path"]) for p in json.loads(r[8])),
+        resources={k: tuple(v) for k, v in json.loads(r[9]).items()},
+        environment=r[10], rate_limit_per_minute=r[11], created_at=_utc(r[12]),  # type: ignore[arg-type]
+        expires_at=_utc(r[13]), last_used_at=_utc(r[14]), revoked_at=_utc(r[15]), replaced_by=r[16],
+    )
+
+
+def order_by(sort: str, allowed: frozenset[str], alias: str) -> str:
+    """A whitelisted ORDER BY; NULLs last ascending, first descending; id breaks ties."""
+    field = sort.lstrip("-")
+    if field not in allowed:
+        raise ValueError(f"cannot sort by {field}")
+    direction = "DESC" if sort.startswith("-") else "ASC"
+    column = "status" if field == "status" else f"{alias}.{field}"
+    nulls = "NULLS FIRST" if direction == "DESC" else "NULLS LAST"
+    return f"ORDER BY {column} {direction} {nulls}, {alias}.id {direction}"
+
+
+class PostgresKeyStore:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0) -> None:
+        self.url = url
+        self._dsn, self.schema = connect_args(url)
+        self._min, self._max = min_size, max_size
+        self._timeout = timeout
+        self._pool: asyncpg.Pool | None = None
+
+    def where(self) -> str:
+        """The server and database, without credentials, for messages."""
+        return urlsplit(self._dsn)._replace(netloc=urlsplit(self._dsn).hostname or "").geturl()
+
+    async def open(self) -> None:
+        settings = {"search_path": self.schema} if self.schema else None
+        try:
+            if self.schema:
+                conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
+                try:
+                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                finally:
+                    await conn.close()
+            self._pool = await asyncpg.create_pool(
+                self._dsn, min_size=self._min, max_size=self._max, timeout=self._timeout,
+                command_timeout=self._timeout, server_settings=settings,
+            )
+            await self._migrate()
+        except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+            await self.close()
+            raise StoreError(f"cannot open key store {self.where()}: {exc}") from None
+
+    async def _migrate(self) -> None:
+        async with self._acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+            )
+            done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, statements in MIGRATIONS:
+                if version in done:
+                    continue
+                for statement in statements:
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO schema_migrations VALUES ($1, now())", version)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), self._timeout)
+            except (*UNAVAILABLE, asyncpg.PostgresError):
+                pool.terminate()
+
+    def _acquire(self) -> Any:
+        if self._pool is None:
+            raise StoreError("key store is not open")
+        return self._pool.acquire(timeout=self._timeout)
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        try:
+            async with self._acquire() as conn:
+                return list(await conn.fetch(sql, *args))
+        except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise StoreError(f"key store read failed: {exc}") from None
+
+    async def _one(self, sql: str, *args: Any) -> Any:
+        rows = await self._fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def _write(self, statements: list[tuple[str, tuple[Any, ...]]], *, first_must_change: bool = False) -> bool:
+        """The statements in one transaction; False (rolled back) if `first_must_change` and the
+        first statement changed no row."""
+        try:
+            async with self._acquire() as conn, conn.transaction():
+                for i, (sql, args) in enumerate(statements):
+                    status = await conn.execute(sql, *args)
+                    if first_must_change and i == 0 and status.endswith(" 0"):
+                        raise _NoChange()
+        except _NoChange:
+            return False
+        except asyncpg.UniqueViolationError as exc:
+            raise DuplicateError(str(exc)) from None
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise StoreError(f"key store write refused: {exc}") from None
+        except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise StoreError(f"key store write failed: {exc}") from None
+        return True
+
+    async def ping(self) -> None:
+        await self._one("SELECT 1")
+
+    # tenants
+
+    async def create_tenant(self, tenant: Tenant) -> Tenant:
+        await self._write([("INSERT INTO tenants VALUES ($1, $2, $3, $4, $5, $6)",
+                            (tenant.id, tenant.name, tenant.plan, tenant.disabled, tenant.created_at,
+                             tenant.updated_at))])
+        return tenant
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        row = await self._one(f"SELECT {_TENANT} FROM tenants t WHERE t.id = $1", tenant_id)
+        return tenant_row(row) if row else None
+
+    async def list_tenants(self, *, page: int, per_page: int, sort: str = "created_at") -> tuple[list[Tenant], int]:
+        order = order_by(sort, TENANT_SORTS, "t")
+        rows = await self._fetch(
+            f"SELECT {_TENANT}, COUNT(*) OVER () FROM tenants t {order} LIMIT $1 OFFSET $2",
+            per_page, (page - 1) * per_page,
+        )
+        total = rows[0][-1] if rows else (await self._one("SELECT COUNT(*) FROM tenants"))[0]
+        return [tenant_row(r) for r in rows], int(total)
+
+    async def update_tenant(self, tenant_id: str, *, name: str | None = None, plan: str | None = None,
+                            disabled: bool | None = None, at: dt.datetime) -> Tenant | None:
+        await self._update("tenants", tenant_id, {"name": name, "plan": plan, "disabled": disabled}, at)
+        return await self.get_tenant(tenant_id)
+
+    async def _update(self, table: str, row_id: str, changes: dict[str, Any], at: dt.datetime) -> None:
+        sets = [(k, v) for k, v in changes.items() if v is not None] + [("updated_at", at)]
+        assignments = ", ".join(f"{k} = ${i}" for i, (k, _) in enumerate(sets, start=2))
+        await self._write([(f"UPDATE {table} SET {assignments} WHERE id = $1", (row_id, *[v for _, v in sets]))])
+
+    # users
+
+    async def create_user(self, user: User) -> User:
+        await self._write([("INSERT INTO users VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                            (user.id, user.tenant_id, user.name, user.email, user.role, user.disabled,
+                             user.created_at, user.updated_at))])
+        return user
+
+    async def get_user(self, user_id: str) -> User | None:
+        row = await self._one(f"SELECT {_USER} FROM users u WHERE u.id = $1", user_id)
+        return user_row(row) if row else None
+
+    async def list_users(self, tenant_id: str) -> list[User]:
+        rows = await self._fetch(
+            f"SELECT {_USER} FROM users u WHERE u.tenant_id = $1 ORDER BY u.created_at, u.id", tenant_id
+        )
+        return [user_row(r) for r in rows]
+
+    async def update_user(self, user_id: str, *, role: str | None = None, disabled: bool | None = None,
+                          name: str | None = None, at: dt.datetime) -> User | None:
+        await self._update("users", user_id, {"role": role, "name": name, "disabled": disabled}, at)
+        return await self.get_user(user_id)
+
+    # keys
+
+    @staticmethod
+    def _key_params(key: ApiKey) -> tuple[Any, ...]:
+        return (
+            key.id, key.tenant_id, key.user_id, key.name, key.display_prefix, key.last4, key.secret_hash,
+            key.scope, json.dumps([{"methods": list(p.methods), "path": p.path} for p in key.permissions]),
+            json.dumps({k: list(v) for k, v in key.resources.items()}), key.environment,
+            key.rate_limit_per_minute, key.created_at, key.expires_at, key.last_used_at,
+            key.revoked_at, key.replaced_by,
+        )
+
+    _INSERT_KEY = ("INSERT INTO api_keys VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, "
+                   "$11, $12, $13, $14, $15, $16, $17)")
+
+    async def create_key(self, key: ApiKey) -> ApiKey:
+        await self._write([(self._INSERT_KEY, self._key_params(key))])
+        return key
+
+    async def get_key(self, key_id: str) -> ApiKey | None:
+        row = await self._one(f"SELECT {_KEY_TEXT} FROM api_keys k WHERE k.id = $1", key_id)
+        return key_row(row) if row else None
+
+    async def _principal(self, where: str, value: str) -> Principal | None:
+        row = await self._one(
+            f"SELECT {_KEY_TEXT}, {_TENANT}, {_USER} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+            f"LEFT JOIN users u ON u.id = k.user_id WHERE {where} = $1",
+            value,
+        )
+        if row is None:
+            return None
+        user = user_row(row, 23) if row[23] is not None else None
+        return Principal(key_row(row), tenant_row(row, 17), user)
+
+    async def get_principal_by_hash(self, secret_hash: str) -> Principal | None:
+        return await self._principal("k.secret_hash", secret_hash)
+
+    async def get_principal_by_key_id(self, key_id: str) -> Principal | None:
+        return await self._principal("k.id", key_id)
+
+    async def list_keys(self, *, tenant_id: str | None = None, status: str | None = None, now: dt.datetime,
+                        page: int, per_page: int, sort: str = "-created_at") -> tuple[list[ApiKey], int]:
+        order = order_by(sort, KEY_SORTS, "k")
+        where, args = ["TRUE"], [now]
+        if tenant_id is not None:
+            args.append(tenant_id)  # type: ignore[arg-type]
+            where.append(f"k.tenant_id = ${len(args)}")
+        if status is not None:
+            args.append(status)  # type: ignore[arg-type]
+            where.append(f"status = ${len(args)}")
+        base = f"FROM (SELECT *, {_STATUS} AS status FROM api_keys k) k WHERE {' AND '.join(where)}"
+        rows = await self._fetch(
+            f"SELECT {_KEY_TEXT}, COUNT(*) OVER () {base} {order} LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+            *args, per_page, (page - 1) * per_page,
+        )
+        total = rows[0][-1] if rows else (await self._one(f"SELECT COUNT(*) {base}", *args))[0]
+        return [key_row(r) for r in rows], int(total)
+
+    async def count_active_keys(self, tenant_id: str, now: dt.datetime) -> int:
+        row = await self._one(
+            "SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL "
+            "AND (expires_at IS NULL OR expires_at > $2)",
+            tenant_id, now,
+        )
+        return int(row[0])
+
+    async def revoke_key(self, key_id: str, at: dt.datetime) -> ApiKey | None:
+        await self._write([("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", (key_id, at))])
+        return await self.get_key(key_id)
+
+    async def rotate_key(self, old_id: str, new: ApiKey, at: dt.datetime) -> ApiKey | None:
+        # Conditional on the old key being live, in one transaction: two concurrent rotations
+        # of one key (on any instances) leave one successor, not two.
+        done = await self._write([
+            ("UPDATE api_keys SET revoked_at = $2, replaced_by = $3 WHERE id = $1 AND revoked_at IS NULL",
+             (old_id, at, new.id)),
+            (self._INSERT_KEY, self._key_params(new)),
+        ], first_must_change=True)
+        return new if done else None
+
+    async def record_last_used(self, times: Mapping[str, dt.datetime]) -> None:
+        if not times:
+            return
+        # One statement for the batch; GREATEST keeps several instances' flushes from moving a
+        # key's last use backwards, whatever order they commit in.
+        ids, stamps = list(times), list(times.values())
+        await self._write([(
+            "UPDATE api_keys k SET last_used_at = GREATEST(k.last_used_at, v.at) "
+            "FROM unnest($1::text[], $2::timestamptz[]) AS v(id, at) WHERE k.id = v.id",
+            (ids, stamps),
+        )])
+
+
+class _NoChange(Exception):
+    """Rolls back a transaction whose guarding statement matched nothing."""
+
+
+# jsonb comes back as text with asyncpg's default codecs; keys are read by position.
+_KEY_TEXT = _KEY.replace("k.permissions", "k.permissions::text").replace("k.resources", "k.resources::text")
