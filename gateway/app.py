@@ -38,7 +38,7 @@ from gateway.observability.accesslog import AccessLog
 from gateway.observability.metrics import Metrics, StatsCollector
 from gateway.observability.observer import RequestObserver
 from gateway.observability.recorder import Recorder
-from gateway.observability.records_sqlite import SQLiteRecordStore, records_path
+from gateway.observability.record_store import create_record_store
 from gateway.proxy.endpoints import TokenEndpoints
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.upstream import UpstreamPool
@@ -137,7 +137,7 @@ class Gateway:
         await store.open()
         self._stack.push_async_callback(store.close)
         self.store = store
-        records = SQLiteRecordStore(records_path(cfg))
+        records = create_record_store(cfg)
         await records.open()
         self._stack.push_async_callback(records.close)
         self.recorder = Recorder(records, cfg.call_log, clock=self.clock)

@@ -21,7 +21,7 @@ from gateway.errors import GatewayError
 from gateway.keystore.base import StoreError
 from gateway.keystore.factory import create_store
 from gateway.observability.recorder import Recorder
-from gateway.observability.records_sqlite import SQLiteRecordStore, records_path
+from gateway.observability.record_store import create_record_store
 
 CLI = Actor("cli")
 Action = Callable[[Accounts, argparse.Namespace], Awaitable[Any]]
@@ -40,7 +40,7 @@ def run_action(cfg: Config, args: argparse.Namespace, action: Action) -> int:
             store = create_store(cfg.store)
             await store.open()
             stack.push_async_callback(store.close)
-            records = SQLiteRecordStore(records_path(cfg))
+            records = create_record_store(cfg)
             await records.open()
             stack.push_async_callback(records.close)
             recorder = Recorder(records, cfg.call_log)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,7 +19,10 @@ from aiohttp import web
 
 from gateway.app import Gateway
 from gateway.config import Config, parse_config
+from tests.services import drop_schema, postgres_url
 from tests.services import require_service  # noqa: F401 - re-exported for the test modules
+
+STORE_BACKEND = os.environ.get("GATEWAY_TEST_STORE", "sqlite")
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 
@@ -147,6 +151,8 @@ def base_config(tmp_path: Path, server_cert: tuple[str, str], **overrides: Any) 
         "admin": {"host": "127.0.0.1", "port": 0},
         "routes": [],
     }
+    if STORE_BACKEND == "postgres":  # the whole suite on PostgreSQL: GATEWAY_TEST_STORE=postgres
+        cfg["store"] = {"url": postgres_url(tmp_path)}
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key] = {**cfg[key], **value}
@@ -174,6 +180,8 @@ async def start_gateway(
     yield start
     for gateway in started:
         await gateway.stop()
+    if STORE_BACKEND == "postgres":
+        await drop_schema(postgres_url(tmp_path))
 
 
 @pytest.fixture

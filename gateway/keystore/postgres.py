@@ -70,6 +70,22 @@ def connect_args(url: str) -> tuple[str, str | None]:
     return dsn, schema
 
 
+async def create_pool(dsn: str, schema: str | None, *, min_size: int, max_size: int, timeout: float) -> asyncpg.Pool:
+    """A pool whose connections work in `schema` (created if missing), or in the default one."""
+    if schema:
+        conn = await asyncpg.connect(dsn, timeout=timeout)
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        except asyncpg.UniqueViolationError:
+            pass  # another instance created it at the same moment
+        finally:
+            await conn.close()
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, timeout=timeout, command_timeout=timeout,
+        server_settings={"search_path": schema} if schema else None,
+    )
+
+
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(dt.timezone.utc) if value is not None else None
 
@@ -118,18 +134,9 @@ class PostgresKeyStore:
         return urlsplit(self._dsn)._replace(netloc=urlsplit(self._dsn).hostname or "").geturl()
 
     async def open(self) -> None:
-        settings = {"search_path": self.schema} if self.schema else None
         try:
-            if self.schema:
-                conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
-                try:
-                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                finally:
-                    await conn.close()
-            self._pool = await asyncpg.create_pool(
-                self._dsn, min_size=self._min, max_size=self._max, timeout=self._timeout,
-                command_timeout=self._timeout, server_settings=settings,
-            )
+            self._pool = await create_pool(self._dsn, self.schema, min_size=self._min, max_size=self._max,
+                                           timeout=self._timeout)
             await self._migrate()
         except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
             await self.close()

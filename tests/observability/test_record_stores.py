@@ -1,0 +1,77 @@
+"""The audit trail and call log stores, the same behaviour on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.observability.records import AuditEntry, CallEntry, RecordStore
+from gateway.observability.records_postgres import PostgresRecordStore
+from gateway.observability.records_sqlite import SQLiteRecordStore
+from tests.services import drop_schema, postgres_url, require_postgres
+
+T0 = dt.datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def records(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RecordStore]:
+    if request.param == "postgres":
+        require_postgres()
+        store: RecordStore = PostgresRecordStore(postgres_url(tmp_path))
+    else:
+        store = SQLiteRecordStore(str(tmp_path / "records.db"))
+    await store.open()
+    yield store
+    await store.close()
+    if request.param == "postgres":
+        await drop_schema(postgres_url(tmp_path))
+
+
+def call(i: int, *, key: str | None = "key_a", status: int = 200, at: dt.datetime = T0) -> CallEntry:
+    return CallEntry(at=at, request_id=f"req-{i}", tenant_id="acme", key_id=key, key_name="k", method="GET",
+                     route="api", path="/api", status=status, latency_ms=1.5, upstream_latency_ms=None,
+                     rate_limited=status == 429)
+
+
+async def test_audit_entries_round_trip_in_order(records: RecordStore) -> None:
+    entries = [AuditEntry(at=T0 + dt.timedelta(seconds=i), actor="admin", action="key.created", target_type="key",
+                          target_id=f"key_{i}", tenant_id="acme", key_name=None, source_ip="10.0.0.1")
+               for i in range(5)]
+    await records.append_audit(entries[:3])
+    await records.append_audit(entries[3:])
+    first = await records.list_audit(after=0, limit=2)
+    rest = await records.list_audit(after=first[-1].id or 0, limit=10)
+    got = first + rest
+    assert [e.target_id for e in got] == [f"key_{i}" for i in range(5)]
+    assert got[0].at == T0 and got[0].source_ip == "10.0.0.1" and got[0].key_name is None
+
+
+async def test_calls_filter_page_both_ways_and_prune(records: RecordStore) -> None:
+    await records.append_calls([call(i, key="key_a" if i % 2 else "key_b", status=429 if i == 3 else 200,
+                                     at=T0 + dt.timedelta(days=i)) for i in range(6)])
+    oldest = await records.list_calls(cursor=None, newest_first=False, limit=10, key_id=None, status=None)
+    assert [c.request_id for c in oldest] == [f"req-{i}" for i in range(6)]
+    newest = await records.list_calls(cursor=None, newest_first=True, limit=2, key_id=None, status=None)
+    assert [c.request_id for c in newest] == ["req-5", "req-4"]
+    older = await records.list_calls(cursor=newest[-1].id, newest_first=True, limit=2, key_id=None, status=None)
+    assert [c.request_id for c in older] == ["req-3", "req-2"]
+    by_key = await records.list_calls(cursor=None, newest_first=False, limit=10, key_id="key_a", status=None)
+    assert [c.request_id for c in by_key] == ["req-1", "req-3", "req-5"]
+    limited = await records.list_calls(cursor=None, newest_first=False, limit=10, key_id=None, status=429)
+    assert [(c.request_id, c.rate_limited) for c in limited] == [("req-3", True)]
+    removed = await records.prune_calls(older_than=T0 + dt.timedelta(days=2), max_rows=3)
+    assert removed == 3
+    left = await records.list_calls(cursor=None, newest_first=False, limit=10, key_id=None, status=None)
+    assert [c.request_id for c in left] == ["req-3", "req-4", "req-5"]
+
+
+async def test_concurrent_appends_keep_ids_in_commit_order(records: RecordStore) -> None:
+    await asyncio.gather(*(records.append_calls([call(b * 10 + i) for i in range(10)]) for b in range(8)))
+    rows = await records.list_calls(cursor=None, newest_first=False, limit=100, key_id=None, status=None)
+    assert len(rows) == 80
+    ids = [r.id for r in rows]
+    assert ids == sorted(ids) and len(set(ids)) == 80
