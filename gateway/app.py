@@ -31,6 +31,7 @@ from gateway.config import Config
 from gateway.credentials.tokens import TokenService, load_signing_keys
 from gateway.keystore.base import KeyStore
 from gateway.keystore.cache import IdentityCache
+from gateway.keystore.invalidation import InvalidationBus
 from gateway.keystore.factory import create_store
 from gateway.keystore.lastused import LastUsedRecorder
 from gateway.listeners import bind, bound_port
@@ -91,6 +92,7 @@ class Gateway:
         self.tokens: TokenService | None = None
         self.guard: AccessGuard | None = None
         self.upstream_pool: UpstreamPool | None = None
+        self.invalidation: InvalidationBus | None = None
         self.access_log: AccessLog | None = None
         self.accounts: Accounts | None = None
         self.last_used: LastUsedRecorder | None = None
@@ -146,8 +148,10 @@ class Gateway:
         self.last_used = LastUsedRecorder(store, interval=cfg.store.last_used_flush_interval, clock=self.clock)
         self.last_used.start()
         self._stack.push_async_callback(self.last_used.stop)
+        self.invalidation = self._invalidation_bus()
         self.accounts = Accounts(
-            store, cfg, invalidators=(self.cache,), audit=self.recorder.audit, clock=self.clock
+            store, cfg, invalidators=(self.cache,), propagator=self.invalidation, audit=self.recorder.audit,
+            clock=self.clock,
         )
         self.tokens = TokenService(
             load_signing_keys(cfg.tokens.algorithm, cfg.tokens.signing_keys, cfg.data_dir),
@@ -156,6 +160,20 @@ class Gateway:
             leeway=cfg.tokens.leeway,
             clock=self.clock,
         )
+
+    def _invalidation_bus(self) -> InvalidationBus | None:
+        """Redis pub/sub between instances: configured, or the rate limiter's Redis."""
+        cfg = self.cfg
+        url = cfg.store.invalidation_redis_url
+        if url is None and cfg.ratelimit.backend == "redis":
+            url = cfg.ratelimit.redis_url
+        if url is None:
+            return None
+        bus = InvalidationBus(url, (self.cache,), channel=cfg.store.invalidation_channel,
+                              on_lag=self.metrics.invalidation_lag.observe)
+        bus.start()
+        self._stack.push_async_callback(bus.close)
+        return bus
 
     def _limiter(self) -> RateLimiter:
         rl = self.cfg.ratelimit

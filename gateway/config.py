@@ -77,6 +77,8 @@ class StoreConfig:
     negative_cache_ttl: float = 2
     negative_cache_size: int = 10000
     last_used_flush_interval: float = 5
+    invalidation_redis_url: str | None = None   # default: ratelimit.redis_url when that backend is redis
+    invalidation_channel: str = "gw:invalidate"
 
     @property
     def sqlite_path(self) -> str | None:
@@ -401,6 +403,11 @@ def parse_config(data: object, *, env: Mapping[str, str] | None = None, source: 
         cache_ttl=s.number("cache_ttl", 5), cache_size=s.integer("cache_size", 100000, 1),
         negative_cache_ttl=s.number("negative_cache_ttl", 2), negative_cache_size=s.integer("negative_cache_size", 10000, 1),
         last_used_flush_interval=s.number("last_used_flush_interval", 5),
+        invalidation_redis_url=s.get("invalidation_redis_url", None,
+                                     lambda v: v is None or isinstance(v, str) and v.startswith(
+                                         ("redis://", "rediss://", "unix://")),
+                                     "must be a redis:// URL"),
+        invalidation_channel=s.string("invalidation_channel", "gw:invalidate"),
     )
     rl = Reader(node.get("ratelimit"), "ratelimit", problems, _fields(RateLimitConfig))
     ratelimit = RateLimitConfig(

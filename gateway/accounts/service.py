@@ -52,6 +52,13 @@ class Invalidator(Protocol):
     def invalidate_user(self, user_id: str) -> object: ...
 
 
+class Propagator(Protocol):
+    """Carries a change to the other gateway instances (their caches)."""
+
+    def announce(self, kind: str, target: str) -> None: ...
+    async def publish(self, kind: str, target: str, *, wait: float = 0.0) -> Any: ...
+
+
 def _no_audit(*args: Any, **kwargs: Any) -> None:
     return None
 
@@ -63,12 +70,14 @@ class Accounts:
         cfg: Config,
         *,
         invalidators: tuple[Invalidator, ...] = (),
+        propagator: Propagator | None = None,
         audit: AuditSink = _no_audit,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.cfg = cfg
         self._invalidators = invalidators
+        self._propagator = propagator
         self._audit = audit
         self._clock = clock
 
@@ -118,8 +127,7 @@ class Accounts:
         )
         if updated is None:
             raise NotFound(f"no tenant {tenant_id}")
-        for cache in self._invalidators:
-            cache.invalidate_tenant(tenant_id)
+        self._changed("tenant", tenant_id)
         self._audit(actor, "tenant.updated", "tenant", tenant_id, tenant_id=tenant_id)
         return updated
 
@@ -164,8 +172,7 @@ class Accounts:
         )
         if updated is None:
             raise NotFound(f"no user {user_id}")
-        for cache in self._invalidators:
-            cache.invalidate_user(user_id)
+        self._changed("user", user_id)
         self._audit(actor, "user.updated", "user", user_id, tenant_id=updated.tenant_id)
         return updated
 
@@ -247,8 +254,21 @@ class Accounts:
         return revoked
 
     def _forget_key(self, key_id: str) -> None:
+        self._changed("key", key_id)
+
+    def _changed(self, kind: str, target: str) -> None:
+        """Drop the object from this instance's caches now, and tell the other instances."""
         for cache in self._invalidators:
-            cache.invalidate_key(key_id)
+            getattr(cache, f"invalidate_{kind}")(target)
+        if self._propagator is not None:
+            self._propagator.announce(kind, target)
+
+    async def propagate(self, kind: str, target: str, *, wait: float) -> Any:
+        """Announce a change again and wait until every other instance confirms it (or `wait`
+        passes); None without a propagator (a single instance: its own cache is already clean)."""
+        if self._propagator is None:
+            return None
+        return await self._propagator.publish(kind, target, wait=wait)
 
 
 def key_view(key: ApiKey, now: dt.datetime, expiring_soon_days: int) -> dict[str, Any]:

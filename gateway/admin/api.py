@@ -192,9 +192,24 @@ async def rotate_key(request: web.Request) -> web.Response:
 
 
 async def revoke_key(request: web.Request) -> web.Response:
+    """`?wait=true`: answer once every other instance has dropped the key (at most 2 s)."""
     accounts = request.app[ACCOUNTS]
+    wait = request.query.get("wait", "false")
+    if wait not in ("true", "false"):
+        raise ValidationError(details=[{"field": "wait", "issue": "must be true or false"}])
     key = await accounts.revoke_key(request.match_info["id"], actor(request))
-    return json_response(_key(accounts, key))
+    body = _key(accounts, key)
+    if wait == "true":
+        propagation = await accounts.propagate("key", key.id, wait=REVOKE_WAIT)
+        body["propagation"] = (
+            {"instances": 0, "confirmed": 0, "complete": True, "seconds": 0.0} if propagation is None else
+            {"instances": propagation.listeners, "confirmed": propagation.confirmed,
+             "complete": propagation.complete, "seconds": round(propagation.seconds, 4)}
+        )
+    return json_response(body)
+
+
+REVOKE_WAIT = 2.0
 
 
 def add_routes(app: web.Application) -> None:

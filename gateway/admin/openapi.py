@@ -90,6 +90,9 @@ SCHEMAS: dict[str, Any] = {
     }, ["id", "name", "tenant_id", "masked", "last4", "scope", "permissions", "environment", "created_at",
         "last_used_at", "expires_at", "expires_in_days", "expiring_soon", "status"]),
     "KeyWithSecret": {"allOf": [ref("Key"), obj({"key": STR}, ["key"])]},
+    "RevokedKey": {"allOf": [ref("Key"), obj({"propagation": obj(
+        {"instances": INT, "confirmed": INT, "complete": BOOL, "seconds": {"type": "number"}},
+        ["instances", "confirmed", "complete", "seconds"])}, [])]},
     "AuditEntry": obj({"id": INT, "at": TIME, "actor": STR, "action": STR, "target_type": STR, "target_id": STR,
                        "key_name": STR, "tenant_id": STR, "source_ip": STR},
                       ["id", "at", "actor", "action", "target_type", "target_id"]),
@@ -169,8 +172,9 @@ PATHS: dict[str, Any] = {
         "post": op("New secret, same settings; the old key stops at once", "201", "KeyWithSecret", params=ID,
                    errors=("401", "404", "409"))},
     "/admin/keys/{id}/revoke": {
-        "post": op("Revoke; the key fails on its next request", "200", "Key", params=ID + [q("wait", BOOL)],
-                   errors=("401", "404"))},
+        "post": op("Revoke; the key fails on its next request. wait=true: answer once every other "
+                   "instance has dropped it from its cache (at most 2 s; see propagation)", "200", "RevokedKey",
+                   params=ID + [q("wait", BOOL)], errors=("401", "404", "422"))},
     "/admin/audit": {"get": op("Audit entries after a cursor, oldest first", "200", "AuditPage", params=CURSOR,
                                errors=("400", "401", "422"))},
     "/admin/calls": {"get": op("Call log after a cursor", "200", "CallPage",

@@ -60,6 +60,12 @@ class Metrics:
         self.upstream_errors = Counter(
             "gateway_upstream_errors_total", "Upstream failures by kind.", ["route", "kind"], registry=registry
         )
+        self.invalidation_lag = Histogram(
+            "gateway_invalidation_lag_seconds",
+            "Time from a change on one instance to its cache invalidation on this one (Redis pub/sub).",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=registry,
+        )
         self.in_flight = Gauge("gateway_requests_in_flight", "Requests being handled now.", registry=registry)
         build = Gauge("gateway_build_info", "Build information.", ["version"], registry=registry)
         build.labels(__version__).set(1)
