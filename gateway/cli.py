@@ -128,6 +128,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return fail(str(exc))
 
 
+def cmd_echo(args: argparse.Namespace) -> int:
+    """An upstream that answers with what it received: for examples, compose files and smoke tests."""
+    from aiohttp import web
+
+    from gateway.demo import echo_app
+
+    install_uvloop()
+    web.run_app(echo_app(), host=args.host, port=args.port, access_log=None,
+                print=lambda _: print(f"echo upstream listening on http://{args.host}:{args.port}",
+                                      file=sys.stderr, flush=True))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="API authentication gateway")
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
@@ -147,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--admin-port", type=int, default=9090, help="admin port")
     demo.add_argument("--upstream-port", type=int, default=9000, help="echo upstream port")
     demo.set_defaults(func=cmd_demo)
+
+    echo = sub.add_parser("echo", help="run the demo's echo upstream on its own")
+    echo.add_argument("--host", default="127.0.0.1")
+    echo.add_argument("--port", type=int, default=9000)
+    echo.set_defaults(func=cmd_echo)
 
     from gateway.cli_accounts import add_parsers
 

@@ -120,3 +120,23 @@ async def test_run_serves_self_signed_https_and_stops_cleanly_on_sigterm(tmp_pat
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_echo_upstream_command_answers_with_what_it_received(tmp_path: Path) -> None:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "echo", "--port", str(port), cwd=tmp_path, env=ENV,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        line = await asyncio.wait_for(proc.stderr.readline(), 30)
+        assert b"listening" in line, line
+        async with aiohttp.ClientSession() as client:
+            async with client.post(f"http://127.0.0.1:{port}/x?y=1", data=b"abc", headers={"X-Probe": "1"}) as resp:
+                body = await resp.json()
+        assert body["path"] == "/x" and body["query"] == "y=1" and body["body_bytes"] == 3
+        assert body["gateway_headers"]["X-Probe"] == "1"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 10)

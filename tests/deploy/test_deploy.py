@@ -1,0 +1,115 @@
+"""deploy/: the manifests validate, and name only what this repository builds and serves."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.config import parse_config
+from tests.conftest import require_service
+from tests.observability.test_metrics import scrape
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+REPO = DEPLOY.parent
+K8S_VERSION = "1.30.0"
+ENV = {"POSTGRES_PASSWORD": "pw", "GATEWAY_STORE_URL": "postgresql://g@db/g", "GATEWAY_REDIS_URL": "redis://r:6379/0"}
+
+
+def k8s_documents() -> list[dict[str, Any]]:
+    return [doc for path in sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+            for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def by_kind(kind: str) -> list[dict[str, Any]]:
+    return [d for d in k8s_documents() if d["kind"] == kind]
+
+
+def test_kubernetes_manifests_validate_against_the_api_schema() -> None:
+    docs = k8s_documents()
+    assert {d["kind"] for d in docs} >= {"Deployment", "Service", "ConfigMap", "Secret", "PodDisruptionBudget",
+                                           "HorizontalPodAutoscaler"}
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_kubernetes_deployment_matches_the_gateway_config() -> None:
+    config = parse_config(yaml.safe_load(by_kind("ConfigMap")[0]["data"]["gateway.yaml"]), env=ENV)
+    pod = by_kind("Deployment")[0]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"https": config.server.port, "admin": config.admin.port}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+    assert container["image"] == "gateway:local" and (REPO / "Dockerfile").exists()
+    assert container["args"] == ["run", "--config", "/etc/gateway/gateway.yaml"]
+    assert pod["terminationGracePeriodSeconds"] > config.server.grace_period
+    env = {e["name"] for e in container["env"]}
+    assert {config.admin.token_env, "GATEWAY_STORE_URL", "GATEWAY_REDIS_URL"} <= env
+    selector = by_kind("Deployment")[0]["spec"]["selector"]["matchLabels"]
+    for other in by_kind("Service") + by_kind("PodDisruptionBudget"):
+        chosen = other["spec"]["selector"]
+        assert chosen.get("matchLabels", chosen) == selector
+    targets = {p["targetPort"] for s in by_kind("Service") for p in s["spec"]["ports"]}
+    assert targets <= set(ports)
+
+
+def test_compose_runs_two_gateways_built_here_with_healthchecks() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"gateway-1", "gateway-2", "postgres", "redis", "upstream", "prometheus", "grafana"} <= set(services)
+    config = parse_config(yaml.safe_load((DEPLOY / "config" / "gateway.yaml").read_text()), env=ENV)
+    assert config.store.url.startswith("postgresql://") and config.ratelimit.backend == "redis"
+    for name, service in services.items():
+        assert "healthcheck" in service, name
+        image = service["image"]
+        if image == "gateway:local":
+            assert (DEPLOY / service["build"]["context"] / service["build"]["dockerfile"]).exists()
+        else:
+            assert re.fullmatch(r"[a-z0-9./-]+:[\w.-]+", image), f"{name}: pin the image tag"
+    for name in ("gateway-1", "gateway-2"):
+        inside = {int(p.split(":")[1]) for p in services[name]["ports"]}
+        assert inside == {config.server.port, config.admin.port}
+        mounts = [v.split(":")[0] for v in services[name]["volumes"]]
+        assert all((DEPLOY / m).exists() for m in mounts)
+    upstream_ports = {int(r.upstream.rsplit(":", 1)[1]) for r in config.routes}
+    assert upstream_ports == {int(services["upstream"]["command"][-1])}
+    scrape_targets = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())["scrape_configs"][0]
+    assert scrape_targets["static_configs"][0]["targets"] == [f"{n}:{config.admin.port}" for n in ("gateway-1", "gateway-2")]
+
+
+def test_alert_rules_pass_promtool() -> None:
+    require_service("promtool", shutil.which("promtool") is not None, "install Debian's prometheus package")
+    if shutil.which("promtool"):
+        result = subprocess.run(["promtool", "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_dashboard_and_alerts_use_only_metrics_the_gateway_exports(start_gateway) -> None:
+    gw = await start_gateway()
+    exported: set[str] = set()
+    for family in text_string_to_metric_families(await scrape(gw)):  # families exist before any sample
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(family.type, [""])
+        exported |= {family.name + suffix for suffix in suffixes}
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "gateway.json").read_text())
+    expressions = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    alerts = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    expressions += [rule["expr"] for group in alerts["groups"] for rule in group["rules"]]
+    used = {name for expr in expressions for name in re.findall(r"\bgateway_[a-z_]+", expr)}
+    assert used and used <= exported, used - exported
+    assert len(dashboard["panels"]) >= 8
+
+
+@pytest.mark.parametrize("path", ["deploy/compose.yaml", "deploy/prometheus/prometheus.yml",
+                                  "deploy/grafana/provisioning/datasources/prometheus.yml"])
+def test_yaml_files_parse(path: str) -> None:
+    assert yaml.safe_load((REPO / path).read_text())
