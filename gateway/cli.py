@@ -141,6 +141,21 @@ def cmd_echo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    from gateway.store_migrate import migrate
+
+    def progress(line: str) -> None:
+        print(f"copied {line}", file=sys.stderr, flush=True)
+
+    try:
+        copied = asyncio.run(migrate(args.source, args.target, progress))
+    except STARTUP_ERRORS as exc:
+        return fail(str(exc))
+    print(f"migrated {copied.tenants} tenants, {copied.users} users, {copied.keys} keys, "
+          f"{copied.audit} audit entries, {copied.calls} call log rows")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="API authentication gateway")
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
@@ -165,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     echo.add_argument("--host", default="127.0.0.1")
     echo.add_argument("--port", type=int, default=9000)
     echo.set_defaults(func=cmd_echo)
+
+    store = sub.add_parser("store", help="operate on key stores").add_subparsers(dest="store_command", required=True)
+    move = store.add_parser("migrate", help="copy everything from one store into an empty one")
+    move.add_argument("--from", dest="source", required=True, help="sqlite:///PATH or postgresql://...")
+    move.add_argument("--to", dest="target", required=True, help="sqlite:///PATH or postgresql://...")
+    move.set_defaults(func=cmd_store_migrate)
 
     from gateway.cli_accounts import add_parsers
 

@@ -81,3 +81,47 @@ def test_unopenable_store_is_one_line_exit_2(tmp_path: Path, server_cert) -> Non
     result = gateway("tenants", "list", "--config", str(write_config(tmp_path, cfg)), cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+
+
+def test_store_migrate_copies_everything_from_sqlite_to_postgresql(tmp_path: Path, server_cert) -> None:
+    import asyncio
+
+    from tests.services import drop_schema, postgres_url, require_postgres
+
+    require_postgres()
+    cfg = base_config(tmp_path, server_cert)
+    cfg["store"] = {"url": f"sqlite:///{tmp_path}/data/gateway.db"}
+    path = write_config(tmp_path, cfg)
+    c = ["--config", str(path)]
+    assert gateway("tenants", "create", *c, "--id", "acme", "--name", "Acme", "--plan", "starter", cwd=tmp_path).returncode == 0
+    made = json.loads(gateway("keys", "create", *c, "--tenant", "acme", "--name", "one", "--json", cwd=tmp_path).stdout)
+    gone = json.loads(gateway("keys", "create", *c, "--tenant", "acme", "--name", "two", "--json", cwd=tmp_path).stdout)
+    gateway("keys", "revoke", *c, gone["id"], cwd=tmp_path)
+    target = postgres_url(tmp_path)
+    try:
+        moved = gateway("store", "migrate", "--from", cfg["store"]["url"], "--to", target, cwd=tmp_path)
+        assert moved.returncode == 0, moved.stderr
+        assert "1 tenants, 0 users, 2 keys, 4 audit entries" in moved.stdout
+        again = gateway("store", "migrate", "--from", cfg["store"]["url"], "--to", target, cwd=tmp_path)
+        assert again.returncode == 2 and "empty store" in again.stderr
+        # the same keys, secrets included, work against the new store
+        cfg["store"] = {"url": target}
+        pg = write_config(tmp_path, cfg)
+        listed = json.loads(gateway("keys", "list", "--config", str(pg), "--json", cwd=tmp_path).stdout)
+        assert {k["id"]: k["status"] for k in listed} == {made["id"]: "active", gone["id"]: "revoked"}
+
+        async def principal() -> object:
+            from gateway.credentials.keyformat import hash_key
+            from gateway.keystore.postgres import PostgresKeyStore
+
+            store = PostgresKeyStore(target)
+            await store.open()
+            try:
+                return await store.get_principal_by_hash(hash_key(made["key"]))
+            finally:
+                await store.close()
+
+        found = asyncio.run(principal())
+        assert found is not None and found.key.id == made["id"]  # type: ignore[attr-defined]
+    finally:
+        asyncio.run(drop_schema(target))

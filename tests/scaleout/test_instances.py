@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import uuid
 from pathlib import Path
@@ -92,3 +93,13 @@ def first_actor() -> Any:
     from gateway.accounts.service import Actor
 
     return Actor("test")
+
+
+async def test_limit_is_exact_across_both_instances(pair, https) -> None:
+    first, second = pair
+    _, secret = await tenant_and_key(first, rate_limit_per_minute=100)
+    results = await asyncio.gather(*(
+        call(https, first if i % 2 else second, "/api/v1/visitors", **{"X-API-Key": secret}) for i in range(200)
+    ))
+    statuses = [status for status, _, _ in results]
+    assert statuses.count(200) == 100 and statuses.count(429) == 100

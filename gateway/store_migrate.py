@@ -1,0 +1,98 @@
+"""`gateway store migrate --from URL --to URL`: move a gateway's data to another store, once.
+
+Typically from the embedded SQLite file to PostgreSQL when a second instance is added. Tenants,
+users, keys (their hashes: secrets were never stored), the audit trail and the call log are
+copied through the stores' own interfaces, so every backend pair works. The destination must be
+empty; the source is only read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from gateway.keystore.base import KeyStore, StoreError
+from gateway.keystore.factory import is_postgres
+from gateway.observability.records import RecordStore
+
+_PAGE = 500
+
+
+@dataclass
+class Copied:
+    tenants: int = 0
+    users: int = 0
+    keys: int = 0
+    audit: int = 0
+    calls: int = 0
+
+
+def open_pair(url: str) -> tuple[KeyStore, RecordStore]:
+    if url.startswith("sqlite:///"):
+        from gateway.keystore.sqlite import SQLiteKeyStore
+        from gateway.observability.records_sqlite import SQLiteRecordStore
+
+        path = url[len("sqlite:///"):]
+        return SQLiteKeyStore(path), SQLiteRecordStore(path)
+    if is_postgres(url):
+        from gateway.keystore.postgres import PostgresKeyStore
+        from gateway.observability.records_postgres import PostgresRecordStore
+
+        return PostgresKeyStore(url), PostgresRecordStore(url)
+    raise StoreError(f"unsupported store URL {url.split(':', 1)[0]}: use sqlite:///PATH or postgresql://...")
+
+
+async def migrate(source_url: str, target_url: str, progress: Callable[[str], None] = lambda _: None) -> Copied:
+    copied = Copied()
+    async with AsyncExitStack() as stack:
+        stores = []
+        for url in (source_url, target_url):
+            keys, records = open_pair(url)
+            await keys.open()
+            stack.push_async_callback(keys.close)
+            await records.open()
+            stack.push_async_callback(records.close)
+            stores.append((keys, records))
+        (src, src_records), (dst, dst_records) = stores
+        _, existing = await dst.list_tenants(page=1, per_page=1)
+        if existing:
+            raise StoreError("the destination store already holds tenants; migrate into an empty store")
+        far_past = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        page = 1
+        while True:
+            tenants, _ = await src.list_tenants(page=page, per_page=_PAGE, sort="created_at")
+            for tenant in tenants:
+                await dst.create_tenant(tenant)
+                copied.tenants += 1
+                for user in await src.list_users(tenant.id):
+                    await dst.create_user(user)
+                    copied.users += 1
+            if len(tenants) < _PAGE:
+                break
+            page += 1
+        progress(f"{copied.tenants} tenants, {copied.users} users")
+        page = 1
+        while True:
+            keys, _ = await src.list_keys(now=far_past, page=page, per_page=_PAGE, sort="created_at")
+            for key in keys:
+                await dst.create_key(key)
+                copied.keys += 1
+            if len(keys) < _PAGE:
+                break
+            page += 1
+        progress(f"{copied.keys} keys")
+        after = 0
+        while entries := await src_records.list_audit(after=after, limit=_PAGE):
+            await dst_records.append_audit(entries)
+            copied.audit += len(entries)
+            after = entries[-1].id or after
+        cursor: int | None = None
+        while calls := await src_records.list_calls(cursor=cursor, newest_first=False, limit=_PAGE * 4,
+                                                    key_id=None, status=None):
+            await dst_records.append_calls(calls)
+            copied.calls += len(calls)
+            cursor = calls[-1].id
+        progress(f"{copied.audit} audit entries, {copied.calls} call log rows")
+    return copied
