@@ -136,7 +136,8 @@ def process(argv: list[str], log: Path, env: dict[str, str] | None = None) -> It
 class GatewayProcess:
     """One `gateway run` with its own config, data dir and ports."""
 
-    def __init__(self, root: Path, name: str, upstream: int, ratelimit: dict[str, Any], cpu: int | None) -> None:
+    def __init__(self, root: Path, name: str, upstream: int, ratelimit: dict[str, Any], cpu: int | None,
+                 store_url: str | None = None) -> None:
         self.cpu = cpu
         self.dir = root / name
         self.dir.mkdir()
@@ -146,7 +147,7 @@ class GatewayProcess:
             "server": {"host": "127.0.0.1", "port": self.port, "tls": {"self_signed": True}},
             "data_dir": str(self.dir),
             "admin": {"host": "127.0.0.1", "port": self.admin},
-            "store": {"url": f"sqlite:///{self.dir}/gateway.db"},
+            "store": {"url": store_url or f"sqlite:///{self.dir}/gateway.db"},
             "ratelimit": ratelimit,
             "plans": {"bench": {"requests_per_minute": 10_000_000}},
             "routes": [
@@ -179,6 +180,10 @@ class GatewayProcess:
         return key["key"], token
 
 
+def drop_schema(url: str, schema: str) -> None:
+    subprocess.run(["psql", url, "-qc", f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'], capture_output=True)
+
+
 def pinned(cpu: int | None, argv: list[str]) -> list[str]:
     return ["taskset", "-c", str(cpu), *argv] if cpu is not None else argv
 
@@ -207,6 +212,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all targets; the median is reported")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--redis", action="store_true", help="also run with the Redis limiter (127.0.0.1:6379)")
+    parser.add_argument("--postgres", metavar="URL", help="also run on PostgreSQL + Redis, e.g. "
+                        "postgresql://postgres@127.0.0.1:5432/test (a schema of its own is used)")
     parser.add_argument("--json", default=str(Path(__file__).with_name("last-run.json")), help="where the record goes")
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
@@ -227,6 +234,13 @@ def main() -> None:
         if args.redis:
             gateways["redis"] = GatewayProcess(
                 root, "redis", upstream, {"backend": "redis", "redis_prefix": f"gw:bench:{os.getpid()}:"}, proxy_cpu)
+        if args.postgres:
+            schema = f"bench_{os.getpid()}"
+            gateways["postgres + redis"] = GatewayProcess(
+                root, "scaleout", upstream,
+                {"backend": "redis", "redis_prefix": f"gw:bench:{os.getpid()}:pg:"}, proxy_cpu,
+                store_url=f"{args.postgres}?schema={schema}")
+            stack.callback(drop_schema, args.postgres, schema)
         for gateway in gateways.values():
             stack.enter_context(gateway.running())
         cert, cert_key = self_signed_paths(str(gateways["gateway"].dir))
@@ -282,6 +296,8 @@ def main() -> None:
     }
     if args.redis:
         ratios["redis limiter / memory limiter"] = rps["gateway, API key, redis"] / gw_key
+    if args.postgres:
+        ratios["postgres + redis / sqlite + memory"] = rps["gateway, API key, postgres + redis"] / gw_key
     print("\nratios")
     for name, value in ratios.items():
         print(f"  {name:<40} {value:.2f}")
