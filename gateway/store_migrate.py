@@ -49,12 +49,12 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
     async with AsyncExitStack() as stack:
         stores = []
         for url in (source_url, target_url):
-            keys, records = open_pair(url)
-            await keys.open()
-            stack.push_async_callback(keys.close)
+            key_store, records = open_pair(url)
+            await key_store.open()
+            stack.push_async_callback(key_store.close)
             await records.open()
             stack.push_async_callback(records.close)
-            stores.append((keys, records))
+            stores.append((key_store, records))
         (src, src_records), (dst, dst_records) = stores
         _, existing = await dst.list_tenants(page=1, per_page=1)
         if existing:

@@ -56,8 +56,10 @@ _STATUS = (
 )
 
 # What a broken connection or an unreachable server looks like from asyncpg.
+# InternalClientError: a connection killed mid-operation can leave asyncpg's protocol state
+# inconsistent; the pool discards that connection, and the request gets a 503 like any outage.
 UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-               asyncpg.CannotConnectNowError)
+               asyncpg.CannotConnectNowError, asyncpg.InternalClientError)
 
 
 def connect_args(url: str) -> tuple[str, str | None]:

@@ -23,7 +23,9 @@ def test_any_single_character_change_is_refused_without_lookup(env: str, data: s
     key = generate_key("gw", env)
     assert parse_key(key, "gw") is not None
     at = data.draw(st.integers(0, len(key) - 1))
-    other = data.draw(st.sampled_from(ALPHABET + "_-").filter(lambda c: c != key[at]))
+    other = data.draw(st.sampled_from(ALPHABET + "_-"))
+    if other == key[at]:  # not a filter: what is drawn must not depend on the random key
+        other = ALPHABET[(ALPHABET.find(other) + 1) % len(ALPHABET)]
     assert parse_key(key[:at] + other + key[at + 1 :], "gw") is None
 
 
