@@ -24,7 +24,7 @@ from gateway.access.assertion import IdentityAssertions
 from gateway.access.guard import AccessGuard
 from gateway.access.identity import Identity
 from gateway.accounts.service import Accounts
-from gateway.admin import api, docs, health, metrics_endpoint, records_api
+from gateway.admin import api, console, docs, health, metrics_endpoint, records_api
 from gateway.admin.auth import check_admin_token, token_middleware
 from gateway.admin.errors import error_middleware
 from gateway.config import Config
@@ -284,6 +284,7 @@ class Gateway:
         api.add_routes(app)
         records_api.add_routes(app)
         docs.add_routes(app, self.cfg.tokens.path)
+        console.add_routes(app)
         return app
 
     async def _serve_proxy(

@@ -12,7 +12,7 @@ from aiohttp.typedefs import Handler
 from gateway.errors import InvalidCredentials, MissingCredentials
 
 MIN_TOKEN_LENGTH = 24
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/admin/docs", "/admin/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/admin", "/admin/", "/admin/docs", "/admin/openapi.json"})
 PUBLIC_PREFIXES = ("/admin/console/", "/admin/docs/")
 CONSOLE_PAGES = frozenset({"/admin", "/admin/"})
 

@@ -175,7 +175,8 @@ PATHS: dict[str, Any] = {
         "post": op("Revoke; the key fails on its next request. wait=true: answer once every other "
                    "instance has dropped it from its cache (at most 2 s; see propagation)", "200", "RevokedKey",
                    params=ID + [q("wait", BOOL)], errors=("401", "404", "422"))},
-    "/admin/audit": {"get": op("Audit entries after a cursor, oldest first", "200", "AuditPage", params=CURSOR,
+    "/admin/audit": {"get": op("Audit entries after a cursor, oldest first (order=desc: before it, newest first)",
+                               "200", "AuditPage", params=CURSOR + [q("order", {"enum": ["asc", "desc"]})],
                                errors=("400", "401", "422"))},
     "/admin/calls": {"get": op("Call log after a cursor", "200", "CallPage",
                                params=CURSOR + [q("key_id", STR), q("status", INT), q("order", {"enum": ["asc", "desc"]})],

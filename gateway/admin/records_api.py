@@ -26,16 +26,27 @@ def _limit(query: Mapping[str, str]) -> int:
     return value
 
 
+def _order(query: Mapping[str, str]) -> bool:
+    order = query.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise ValidationError(details=[{"field": "order", "issue": "must be asc or desc"}])
+    return order == "desc"
+
+
 async def audit(request: web.Request) -> web.Response:
+    """Oldest first after `after`; with `order=desc`, newest first before `after` (console paging)."""
     recorder = request.app[RECORDER]
     after = decode_cursor(request.query.get("after"))
     limit = _limit(request.query)
+    newest_first = _order(request.query)
     await recorder.audit_buffer.flush()
-    entries = await recorder.store.list_audit(after=after or 0, limit=limit)
+    entries = await recorder.store.list_audit(after=after, limit=limit, newest_first=newest_first)
     last = entries[-1].id if entries else after
-    return json_response(
-        {"data": [entry_json(e) for e in entries], "next_cursor": encode_cursor(last or 0)}
-    )
+    if newest_first:
+        next_cursor = encode_cursor(last) if last is not None else None
+    else:
+        next_cursor = encode_cursor(last or 0)
+    return json_response({"data": [entry_json(e) for e in entries], "next_cursor": next_cursor})
 
 
 async def calls(request: web.Request) -> web.Response:
@@ -44,9 +55,7 @@ async def calls(request: web.Request) -> web.Response:
     query = request.query
     cursor = decode_cursor(query.get("after"))
     limit = _limit(query)
-    order = query.get("order", "asc")
-    if order not in ("asc", "desc"):
-        raise ValidationError(details=[{"field": "order", "issue": "must be asc or desc"}])
+    newest_first = _order(query)
     status = None
     if "status" in query:
         try:
@@ -57,7 +66,7 @@ async def calls(request: web.Request) -> web.Response:
             raise ValidationError(details=[{"field": "status", "issue": "must be an HTTP status code"}])
     await recorder.call_buffer.flush()
     entries = await recorder.store.list_calls(
-        cursor=cursor, newest_first=order == "desc", limit=limit,
+        cursor=cursor, newest_first=newest_first, limit=limit,
         key_id=query.get("key_id") or None, status=status,
     )
     last = entries[-1].id if entries else cursor

@@ -90,10 +90,13 @@ class PostgresRecordStore:
             for e in entries
         ])
 
-    async def list_audit(self, *, after: int, limit: int) -> list[AuditEntry]:
-        rows = await self._fetch(
-            f"SELECT id, {', '.join(_AUDIT_COLUMNS)} FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2", after, limit
-        )
+    async def list_audit(self, *, after: int | None, limit: int, newest_first: bool = False) -> list[AuditEntry]:
+        columns = f"SELECT id, {', '.join(_AUDIT_COLUMNS)} FROM audit_log"
+        if newest_first:
+            rows = await (self._fetch(f"{columns} WHERE id < $1 ORDER BY id DESC LIMIT $2", after, limit)
+                          if after is not None else self._fetch(f"{columns} ORDER BY id DESC LIMIT $1", limit))
+        else:
+            rows = await self._fetch(f"{columns} WHERE id > $1 ORDER BY id LIMIT $2", after or 0, limit)
         return [
             AuditEntry(id=r[0], at=_utc(r[1]), actor=r[2], action=r[3], target_type=r[4], target_id=r[5],
                        tenant_id=r[6], key_name=r[7], source_ip=r[8])

@@ -150,10 +150,15 @@ class SQLiteRecordStore:
             ],
         )
 
-    async def list_audit(self, *, after: int, limit: int) -> list[AuditEntry]:
-        rows = await self._read(
-            f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
-        )
+    async def list_audit(self, *, after: int | None, limit: int, newest_first: bool = False) -> list[AuditEntry]:
+        """Entries after the cursor, oldest first; or before it, newest first (for a console)."""
+        if newest_first:
+            bound = "WHERE id < ?" if after is not None else ""
+            params: tuple[Any, ...] = (after, limit) if after is not None else (limit,)
+            sql = f"SELECT {_AUDIT_COLUMNS} FROM audit_log {bound} ORDER BY id DESC LIMIT ?"
+        else:
+            sql, params = f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE id > ? ORDER BY id LIMIT ?", (after or 0, limit)
+        rows = await self._read(sql, params)
         return [
             AuditEntry(id=r[0], at=_dt(r[1]), actor=r[2], action=r[3], target_type=r[4], target_id=r[5],
                        tenant_id=r[6], key_name=r[7], source_ip=r[8])

@@ -75,3 +75,12 @@ async def test_concurrent_appends_keep_ids_in_commit_order(records: RecordStore)
     assert len(rows) == 80
     ids = [r.id for r in rows]
     assert ids == sorted(ids) and len(set(ids)) == 80
+
+
+async def test_audit_newest_first_pages_backwards(records: RecordStore) -> None:
+    await records.append_audit([AuditEntry(at=T0, actor="a", action="key.created", target_type="key",
+                                           target_id=f"key_{i}") for i in range(5)])
+    newest = await records.list_audit(after=None, limit=2, newest_first=True)
+    assert [e.target_id for e in newest] == ["key_4", "key_3"]
+    older = await records.list_audit(after=newest[-1].id, limit=5, newest_first=True)
+    assert [e.target_id for e in older] == ["key_2", "key_1", "key_0"]
