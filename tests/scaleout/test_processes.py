@@ -1,0 +1,98 @@
+"""Two `gateway run` processes on one PostgreSQL and one Redis, as a deployment runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import ssl
+import sys
+import uuid
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.cli.test_run import ENV, free_port
+from tests.conftest import ADMIN_TOKEN, base_config
+from tests.services import REDIS, drop_schema, postgres_url, require_postgres, require_redis
+
+
+async def start_process(config: Path, cwd: Path) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "run", "--config", str(config), cwd=cwd, env=ENV,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    while True:
+        line = await asyncio.wait_for(proc.stderr.readline(), 30)
+        assert line, "gateway exited early"
+        if json.loads(line).get("msg") == "gateway started":
+            break
+    # keep reading stderr so the pipe never fills and blocks the process
+    asyncio.get_running_loop().create_task(proc.stderr.read())
+    return proc
+
+
+async def test_revoke_on_one_process_is_refused_by_the_other(tmp_path: Path, server_cert, upstream, ca) -> None:
+    require_postgres()
+    require_redis()
+    url, _ = upstream
+    tag = uuid.uuid4().hex[:8]
+    ports = []
+    configs = []
+    for name in ("a", "b"):
+        port, admin = free_port(), free_port()
+        ports.append((port, admin))
+        cfg = base_config(tmp_path / name, server_cert, server={"port": port}, admin={"port": admin},
+                          store={"url": postgres_url(tmp_path), "invalidation_channel": f"gwtest:{tag}:inv"},
+                          ratelimit={"backend": "redis", "redis_url": REDIS, "redis_prefix": f"gwtest:{tag}:"},
+                          routes=[{"name": "api", "path": "/api", "upstream": url}])
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / "gateway.yaml"
+        path.write_text(json.dumps(cfg))
+        configs.append(path)
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    async with AsyncExitStack() as stack:
+        procs = []
+        for path in configs:
+            proc = await start_process(path, path.parent)
+            procs.append(proc)
+            stack.push_async_callback(stop, proc)
+        admin = await stack.enter_async_context(
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}))
+        client = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)))
+        (a_port, a_admin), (b_port, b_admin) = ports
+
+        async def post(admin_port: int, path: str, body: Any = None) -> Any:
+            async with admin.post(f"http://127.0.0.1:{admin_port}{path}", json=body) as resp:
+                assert resp.status in (200, 201), await resp.text()
+                return await resp.json()
+
+        async def use(port: int, secret: str) -> int:
+            async with client.get(f"https://127.0.0.1:{port}/api", headers={"X-API-Key": secret}) as resp:
+                await resp.read()
+                return resp.status
+
+        await post(a_admin, "/admin/tenants", {"id": "acme", "name": "Acme", "plan": "starter"})
+        lags = []
+        for _ in range(10):
+            key = await post(a_admin, "/admin/keys", {"tenant_id": "acme", "name": "k", "scope": "read_write"})
+            assert await use(b_port, key["key"]) == 200  # B has it cached now
+            revoked = await post(a_admin, f"/admin/keys/{key['id']}/revoke?wait=true")
+            assert revoked["propagation"]["complete"] is True and revoked["propagation"]["instances"] == 1
+            lags.append(revoked["propagation"]["seconds"])
+            assert await use(b_port, key["key"]) == 401
+        assert max(lags) < 1.0
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+    await drop_schema(postgres_url(tmp_path))
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()
