@@ -36,7 +36,7 @@ from gateway.keystore.factory import create_store
 from gateway.keystore.lastused import LastUsedRecorder
 from gateway.listeners import bind, bound_port
 from gateway.observability.accesslog import AccessLog
-from gateway.observability.metrics import Metrics, StatsCollector
+from gateway.observability.metrics import Metrics, StatsCollector, StatsPusher, multiprocess_dir
 from gateway.observability.observer import RequestObserver
 from gateway.observability.recorder import Recorder
 from gateway.observability.record_store import create_record_store
@@ -94,6 +94,7 @@ class Gateway:
         self.upstream_pool: UpstreamPool | None = None
         self.invalidation: InvalidationBus | None = None
         self.access_log: AccessLog | None = None
+        self._pusher: StatsPusher | None = None
         self.accounts: Accounts | None = None
         self.last_used: LastUsedRecorder | None = None
         self.recorder: Recorder | None = None
@@ -241,12 +242,23 @@ class Gateway:
             },
             observer=RequestObserver(self.metrics, self.recorder, cfg.logging, access_log),
         )
-        self.registry.register(StatsCollector(self._stats))
+        if multiprocess_dir() is None:
+            self.registry.register(StatsCollector(self._stats))
+        else:
+            pusher = self._pusher = StatsPusher(self._stats, self.registry)
+            push_task = asyncio.get_running_loop().create_task(self._push_stats(pusher))
+            self._stack.callback(push_task.cancel)
         self._readiness = [("store", self.store.ping), ("ratelimit", self._limiter_ready(limiter))]
         await self._serve_proxy(ProxyHandler(**common), proxy_sock, ssl_ctx)
         if plain_sock is not None:
             await self._serve_proxy(ProxyHandler(plain=True, **common), plain_sock, None)
         await self._serve_admin(self.admin_app(), admin_sock)
+
+    @staticmethod
+    async def _push_stats(pusher: StatsPusher) -> None:
+        while True:
+            pusher.push()
+            await asyncio.sleep(1.0)  # a period, not synchronisation: scrapes see figures <= 1 s old
 
     def _stats(self) -> list[tuple[str, str, str, float]]:
         cache, stats = self.cache, self.cache.stats
@@ -279,6 +291,8 @@ class Gateway:
         app[api.ACCOUNTS] = self.accounts
         app[records_api.RECORDER] = self.recorder
         app[metrics_endpoint.REGISTRY] = self.registry
+        if self._pusher is not None:
+            app[metrics_endpoint.BEFORE_SCRAPE] = self._pusher.push
         health.add_routes(app)
         metrics_endpoint.add_routes(app)
         api.add_routes(app)

@@ -2,16 +2,20 @@
 
 Each worker is a whole gateway process (spawned, not forked, so no event loop or connection is
 shared by accident); the kernel spreads connections across them. Limits stay exact because the
-config requires the Redis limiter when N > 1. The supervisor forwards SIGINT/SIGTERM, and if a
-worker dies on its own it stops the others and exits with that worker's status.
+config requires the Redis limiter when N > 1. Metrics go through prometheus-client's multiprocess
+files, so whichever worker answers `/metrics` reports the whole gateway. The supervisor forwards
+SIGINT/SIGTERM, and if a worker dies on its own it stops the others and exits with that worker's
+status.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from multiprocessing.connection import wait
 from types import FrameType
 
@@ -23,6 +27,16 @@ def _worker(config_path: str) -> None:
 
 
 def run_workers(config_path: str, count: int) -> int:
+    # Every worker writes its metrics to files here; any worker answering /metrics sums them all.
+    metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        return _supervise(config_path, count)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(config_path: str, count: int) -> int:
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker, args=(config_path,), name=f"gateway-worker-{i}") for i in range(count)]
     stopping = False
@@ -45,6 +59,7 @@ def run_workers(config_path: str, count: int) -> int:
             proc = next(p for p in alive if p.sentinel == sentinel)
             proc.join()
             alive.remove(proc)
+            _forget_metrics(proc.pid)
             if proc.exitcode != 0 and not stopping:
                 failed = failed or (proc.exitcode if proc.exitcode and proc.exitcode > 0 else 1)
                 print(f"gateway: {proc.name} exited with status {proc.exitcode}; stopping", file=sys.stderr)
@@ -52,3 +67,12 @@ def run_workers(config_path: str, count: int) -> int:
             elif proc.exitcode != 0:
                 failed = failed or 1
     return failed
+
+
+def _forget_metrics(pid: int | None) -> None:
+    """A dead worker's live gauges (in flight, queue depths) must not count any more."""
+    if pid is None:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)

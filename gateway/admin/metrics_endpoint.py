@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from aiohttp import web
+from collections.abc import Callable
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from gateway.observability.metrics import scrape_registry
+
 REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
+BEFORE_SCRAPE: web.AppKey[Callable[[], None]] = web.AppKey("before_scrape")
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[REGISTRY])
+    before = request.app.get(BEFORE_SCRAPE)
+    if before is not None:
+        before()  # this worker's own figures are current; the others' at most a second old
+    body = generate_latest(scrape_registry(request.app[REGISTRY]))
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

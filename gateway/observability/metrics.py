@@ -8,6 +8,7 @@ dictionary lookups and counter increments. Cache and buffer figures are read at 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -66,8 +67,10 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=registry,
         )
-        self.in_flight = Gauge("gateway_requests_in_flight", "Requests being handled now.", registry=registry)
-        build = Gauge("gateway_build_info", "Build information.", ["version"], registry=registry)
+        self.in_flight = Gauge("gateway_requests_in_flight", "Requests being handled now.", registry=registry,
+                               multiprocess_mode="livesum")
+        build = Gauge("gateway_build_info", "Build information.", ["version"], registry=registry,
+                      multiprocess_mode="max")
         build.labels(__version__).set(1)
         self._children: dict[tuple[str, ...], tuple[Counter, Histogram, Histogram]] = {}
         self._allowed = self.ratelimit.labels("allowed")
@@ -126,3 +129,49 @@ class StatsCollector(Collector):
                 families[name] = family
             family.add_metric([], value)
         return list(families.values())
+
+
+def multiprocess_dir() -> str | None:
+    """Set (by the workers supervisor) when several processes serve one gateway."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def scrape_registry(registry: CollectorRegistry) -> CollectorRegistry:
+    """What `/metrics` renders: this process's registry, or with several workers the sum over
+    all of them from prometheus-client's multiprocess files (any worker may answer a scrape)."""
+    if multiprocess_dir() is None:
+        return registry
+    from prometheus_client import multiprocess
+
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged)
+    return merged
+
+
+class StatsPusher:
+    """Multiprocess mode: the figures StatsCollector reads at scrape time, pushed instead into
+    metrics that prometheus-client aggregates across workers (counters as increments, gauges
+    summed over live processes)."""
+
+    def __init__(self, read: Callable[[], Iterable[tuple[str, str, str, float]]], registry: CollectorRegistry) -> None:
+        self._read = read
+        self._metrics: dict[str, Counter | Gauge] = {}
+        self._last: dict[str, float] = {}
+        for kind, name, doc, _ in read():
+            if kind == "counter":
+                self._metrics[name] = Counter(name, doc, registry=registry)
+            else:
+                self._metrics[name] = Gauge(name, doc, registry=registry, multiprocess_mode="livesum")
+
+    def push(self) -> None:
+        for kind, name, _, value in self._read():
+            metric = self._metrics.get(name)
+            if metric is None:
+                continue
+            if isinstance(metric, Counter):
+                delta = value - self._last.get(name, 0.0)
+                if delta > 0:
+                    metric.inc(delta)
+                self._last[name] = value
+            else:
+                metric.set(value)

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli.test_run import ENV, free_port, gateway, write_config
 from tests.conftest import base_config, require_service
@@ -56,6 +57,16 @@ async def test_two_workers_share_one_exact_redis_limit(tmp_path: Path, server_ce
             statuses = await asyncio.gather(*(one() for _ in range(200)))
         assert statuses.count(200) == 100 and statuses.count(429) == 100
         assert state.hits == 100
+        # whichever worker answers the scrape, it reports both workers' requests
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as scraper:
+            for _ in range(6):
+                async with scraper.get(f"http://127.0.0.1:{admin_port}/metrics") as resp:
+                    families = {f.name: f for f in text_string_to_metric_families(await resp.text())}
+                requests = sum(s.value for s in families["gateway_requests"].samples if s.name.endswith("_total"))
+                assert requests == 200
+                decisions = {s.labels["result"]: s.value for s in families["gateway_ratelimit_decisions"].samples
+                             if s.name.endswith("_total")}
+                assert decisions == {"allowed": 100, "limited": 100}
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     finally:
