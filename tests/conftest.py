@@ -219,3 +219,56 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_is_ever_logged() -> Any:
+    """Every key and token the suite creates, searched for in every log line the suite produced
+    in-process (operational logs at DEBUG, and the access log)."""
+    import logging
+
+    from gateway.accounts import service
+    from gateway.credentials.tokens import TokenService
+    from gateway.observability.accesslog import AccessLog
+    from gateway.observability.logs import JsonFormatter
+
+    created: set[str] = {ADMIN_TOKEN}
+    lines: list[str] = []
+    formatter = JsonFormatter()
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                lines.append(formatter.format(record))
+            except Exception:  # a record that cannot be rendered is still scanned as text
+                lines.append(repr(record.__dict__))
+
+    original_generate, original_mint, original_record = service.generate_key, TokenService.mint, AccessLog.record
+
+    def generate_key(prefix: str, environment: str) -> str:
+        secret = original_generate(prefix, environment)
+        created.add(secret)
+        return secret
+
+    def mint(self: TokenService, *args: Any, **kwargs: Any) -> tuple[str, float]:
+        token, exp = original_mint(self, *args, **kwargs)
+        created.add(token)
+        return token, exp
+
+    def record(self: AccessLog, fields: dict[str, Any]) -> None:
+        lines.append(json.dumps(fields, default=str))
+        original_record(self, fields)
+
+    root = logging.getLogger()
+    handler, level = Keep(logging.DEBUG), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    service.generate_key, TokenService.mint, AccessLog.record = generate_key, mint, record  # type: ignore[method-assign]
+    yield
+    service.generate_key, TokenService.mint, AccessLog.record = original_generate, original_mint, original_record  # type: ignore[method-assign]
+    root.removeHandler(handler)
+    root.setLevel(level)
+    text = "\n".join(lines)
+    leaked = sorted(s[:12] + "…" for s in created if s in text)
+    assert not leaked, f"secrets found in log output: {leaked}"
+    assert len(created) > 1 and lines, "the scan saw nothing: the hooks are not wired"
