@@ -42,6 +42,7 @@ from gateway.observability.recorder import Recorder
 from gateway.observability.record_store import create_record_store
 from gateway.proxy.endpoints import TokenEndpoints
 from gateway.proxy.forward import Forwarder
+from gateway.proxy.server import GatewayServer
 from gateway.proxy.upstream import UpstreamPool
 from gateway.proxy.handler import ProxyHandler
 from gateway.proxy.transport import TransportPolicy
@@ -305,7 +306,7 @@ class Gateway:
         self, handler: ProxyHandler, sock: socket.socket, ssl_ctx: ssl.SSLContext | None
     ) -> None:
         server_cfg = self.cfg.server
-        server = web.Server(
+        server = GatewayServer(
             handler,
             handler_cancellation=True,
             access_log=None,

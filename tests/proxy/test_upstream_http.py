@@ -32,6 +32,7 @@ class Scripted:
         self.replies = list(replies)
         self.connections = 0
         self.requests: list[bytes] = []
+        self.bodies: list[bytes] = []
         self.server: asyncio.Server | None = None
         self.disconnected = asyncio.Event()  # the other side closed a connection between requests
 
@@ -45,10 +46,14 @@ class Scripted:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                body = b""
                 for line in head.split(b"\r\n"):
                     if line.lower().startswith(b"content-length:"):
-                        await reader.readexactly(int(line.split(b":")[1]))
+                        body = await reader.readexactly(int(line.split(b":")[1]))
+                    if line.lower() == b"transfer-encoding: chunked":
+                        body = await reader.readuntil(b"0\r\n\r\n")  # enough for the bodies tests send
                 self.requests.append(head)
+                self.bodies.append(body)
                 reply = self.replies.pop(0)
                 if reply is CLOSE:
                     writer.close()

@@ -1,0 +1,97 @@
+"""Requests aiohttp's parser refuses, and smuggling attempts: JSON errors, and never an
+ambiguous request reaching the upstream (raw sockets on both sides)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from typing import Any
+
+import pytest
+
+from tests.proxy.test_forwarding import public_route
+from tests.proxy.test_upstream_http import ok, scripted  # noqa: F401 - fixture
+
+
+async def exchange(gw: Any, client_ssl: ssl.SSLContext, raw: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.proxy_port, ssl=client_ssl,
+                                                   server_hostname="127.0.0.1")
+    try:
+        writer.write(raw)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(65536), 10)
+    finally:
+        writer.close()
+
+
+def parse(response: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+HOSTILE = {
+    "content-length and chunked": b"POST /api/v1/visitors HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                                  b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "two content-lengths": b"POST /api/v1/visitors HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd",
+    "chunked, identity": b"POST /api/v1/visitors HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+    "chunk size overflow": b"POST /api/v1/visitors HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           b"ffffffffffffffffffff1\r\nx\r\n0\r\n\r\n",
+    "obs-fold": b"GET /api/v1/visitors HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n",
+    "NUL in header": b"GET /api/v1/visitors HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+    "bare LF injection": b"GET /api/v1/visitors HTTP/1.1\r\nHost: x\r\nX-A: a\nX-B: b\r\n\r\n",
+    "oversized header line": b"GET /api/v1/visitors HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n",
+    "garbage request line": b"\x16\x03\x01 not http at all\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+async def test_refused_requests_get_a_json_error_and_never_reach_the_upstream(
+    start_gateway, scripted, client_ssl, name
+) -> None:
+    script = await scripted(ok(b"never"), ok(b"never"))
+    gw = await start_gateway(routes=[public_route(script.url)])
+    status, headers, body = parse(await exchange(gw, client_ssl, HOSTILE[name]))
+    assert 400 <= status < 500, (status, body)
+    assert headers["content-type"].startswith("application/json")
+    error = json.loads(body[: int(headers["content-length"])])["error"]
+    assert error["code"] in ("BAD_REQUEST", "PAYLOAD_TOO_LARGE") and error["message"]
+    assert "x-request-id" in headers
+    assert script.requests == []  # nothing ambiguous went on
+
+
+async def test_a_chunked_upload_reaches_the_upstream_as_one_unambiguous_request(start_gateway, scripted, client_ssl) -> None:
+    script = await scripted(ok(b"done"))
+    gw = await start_gateway(routes=[public_route(script.url)])
+    raw = (b"POST /api/v1/visitors HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    status, _, _ = parse(await exchange(gw, client_ssl, raw))
+    assert status == 200
+    [request] = script.requests
+    head = request.decode("latin-1").lower()
+    assert head.count("transfer-encoding: chunked") == 1 and "content-length:" not in head
+    assert dechunk(script.bodies[0]) == b"abcde"
+
+
+def dechunk(body: bytes) -> bytes:
+    out, rest = b"", body
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return out
+        out, rest = out + rest[:size], rest[size + 2 :]
+
+
+async def test_absolute_form_target_and_foreign_host_stay_on_the_matched_route(start_gateway, scripted, client_ssl) -> None:
+    script = await scripted(ok(b"a"), ok(b"b"))
+    gw = await start_gateway(routes=[public_route(script.url)])
+    raw = b"GET /api/v1/visitors HTTP/1.1\r\nHost: evil.example\r\n\r\n"
+    status, _, _ = parse(await exchange(gw, client_ssl, raw))
+    assert status == 200
+    upstream_host = [line for line in script.requests[0].decode().split("\r\n") if line.lower().startswith("host:")]
+    assert upstream_host == [f"Host: {script.url.removeprefix('http://')}"]
+    forwarded = [line for line in script.requests[0].decode().split("\r\n") if line.lower().startswith("x-forwarded-host:")]
+    assert forwarded == ["X-Forwarded-Host: evil.example"] or forwarded == []
