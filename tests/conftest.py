@@ -60,6 +60,22 @@ class UpstreamState:
         self.cancelled = asyncio.Event()
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
+        self.in_slow = 0
+        self._slow_watchers: list[tuple[int, asyncio.Event]] = []
+
+    def slow_entered(self) -> None:
+        self.in_slow += 1
+        for count, event in self._slow_watchers:
+            if self.in_slow >= count:
+                event.set()
+
+    async def wait_slow(self, count: int) -> None:
+        """Until `count` requests are waiting inside /slow."""
+        event = asyncio.Event()
+        self._slow_watchers.append((count, event))
+        if self.in_slow >= count:
+            event.set()
+        await event.wait()
 
 
 def _describe(request: web.Request, body: bytes) -> dict[str, Any]:
@@ -107,6 +123,7 @@ def upstream_app(state: UpstreamState) -> web.Application:
     async def slow(request: web.Request) -> web.Response:
         state.hits += 1
         state.entered.set()
+        state.slow_entered()
         try:
             await asyncio.wait_for(state.release.wait(), float(request.query.get("max", "30")))
         except asyncio.CancelledError:
