@@ -137,7 +137,7 @@ class GatewayProcess:
     """One `gateway run` with its own config, data dir and ports."""
 
     def __init__(self, root: Path, name: str, upstream: int, ratelimit: dict[str, Any], cpu: int | None,
-                 store_url: str | None = None) -> None:
+                 store_url: str | None = None, extra: dict[str, Any] | None = None) -> None:
         self.cpu = cpu
         self.dir = root / name
         self.dir.mkdir()
@@ -150,6 +150,7 @@ class GatewayProcess:
             "store": {"url": store_url or f"sqlite:///{self.dir}/gateway.db"},
             "ratelimit": ratelimit,
             "plans": {"bench": {"requests_per_minute": 10_000_000}},
+            **(extra or {}),
             "routes": [
                 {"name": "public", "path": "/public", "upstream": f"http://127.0.0.1:{upstream}", "auth": []},
                 {"name": "api", "path": "/api", "upstream": f"http://127.0.0.1:{upstream}"},
@@ -230,6 +231,9 @@ def main() -> None:
         gateways = {
             "gateway": GatewayProcess(root, "gateway", upstream, {"backend": "memory"}, proxy_cpu),
             "limits off": GatewayProcess(root, "nolimits", upstream, {"enabled": False}, proxy_cpu),
+            "metrics and access log off": GatewayProcess(root, "quiet", upstream, {"backend": "memory"}, proxy_cpu,
+                                                         extra={"metrics": {"enabled": False},
+                                                                "logging": {"access_log": False}}),
         }
         if args.redis:
             gateways["redis"] = GatewayProcess(
@@ -293,6 +297,7 @@ def main() -> None:
         "gateway API key / public route": gw_key / rps["gateway, public route"],
         "JWT / API key": rps["gateway, JWT"] / gw_key,
         "limits on / limits off": gw_key / rps["gateway, API key, limits off"],
+        "metrics + access log on / off": gw_key / rps["gateway, API key, metrics and access log off"],
     }
     if args.redis:
         ratios["redis limiter / memory limiter"] = rps["gateway, API key, redis"] / gw_key

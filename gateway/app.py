@@ -241,7 +241,8 @@ class Gateway:
                 cfg.tokens.path: token_endpoints.exchange,
                 "/.well-known/jwks.json": token_endpoints.jwks,
             },
-            observer=RequestObserver(self.metrics, self.recorder, cfg.logging, access_log),
+            observer=RequestObserver(self.metrics if cfg.metrics.enabled else None, self.recorder, cfg.logging,
+                                     access_log),
         )
         if multiprocess_dir() is None:
             self.registry.register(StatsCollector(self._stats))

@@ -132,6 +132,7 @@ class LoggingConfig:
 
 @dataclass(frozen=True, slots=True)
 class MetricsConfig:
+    enabled: bool = True
     per_tenant_label: bool = False
 
 
@@ -450,7 +451,7 @@ def parse_config(data: object, *, env: Mapping[str, str] | None = None, source: 
         access_log_sample_rate=lg.number("access_log_sample_rate", 1.0, 0, 1, open_lo=False),
     )
     m = Reader(node.get("metrics"), "metrics", problems, _fields(MetricsConfig))
-    metrics = MetricsConfig(per_tenant_label=m.boolean("per_tenant_label", False))
+    metrics = MetricsConfig(enabled=m.boolean("enabled", True), per_tenant_label=m.boolean("per_tenant_label", False))
     c = Reader(node.get("call_log"), "call_log", problems, _fields(CallLogConfig))
     call_log = CallLogConfig(
         enabled=c.boolean("enabled", True), flush_interval=c.number("flush_interval", 1),

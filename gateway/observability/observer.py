@@ -18,21 +18,23 @@ from gateway.proxy.pipeline import RequestScope
 
 class RequestObserver:
     def __init__(
-        self, metrics: Metrics, recorder: Recorder, logging_cfg: LoggingConfig, access_log: AccessLog | None
+        self, metrics: Metrics | None, recorder: Recorder, logging_cfg: LoggingConfig, access_log: AccessLog | None
     ) -> None:
         self._metrics = metrics
         self._recorder = recorder
-        self._in_flight = metrics.in_flight
+        self._in_flight = metrics.in_flight if metrics is not None else None
         self._access_log = access_log if logging_cfg.access_log else None
         self._sample = logging_cfg.access_log_sample_rate
 
     def started(self) -> None:
-        self._in_flight.inc()
+        if self._in_flight is not None:
+            self._in_flight.inc()
 
     def finished(self, scope: RequestScope) -> None:
         done = time.perf_counter()
-        self._in_flight.dec()
-        self._metrics.observe(scope, done)
+        if self._metrics is not None and self._in_flight is not None:
+            self._in_flight.dec()
+            self._metrics.observe(scope, done)
         self._recorder.call(scope)
         if self._access_log is not None and (self._sample >= 1.0 or random.random() < self._sample):
             self._access(self._access_log, scope, done)

@@ -126,3 +126,12 @@ async def test_readyz_names_a_failing_store(start_gateway) -> None:
             body = await resp.json()
     assert body["checks"]["store"] != "ok" and body["checks"]["ratelimit"] == "ok"
     assert body["error"]["details"][0]["field"] == "store"
+
+
+async def test_request_metrics_can_be_switched_off(start_gateway, upstream, https) -> None:
+    gw = await start_gateway(routes=routes(upstream[0]), metrics={"enabled": False})
+    _, secret = await tenant_and_key(gw)
+    assert (await call(https, gw, "/api/v1/visitors", **{"X-API-Key": secret}))[0] == 200
+    text = await scrape(gw)
+    assert "gateway_requests_total{" not in text
+    assert "gateway_key_cache_hits_total" in text  # the cache's own figures are still there
