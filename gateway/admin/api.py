@@ -192,7 +192,7 @@ async def rotate_key(request: web.Request) -> web.Response:
 
 
 async def revoke_key(request: web.Request) -> web.Response:
-    """`?wait=true`: answer once every other instance has dropped the key (at most 2 s)."""
+    """`?wait=true`: answer once every other instance has dropped the key (at most 5 s)."""
     accounts = request.app[ACCOUNTS]
     wait = request.query.get("wait", "false")
     if wait not in ("true", "false"):
@@ -209,7 +209,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-REVOKE_WAIT = 2.0
+REVOKE_WAIT = 5.0
 
 
 def add_routes(app: web.Application) -> None:

@@ -173,7 +173,7 @@ PATHS: dict[str, Any] = {
                    errors=("401", "404", "409"))},
     "/admin/keys/{id}/revoke": {
         "post": op("Revoke; the key fails on its next request. wait=true: answer once every other "
-                   "instance has dropped it from its cache (at most 2 s; see propagation)", "200", "RevokedKey",
+                   "instance has dropped it from its cache (at most 5 s; see propagation)", "200", "RevokedKey",
                    params=ID + [q("wait", BOOL)], errors=("401", "404", "422"))},
     "/admin/audit": {"get": op("Audit entries after a cursor, oldest first (order=desc: before it, newest first)",
                                "200", "AuditPage", params=CURSOR + [q("order", {"enum": ["asc", "desc"]})],

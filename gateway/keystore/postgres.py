@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,7 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, StoreError
-from gateway.keystore.models import ApiKey, Permission, Principal, Tenant, User
+from gateway.keystore import rows
+from gateway.keystore.models import ApiKey, Principal, Tenant, User
+from gateway.keystore.rows import KEY_COLUMNS, TENANT_COLUMNS, USER_COLUMNS, key_params, status_case
 
 MIGRATION_LOCK = 0x67617465  # pg_advisory_lock key shared by every gateway ("gate")
 
@@ -43,17 +44,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     ]),
 ]
 
-_TENANT = "t.id, t.name, t.plan, t.disabled, t.created_at, t.updated_at"
-_USER = "u.id, u.tenant_id, u.name, u.email, u.role, u.disabled, u.created_at, u.updated_at"
-_KEY = (
-    "k.id, k.tenant_id, k.user_id, k.name, k.display_prefix, k.last4, k.secret_hash, k.scope, "
-    "k.permissions, k.resources, k.environment, k.rate_limit_per_minute, k.created_at, "
-    "k.expires_at, k.last_used_at, k.revoked_at, k.replaced_by"
-)
-_STATUS = (
-    "CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked' "
-    "WHEN k.expires_at IS NOT NULL AND k.expires_at <= $1 THEN 'expired' ELSE 'active' END"
-)
+_TENANT, _USER, _KEY = TENANT_COLUMNS, USER_COLUMNS, KEY_COLUMNS
+_STATUS = status_case("$1")
 
 # What a broken connection or an unreachable server looks like from asyncpg.
 # InternalClientError: a connection killed mid-operation can leave asyncpg's protocol state
@@ -93,23 +85,15 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def tenant_row(r: Any, at: int = 0) -> Tenant:
-    return Tenant(r[at], r[at + 1], r[at + 2], r[at + 3], _utc(r[at + 4]), _utc(r[at + 5]))  # type: ignore[arg-type]
+    return rows.tenant_row(r, _utc, at)
 
 
 def user_row(r: Any, at: int = 0) -> User:
-    return User(r[at], r[at + 1], r[at + 2], r[at + 3], r[at + 4], r[at + 5],
-                _utc(r[at + 6]), _utc(r[at + 7]))  # type: ignore[arg-type]
+    return rows.user_row(r, _utc, at)
 
 
 def key_row(r: Any) -> ApiKey:
-    return ApiKey(
-        id=r[0], tenant_id=r[1], user_id=r[2], name=r[3], display_prefix=r[4], last4=r[5],
-        secret_hash=r[6], scope=r[7],
-        permissions=tuple(Permission(tuple(p["methods"]), p["path"]) for p in json.loads(r[8])),
-        resources={k: tuple(v) for k, v in json.loads(r[9]).items()},
-        environment=r[10], rate_limit_per_minute=r[11], created_at=_utc(r[12]),  # type: ignore[arg-type]
-        expires_at=_utc(r[13]), last_used_at=_utc(r[14]), revoked_at=_utc(r[15]), replaced_by=r[16],
-    )
+    return rows.key_row(r, _utc)
 
 
 def order_by(sort: str, allowed: frozenset[str], alias: str) -> str:
@@ -262,13 +246,7 @@ class PostgresKeyStore:
 
     @staticmethod
     def _key_params(key: ApiKey) -> tuple[Any, ...]:
-        return (
-            key.id, key.tenant_id, key.user_id, key.name, key.display_prefix, key.last4, key.secret_hash,
-            key.scope, json.dumps([{"methods": list(p.methods), "path": p.path} for p in key.permissions]),
-            json.dumps({k: list(v) for k, v in key.resources.items()}), key.environment,
-            key.rate_limit_per_minute, key.created_at, key.expires_at, key.last_used_at,
-            key.revoked_at, key.replaced_by,
-        )
+        return key_params(key, lambda at: at)
 
     _INSERT_KEY = ("INSERT INTO api_keys VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, "
                    "$11, $12, $13, $14, $15, $16, $17)")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +16,9 @@ from typing import Any
 import aiosqlite
 
 from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, StoreError
-from gateway.keystore.models import ApiKey, Permission, Principal, Tenant, User
+from gateway.keystore import rows
+from gateway.keystore.models import ApiKey, Principal, Tenant, User
+from gateway.keystore.rows import KEY_COLUMNS, TENANT_COLUMNS, USER_COLUMNS, key_params, status_case
 
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, [
@@ -40,17 +41,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     ]),
 ]
 
-_TENANT = "t.id, t.name, t.plan, t.disabled, t.created_at, t.updated_at"
-_USER = "u.id, u.tenant_id, u.name, u.email, u.role, u.disabled, u.created_at, u.updated_at"
-_KEY = (
-    "k.id, k.tenant_id, k.user_id, k.name, k.display_prefix, k.last4, k.secret_hash, k.scope, "
-    "k.permissions, k.resources, k.environment, k.rate_limit_per_minute, k.created_at, "
-    "k.expires_at, k.last_used_at, k.revoked_at, k.replaced_by"
-)
-_STATUS = (
-    "CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked' "
-    "WHEN k.expires_at IS NOT NULL AND k.expires_at <= :now THEN 'expired' ELSE 'active' END"
-)
+_TENANT, _USER, _KEY = TENANT_COLUMNS, USER_COLUMNS, KEY_COLUMNS
+_STATUS = status_case(":now")
 
 
 def ts(at: dt.datetime | None) -> str | None:
@@ -65,24 +57,16 @@ def parse_ts(text: str | None) -> dt.datetime | None:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
 
 
-def tenant_row(r: Any) -> Tenant:
-    return Tenant(r[0], r[1], r[2], bool(r[3]), parse_ts(r[4]), parse_ts(r[5]))  # type: ignore[arg-type]
+def tenant_row(r: Any, at: int = 0) -> Tenant:
+    return rows.tenant_row(r, parse_ts, at)
 
 
-def user_row(r: Any) -> User:
-    return User(r[0], r[1], r[2], r[3], r[4], bool(r[5]), parse_ts(r[6]), parse_ts(r[7]))  # type: ignore[arg-type]
+def user_row(r: Any, at: int = 0) -> User:
+    return rows.user_row(r, parse_ts, at)
 
 
 def key_row(r: Any) -> ApiKey:
-    return ApiKey(
-        id=r[0], tenant_id=r[1], user_id=r[2], name=r[3], display_prefix=r[4], last4=r[5],
-        secret_hash=r[6], scope=r[7],
-        permissions=tuple(Permission(tuple(p["methods"]), p["path"]) for p in json.loads(r[8])),
-        resources={k: tuple(v) for k, v in json.loads(r[9]).items()},
-        environment=r[10], rate_limit_per_minute=r[11], created_at=parse_ts(r[12]),  # type: ignore[arg-type]
-        expires_at=parse_ts(r[13]), last_used_at=parse_ts(r[14]), revoked_at=parse_ts(r[15]),
-        replaced_by=r[16],
-    )
+    return rows.key_row(r, parse_ts)
 
 
 def order_by(sort: str, allowed: frozenset[str], alias: str) -> str:
@@ -251,13 +235,7 @@ class SQLiteKeyStore:
 
     @staticmethod
     def _key_params(key: ApiKey) -> tuple[Any, ...]:
-        return (
-            key.id, key.tenant_id, key.user_id, key.name, key.display_prefix, key.last4, key.secret_hash,
-            key.scope, json.dumps([{"methods": list(p.methods), "path": p.path} for p in key.permissions]),
-            json.dumps({k: list(v) for k, v in key.resources.items()}), key.environment,
-            key.rate_limit_per_minute, ts(key.created_at), ts(key.expires_at), ts(key.last_used_at),
-            ts(key.revoked_at), key.replaced_by,
-        )
+        return key_params(key, ts)
 
     _INSERT_KEY = "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
@@ -277,8 +255,8 @@ class SQLiteKeyStore:
         )
         if row is None:
             return None
-        user = user_row(row[23:31]) if row[23] is not None else None
-        return Principal(key_row(row[:17]), tenant_row(row[17:23]), user)
+        user = user_row(row, 23) if row[23] is not None else None
+        return Principal(key_row(row), tenant_row(row, 17), user)
 
     async def get_principal_by_hash(self, secret_hash: str) -> Principal | None:
         return await self._principal("k.secret_hash", secret_hash)

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from openapi_spec_validator import validate
 
 from gateway.admin.openapi import document, for_swagger_ui_4
 from tests.cli.test_run import ENV, free_port, write_config
+from tests.processes import start_gateway_process
 from tests.conftest import ADMIN_TOKEN, admin_url, base_config
 
 UNDOCUMENTED = ("/healthz", "/readyz", "/metrics", "/admin/openapi.json", "/admin/docs", "/admin/console/")
@@ -67,13 +67,8 @@ async def test_schemathesis_finds_no_server_errors_or_schema_violations(tmp_path
         tmp_path, server_cert, server={"port": free_port()}, admin={"port": admin_port},
         routes=[{"name": "api", "path": "/api", "upstream": upstream[0]}],
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "run", "--config", str(write_config(tmp_path, cfg)),
-        cwd=tmp_path, stderr=asyncio.subprocess.PIPE, env=ENV,
-    )
+    running = await start_gateway_process(write_config(tmp_path, cfg), tmp_path, ENV)
     try:
-        assert proc.stderr is not None
-        assert json.loads(await asyncio.wait_for(proc.stderr.readline(), 20))["msg"] == "gateway started"
         base = f"http://127.0.0.1:{admin_port}"
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
             await client.post(f"{base}/admin/tenants", json={"id": "acme", "name": "Acme", "plan": "starter"})
@@ -88,6 +83,4 @@ async def test_schemathesis_finds_no_server_errors_or_schema_violations(tmp_path
         )
         assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(proc.wait(), 20)
+        await running.stop()

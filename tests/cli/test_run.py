@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -17,6 +16,7 @@ import aiohttp
 import yaml
 
 from tests.conftest import ADMIN_TOKEN, base_config
+from tests.processes import start_gateway_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
@@ -98,15 +98,8 @@ async def test_run_serves_self_signed_https_and_stops_cleanly_on_sigterm(tmp_pat
         admin={"port": admin_port},
         routes=[{"name": "api", "path": "/api", "upstream": url, "auth": []}],
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "run", "--config", str(write_config(tmp_path, cfg)),
-        cwd=tmp_path, stderr=asyncio.subprocess.PIPE,
-        env=ENV,
-    )
+    running = await start_gateway_process(write_config(tmp_path, cfg), tmp_path, ENV)
     try:
-        assert proc.stderr is not None
-        started = await asyncio.wait_for(proc.stderr.readline(), 20)
-        assert json.loads(started)["msg"] == "gateway started"
         cert = Path(cfg["data_dir"]) / "tls" / "self-signed.crt"
         ctx = ssl.create_default_context(cafile=str(cert))
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as client:
@@ -114,12 +107,10 @@ async def test_run_serves_self_signed_https_and_stops_cleanly_on_sigterm(tmp_pat
                 assert resp.status == 200
             async with client.get(f"http://127.0.0.1:{admin_port}/healthz") as resp:
                 assert resp.status == 200
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 20) == 0
+        assert await running.stop() == 0
+        assert running.lines[-1]["msg"] == "gateway stopped"
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await running.kill()
 
 
 async def test_echo_upstream_command_answers_with_what_it_received(tmp_path: Path) -> None:

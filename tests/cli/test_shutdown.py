@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sqlite3
 import ssl
-import sys
 from pathlib import Path
 
 import aiohttp
 
 from tests.cli.test_run import ENV, free_port, write_config
 from tests.conftest import base_config
+from tests.processes import start_gateway_process
 
 IN_FLIGHT = 200
 
@@ -25,21 +24,8 @@ async def test_sigterm_with_hundreds_in_flight_loses_nothing(tmp_path: Path, ser
                       store={"url": f"sqlite:///{tmp_path}/data/gateway.db"},
                       routes=[{"name": "slow", "path": "/slow", "upstream": url, "auth": []}])
     path = write_config(tmp_path, cfg)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "run", "--config", str(path), cwd=tmp_path, env=ENV,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-
-    async def until(message: str) -> None:
-        while True:
-            line = await asyncio.wait_for(proc.stderr.readline(), 30)
-            assert line, "gateway exited early"
-            if json.loads(line).get("msg", "").startswith(message):
-                return
-
+    running = await start_gateway_process(path, tmp_path, ENV)
     try:
-        await until("gateway started")
         ctx = ssl.create_default_context()
         ca.configure_trust(ctx)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=0)) as client:
@@ -50,16 +36,15 @@ async def test_sigterm_with_hundreds_in_flight_loses_nothing(tmp_path: Path, ser
 
             requests = [asyncio.ensure_future(one()) for _ in range(IN_FLIGHT)]
             await asyncio.wait_for(state.wait_slow(IN_FLIGHT), 30)
-            proc.send_signal(signal.SIGTERM)
-            await until("gateway stopping")
+            running.signal(signal.SIGTERM)
+            await running.wait_log("gateway stopping")
             state.release.set()  # the upstream answers only once the gateway is draining
             statuses = await asyncio.wait_for(asyncio.gather(*requests), 30)
         assert statuses == [200] * IN_FLIGHT
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        assert await running.stop() == 0
+        assert sum(e.get("logger") == "gateway.access" for e in running.lines) == IN_FLIGHT
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await running.kill()
     db = sqlite3.connect(tmp_path / "data" / "gateway.db")
     rows = db.execute("SELECT COUNT(*), MIN(status), MAX(status) FROM call_log WHERE route = 'slow'").fetchone()
     db.close()

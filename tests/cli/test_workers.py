@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import ssl
-import sys
 import uuid
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli.test_run import ENV, free_port, gateway, write_config
 from tests.conftest import base_config, require_service
+from tests.processes import start_gateway_process
 from tests.ratelimit.test_limiters import redis_reachable
 
 
@@ -35,17 +34,8 @@ async def test_two_workers_share_one_exact_redis_limit(tmp_path: Path, server_ce
     made = gateway("keys", "create", "--config", str(path), "--tenant", "acme", "--name", "k",
                    "--rate-limit", "100", "--json", cwd=tmp_path)
     secret = json.loads(made.stdout)["key"]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "run", "--config", str(path),
-        cwd=tmp_path, stderr=asyncio.subprocess.PIPE, env=ENV,
-    )
+    running = await start_gateway_process(path, tmp_path, ENV, workers=2)
     try:
-        assert proc.stderr is not None
-        started = 0
-        while started < 2:
-            line = await asyncio.wait_for(proc.stderr.readline(), 30)
-            assert line, "gateway exited early"
-            started += json.loads(line).get("msg") == "gateway started"
         ctx = ssl.create_default_context()
         ca.configure_trust(ctx)
         connector = aiohttp.TCPConnector(ssl=ctx, force_close=True, limit=50)
@@ -67,9 +57,6 @@ async def test_two_workers_share_one_exact_redis_limit(tmp_path: Path, server_ce
                 decisions = {s.labels["result"]: s.value for s in families["gateway_ratelimit_decisions"].samples
                              if s.name.endswith("_total")}
                 assert decisions == {"allowed": 100, "limited": 100}
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        assert await running.stop() == 0
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await running.kill()

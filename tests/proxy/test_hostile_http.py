@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.proxy.test_forwarding import public_route
-from tests.proxy.test_upstream_http import ok, scripted  # noqa: F401 - fixture
+from tests.proxy.scripted import ok
 
 
 async def exchange(gw: Any, client_ssl: ssl.SSLContext, raw: bytes) -> bytes:

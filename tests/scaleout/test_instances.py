@@ -80,7 +80,7 @@ async def test_lost_pubsub_connection_flushes_the_cache_and_recovers(pair, https
         await killer.client_kill_filter(_type="pubsub")  # every subscriber: both instances reconnect
     finally:
         await killer.aclose()
-    await second.invalidation.resubscribed.wait()
+    await asyncio.wait_for(second.invalidation.resubscribed.wait(), 10)
     assert len(second.cache) == 0  # messages may have been missed while away: nothing cached is trusted
     await first.invalidation.wait_subscribed()
     await second.invalidation.wait_subscribed()

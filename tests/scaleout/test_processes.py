@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import ssl
-import sys
 import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -16,23 +13,8 @@ import aiohttp
 
 from tests.cli.test_run import ENV, free_port
 from tests.conftest import ADMIN_TOKEN, base_config
+from tests.processes import start_gateway_process
 from tests.services import REDIS, drop_schema, postgres_url, require_postgres, require_redis
-
-
-async def start_process(config: Path, cwd: Path) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "run", "--config", str(config), cwd=cwd, env=ENV,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    while True:
-        line = await asyncio.wait_for(proc.stderr.readline(), 30)
-        assert line, "gateway exited early"
-        if json.loads(line).get("msg") == "gateway started":
-            break
-    # keep reading stderr so the pipe never fills and blocks the process
-    asyncio.get_running_loop().create_task(proc.stderr.read())
-    return proc
 
 
 async def test_revoke_on_one_process_is_refused_by_the_other(tmp_path: Path, server_cert, upstream, ca) -> None:
@@ -58,9 +40,9 @@ async def test_revoke_on_one_process_is_refused_by_the_other(tmp_path: Path, ser
     async with AsyncExitStack() as stack:
         procs = []
         for path in configs:
-            proc = await start_process(path, path.parent)
-            procs.append(proc)
-            stack.push_async_callback(stop, proc)
+            running = await start_gateway_process(path, path.parent, ENV)
+            procs.append(running)
+            stack.push_async_callback(running.kill)
         admin = await stack.enter_async_context(
             aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}))
         client = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)))
@@ -86,13 +68,6 @@ async def test_revoke_on_one_process_is_refused_by_the_other(tmp_path: Path, ser
             lags.append(revoked["propagation"]["seconds"])
             assert await use(b_port, key["key"]) == 401
         assert max(lags) < 1.0
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(proc.wait(), 30) == 0
+        for running in procs:
+            assert await running.stop() == 0
     await drop_schema(postgres_url(tmp_path))
-
-
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.kill()
-        await proc.wait()

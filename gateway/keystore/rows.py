@@ -1,0 +1,59 @@
+"""What every SQL backend selects and how a row becomes a model: only the timestamp type differs
+(text in SQLite, timestamptz in PostgreSQL), so each backend passes its own converter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+from gateway.keystore.models import ApiKey, Permission, Tenant, User
+
+TENANT_COLUMNS = "t.id, t.name, t.plan, t.disabled, t.created_at, t.updated_at"
+USER_COLUMNS = "u.id, u.tenant_id, u.name, u.email, u.role, u.disabled, u.created_at, u.updated_at"
+KEY_COLUMNS = (
+    "k.id, k.tenant_id, k.user_id, k.name, k.display_prefix, k.last4, k.secret_hash, k.scope, "
+    "k.permissions, k.resources, k.environment, k.rate_limit_per_minute, k.created_at, "
+    "k.expires_at, k.last_used_at, k.revoked_at, k.replaced_by"
+)
+TENANT_WIDTH, USER_WIDTH, KEY_WIDTH = 6, 8, 17
+
+When = Callable[[Any], "dt.datetime | None"]
+
+
+def status_case(now_param: str) -> str:
+    """A key's status in SQL, as `ApiKey.status` computes it, for filtering and sorting."""
+    return ("CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked' "
+            f"WHEN k.expires_at IS NOT NULL AND k.expires_at <= {now_param} THEN 'expired' ELSE 'active' END")
+
+
+def tenant_row(r: Any, when: When, at: int = 0) -> Tenant:
+    return Tenant(r[at], r[at + 1], r[at + 2], bool(r[at + 3]), when(r[at + 4]), when(r[at + 5]))  # type: ignore[arg-type]
+
+
+def user_row(r: Any, when: When, at: int = 0) -> User:
+    return User(r[at], r[at + 1], r[at + 2], r[at + 3], r[at + 4], bool(r[at + 5]),  # type: ignore[arg-type]
+                when(r[at + 6]), when(r[at + 7]))  # type: ignore[arg-type]
+
+
+def key_row(r: Any, when: When) -> ApiKey:
+    return ApiKey(
+        id=r[0], tenant_id=r[1], user_id=r[2], name=r[3], display_prefix=r[4], last4=r[5],
+        secret_hash=r[6], scope=r[7],
+        permissions=tuple(Permission(tuple(p["methods"]), p["path"]) for p in json.loads(r[8])),
+        resources={k: tuple(v) for k, v in json.loads(r[9]).items()},
+        environment=r[10], rate_limit_per_minute=r[11], created_at=when(r[12]),  # type: ignore[arg-type]
+        expires_at=when(r[13]), last_used_at=when(r[14]), revoked_at=when(r[15]), replaced_by=r[16],
+    )
+
+
+def key_params(key: ApiKey, when: Callable[[dt.datetime | None], Any]) -> tuple[Any, ...]:
+    """The insert parameters of a key, in column order."""
+    return (
+        key.id, key.tenant_id, key.user_id, key.name, key.display_prefix, key.last4, key.secret_hash,
+        key.scope, json.dumps([{"methods": list(p.methods), "path": p.path} for p in key.permissions]),
+        json.dumps({k: list(v) for k, v in key.resources.items()}), key.environment,
+        key.rate_limit_per_minute, when(key.created_at), when(key.expires_at), when(key.last_used_at),
+        when(key.revoked_at), key.replaced_by,
+    )

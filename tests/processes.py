@@ -1,0 +1,79 @@
+"""`gateway run` as a child process whose stderr (JSON log lines) is read all the time.
+
+A child that logs into a pipe nobody reads blocks once the pipe's 64 KB are full (200 access-log
+lines are enough), and a gateway blocked on stderr answers nothing: so the log is always drained,
+and tests wait on log lines through `wait_log`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+
+class GatewayProcess:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+        self._eof = False
+        self._signalled = False
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        while line := await self.proc.stderr.readline():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = {"msg": line.decode(errors="replace").rstrip()}
+            self.lines.append(entry if isinstance(entry, dict) else {"msg": str(entry)})
+            self._changed.set()
+        self._eof = True
+        self._changed.set()
+
+    async def wait_log(self, prefix: str, count: int = 1, timeout: float = 30) -> None:
+        async def until() -> None:
+            while sum(str(e.get("msg", "")).startswith(prefix) for e in self.lines) < count:
+                if self._eof:
+                    raise AssertionError(f"gateway exited before logging {prefix!r}: {self.lines[-5:]}")
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(until(), timeout)
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self._signalled = True
+        self.proc.send_signal(signum)
+
+    async def stop(self, timeout: float = 30) -> int:
+        """SIGTERM once (a second one after the gateway removed its handlers would kill it)."""
+        if self.proc.returncode is None and not self._signalled:
+            self.signal(signal.SIGTERM)
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        await self._reader
+        return code
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        await self._reader
+
+
+async def start_gateway_process(config: Path, cwd: Path, env: dict[str, str], *, workers: int = 1) -> GatewayProcess:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "run", "--config", str(config), cwd=cwd, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    running = GatewayProcess(proc)
+    try:
+        await running.wait_log("gateway started", count=workers)
+    except BaseException:
+        await running.kill()
+        raise
+    return running
