@@ -27,6 +27,8 @@ from gateway.accounts.service import Actor  # noqa: E402
 from gateway.app import Gateway  # noqa: E402
 from gateway.config import parse_config  # noqa: E402
 from gateway.credentials.parse import Credential, extract  # noqa: E402
+from gateway.observability.accesslog import AccessLog  # noqa: E402
+from gateway.observability.observer import RequestObserver  # noqa: E402
 from gateway.proxy.pipeline import RequestScope  # noqa: E402
 from gateway.ratelimit.memory import MemoryRateLimiter  # noqa: E402
 
@@ -124,6 +126,17 @@ async def bench_gateway(n: int) -> None:
             report("cached API-key auth: identify", await timed_async(lambda: guard.identify(credential), n), n)
             report("cached API-key auth: whole access step", await timed_async(one_request, n), n,
                    "(header, checksum, hash, cache, scope, limit, headers, identity JWT)")
+
+            scope = RequestScope("r" * 32, time.perf_counter(), method="GET", path="/api/v1/items/42",
+                                 client_ip="127.0.0.1", route=match.route, auth_method="api_key", status=200,
+                                 upstream_started=time.perf_counter())
+            scope.extra["identity"] = await guard.identify(credential)
+            report("metrics: one request observed", timed(lambda: gw.metrics.observe(scope, time.perf_counter()), n), n)
+            assert gw.recorder is not None
+            access_log = AccessLog(write=lambda text: None)  # rendered and batched as shipped, written nowhere
+            report("access log: one line rendered and buffered",
+                   timed(lambda: RequestObserver._access(access_log, scope, time.perf_counter()), n), n)
+            report("call log: one row buffered", timed(lambda: gw.recorder.call(scope), n), n)
 
             token, _ = tokens.mint({"sub": key.id}, ttl=3600)
             jwt_credential = Credential("bearer", token, is_jwt=True)

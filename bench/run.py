@@ -168,7 +168,8 @@ class GatewayProcess:
     def running(self) -> Iterator[None]:
         env = {**os.environ, "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
         argv = pinned(self.cpu, [sys.executable, "-m", "gateway", "run", "--config", str(self.config)])
-        with process(argv, self.dir / "gateway.log", env):
+        with process(argv, self.dir / "gateway.log", env) as proc:
+            self.pid = proc.pid  # taskset execs the gateway: same pid
             wait_until(lambda: http("GET", f"http://127.0.0.1:{self.admin}/readyz") is not None,
                        f"gateway ({self.dir.name})")
             yield
@@ -183,6 +184,12 @@ class GatewayProcess:
 
 def drop_schema(url: str, schema: str) -> None:
     subprocess.run(["psql", url, "-qc", f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'], capture_output=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pinned(cpu: int | None, argv: list[str]) -> list[str]:
@@ -231,6 +238,8 @@ def main() -> None:
         gateways = {
             "gateway": GatewayProcess(root, "gateway", upstream, {"backend": "memory"}, proxy_cpu),
             "limits off": GatewayProcess(root, "nolimits", upstream, {"enabled": False}, proxy_cpu),
+            "access log off": GatewayProcess(root, "nolog", upstream, {"backend": "memory"}, proxy_cpu,
+                                             extra={"logging": {"access_log": False}}),
             "metrics and access log off": GatewayProcess(root, "quiet", upstream, {"backend": "memory"}, proxy_cpu,
                                                          extra={"metrics": {"enabled": False},
                                                                 "logging": {"access_log": False}}),
@@ -260,35 +269,43 @@ def main() -> None:
         wait_until(lambda: http("GET", f"https://127.0.0.1:{bare_port}/")["ok"], "bare proxy")
         base = gateways["gateway"]
         key, token = base.credentials()
-        targets: list[tuple[str, str, str | None]] = [
-            ("upstream direct (nginx, plain HTTP)", f"http://127.0.0.1:{upstream}/", None),
-            ("nginx TLS reverse proxy", f"https://127.0.0.1:{nginx_tls}/", None),
-            ("bare aiohttp proxy (TLS)", f"https://127.0.0.1:{bare_port}/", None),
-            ("gateway, public route", base.url("/public"), None),
-            ("gateway, API key", base.url("/api"), f"X-API-Key: {key}"),
-            ("gateway, JWT", base.url("/api"), f"Authorization: Bearer {token}"),
+        targets: list[tuple[str, str, str | None, int | None]] = [
+            ("upstream direct (nginx, plain HTTP)", f"http://127.0.0.1:{upstream}/", None, None),
+            ("nginx TLS reverse proxy", f"https://127.0.0.1:{nginx_tls}/", None, None),
+            ("bare aiohttp proxy (TLS)", f"https://127.0.0.1:{bare_port}/", None, None),
+            ("gateway, public route", base.url("/public"), None, base.pid),
+            ("gateway, API key", base.url("/api"), f"X-API-Key: {key}", base.pid),
+            ("gateway, JWT", base.url("/api"), f"Authorization: Bearer {token}", base.pid),
         ]
         for name, gateway in gateways.items():
             if gateway is not base:
                 variant_key, _ = gateway.credentials()
-                targets.append((f"gateway, API key, {name}", gateway.url("/api"), f"X-API-Key: {variant_key}"))
+                targets.append((f"gateway, API key, {name}", gateway.url("/api"), f"X-API-Key: {variant_key}",
+                                gateway.pid))
         print(f"wrk -t1 -c{args.connections} -d{args.duration}s x {args.rounds} rounds; "
               f"load on cpu {load_cpu}, proxy on cpu {proxy_cpu}", flush=True)
-        for name, url, header in targets:  # warm every target once: TLS sessions, caches, pools
+        for name, url, header, _ in targets:  # warm every target once: TLS sessions, caches, pools
             subprocess.run(pinned(load_cpu, ["wrk", "-t1", "-c8", "-d1s", *(["-H", header] if header else []), url]),
                            capture_output=True, check=True)
         for round_no in range(1, args.rounds + 1):
-            for name, url, header in targets:
+            for name, url, header, pid in targets:
+                before = cpu_seconds(pid) if pid else 0.0
                 result = wrk(url, args, header, load_cpu)
+                if pid:
+                    # CPU per request is steadier than req/s on a shared machine: it does not care
+                    # how much CPU the neighbours left us, only what each request cost.
+                    result["cpu_us"] = (cpu_seconds(pid) - before) / (result["rps"] * args.duration) * 1e6
                 samples.setdefault(name, []).append(result)
-                print(f"  round {round_no}  {name:<38} {result['rps']:10,.0f} req/s  "
-                      f"p50 {result.get('p50_ms', 0):6.2f} ms  p99 {result.get('p99_ms', 0):6.2f} ms", flush=True)
+                print(f"  round {round_no}  {name:<44} {result['rps']:8,.0f} req/s  "
+                      f"p50 {result.get('p50_ms', 0):6.2f} ms  p99 {result.get('p99_ms', 0):6.2f} ms"
+                      + (f"  {result['cpu_us']:6.0f} µs CPU/req" if pid else ""), flush=True)
 
     summary = {name: {k: statistics.median(r[k] for r in runs if k in r) for k in runs[0]}
                for name, runs in samples.items()}
-    print(f"\n{'target':<40} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}   (median of {args.rounds})")
+    print(f"\n{'target':<46} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}   (median of {args.rounds})")
     for name, row in summary.items():
-        print(f"{name:<40} {row['rps']:10,.0f} {row.get('p50_ms', 0):8.2f} {row.get('p99_ms', 0):8.2f}")
+        cpu = f"{row['cpu_us']:11.0f}" if "cpu_us" in row else " " * 11
+        print(f"{name:<46} {row['rps']:8,.0f} {row.get('p50_ms', 0):8.2f} {row.get('p99_ms', 0):8.2f} {cpu}")
     rps = {name: row["rps"] for name, row in summary.items()}
     gw_key = rps["gateway, API key"]
     ratios = {
@@ -297,17 +314,30 @@ def main() -> None:
         "gateway API key / public route": gw_key / rps["gateway, public route"],
         "JWT / API key": rps["gateway, JWT"] / gw_key,
         "limits on / limits off": gw_key / rps["gateway, API key, limits off"],
-        "metrics + access log on / off": gw_key / rps["gateway, API key, metrics and access log off"],
+        "access log on / off": gw_key / rps["gateway, API key, access log off"],
+        "metrics on / off (access log off)": rps["gateway, API key, access log off"]
+        / rps["gateway, API key, metrics and access log off"],
     }
     if args.redis:
         ratios["redis limiter / memory limiter"] = rps["gateway, API key, redis"] / gw_key
     if args.postgres:
         ratios["postgres + redis / sqlite + memory"] = rps["gateway, API key, postgres + redis"] / gw_key
+    cpu = {name: row["cpu_us"] for name, row in summary.items() if "cpu_us" in row}
+    quiet = cpu["gateway, API key, metrics and access log off"]
+    costs = {
+        "access log (µs CPU per request)": cpu["gateway, API key"] - cpu["gateway, API key, access log off"],
+        "metrics (µs CPU per request)": cpu["gateway, API key, access log off"] - quiet,
+        "limits (µs CPU per request)": cpu["gateway, API key"] - cpu["gateway, API key, limits off"],
+        "auth vs public route (µs CPU per request)": cpu["gateway, API key"] - cpu["gateway, public route"],
+    }
     print("\nratios")
     for name, value in ratios.items():
         print(f"  {name:<40} {value:.2f}")
+    print("\nfeature costs from CPU per request (median rows)")
+    for name, value in costs.items():
+        print(f"  {name:<44} {value:6.1f}   ({value / quiet * 100:.1f}% of {quiet:.0f} µs)")
     record = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
-              "pinned": two, "args": vars(args), "samples": samples, "median": summary, "ratios": ratios}
+              "pinned": two, "args": vars(args), "samples": samples, "median": summary, "ratios": ratios, "costs_us": costs}
     Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
     print(f"\nrecord written to {args.json}")
 

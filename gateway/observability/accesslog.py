@@ -20,9 +20,17 @@ _FLUSH_SIZE = 64 * 1024
 
 
 def _stderr(text: str) -> None:
+    """One write for the batch: text-mode stderr is line-buffered (a write per line), so the
+    batch goes to the binary buffer underneath, after whatever the text layer still holds."""
     stream = sys.stderr
-    stream.write(text)
+    binary = getattr(stream, "buffer", None)
+    if binary is None:
+        stream.write(text)
+        stream.flush()
+        return
     stream.flush()
+    binary.write(text.encode("utf-8", "replace"))
+    binary.flush()
 
 
 class AccessLog:
