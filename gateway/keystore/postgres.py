@@ -18,7 +18,7 @@ import asyncpg
 from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, StoreError
 from gateway.keystore import rows
 from gateway.keystore.models import ApiKey, Principal, Tenant, User
-from gateway.keystore.rows import KEY_COLUMNS, TENANT_COLUMNS, USER_COLUMNS, key_params, status_case
+from gateway.keystore.rows import KEY_COLUMNS, TENANT_COLUMNS, USER_COLUMNS, key_params, order_by, status_case
 
 MIGRATION_LOCK = 0x67617465  # pg_advisory_lock key shared by every gateway ("gate")
 
@@ -94,17 +94,6 @@ def user_row(r: Any, at: int = 0) -> User:
 
 def key_row(r: Any) -> ApiKey:
     return rows.key_row(r, _utc)
-
-
-def order_by(sort: str, allowed: frozenset[str], alias: str) -> str:
-    """A whitelisted ORDER BY; NULLs last ascending, first descending; id breaks ties."""
-    field = sort.lstrip("-")
-    if field not in allowed:
-        raise ValueError(f"cannot sort by {field}")
-    direction = "DESC" if sort.startswith("-") else "ASC"
-    column = "status" if field == "status" else f"{alias}.{field}"
-    nulls = "NULLS FIRST" if direction == "DESC" else "NULLS LAST"
-    return f"ORDER BY {column} {direction} {nulls}, {alias}.id {direction}"
 
 
 class PostgresKeyStore:

@@ -57,3 +57,14 @@ def key_params(key: ApiKey, when: Callable[[dt.datetime | None], Any]) -> tuple[
         key.rate_limit_per_minute, when(key.created_at), when(key.expires_at), when(key.last_used_at),
         when(key.revoked_at), key.replaced_by,
     )
+
+
+def order_by(sort: str, allowed: frozenset[str], alias: str) -> str:
+    """A whitelisted ORDER BY; NULLs last ascending, first descending; id breaks ties.
+    (`x IS NULL` sorts false before true in SQLite and PostgreSQL alike.)"""
+    field = sort.lstrip("-")
+    if field not in allowed:
+        raise ValueError(f"cannot sort by {field}")
+    direction = "DESC" if sort.startswith("-") else "ASC"
+    column = "status" if field == "status" else f"{alias}.{field}"
+    return f"ORDER BY {column} IS NULL {direction}, {column} {direction}, {alias}.id {direction}"

@@ -18,7 +18,7 @@ import aiosqlite
 from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, StoreError
 from gateway.keystore import rows
 from gateway.keystore.models import ApiKey, Principal, Tenant, User
-from gateway.keystore.rows import KEY_COLUMNS, TENANT_COLUMNS, USER_COLUMNS, key_params, status_case
+from gateway.keystore.rows import KEY_COLUMNS, TENANT_COLUMNS, USER_COLUMNS, key_params, order_by, status_case
 
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, [
@@ -67,17 +67,6 @@ def user_row(r: Any, at: int = 0) -> User:
 
 def key_row(r: Any) -> ApiKey:
     return rows.key_row(r, parse_ts)
-
-
-def order_by(sort: str, allowed: frozenset[str], alias: str) -> str:
-    """A whitelisted ORDER BY; NULLs last ascending, first descending; id breaks ties."""
-    field = sort.lstrip("-")
-    if field not in allowed:
-        raise ValueError(f"cannot sort by {field}")
-    direction = "DESC" if sort.startswith("-") else "ASC"
-    column = "status" if field == "status" else f"{alias}.{field}"
-    nulls = f"{column} IS NULL {direction}, "
-    return f"ORDER BY {nulls}{column} {direction}, {alias}.id {direction}"
 
 
 class SQLiteKeyStore:
