@@ -43,6 +43,7 @@ from gateway.observability.record_store import create_record_store
 from gateway.proxy.endpoints import TokenEndpoints
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.server import GatewayServer
+from gateway.reload import Reloader
 from gateway.proxy.upstream import UpstreamPool
 from gateway.proxy.handler import ProxyHandler
 from gateway.proxy.transport import TransportPolicy
@@ -95,6 +96,8 @@ class Gateway:
         self.upstream_pool: UpstreamPool | None = None
         self.invalidation: InvalidationBus | None = None
         self.access_log: AccessLog | None = None
+        self._handlers: list[ProxyHandler] = []
+        self.reloader = Reloader(lambda: self.cfg, self.apply_config)
         self._pusher: StatsPusher | None = None
         self.accounts: Accounts | None = None
         self.last_used: LastUsedRecorder | None = None
@@ -251,10 +254,25 @@ class Gateway:
             push_task = asyncio.get_running_loop().create_task(self._push_stats(pusher))
             self._stack.callback(push_task.cancel)
         self._readiness = [("store", self.store.ping), ("ratelimit", self._limiter_ready(limiter))]
-        await self._serve_proxy(ProxyHandler(**common), proxy_sock, ssl_ctx)
+        self._handlers = [ProxyHandler(**common)]
+        await self._serve_proxy(self._handlers[0], proxy_sock, ssl_ctx)
         if plain_sock is not None:
-            await self._serve_proxy(ProxyHandler(plain=True, **common), plain_sock, None)
+            self._handlers.append(ProxyHandler(plain=True, **common))
+            await self._serve_proxy(self._handlers[1], plain_sock, None)
         await self._serve_admin(self.admin_app(), admin_sock)
+
+    def apply_config(self, cfg: Config) -> None:
+        """Swap in new routes and plans (see gateway/reload.py); in-flight requests keep theirs."""
+        table = RouteTable(cfg.routes)
+        self.cfg = cfg
+        self.routes = table
+        for handler in self._handlers:
+            handler.routes = table
+        if self.guard is not None:
+            self.guard.set_plans({name: p.requests_per_minute for name, p in cfg.plans.items()})
+        if self.accounts is not None:
+            self.accounts.cfg = cfg
+        self.cache.clear()  # cached identities carry the old plan limits
 
     @staticmethod
     async def _push_stats(pusher: StatsPusher) -> None:
@@ -293,6 +311,7 @@ class Gateway:
         app[api.ACCOUNTS] = self.accounts
         app[records_api.RECORDER] = self.recorder
         app[metrics_endpoint.REGISTRY] = self.registry
+        app[api.RELOADER] = self.reloader
         if self._pusher is not None:
             app[metrics_endpoint.BEFORE_SCRAPE] = self._pusher.push
         health.add_routes(app)

@@ -65,6 +65,7 @@ async def serve(cfg: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     gateway = Gateway(cfg)
     await gateway.start()
+    loop.add_signal_handler(signal.SIGHUP, gateway.reloader.reload_logged)
     log.info("gateway started", extra=gateway.describe())
     await stop.wait()
     log.info("gateway stopping: draining in-flight requests")

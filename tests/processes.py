@@ -47,7 +47,8 @@ class GatewayProcess:
         await asyncio.wait_for(until(), timeout)
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
-        self._signalled = True
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self._signalled = True
         self.proc.send_signal(signum)
 
     async def stop(self, timeout: float = 30) -> int:

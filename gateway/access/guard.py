@@ -68,6 +68,10 @@ class AccessGuard:
         self._verify_token = verify_token
         self._assertions = assertions
 
+    def set_plans(self, plan_limits: Mapping[str, int]) -> None:
+        self._plan_limits = dict(plan_limits)
+        self._fallback_limit = min(self._plan_limits.values(), default=60)
+
     def _derive(self, principal: Principal | None) -> Identity | None:
         if principal is None:
             return None

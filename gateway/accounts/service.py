@@ -81,6 +81,10 @@ class Accounts:
         self._audit = audit
         self._clock = clock
 
+    def record(self, actor: Actor, action: str, target_type: str, target_id: str) -> None:
+        """An audit entry for an operator action outside accounts (a config reload, say)."""
+        self._audit(actor, action, target_type, target_id)
+
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc)
 

@@ -15,9 +15,12 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.accounts.service import Accounts, Actor, key_view, plain
+from gateway.config import ConfigError
 from gateway.errors import BadRequest, PayloadTooLarge, ValidationError
+from gateway.reload import Reloader, problems_as_details
 
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts", Accounts)
+RELOADER: web.AppKey[Reloader] = web.AppKey("reloader", Reloader)
 
 MAX_BODY = 64 * 1024
 MAX_PER_PAGE = 100
@@ -212,9 +215,21 @@ async def revoke_key(request: web.Request) -> web.Response:
 REVOKE_WAIT = 5.0
 
 
+async def reload_config(request: web.Request) -> web.Response:
+    """Re-read routes and plans from the config file; a broken file is a 422 and changes nothing."""
+    try:
+        result = request.app[RELOADER].reload()
+    except ConfigError as err:
+        raise ValidationError("the config file has problems; nothing was changed",
+                              details=problems_as_details(err)) from None
+    request.app[ACCOUNTS].record(actor(request), "config.reloaded", "config", "gateway")
+    return json_response({"routes": result.routes, "plans": result.plans, "not_applied": result.not_applied})
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/admin/version", version)
+    r.add_post("/admin/reload", reload_config)
     r.add_post("/admin/tenants", create_tenant)
     r.add_get("/admin/tenants", list_tenants)
     r.add_get("/admin/tenants/{id}", get_tenant)

@@ -101,6 +101,8 @@ SCHEMAS: dict[str, Any] = {
                       "latency_ms": {"type": "number"}, "upstream_latency_ms": nullable({"type": "number"}),
                       "rate_limited": BOOL},
                      ["id", "at", "request_id", "method", "path", "status", "latency_ms", "rate_limited"]),
+    "Reloaded": obj({"routes": INT, "plans": {"type": "array", "items": STR},
+                     "not_applied": {"type": "array", "items": STR}}, ["routes", "plans", "not_applied"]),
     "TenantPage": page_of("Tenant"),
     "KeyPage": page_of("Key"),
     "UserPage": page_of("User"),
@@ -175,6 +177,9 @@ PATHS: dict[str, Any] = {
         "post": op("Revoke; the key fails on its next request. wait=true: answer once every other "
                    "instance has dropped it from its cache (at most 5 s; see propagation)", "200", "RevokedKey",
                    params=ID + [q("wait", BOOL)], errors=("401", "404", "422"))},
+    "/admin/reload": {"post": op("Re-read routes and plans from the config file (as SIGHUP does); a broken file "
+                                 "is a 422 with every problem and changes nothing", "200", "Reloaded",
+                                 errors=("401", "422"))},
     "/admin/audit": {"get": op("Audit entries after a cursor, oldest first (order=desc: before it, newest first)",
                                "200", "AuditPage", params=CURSOR + [q("order", {"enum": ["asc", "desc"]})],
                                errors=("400", "401", "422"))},

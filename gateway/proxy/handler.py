@@ -47,7 +47,7 @@ class ProxyHandler:
         endpoints: Mapping[str, Endpoint] | None = None,
         observer: Observer | None = None,
     ) -> None:
-        self._routes = routes
+        self.routes = routes  # replaced whole on reload; a matched request keeps its Match
         self._forwarder = forwarder
         self._transport = transport
         self._guard = guard
@@ -96,7 +96,7 @@ class ProxyHandler:
         endpoint = self._endpoints.get(path)
         if endpoint is not None:
             return await endpoint(request, scope)
-        match = self._routes.match(request.method, path)
+        match = self.routes.match(request.method, path)
         route = match.route
         scope.route = route
         upstream = await self._guard(request, scope, match)
