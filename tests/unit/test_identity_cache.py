@@ -1,0 +1,110 @@
+"""The key cache: bounded under a flood of unknown keys, one load per miss, TTLs, invalidation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+
+from gateway.keystore.cache import IdentityCache
+
+
+@dataclass(frozen=True)
+class Who:
+    key_id: str
+    tenant_id: str
+    user_id: str | None = None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def cache(clock: Clock, **kw: int) -> IdentityCache[Who]:
+    return IdentityCache(ttl=5, size=kw.get("size", 100), negative_ttl=2,
+                         negative_size=kw.get("negative_size", 1000), clock=clock)
+
+
+async def test_a_flood_of_unknown_keys_stays_bounded_and_spares_known_ones() -> None:
+    c = cache(Clock())
+    loads = 0
+
+    async def known() -> Who:
+        nonlocal loads
+        loads += 1
+        return Who("key_1", "acme")
+
+    async def unknown() -> None:
+        return None
+
+    assert await c.get("valid", known) == Who("key_1", "acme")
+    for _ in range(20_000):
+        assert await c.get(os.urandom(16).hex(), unknown) is None
+    assert c.negative_size == 1000
+    assert len(c) == 1
+    assert await c.get("valid", known) == Who("key_1", "acme")
+    assert loads == 1  # the flood never pushed the valid key out
+
+
+async def test_unknown_keys_are_remembered_for_the_negative_ttl() -> None:
+    clock = Clock()
+    c = cache(clock)
+    loads = 0
+
+    async def unknown() -> None:
+        nonlocal loads
+        loads += 1
+
+    for _ in range(5):
+        await c.get("nope", unknown)
+    assert loads == 1 and c.stats.negative_hits == 4
+    clock.now += 2.5
+    await c.get("nope", unknown)
+    assert loads == 2
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    c = cache(Clock())
+    loads = 0
+    gate, entered = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> Who:
+        nonlocal loads
+        loads += 1
+        entered.set()
+        await gate.wait()
+        return Who("key_1", "acme")
+
+    waiting = [asyncio.ensure_future(c.get("k", slow)) for _ in range(50)]
+    await entered.wait()  # the other 49 were queued before this wake-up and now wait on the load
+    assert c.stats.misses == 50
+    gate.set()
+    assert {w.key_id for w in await asyncio.gather(*waiting)} == {"key_1"}
+    assert loads == 1
+
+
+async def test_entries_expire_and_invalidation_drops_what_it_names() -> None:
+    clock = Clock()
+    c = cache(clock)
+
+    async def load_a() -> Who:
+        return Who("key_a", "acme", "usr_1")
+
+    async def load_b() -> Who:
+        return Who("key_b", "beta")
+
+    await c.get("a", load_a)
+    await c.get("b", load_b)
+    assert c.invalidate_user("usr_1") == 1 and len(c) == 1
+    await c.get("a", load_a)
+    assert c.invalidate_tenant("beta") == 1 and len(c) == 1
+    assert c.invalidate_key("key_a") == 1 and len(c) == 0
+    await c.get("a", load_a)
+    clock.now += 6
+    misses = c.stats.misses
+    await c.get("a", load_a)
+    assert c.stats.misses == misses + 1  # past the TTL: loaded again
