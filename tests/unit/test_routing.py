@@ -1,0 +1,78 @@
+"""Path normalisation and route matching, as properties over generated paths (hypothesis)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.config import parse_config
+from gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
+from gateway.routing import RouteTable, normalize_path
+
+SEGMENT = st.one_of(
+    st.sampled_from(["", ".", "..", "%2e", "%2E%2e", ".%2e", "api", "v1", "%2F", "%41", "a b", "~x", "%7e"]),
+    st.text(alphabet="abcXYZ019-._~%2eE", min_size=1, max_size=6),
+)
+PATHS = st.lists(SEGMENT, max_size=8).map(lambda parts: "/" + "/".join(parts))
+
+
+def table(routes: list[dict]) -> RouteTable:
+    return RouteTable(parse_config({"server": {"tls": {"self_signed": True}}, "routes": routes}, env={}).routes)
+
+
+def clean(path: str) -> str | None:
+    try:
+        return normalize_path(path)
+    except BadRequest:
+        return None
+
+
+@given(PATHS)
+@settings(max_examples=500)
+def test_normalised_paths_have_no_dot_segments_and_are_stable(raw: str) -> None:
+    path = clean(raw)
+    if path is None:
+        return
+    assert path.startswith("/")
+    segments = path.split("/")[1:]
+    assert "." not in segments and ".." not in segments
+    assert "" not in segments[:-1]  # no empty segment except a trailing slash
+    assert normalize_path(path) == path  # normalising twice changes nothing
+
+
+@given(PATHS)
+@settings(max_examples=500)
+def test_dot_segments_never_climb_out_of_the_matched_prefix(raw: str) -> None:
+    path = clean("/api/v1/" + raw.lstrip("/"))
+    if path is None:
+        return
+    routes = table([
+        {"name": "public", "path": "/api/v1/public", "upstream": "http://127.0.0.1:1"},
+        {"name": "admin", "path": "/api/v1/admin", "upstream": "http://127.0.0.1:2"},
+    ])
+    try:
+        match = routes.match("GET", path)
+    except RouteNotFound:
+        return
+    prefix = match.route.path
+    assert path == prefix or path.startswith(prefix + "/")
+
+
+@pytest.mark.parametrize("raw", ["/a/%00", "/a/%5c", "/a\\b", "/a/%zz", "/a/%", "a/b", "/caf\u00e9"])
+def test_ambiguous_paths_are_refused(raw: str) -> None:
+    with pytest.raises(BadRequest):
+        normalize_path(raw)
+
+
+def test_longest_prefix_wins_by_whole_segments_and_methods_are_checked() -> None:
+    routes = table([
+        {"name": "items", "path": "/api/items", "upstream": "http://127.0.0.1:1"},
+        {"name": "one", "path": "/api/items/{item}/parts", "upstream": "http://127.0.0.1:2", "methods": ["GET"]},
+    ])
+    assert routes.match("GET", "/api/items/7/parts/3").route.name == "one"
+    assert routes.match("GET", "/api/items/7/partsx").route.name == "items"
+    with pytest.raises(RouteNotFound):
+        routes.match("GET", "/api/itemsx")
+    with pytest.raises(MethodNotAllowed):
+        routes.match("POST", "/api/items/7/parts")
