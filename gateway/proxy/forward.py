@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from multidict import CIMultiDict
 
 from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
@@ -62,6 +62,10 @@ class Forwarder:
             raise PayloadTooLarge()
         body: bytes | None = b""
         if request.body_exists:
+            if request.version >= HttpVersion11 and request.headers.get("Expect", "").lower() == "100-continue":
+                # The client waits for this before sending its body; it comes only now, after the
+                # request passed authentication, limits and the size check.
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             if length is None:
                 headers["Transfer-Encoding"] = "chunked"
                 body = None

@@ -95,3 +95,23 @@ async def test_absolute_form_target_and_foreign_host_stay_on_the_matched_route(s
     assert upstream_host == [f"Host: {script.url.removeprefix('http://')}"]
     forwarded = [line for line in script.requests[0].decode().split("\r\n") if line.lower().startswith("x-forwarded-host:")]
     assert forwarded == ["X-Forwarded-Host: evil.example"] or forwarded == []
+
+
+async def test_expect_100_continue_is_answered_after_the_checks(start_gateway, scripted, client_ssl) -> None:
+    script = await scripted(ok(b"stored"))
+    gw = await start_gateway(routes=[public_route(script.url)])
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.proxy_port, ssl=client_ssl,
+                                                   server_hostname="127.0.0.1")
+    try:
+        writer.write(b"PUT /api/v1/visitors HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        await writer.drain()
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert interim.startswith(b"HTTP/1.1 100")
+        writer.write(b"hello")
+        await writer.drain()
+        status, _, _ = parse(await asyncio.wait_for(reader.read(65536), 5))
+        assert status == 200
+    finally:
+        writer.close()
+    assert script.bodies == [b"hello"]
+    assert b"expect:" not in script.requests[0].lower()  # hop-level: not passed on
