@@ -41,42 +41,28 @@ from gateway.tls import self_signed_paths  # noqa: E402
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
 UNVERIFIED = ssl._create_unverified_context()  # loopback, self-signed: the bench trusts itself
 
-NGINX_UPSTREAM_CONF = """
+NGINX_COMMON = """
 worker_processes 1;
 daemon off;
-pid {dir}/upstream.pid;
-error_log {dir}/upstream-error.log warn;
+pid {dir}/{name}.pid;
+error_log {dir}/{name}-error.log warn;
 events {{ worker_connections 4096; }}
 http {{
   access_log off;
-  client_body_temp_path {dir}/ubody;
-  proxy_temp_path {dir}/uproxy;
-  fastcgi_temp_path {dir}/ufastcgi;
-  uwsgi_temp_path {dir}/uuwsgi;
-  scgi_temp_path {dir}/uscgi;
+  client_body_temp_path {dir}/{name}-body;
+  proxy_temp_path {dir}/{name}-proxy;
+  fastcgi_temp_path {dir}/{name}-fastcgi;
+  uwsgi_temp_path {dir}/{name}-uwsgi;
+  scgi_temp_path {dir}/{name}-scgi;
   keepalive_requests 1000000;
-  server {{
-    listen 127.0.0.1:{upstream};
-    location / {{ default_type application/json; return 200 '{{"ok":true,"service":"bench upstream","items":[1,2,3,4,5,6,7,8]}}'; }}
-  }}
+{servers}
 }}
 """
-
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/nginx-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  keepalive_requests 1000000;
-  upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+UPSTREAM_SERVER = """  server {{
+    listen 127.0.0.1:{upstream};
+    location / {{ default_type application/json; return 200 '{{"ok":true,"service":"bench upstream","items":[1,2,3,4,5,6,7,8]}}'; }}
+  }}"""
+PROXY_SERVER = """  upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; }}
   server {{
     listen 127.0.0.1:{tls} ssl;
     ssl_certificate {cert};
@@ -86,9 +72,13 @@ http {{
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }}
-  }}
-}}
-"""
+  }}"""
+
+
+def nginx_conf(root: Path, name: str, servers: str) -> Path:
+    path = root / f"{name}.conf"
+    path.write_text(NGINX_COMMON.format(dir=root, name=name, servers=servers))
+    return path
 
 
 def free_port() -> int:
@@ -257,11 +247,11 @@ def main() -> None:
         for gateway in gateways.values():
             stack.enter_context(gateway.running())
         cert, cert_key = self_signed_paths(str(gateways["gateway"].dir))
-        (root / "upstream.conf").write_text(NGINX_UPSTREAM_CONF.format(dir=root, upstream=upstream))
-        (root / "proxy.conf").write_text(NGINX_CONF.format(dir=root, upstream=upstream, tls=nginx_tls,
-                                                           cert=cert, key=cert_key))
-        stack.enter_context(process(pinned(load_cpu, [nginx, "-c", str(root / "upstream.conf")]), root / "u.log"))
-        stack.enter_context(process(pinned(proxy_cpu, [nginx, "-c", str(root / "proxy.conf")]), root / "n.log"))
+        upstream_conf = nginx_conf(root, "upstream", UPSTREAM_SERVER.format(upstream=upstream))
+        proxy_conf = nginx_conf(root, "proxy", PROXY_SERVER.format(upstream=upstream, tls=nginx_tls,
+                                                                   cert=cert, key=cert_key))
+        stack.enter_context(process(pinned(load_cpu, [nginx, "-c", str(upstream_conf)]), root / "u.log"))
+        stack.enter_context(process(pinned(proxy_cpu, [nginx, "-c", str(proxy_conf)]), root / "n.log"))
         bare = [sys.executable, str(Path(__file__).with_name("bare_proxy.py")), str(bare_port),
                 f"http://127.0.0.1:{upstream}", str(cert), str(cert_key)]
         stack.enter_context(process(pinned(proxy_cpu, bare), root / "bare.log"))

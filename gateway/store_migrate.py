@@ -9,15 +9,17 @@ empty; the source is only read.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gateway.keystore.base import KeyStore, StoreError
 from gateway.keystore.factory import is_postgres
 from gateway.observability.records import RecordStore
 
 _PAGE = 500
+T = TypeVar("T")
 
 
 @dataclass
@@ -27,6 +29,18 @@ class Copied:
     keys: int = 0
     audit: int = 0
     calls: int = 0
+
+
+async def _all(fetch: Callable[[int], Awaitable[tuple[list[T], int]]]) -> AsyncIterator[T]:
+    """Every item of a paged listing (`page` from 1, `_PAGE` a page), in the listing's order."""
+    page = 1
+    while True:
+        items, _ = await fetch(page)
+        for item in items:
+            yield item
+        if len(items) < _PAGE:
+            return
+        page += 1
 
 
 def open_pair(url: str) -> tuple[KeyStore, RecordStore]:
@@ -60,28 +74,16 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
         if existing:
             raise StoreError("the destination store already holds tenants; migrate into an empty store")
         far_past = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-        page = 1
-        while True:
-            tenants, _ = await src.list_tenants(page=page, per_page=_PAGE, sort="created_at")
-            for tenant in tenants:
-                await dst.create_tenant(tenant)
-                copied.tenants += 1
-                for user in await src.list_users(tenant.id):
-                    await dst.create_user(user)
-                    copied.users += 1
-            if len(tenants) < _PAGE:
-                break
-            page += 1
+        async for tenant in _all(lambda page: src.list_tenants(page=page, per_page=_PAGE, sort="created_at")):
+            await dst.create_tenant(tenant)
+            copied.tenants += 1
+            for user in await src.list_users(tenant.id):
+                await dst.create_user(user)
+                copied.users += 1
         progress(f"{copied.tenants} tenants, {copied.users} users")
-        page = 1
-        while True:
-            keys, _ = await src.list_keys(now=far_past, page=page, per_page=_PAGE, sort="created_at")
-            for key in keys:
-                await dst.create_key(key)
-                copied.keys += 1
-            if len(keys) < _PAGE:
-                break
-            page += 1
+        async for key in _all(lambda page: src.list_keys(now=far_past, page=page, per_page=_PAGE, sort="created_at")):
+            await dst.create_key(key)
+            copied.keys += 1
         progress(f"{copied.keys} keys")
         after = 0
         while entries := await src_records.list_audit(after=after, limit=_PAGE):

@@ -18,6 +18,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from gateway.tasks import cancel_and_wait
 from typing import Any
 
 
@@ -194,12 +196,7 @@ class InvalidationBus:
     async def close(self) -> None:
         if self._announcing:
             await asyncio.wait(self._announcing, timeout=2.0)  # changes made just before shutdown still go out
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self._redis.aclose()
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from gateway.keystore.base import KeyStore
+from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.keystore")
 
@@ -67,11 +68,6 @@ class LastUsedRecorder:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.flush()

@@ -17,6 +17,7 @@ from gateway.config import CallLogConfig
 from gateway.observability.buffer import BufferedWriter
 from gateway.observability.records import AuditEntry, CallEntry, RecordStore
 from gateway.proxy.pipeline import RequestScope
+from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.records")
 
@@ -99,8 +100,7 @@ class Recorder:
         self._pruner = asyncio.get_running_loop().create_task(self._prune())
 
     async def stop(self) -> None:
-        if self._pruner is not None:
-            self._pruner.cancel()
-            self._pruner = None
+        await cancel_and_wait(self._pruner)  # a prune in progress ends before the store closes
+        self._pruner = None
         await self.audit_buffer.stop()
         await self.call_buffer.stop()

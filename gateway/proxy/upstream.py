@@ -139,10 +139,6 @@ class UpstreamConnection(asyncio.Protocol):
             finally:
                 self.disarm()
 
-    def body_ready(self) -> bool:
-        """True when the whole body has arrived, so it can be sent with the headers at once."""
-        return self.complete
-
     @property
     def reusable(self) -> bool:
         return self.complete and self.keep_alive and not self.closed and not self._read_paused
