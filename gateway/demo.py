@@ -99,8 +99,13 @@ def _banner(cfg: Config, gateway: Gateway, secret: str, token: str) -> str:
             f"  {curl} -H 'Authorization: Bearer {secret}' '{base}/api/v1/demo/items?page=2'",
             f"  {curl} {base}/api/v1/demo/hello          # 401 MISSING_CREDENTIALS",
             f"  {curl} {base}/public/ping                 # a public route",
-            f"  curl {admin}/healthz",
+            f"  {curl} -X POST -H 'Content-Type: application/json' -d '{{\"api_key\": \"{secret}\"}}' "
+            f"{base}{cfg.tokens.path}   # a short-lived JWT for the key",
+            f"  curl -H 'Authorization: Bearer {token}' {admin}/admin/keys   # the admin API",
+            f"  curl {admin}/metrics",
             f"  curl {admin}/readyz",
+            "",
+            f"Key console: open {admin}/admin/ and sign in with the admin token above.",
             "",
         ]
     )

@@ -24,7 +24,7 @@ def test_demo_prints_curl_commands_that_work(tmp_path: Path) -> None:
         lines: list[str] = []
         for line in proc.stdout:
             lines.append(line.rstrip("\n"))
-            if line.strip() == "" and any(x.startswith("Try:") for x in lines):
+            if line.startswith("Key console"):
                 break
         commands = [x.strip().split("  #")[0] for x in lines if x.strip().startswith("curl ")]
         assert len(commands) >= 4, lines
@@ -45,6 +45,18 @@ def test_demo_prints_curl_commands_that_work(tmp_path: Path) -> None:
         assert status == 401 and body["error"]["code"] == "MISSING_CREDENTIALS"
         status, body = run(commands[3])
         assert status == 200
+        status, body = run(commands[4])  # the token exchange, then the token through the proxy
+        assert status == 200 and body["token_type"] == "Bearer"
+        status, body = run(commands[0].split(" -H ")[0] + f" -H 'Authorization: Bearer {body['token']}' "
+                           + commands[0].rsplit(" ", 1)[1])
+        assert status == 200 and body["gateway_headers"]["X-Gateway-Auth-Method"] == "jwt"
+        status, body = run(commands[5])
+        assert status == 200 and body["meta"]["total"] == 1
+        metrics = subprocess.run(["bash", "-c", commands[6]], capture_output=True, text=True, timeout=20).stdout
+        assert "gateway_requests_total" in metrics
+        console = next(x for x in lines if "Key console" in x).split("open ")[1].split(" ")[0]
+        page = subprocess.run(["curl", "-s", console], capture_output=True, text=True, timeout=20).stdout
+        assert "<title>gateway console</title>" in page
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
