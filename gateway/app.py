@@ -234,10 +234,11 @@ class Gateway:
         self.guard = guard
         access_log = self.access_log = AccessLog()
         self._stack.callback(access_log.flush)  # the last lines, after the listeners have drained
-        token_endpoints = TokenEndpoints(guard, self.tokens, ttl=cfg.tokens.ttl)
+        token_endpoints = TokenEndpoints(guard, self.tokens, ttl=cfg.tokens.ttl, body_timeout=cfg.server.body_timeout)
         common: dict[str, Any] = dict(
             routes=self.routes,
-            forwarder=Forwarder(pool, max_body_bytes=cfg.server.max_body_bytes),
+            forwarder=Forwarder(
+                pool, max_body_bytes=cfg.server.max_body_bytes, body_timeout=cfg.server.body_timeout),
             transport=TransportPolicy(cfg.server.trusted_proxies),
             guard=guard,
             endpoints={
@@ -331,6 +332,7 @@ class Gateway:
             handler_cancellation=True,
             access_log=None,
             keepalive_timeout=server_cfg.keepalive_timeout,
+            header_timeout=server_cfg.header_timeout,
             max_line_size=server_cfg.max_line_bytes,
             max_field_size=server_cfg.max_header_bytes,
         )

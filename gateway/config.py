@@ -45,6 +45,8 @@ class ServerConfig:
     workers: int = 1
     grace_period: float = 30
     keepalive_timeout: float = 75
+    header_timeout: float = 10
+    body_timeout: float = 30
     upstream_keepalive: float = 15
     upstream_connect_timeout: float = 5
     max_header_bytes: int = 16384

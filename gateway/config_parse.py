@@ -176,6 +176,8 @@ def _server(node: Any, problems: list[str]) -> ServerConfig:
         plain_http_port=r.integer("plain_http_port", None, 0, 65535), trusted_proxies=tuple(proxies),
         max_body_bytes=r.integer("max_body_bytes", d.max_body_bytes), workers=r.integer("workers", 1, 1, 256),
         grace_period=r.number("grace_period", d.grace_period), keepalive_timeout=r.number("keepalive_timeout", d.keepalive_timeout),
+        header_timeout=r.number("header_timeout", d.header_timeout),
+        body_timeout=r.number("body_timeout", d.body_timeout),
         upstream_keepalive=r.number("upstream_keepalive", d.upstream_keepalive),
         upstream_connect_timeout=r.number("upstream_connect_timeout", d.upstream_connect_timeout),
         max_header_bytes=r.integer("max_header_bytes", d.max_header_bytes, 1024, 1 << 20),

@@ -22,6 +22,7 @@ class GatewayError(Exception):
     code: ClassVar[str] = "INTERNAL_ERROR"
     default_message: ClassVar[str] = "internal error"
     default_headers: ClassVar[Mapping[str, str]] = {}
+    closes_connection: ClassVar[bool] = False  # the request's bytes can no longer be trusted to end
 
     def __init__(
         self,
@@ -45,9 +46,10 @@ class GatewayError(Exception):
         headers = dict(self.headers)
         if request_id:
             headers["X-Request-Id"] = request_id
-        return web.Response(
-            status=self.status, body=self.body(), content_type=_JSON, headers=headers
-        )
+        response = web.Response(status=self.status, body=self.body(), content_type=_JSON, headers=headers)
+        if self.closes_connection:
+            response.force_close()
+        return response
 
 
 class BadRequest(GatewayError):
@@ -110,6 +112,11 @@ class Conflict(GatewayError):
 
 class PayloadTooLarge(GatewayError):
     status, code, default_message = 413, "PAYLOAD_TOO_LARGE", "request body too large"
+
+
+class RequestTimeout(GatewayError):
+    status, code, default_message = 408, "REQUEST_TIMEOUT", "the request was not received in time"
+    closes_connection = True
 
 
 class ValidationError(GatewayError):

@@ -12,7 +12,8 @@ from gateway.access.authorize import authorize_identity
 from gateway.access.guard import AccessGuard
 from gateway.credentials.parse import Credential, extract
 from gateway.credentials.tokens import TokenService
-from gateway.errors import BadRequest, InvalidCredentials, MethodNotAllowed, PayloadTooLarge
+from gateway.errors import BadRequest, InvalidCredentials, MethodNotAllowed
+from gateway.proxy.body import read_body
 from gateway.proxy.pipeline import RequestScope
 
 _ALL_KINDS = frozenset({"bearer", "api_key_header", "basic"})
@@ -33,18 +34,15 @@ def _json(status: int, payload: Any, scope: RequestScope, **headers: str) -> web
 
 
 class TokenEndpoints:
-    def __init__(self, guard: AccessGuard, tokens: TokenService, *, ttl: int) -> None:
+    def __init__(self, guard: AccessGuard, tokens: TokenService, *, ttl: int, body_timeout: float) -> None:
         self._guard = guard
+        self._body_timeout = body_timeout
         self._tokens = tokens
         self._ttl = ttl
         self._jwks = json.dumps(tokens.jwks, separators=(",", ":")).encode()
 
     async def _credential(self, request: web.BaseRequest) -> Credential:
-        if request.content_length is not None and request.content_length > _MAX_BODY:
-            raise PayloadTooLarge()
-        raw = await request.content.read(_MAX_BODY + 1) if request.body_exists else b""
-        if len(raw) > _MAX_BODY:
-            raise PayloadTooLarge()
+        raw = await read_body(request, _MAX_BODY, self._body_timeout) if request.body_exists else b""
         if raw.strip():
             try:
                 body = json.loads(raw)

@@ -15,6 +15,7 @@ from aiohttp import HttpVersion11, web
 from multidict import CIMultiDict
 
 from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
+from gateway.proxy.body import body_chunks, read_body
 from gateway.proxy.headers import response_headers_from_raw
 from gateway.proxy.upstream import (
     StaleConnection,
@@ -27,7 +28,6 @@ from gateway.routing import Upstream
 
 log = logging.getLogger("gateway.proxy")
 
-_CHUNK = 64 * 1024
 _SMALL_BODY = 64 * 1024         # read whole and sent with the request head
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -44,9 +44,10 @@ def request_head(method: str, target: str, headers: CIMultiDict[str]) -> bytes:
 class Forwarder:
     """Streams a request to an upstream origin and its response back to the client."""
 
-    def __init__(self, pool: UpstreamPool, *, max_body_bytes: int) -> None:
+    def __init__(self, pool: UpstreamPool, *, max_body_bytes: int, body_timeout: float) -> None:
         self._pool = pool
         self._max_body = max_body_bytes
+        self._body_timeout = body_timeout
 
     async def forward(
         self,
@@ -71,7 +72,7 @@ class Forwarder:
                 body = None
             else:
                 headers["Content-Length"] = str(length)
-                body = await request.read() if length <= _SMALL_BODY else None
+                body = await read_body(request, length, self._body_timeout) if length <= _SMALL_BODY else None
         elif request.method not in _NO_BODY_METHODS:
             headers["Content-Length"] = "0"
         head = request_head(request.method, target, headers)
@@ -115,11 +116,7 @@ class Forwarder:
 
     async def _stream_body(self, request: web.BaseRequest, conn: UpstreamConnection) -> None:
         chunked = request.content_length is None
-        seen = 0
-        async for chunk in request.content.iter_chunked(_CHUNK):
-            seen += len(chunk)
-            if seen > self._max_body:
-                raise PayloadTooLarge()
+        async for chunk in body_chunks(request, self._max_body, self._body_timeout):
             conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
             await conn.drain()
         if chunked:

@@ -74,6 +74,8 @@ class ProxyHandler:
             response = err.response(request_id)
             for name, value in scope.response_headers:
                 response.headers[name] = value
+            if err.closes_connection:
+                await self._answer_and_close(request, response)
         except Exception:
             log.exception("unhandled error in proxy pipeline", extra={"request_id": request_id})
             response = InternalError().response(request_id)
@@ -86,6 +88,15 @@ class ProxyHandler:
         if observer is not None:
             observer.finished(scope)
         return response
+
+    @staticmethod
+    async def _answer_and_close(request: web.BaseRequest, response: web.StreamResponse) -> None:
+        """Send the answer now and close: aiohttp would otherwise linger reading the rest of a
+        body from a client that has just been refused for sending it too slowly."""
+        await response.prepare(request)
+        await response.write_eof()
+        if request.transport is not None:
+            request.transport.close()  # after the buffered answer is flushed
 
     async def _handle(self, request: web.BaseRequest, scope: RequestScope) -> web.StreamResponse:
         peer = self._transport.peer(request, plain=self._plain)
