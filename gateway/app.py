@@ -203,6 +203,18 @@ class Gateway:
 
         return check
 
+    async def _records_ready(self) -> None:
+        """Writes that keep failing (a locked, read-only or full database) make the instance
+        unready: its audit trail, call log and last-used times are piling up in memory."""
+        failing = []
+        if self.recorder is not None:
+            failing += [f"{b.name}: {b.last_error}" for b in (self.recorder.audit_buffer, self.recorder.call_buffer)
+                        if b.last_error is not None]
+        if self.last_used is not None and self.last_used.last_error is not None:
+            failing.append(f"last-used times: {self.last_used.last_error}")
+        if failing:
+            raise RuntimeError("cannot write " + "; ".join(failing))
+
     async def _serve(
         self,
         proxy_sock: socket.socket,
@@ -254,7 +266,8 @@ class Gateway:
             pusher = self._pusher = StatsPusher(self._stats, self.registry)
             push_task = asyncio.get_running_loop().create_task(self._push_stats(pusher))
             self._stack.callback(push_task.cancel)
-        self._readiness = [("store", self.store.ping), ("ratelimit", self._limiter_ready(limiter))]
+        self._readiness = [("store", self.store.ping), ("ratelimit", self._limiter_ready(limiter)),
+                           ("records", self._records_ready)]
         self._handlers = [ProxyHandler(**common)]
         await self._serve_proxy(self._handlers[0], proxy_sock, ssl_ctx)
         if plain_sock is not None:

@@ -69,6 +69,7 @@ class StoreConfig:
     negative_cache_ttl: float = 2
     negative_cache_size: int = 10000
     last_used_flush_interval: float = 5
+    busy_timeout: float = 5   # SQLite: how long a write waits for another process's lock
     invalidation_redis_url: str | None = None   # default: ratelimit.redis_url when that backend is redis
     invalidation_channel: str = "gw:invalidate"
 

@@ -269,6 +269,7 @@ def parse_config(data: object, *, env: Mapping[str, str] | None = None, source: 
         cache_ttl=s.number("cache_ttl", 5), cache_size=s.integer("cache_size", 100000, 1),
         negative_cache_ttl=s.number("negative_cache_ttl", 2), negative_cache_size=s.integer("negative_cache_size", 10000, 1),
         last_used_flush_interval=s.number("last_used_flush_interval", 5),
+        busy_timeout=s.number("busy_timeout", 5, 0, 600, open_lo=False),
         invalidation_redis_url=s.get("invalidation_redis_url", None,
                                      lambda v: v is None or isinstance(v, str) and v.startswith(
                                          ("redis://", "rediss://", "unix://")),

@@ -15,7 +15,9 @@ from gateway.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    StoreUnavailable,
 )
+from gateway.keystore.base import StoreError
 from gateway.proxy.headers import sane_request_id
 
 log = logging.getLogger("gateway.admin")
@@ -44,6 +46,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return _translate(exc).response(request_id)
+    except StoreError as exc:  # locked, read-only, full or unreachable: the client may retry
+        log.warning("admin request failed on the store", extra={"request_id": request_id, "error": str(exc)})
+        return StoreUnavailable().response(request_id)
     except Exception:
         log.exception("unhandled error in admin handler", extra={"request_id": request_id})
         return InternalError().response(request_id)

@@ -15,7 +15,7 @@ def create_store(cfg: StoreConfig) -> KeyStore:
     if path is not None:
         from gateway.keystore.sqlite import SQLiteKeyStore
 
-        return SQLiteKeyStore(path)
+        return SQLiteKeyStore(path, busy_timeout=cfg.busy_timeout)
     if is_postgres(cfg.url):
         try:
             from gateway.keystore.postgres import PostgresKeyStore

@@ -29,7 +29,7 @@ class LastUsedRecorder:
         self._clock = clock
         self._pending: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
-        self._failing = False
+        self.last_error: str | None = None  # set while writes fail: readiness reports it
         self.flush_failures = 0
 
     def touch(self, key_id: str) -> None:
@@ -51,13 +51,13 @@ class LastUsedRecorder:
             for key_id, at in batch.items():
                 if self._pending.get(key_id, 0.0) < at:
                     self._pending[key_id] = at
-            if not self._failing:
+            if self.last_error is None:
                 log.warning("cannot record last-used times; will retry", extra={"error": str(exc)})
-                self._failing = True
+            self.last_error = str(exc) or type(exc).__name__
             return
-        if self._failing:
+        if self.last_error is not None:
             log.info("last-used times recorded again")
-            self._failing = False
+            self.last_error = None
 
     async def _run(self) -> None:
         while True:

@@ -37,7 +37,7 @@ class BufferedWriter(Generic[T]):
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self._failing = False
+        self.last_error: str | None = None  # set while writes fail: readiness reports it
         self._stopping = False
         self.dropped = 0
         self.flush_failures = 0
@@ -66,16 +66,16 @@ class BufferedWriter(Generic[T]):
                     await self._write(batch)
                 except Exception as exc:
                     self.flush_failures += 1
-                    if not self._failing:
+                    if self.last_error is None:
                         log.warning("cannot write %s; keeping entries and retrying", self.name, extra={"error": str(exc)})
-                        self._failing = True
+                    self.last_error = str(exc) or type(exc).__name__
                     return False
                 for _ in batch:
                     self._queue.popleft()
                 self.written += len(batch)
-                if self._failing:
+                if self.last_error is not None:
                     log.info("writing %s again", self.name)
-                    self._failing = False
+                    self.last_error = None
         return True
 
     async def _run(self) -> None:

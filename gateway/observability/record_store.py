@@ -13,4 +13,4 @@ def create_record_store(cfg: Config) -> RecordStore:
         from gateway.observability.records_postgres import PostgresRecordStore
 
         return PostgresRecordStore(cfg.store.url)
-    return SQLiteRecordStore(records_path(cfg))
+    return SQLiteRecordStore(records_path(cfg), busy_timeout=cfg.store.busy_timeout)

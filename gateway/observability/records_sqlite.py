@@ -80,8 +80,9 @@ def _dt(text: str) -> dt.datetime:
 
 
 class SQLiteRecordStore:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, busy_timeout: float = 5.0) -> None:
         self._path = path
+        self._busy_ms = int(busy_timeout * 1000)
         self._db: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
@@ -92,7 +93,7 @@ class SQLiteRecordStore:
             # WAL with synchronous=NORMAL: a commit survives the process dying (the guarantee
             # the call log and audit trail give); only a power cut may lose the last commits.
             await self._db.execute("PRAGMA synchronous=NORMAL")
-            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
             for statement in _SCHEMA:
                 await self._db.execute(statement)
             await self._db.commit()
