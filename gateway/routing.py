@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
 
@@ -22,8 +22,17 @@ def _fast_path_ok(raw: str) -> bool:
     return "%" not in raw and "//" not in raw and "/." not in raw and "\\" not in raw
 
 
+def _hides_a_dot_segment(segment: str) -> bool:
+    """`..;x` (a dot segment to Tomcat and Jetty) or `..%2F..` (one once an upstream decodes the
+    slash): segments that are harmless here but climb the tree on some upstream."""
+    if segment[0] == "." and segment.split(";", 1)[0] in (".", ".."):
+        return True
+    return "%2F" in segment and any(part in (".", "..") for part in segment.split("%2F"))
+
+
 def normalize_path(raw: str) -> str:
-    """RFC 3986 normalisation plus refusal of what upstreams disagree about (NUL, `\\`, non-ASCII)."""
+    """RFC 3986 normalisation plus refusal of what upstreams disagree about: NUL and controls,
+    `\\`, non-ASCII, percent-encoded bytes that are not UTF-8, dot segments in disguise."""
     if not raw.startswith("/"):
         raise BadRequest("the request target must be an absolute path")
     if not raw.isascii() or not raw.isprintable():
@@ -33,6 +42,7 @@ def normalize_path(raw: str) -> str:
     if "\\" in raw:
         raise BadRequest("backslash in path")
     out: list[str] = []
+    high_bytes = False
     i, n = 0, len(raw)
     while i < n:
         c = raw[i]
@@ -44,12 +54,19 @@ def normalize_path(raw: str) -> str:
             if pair in _FORBIDDEN_ESCAPES:
                 raise BadRequest("encoded control character or backslash in path")
             char = chr(int(pair, 16))
+            high_bytes = high_bytes or pair[0] >= "8"
             out.append(char if char in _UNRESERVED else "%" + pair)
             i += 3
         else:
             out.append(c)
             i += 1
-    segments = "".join(out).split("/")
+    decoded = "".join(out)
+    if high_bytes:
+        try:
+            unquote_to_bytes(decoded).decode("utf-8")  # strict: overlong forms like %C0%AE fail
+        except UnicodeDecodeError:
+            raise BadRequest("percent-encoded bytes in the path are not UTF-8") from None
+    segments = decoded.split("/")
     trailing = segments[-1] in ("", ".", "..")
     stack: list[str] = []
     for segment in segments[1:]:
@@ -57,6 +74,8 @@ def normalize_path(raw: str) -> str:
             if stack:
                 stack.pop()
         elif segment and segment != ".":
+            if _hides_a_dot_segment(segment):
+                raise BadRequest("a dot segment in disguise in the path")
             stack.append(segment)
     path = "/" + "/".join(stack)
     if trailing and stack:

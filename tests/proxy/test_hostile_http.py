@@ -115,3 +115,73 @@ async def test_expect_100_continue_is_answered_after_the_checks(start_gateway, s
         writer.close()
     assert script.bodies == [b"hello"]
     assert b"expect:" not in script.requests[0].lower()  # hop-level: not passed on
+
+
+# Every spelling of "go up and elsewhere": each is refused, or reaches the visitors upstream with a
+# path that stays below /api/v1/visitors; the internal route's upstream never sees any of them.
+ESCAPES = [
+    "/api/v1/visitors/../../internal/x",
+    "/api/v1/visitors/%2e%2e/%2e%2e/internal/x",
+    "/api/v1/visitors/%2E%2E/%2E%2E/internal/x",
+    "/api/v1/visitors/.%2e/%2e./internal/x",
+    "/api/v1/visitors/%252e%252e/%252e%252e/internal/x",   # double-encoded: decoded once only
+    "/api/v1/visitors/..%2f..%2finternal/x",                # encoded slash stays encoded
+    "/api/v1/visitors/..%2F..%2Finternal/x",
+    "/api/v1/visitors/..\\..\\internal/x",
+    "/api/v1/visitors/%5c..%5c..%5cinternal/x",
+    "/api/v1/visitors/%c0%ae%c0%ae/%c0%ae%c0%ae/internal/x",  # overlong UTF-8 dots
+    "/api/v1/visitors/%e0%80%ae%e0%80%ae/%e0%80%ae%e0%80%ae/internal/x",
+    "/api/v1/visitors/%c0%af..%c0%af..%c0%afinternal/x",      # overlong UTF-8 slash
+    "/api/v1/visitors/..;/..;/internal/x",                     # path parameters (Tomcat's reading)
+    "/api/v1/visitors/;/../../internal/x",
+    "/api/v1/visitors/%00/../../internal/x",
+    "/api/v1/visitors/./.././../internal/x",
+    "//api/v1/visitors/../../internal/x",
+    "/api/v1/visitors/....//....//internal/x",
+    "/api/v1/visitors/%2e%2e%2f%2e%2e%2finternal/x",
+    "/api/v1/visitors/\u00e9/../../internal/x".encode("utf-8").decode("latin-1"),  # raw non-ASCII bytes
+    "https://evil.example/internal/x",                          # absolute-form naming another site
+    "http://127.0.0.1/internal/x",
+    "https://evil.example/api/v1/visitors/../../internal/x",
+    "evil.example:443",                                         # authority-form outside CONNECT
+    "*",                                                        # asterisk-form
+]
+
+
+# refused outright: what some upstream would read as a step up, or cannot read unambiguously
+REFUSED = {t for t in ESCAPES if any(m in t.lower() for m in ("%2f", "\\", "%5c", "%c0", "%e0", ";/", "%00", "://"))
+           or not t.startswith("/") or not t.isascii()} - {"/api/v1/visitors/;/../../internal/x"}
+
+
+@pytest.mark.parametrize("target", ESCAPES)
+async def test_no_spelling_of_a_path_escapes_its_route(start_gateway, scripted, client_ssl, target) -> None:
+    visitors = await scripted(ok(b'{"route":"visitors"}'))
+    internal = await scripted(ok(b'{"route":"internal"}'))
+    gw = await start_gateway(routes=[public_route(visitors.url),
+                                     {"name": "internal", "path": "/internal", "upstream": internal.url, "auth": []}])
+    raw = f"GET {target} HTTP/1.1\r\nHost: evil.example\r\n\r\n".encode("latin-1")
+    status, headers, body = parse(await exchange(gw, client_ssl, raw))
+    assert internal.requests == []
+    assert status < 500, (status, body)
+    if target in REFUSED:
+        assert status == 400, (status, body)
+    if status == 200:
+        [request] = visitors.requests
+        path = request.split(b" ")[1].decode("latin-1")
+        assert path.startswith("/api/v1/visitors/") or path == "/api/v1/visitors"
+        segments = path.split("?")[0].split("/")
+        assert ".." not in segments and "." not in segments and "\\" not in path
+        assert "%2e" not in path.lower() and "%2f" not in path.lower()  # nothing an upstream could decode into a climb
+    else:
+        assert 400 <= status < 500 and headers["content-type"].startswith("application/json")
+        assert visitors.requests == []
+
+
+@pytest.mark.parametrize("method", ["CONNECT", "TRACE"])
+async def test_connect_and_trace_never_reach_an_upstream(start_gateway, scripted, client_ssl, method) -> None:
+    visitors = await scripted(ok(b"never"))
+    gw = await start_gateway(routes=[public_route(visitors.url)])
+    target = "evil.example:443" if method == "CONNECT" else "/api/v1/visitors"
+    status, _, _ = parse(await exchange(gw, client_ssl, f"{method} {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode()))
+    assert 400 <= status < 500
+    assert visitors.requests == []
