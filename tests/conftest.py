@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 import trustme
 from aiohttp import web
+from hypothesis import settings
 
 from gateway.app import Gateway
 from gateway.config import Config, parse_config
@@ -23,6 +24,11 @@ from tests.services import drop_schema, postgres_url
 from tests.services import require_service  # noqa: F401 - re-exported for the test modules
 
 STORE_BACKEND = os.environ.get("GATEWAY_TEST_STORE", "sqlite")
+
+# Property tests: a few hundred inputs each in CI; HYPOTHESIS_PROFILE=fuzz for the long run by hand.
+settings.register_profile("ci", max_examples=300, deadline=None)
+settings.register_profile("fuzz", max_examples=200_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 

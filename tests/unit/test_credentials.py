@@ -1,4 +1,7 @@
-"""The key format and the token verifier, against random and near-valid input (hypothesis)."""
+"""The key format, the credential header parser and the token verifier, against random and
+near-valid input (hypothesis). CI runs the default profile (a few hundred inputs per test); the
+long run by hand is `HYPOTHESIS_PROFILE=fuzz pytest tests/unit/test_credentials.py
+--hypothesis-show-statistics` (tests/conftest.py registers the profiles)."""
 
 from __future__ import annotations
 
@@ -7,18 +10,19 @@ import json
 
 import jwt
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.credentials.keyformat import ALPHABET, generate_key, hash_key, parse_key
 from gateway.credentials.tokens import TokenService, load_signing_keys
-from gateway.errors import ExpiredCredentials, InvalidCredentials
+from gateway.credentials.parse import Credential, extract
+from gateway.errors import ExpiredCredentials, GatewayError, InvalidCredentials
 
 NOW = 1_800_000_000.0
 
 
 @given(env=st.sampled_from(["live", "test"]), data=st.data())
-@settings(max_examples=300)
 def test_any_single_character_change_is_refused_without_lookup(env: str, data: st.DataObject) -> None:
     key = generate_key("gw", env)
     assert parse_key(key, "gw") is not None
@@ -44,6 +48,32 @@ def test_truncated_extended_and_foreign_prefix_keys_are_refused() -> None:
     assert len(hash_key(key)) == 64
 
 
+_HEADER_TEXT = st.one_of(
+    st.text(max_size=200),
+    st.builds(lambda scheme, rest: f"{scheme} {rest}",
+              st.sampled_from(["Bearer", "bearer", "Basic", "BASIC", "Digest", ""]),
+              st.one_of(st.text(max_size=120),
+                        st.binary(max_size=90).map(lambda b: base64.b64encode(b).decode()),
+                        st.text(max_size=60).map(lambda t: base64.b64encode(t.encode()).decode()))),
+)
+
+
+@given(
+    pairs=st.lists(st.tuples(st.sampled_from(["Authorization", "authorization", "X-API-Key", "x-api-key", "X-Other"]),
+                             _HEADER_TEXT), max_size=4),
+    accepted=st.frozensets(st.sampled_from(["bearer", "api_key_header", "basic"])),
+)
+def test_credential_headers_parse_to_one_credential_or_a_contract_refusal(pairs, accepted) -> None:
+    headers = CIMultiDictProxy(CIMultiDict(pairs))
+    try:
+        credential = extract(headers, accepted)
+    except GatewayError as refusal:
+        assert refusal.status in (400, 401)
+        return
+    assert isinstance(credential, Credential) and credential.kind in accepted
+    assert credential.secret and credential.secret.isascii() and credential.secret.isprintable()
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> TokenService:
     keys = load_signing_keys("EdDSA", (), str(tmp_path_factory.mktemp("keys")))
@@ -56,7 +86,6 @@ def _segment(value: object) -> str:
 
 
 @given(st.binary(max_size=600))
-@settings(max_examples=300)
 def test_random_bytes_are_invalid_credentials(service: TokenService, raw: bytes) -> None:
     with pytest.raises(InvalidCredentials):
         service.verify(raw.decode("latin-1"))
@@ -72,7 +101,6 @@ def test_random_bytes_are_invalid_credentials(service: TokenService, raw: bytes)
     ),
     signature=st.binary(max_size=80),
 )
-@settings(max_examples=400)
 def test_near_valid_forged_tokens_are_refused(service: TokenService, header, payload, signature) -> None:
     token = ".".join([_segment(header), _segment(payload), _segment(signature)])
     with pytest.raises(InvalidCredentials):
@@ -80,7 +108,6 @@ def test_near_valid_forged_tokens_are_refused(service: TokenService, header, pay
 
 
 @given(mutation=st.integers(0, 10_000), char=st.sampled_from("AQgw_-"))
-@settings(max_examples=300)
 def test_any_tampered_character_of_a_valid_token_is_refused(service: TokenService, mutation: int, char: str) -> None:
     token, _ = service.mint({"sub": "key_1"}, ttl=600)
     at = mutation % len(token)
