@@ -136,32 +136,56 @@ class SQLiteKeyStore:
 
     async def _write(self, statements: list[tuple[str, Any]], *, first_must_change: bool = False) -> int | None:
         """Run the statements as one transaction; None (rolled back) if the first was a no-op
-        and `first_must_change`. The lock keeps another coroutine's statements out of it."""
+        and `first_must_change`. The lock keeps another coroutine's statements out of it.
+
+        `BEGIN IMMEDIATE` takes the write lock first, waiting up to `busy_timeout` for another
+        connection (the record writer, another worker, the CLI) to finish; a deferred transaction
+        could instead fail at once when its snapshot went stale while it waited, so a refusal that
+        still says busy is retried until the same deadline."""
         db = self._conn()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._busy_ms / 1000
+        async with self._write_lock:
+            while True:
+                try:
+                    return await self._transaction(db, statements, first_must_change)
+                except sqlite3.OperationalError as exc:
+                    await self._rollback(db)
+                    if "locked" in str(exc) or "busy" in str(exc):
+                        if loop.time() < deadline:
+                            await asyncio.sleep(0.02)
+                            continue
+                    raise StoreError(f"key store write failed: {exc}") from None
+                except sqlite3.IntegrityError as exc:
+                    await self._rollback(db)
+                    if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
+                        raise DuplicateError(str(exc)) from None
+                    raise StoreError(f"key store write refused: {exc}") from None
+                except sqlite3.Error as exc:
+                    await self._rollback(db)
+                    raise StoreError(f"key store write failed: {exc}") from None
+                except ValueError as exc:
+                    raise StoreError(f"key store unavailable: {exc}") from None
+
+    @staticmethod
+    async def _transaction(db: aiosqlite.Connection, statements: list[tuple[str, Any]], first_must_change: bool) -> int | None:
         changed = 0
-        try:
-            async with self._write_lock:
-                for i, (sql, params) in enumerate(statements):
-                    cur = await db.execute(sql, params)
-                    if first_must_change and i == 0 and cur.rowcount < 1:
-                        await db.rollback()
-                        return None
-                    changed += max(cur.rowcount, 0)
-                await db.commit()
-        except sqlite3.IntegrityError as exc:
-            await db.rollback()
-            if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
-                raise DuplicateError(str(exc)) from None
-            raise StoreError(f"key store write refused: {exc}") from None
-        except sqlite3.Error as exc:
-            try:
+        await db.execute("BEGIN IMMEDIATE")
+        for i, (sql, params) in enumerate(statements):
+            cur = await db.execute(sql, params)
+            if first_must_change and i == 0 and cur.rowcount < 1:
                 await db.rollback()
-            except sqlite3.Error:
-                pass
-            raise StoreError(f"key store write failed: {exc}") from None
-        except ValueError as exc:
-            raise StoreError(f"key store unavailable: {exc}") from None
+                return None
+            changed += max(cur.rowcount, 0)
+        await db.commit()
         return changed
+
+    @staticmethod
+    async def _rollback(db: aiosqlite.Connection) -> None:
+        try:
+            await db.rollback()
+        except (sqlite3.Error, ValueError):
+            pass
 
     async def ping(self) -> None:
         await self._one("SELECT 1 FROM schema_migrations LIMIT 1")  # reads the file, not just the engine
