@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -40,11 +41,14 @@ class GatewayProcess:
         async def until() -> None:
             while sum(str(e.get("msg", "")).startswith(prefix) for e in self.lines) < count:
                 if self._eof:
-                    raise AssertionError(f"gateway exited before logging {prefix!r}: {self.lines[-5:]}")
+                    raise AssertionError(f"gateway exited before logging {prefix!r}: {self.lines[-8:]}")
                 self._changed.clear()
                 await self._changed.wait()
 
-        await asyncio.wait_for(until(), timeout)
+        try:
+            await asyncio.wait_for(until(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no {prefix!r} (x{count}) within {timeout} s: {self.lines[-8:]}") from None
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):
@@ -60,9 +64,19 @@ class GatewayProcess:
         return code
 
     async def kill(self) -> None:
+        """SIGKILL the whole process group: workers would otherwise outlive their parent and keep
+        the log pipe open, and the reader would wait for its end for ever."""
         if self.proc.returncode is None:
-            self.proc.kill()
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             await self.proc.wait()
+        else:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # any worker left behind
+            except ProcessLookupError:
+                pass
         await self._reader
 
 
@@ -70,6 +84,7 @@ async def start_gateway_process(config: Path, cwd: Path, env: dict[str, str], *,
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "run", "--config", str(config), cwd=cwd, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group, so kill() reaches the workers too
     )
     running = GatewayProcess(proc)
     try:

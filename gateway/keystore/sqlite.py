@@ -94,19 +94,26 @@ class SQLiteKeyStore:
             raise StoreError(f"cannot open key store {self.path}: {exc}") from None
 
     async def _migrate(self) -> None:
+        """Apply missing migrations in one write transaction: several workers opening a new file
+        at once take turns (the first migrates, the others find it done) instead of racing."""
         db = self._conn()
-        await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-        async with db.execute("SELECT version FROM schema_migrations") as cur:
-            done = {row[0] for row in await cur.fetchall()}
-        for version, statements in MIGRATIONS:
-            if version in done:
-                continue
-            for statement in statements:
-                await db.execute(statement)
-            await db.execute(
-                "INSERT INTO schema_migrations VALUES (?, ?)", (version, ts(dt.datetime.now(dt.timezone.utc)))
-            )
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+            async with db.execute("SELECT version FROM schema_migrations") as cur:
+                done = {row[0] for row in await cur.fetchall()}
+            for version, statements in MIGRATIONS:
+                if version in done:
+                    continue
+                for statement in statements:
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?)", (version, ts(dt.datetime.now(dt.timezone.utc)))
+                )
             await db.commit()
+        except BaseException:
+            await self._rollback(db)
+            raise
 
     async def close(self) -> None:
         if self._db is not None:

@@ -89,11 +89,11 @@ class SQLiteRecordStore:
         try:
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
             self._db = await aiosqlite.connect(self._path)
+            await self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")  # first: workers open it together
             await self._db.execute("PRAGMA journal_mode=WAL")
             # WAL with synchronous=NORMAL: a commit survives the process dying (the guarantee
             # the call log and audit trail give); only a power cut may lose the last commits.
             await self._db.execute("PRAGMA synchronous=NORMAL")
-            await self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
             for statement in _SCHEMA:
                 await self._db.execute(statement)
             await self._db.commit()

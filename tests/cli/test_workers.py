@@ -60,3 +60,19 @@ async def test_two_workers_share_one_exact_redis_limit(tmp_path: Path, server_ce
         assert await running.stop() == 0
     finally:
         await running.kill()
+
+
+async def test_workers_opening_a_new_database_together_all_start(tmp_path: Path, server_cert, ca) -> None:
+    """Nothing creates the file first: every worker opens it and migrates at the same moment."""
+    require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
+    port = free_port()
+    cfg = base_config(tmp_path, server_cert, server={"port": port, "workers": 4}, admin={"port": free_port()},
+                      ratelimit={"backend": "redis", "redis_prefix": f"gwtest:{uuid.uuid4().hex}:"},
+                      store={"url": f"sqlite:///{tmp_path}/fresh/gateway.db"}, routes=[])
+    path = write_config(tmp_path, cfg)
+    running = await start_gateway_process(path, tmp_path, ENV, workers=4)
+    try:
+        assert await running.stop() == 0
+    finally:
+        await running.kill()
+    assert not [e for e in running.lines if e.get("level") == "error" or "error:" in str(e.get("msg", ""))]
