@@ -8,8 +8,9 @@ On loopback: nginx as the upstream (a ~100-byte JSON from memory), nginx as a TL
 run` processes as shipped (TLS, access log, call log, metrics) with a key on a plan high enough
 not to trip. With two CPUs, the upstream and wrk share CPU 0 and the proxy under test has CPU 1
 (taskset). Rounds interleave every target so drift cancels; medians are reported, and the whole
-record goes to a JSON file. Latency is wrk's under closed-loop load (64 connections), not at a
-fixed offered rate: Debian has no wrk2.
+record goes to a JSON file. Then latency at a fixed offered rate of half the gateway's maximum,
+open loop, with `openloop.py` (a small asyncio client written because Debian has no wrk2): each
+request is due on a schedule and its latency counts from when it was due.
 """
 
 from __future__ import annotations
@@ -127,14 +128,14 @@ class GatewayProcess:
     """One `gateway run` with its own config, data dir and ports."""
 
     def __init__(self, root: Path, name: str, upstream: int, ratelimit: dict[str, Any], cpu: int | None,
-                 store_url: str | None = None, extra: dict[str, Any] | None = None) -> None:
+                 store_url: str | None = None, extra: dict[str, Any] | None = None, workers: int = 1) -> None:
         self.cpu = cpu
         self.dir = root / name
         self.dir.mkdir()
         self.port, self.admin = free_port(), free_port()
         self.config = self.dir / "gateway.yaml"
         self.config.write_text(yaml.safe_dump({
-            "server": {"host": "127.0.0.1", "port": self.port, "tls": {"self_signed": True}},
+            "server": {"host": "127.0.0.1", "port": self.port, "tls": {"self_signed": True}, "workers": workers},
             "data_dir": str(self.dir),
             "admin": {"host": "127.0.0.1", "port": self.admin},
             "store": {"url": store_url or f"sqlite:///{self.dir}/gateway.db"},
@@ -204,6 +205,38 @@ def wrk(url: str, args: argparse.Namespace, header: str | None, cpu: int | None)
     return result
 
 
+def measure_scaling(root: Path, upstream: int, args: argparse.Namespace) -> dict[str, list[float]]:
+    """`server.workers: 2` against 1, everything on with the Redis limiter (the memory limiter
+    cannot be shared by workers). Neither is pinned: the workers may use both CPUs, which they
+    share with wrk (-t2) and the upstream nginx (still on CPU 0)."""
+    prefix = f"gw:bench:{os.getpid()}:scaling"
+    runs: dict[str, list[float]] = {}
+    with ExitStack() as stack:
+        gateways = {}
+        for workers in (1, 2):
+            gateway = GatewayProcess(root, f"workers{workers}", upstream,
+                                     {"backend": "redis", "redis_prefix": f"{prefix}{workers}:"}, None, workers=workers)
+            stack.enter_context(gateway.running())
+            gateways[workers] = (gateway, gateway.credentials()[0])
+        print(f"\nscaling: workers 1 vs 2, Redis limiter, wrk -t2 -c{args.connections}, nothing pinned", flush=True)
+        for round_no in range(1, args.rounds + 1):
+            for workers, (gateway, key) in gateways.items():
+                argv = ["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "-H", f"X-API-Key: {key}",
+                        gateway.url("/api")]
+                out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+                found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+                assert found and "Non-2xx" not in out, out
+                runs.setdefault(f"workers: {workers}", []).append(float(found.group(1)))
+                print(f"  round {round_no}  workers: {workers}  {float(found.group(1)):8,.0f} req/s", flush=True)
+    return runs
+
+
+def openloop(url: str, header: str | None, rate: float, duration: int, cpu: int | None) -> dict[str, float]:
+    argv = pinned(cpu, [sys.executable, str(Path(__file__).with_name("openloop.py")), "--url", url,
+                        "--rate", f"{rate:.0f}", "--duration", str(duration), *(["--header", header] if header else [])])
+    return dict(json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=8, help="seconds per measurement")
@@ -212,6 +245,10 @@ def main() -> None:
     parser.add_argument("--redis", action="store_true", help="also run with the Redis limiter (127.0.0.1:6379)")
     parser.add_argument("--postgres", metavar="URL", help="also run on PostgreSQL + Redis, e.g. "
                         "postgresql://postgres@127.0.0.1:5432/test (a schema of its own is used)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also compare server.workers 2 with 1 (Redis limiter, needs 127.0.0.1:6379)")
+    parser.add_argument("--latency-duration", type=int, default=8,
+                        help="seconds per open-loop latency measurement at half the gateway's maximum (0: skip)")
     parser.add_argument("--json", default=str(Path(__file__).with_name("last-run.json")), help="where the record goes")
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
@@ -290,8 +327,36 @@ def main() -> None:
                       f"p50 {result.get('p50_ms', 0):6.2f} ms  p99 {result.get('p99_ms', 0):6.2f} ms"
                       + (f"  {result['cpu_us']:6.0f} µs CPU/req" if pid else ""), flush=True)
 
+        latency: dict[str, list[dict[str, float]]] = {}
+        if args.latency_duration > 0:
+            # Open loop at half the gateway's measured maximum: what a client sees at a sane load.
+            rate = statistics.median(r["rps"] for r in samples["gateway, API key"]) * 0.5
+            print(f"\nopen loop at {rate:,.0f} req/s (half the gateway's API-key maximum), "
+                  f"{args.latency_duration}s x {args.rounds} rounds (bench/openloop.py)", flush=True)
+            for round_no in range(1, args.rounds + 1):
+                for name, url, header, _ in targets:
+                    if name.startswith("gateway, API key, "):
+                        continue  # the feature variants matter for throughput, not here
+                    result = openloop(url, header, rate, args.latency_duration, load_cpu)
+                    latency.setdefault(name, []).append(result)
+                    print(f"  round {round_no}  {name:<44} p50 {result['p50_ms']:6.3f} ms  p99 {result['p99_ms']:7.3f} ms"
+                          f"  ({result['achieved_rps']:,.0f} req/s, {result['errors']} errors)", flush=True)
+
+        scaling: dict[str, list[float]] = {}
+        if args.scaling:
+            scaling = measure_scaling(root, upstream, args)
+
     summary = {name: {k: statistics.median(r[k] for r in runs if k in r) for k in runs[0]}
                for name, runs in samples.items()}
+    latency_summary = {name: {k: statistics.median(r[k] for r in runs) for k in ("p50_ms", "p99_ms", "achieved_rps")}
+                       for name, runs in latency.items()}
+    if latency_summary:
+        direct = latency_summary["upstream direct (nginx, plain HTTP)"]
+        print(f"\n{'open loop, fixed rate':<46} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8}   (added over direct)")
+        for name, row in latency_summary.items():
+            row["added_p50_ms"] = row["p50_ms"] - direct["p50_ms"]
+            row["added_p99_ms"] = row["p99_ms"] - direct["p99_ms"]
+            print(f"{name:<46} {row['p50_ms']:8.3f} {row['p99_ms']:8.3f} {row['added_p50_ms']:8.3f} {row['added_p99_ms']:8.3f}")
     print(f"\n{'target':<46} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}   (median of {args.rounds})")
     for name, row in summary.items():
         cpu = f"{row['cpu_us']:11.0f}" if "cpu_us" in row else " " * 11
@@ -310,6 +375,9 @@ def main() -> None:
     }
     if args.redis:
         ratios["redis limiter / memory limiter"] = rps["gateway, API key, redis"] / gw_key
+    if scaling:
+        ratios["workers 2 / workers 1 (Redis limiter)"] = (statistics.median(scaling["workers: 2"])
+                                                          / statistics.median(scaling["workers: 1"]))
     if args.postgres:
         ratios["postgres + redis / sqlite + memory"] = rps["gateway, API key, postgres + redis"] / gw_key
     cpu = {name: row["cpu_us"] for name, row in summary.items() if "cpu_us" in row}
@@ -327,7 +395,8 @@ def main() -> None:
     for name, value in costs.items():
         print(f"  {name:<44} {value:6.1f}   ({value / quiet * 100:.1f}% of {quiet:.0f} µs)")
     record = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
-              "pinned": two, "args": vars(args), "samples": samples, "median": summary, "ratios": ratios, "costs_us": costs}
+              "pinned": two, "args": vars(args), "samples": samples, "median": summary, "ratios": ratios, "costs_us": costs,
+              "open_loop": {"samples": latency, "median": latency_summary}, "scaling": scaling}
     Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
     print(f"\nrecord written to {args.json}")
 

@@ -1,7 +1,7 @@
 """Cache-miss key lookups (hash → principal) on a store holding many keys, SQLite vs PostgreSQL.
 
-    python bench/lookup.py                  # 1,000,000 keys in each store, 5,000 lookups
-    python bench/lookup.py --keys 100000 --postgres postgresql://postgres@127.0.0.1:5432/test
+    python bench/micro/store_lookup.py                  # 1,000,000 keys in each store, 5,000 lookups
+    python bench/micro/store_lookup.py --keys 100000 --postgres postgresql://postgres@127.0.0.1:5432/test
 
 What the gateway pays when a key is not in its cache: one indexed join through the store's own
 `get_principal_by_hash`. Keys are bulk-loaded with the stores' SQL (a million inserts through the
@@ -23,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from gateway.keystore.base import KeyStore  # noqa: E402
 from gateway.keystore.postgres import PostgresKeyStore, connect_args  # noqa: E402

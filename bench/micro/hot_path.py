@@ -1,7 +1,7 @@
 """Micro-benchmarks of the per-request work, on a real gateway's own objects (run by hand).
 
-    python bench/micro.py            # memory limiter, cached auth, token verification
-    python bench/micro.py --redis    # also the Redis limiter against 127.0.0.1:6379
+    python bench/micro/hot_path.py            # memory limiter, cached auth, token verification
+    python bench/micro/hot_path.py --redis    # also the Redis limiter against 127.0.0.1:6379
 
 Each line is the mean cost of one operation over many repetitions in one process, so it measures
 the gateway's code, not the network. The targets from the issues are printed beside the numbers.
@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from aiohttp.test_utils import make_mocked_request  # noqa: E402
 
