@@ -9,6 +9,7 @@ one write too; anything larger streams with backpressure both ways.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from aiohttp import HttpVersion11, web
@@ -58,6 +59,7 @@ class Forwarder:
         timeout: float,
         response_headers: Iterable[tuple[str, str]],
     ) -> web.StreamResponse:
+        started = time.perf_counter()
         length = request.content_length
         if length is not None and length > self._max_body:
             raise PayloadTooLarge()
@@ -83,7 +85,7 @@ class Forwarder:
         except UpstreamError as exc:
             log.debug("upstream unavailable: %s", exc)
             raise UpstreamUnavailable() from None
-        return await self._relay(request, upstream, conn, timeout, response_headers)
+        return await self._relay(request, upstream, conn, started, timeout, response_headers)
 
     async def _exchange(
         self, request: web.BaseRequest, upstream: Upstream, head: bytes, body: bytes | None, timeout: float
@@ -127,6 +129,7 @@ class Forwarder:
         request: web.BaseRequest,
         upstream: Upstream,
         conn: UpstreamConnection,
+        started: float,
         timeout: float,
         response_headers: Iterable[tuple[str, str]],
     ) -> web.StreamResponse:
@@ -144,8 +147,11 @@ class Forwarder:
                 return web.Response(status=status, reason=reason, headers=headers, body=body)
             response = web.StreamResponse(status=status, reason=reason, headers=headers)
             await response.prepare(request)
+            # The route timeout bounds the whole exchange, body included: an upstream that
+            # trickles a byte now and then is cut at the deadline, not kept alive by each byte.
+            deadline = started + timeout
             try:
-                while chunk := await conn.read(timeout):
+                while chunk := await conn.read(max(deadline - time.perf_counter(), 0.0)):
                     await response.write(chunk)
             except UpstreamError as exc:
                 # Headers are gone already: the only honest signal left is a cut connection,
