@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import ssl
 import statistics
@@ -117,6 +118,8 @@ def main() -> None:
     args = parser.parse_args()
     if uvloop is not None:
         uvloop.install()
+    gc.collect()
+    gc.disable()  # the client's own collector pauses would be counted as the target's latency
     result = asyncio.run(run(args.url, args.header, args.rate, args.duration, args.connections))
     json.dump(result, sys.stdout)
     print()

@@ -7,15 +7,17 @@ mode lets both connections read while one writes.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from gateway.config import Config
 from gateway.keystore.base import StoreError
 from gateway.observability.records import AuditEntry, CallEntry
+
+E = TypeVar("E")
 
 _SCHEMA = [
     """
@@ -111,21 +113,23 @@ class SQLiteRecordStore:
             raise StoreError("record store is closed")
         return self._db
 
-    async def _write(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        """Insert rows in multi-row statements of up to `_ROWS_PER_STATEMENT`, one transaction.
+    async def _write(self, table: str, columns: tuple[str, ...], entries: Sequence[E], row: Callable[[E], tuple[Any, ...]]) -> None:
+        """Insert entries in multi-row statements of up to `_ROWS_PER_STATEMENT`, one transaction.
 
         `executemany` steps once per row, and Python's sqlite3 releases and retakes the GIL on
         every step: with the event loop busy on the other side of the GIL, each row then waits
-        for a thread switch. A few large statements take the GIL a few times per batch.
+        for a thread switch. A few large statements take the GIL a few times per batch. Rows are
+        rendered one statement at a time, between awaits: rendering a whole second's batch at
+        once held the event loop for milliseconds, which every request in flight then waited.
         """
         db = self._conn()
         width = len(columns)
         head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        one = "(" + ", ".join("?" * width) + ")"
         try:
-            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                chunk = rows[start : start + _ROWS_PER_STATEMENT]
-                one = "(" + ", ".join("?" * width) + ")"
-                params = [value for row in chunk for value in row]
+            for start in range(0, len(entries), _ROWS_PER_STATEMENT):
+                chunk = entries[start : start + _ROWS_PER_STATEMENT]
+                params = [value for entry in chunk for value in row(entry)]
                 await db.execute(head + ", ".join([one] * len(chunk)), params)
             await db.commit()
         except aiosqlite.Error as exc:
@@ -145,10 +149,8 @@ class SQLiteRecordStore:
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         await self._write(
             "audit_log", ("at", "actor", "action", "target_type", "target_id", "tenant_id", "key_name", "source_ip"),
-            [
-                (_ts(e.at), e.actor, e.action, e.target_type, e.target_id, e.tenant_id, e.key_name, e.source_ip)
-                for e in entries
-            ],
+            entries,
+            lambda e: (_ts(e.at), e.actor, e.action, e.target_type, e.target_id, e.tenant_id, e.key_name, e.source_ip),
         )
 
     async def list_audit(self, *, after: int | None, limit: int, newest_first: bool = False) -> list[AuditEntry]:
@@ -171,11 +173,9 @@ class SQLiteRecordStore:
             "call_log",
             ("at", "request_id", "tenant_id", "key_id", "key_name", "method", "route", "path", "status",
              "latency_ms", "upstream_latency_ms", "rate_limited"),
-            [
-                (_ts(e.at), e.request_id, e.tenant_id, e.key_id, e.key_name, e.method, e.route, e.path,
-                 e.status, e.latency_ms, e.upstream_latency_ms, int(e.rate_limited))
-                for e in entries
-            ],
+            entries,
+            lambda e: (_ts(e.at), e.request_id, e.tenant_id, e.key_id, e.key_name, e.method, e.route, e.path,
+                       e.status, e.latency_ms, e.upstream_latency_ms, int(e.rate_limited)),
         )
 
     async def list_calls(
