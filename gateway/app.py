@@ -253,6 +253,7 @@ class Gateway:
                 pool, max_body_bytes=cfg.server.max_body_bytes, body_timeout=cfg.server.body_timeout),
             transport=TransportPolicy(cfg.server.trusted_proxies),
             guard=guard,
+            max_header_total_bytes=cfg.server.max_header_total_bytes,
             endpoints={
                 cfg.tokens.path: token_endpoints.exchange,
                 "/.well-known/jwks.json": token_endpoints.jwks,

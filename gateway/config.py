@@ -50,6 +50,7 @@ class ServerConfig:
     upstream_keepalive: float = 15
     upstream_connect_timeout: float = 5
     max_header_bytes: int = 16384
+    max_header_total_bytes: int = 65536
     max_line_bytes: int = 8190
 
 

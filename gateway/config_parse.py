@@ -181,6 +181,7 @@ def _server(node: Any, problems: list[str]) -> ServerConfig:
         upstream_keepalive=r.number("upstream_keepalive", d.upstream_keepalive),
         upstream_connect_timeout=r.number("upstream_connect_timeout", d.upstream_connect_timeout),
         max_header_bytes=r.integer("max_header_bytes", d.max_header_bytes, 1024, 1 << 20),
+        max_header_total_bytes=r.integer("max_header_total_bytes", d.max_header_total_bytes, 1024, 1 << 24),
         max_line_bytes=r.integer("max_line_bytes", d.max_line_bytes, 1024, 1 << 20),
     )
 

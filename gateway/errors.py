@@ -114,6 +114,10 @@ class PayloadTooLarge(GatewayError):
     status, code, default_message = 413, "PAYLOAD_TOO_LARGE", "request body too large"
 
 
+class HeadersTooLarge(BadRequest):
+    status, default_message = 431, "request header fields too large"
+
+
 class RequestTimeout(GatewayError):
     status, code, default_message = 408, "REQUEST_TIMEOUT", "the request was not received in time"
     closes_connection = True

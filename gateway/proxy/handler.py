@@ -16,7 +16,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from gateway.errors import GatewayError, InternalError
+from gateway.errors import GatewayError, HeadersTooLarge, InternalError
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.headers import sane_request_id, upstream_request_headers
 from gateway.proxy.pipeline import Guard, RequestScope
@@ -46,8 +46,10 @@ class ProxyHandler:
         plain: bool = False,
         endpoints: Mapping[str, Endpoint] | None = None,
         observer: Observer | None = None,
+        max_header_total_bytes: int = 65536,
     ) -> None:
-        self.routes = routes  # replaced whole on reload; a matched request keeps its Match
+        self.routes = routes
+        self._max_header_total = max_header_total_bytes  # replaced whole on reload; a matched request keeps its Match
         self._forwarder = forwarder
         self._transport = transport
         self._guard = guard
@@ -99,6 +101,10 @@ class ProxyHandler:
             request.transport.close()  # after the buffered answer is flushed
 
     async def _handle(self, request: web.BaseRequest, scope: RequestScope) -> web.StreamResponse:
+        # aiohttp bounds each field and their number, not their sum: 100 fields of 8 KB would
+        # otherwise be buffered and sent on to the upstream.
+        if sum(len(name) + len(value) for name, value in request.raw_headers) > self._max_header_total:
+            raise HeadersTooLarge()
         peer = self._transport.peer(request, plain=self._plain)
         scope.client_ip = peer.client_ip
         raw_path, sep, query = request.raw_path.partition("?")

@@ -22,20 +22,16 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from gateway.errors import BadRequest, GatewayError, InternalError, PayloadTooLarge, RequestTimeout
+from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, InternalError, PayloadTooLarge, RequestTimeout
 
 log = logging.getLogger("gateway.proxy")
-
-
-class _HeadersTooLarge(BadRequest):
-    status, default_message = 431, "request header fields too large"
 
 
 def _error_for(status: int, message: str | None) -> GatewayError:
     if status == 413:
         return PayloadTooLarge()
     if status == 431:
-        return _HeadersTooLarge()
+        return HeadersTooLarge()
     if 400 <= status < 500:
         return BadRequest("malformed HTTP request")  # the parser's detail stays in the debug log
     return InternalError()

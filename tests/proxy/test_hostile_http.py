@@ -44,6 +44,10 @@ HOSTILE = {
     "bare LF injection": b"GET /api/v1/visitors HTTP/1.1\r\nHost: x\r\nX-A: a\nX-B: b\r\n\r\n",
     "oversized header line": b"GET /api/v1/visitors HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n",
     "garbage request line": b"\x16\x03\x01 not http at all\r\n\r\n",
+    "thousands of headers": b"GET /api/v1/visitors HTTP/1.1\r\nHost: x\r\n"
+                            + b"".join(b"X-H%d: a\r\n" % i for i in range(3000)) + b"\r\n",
+    "oversized header total": b"GET /api/v1/visitors HTTP/1.1\r\nHost: x\r\n"
+                              + b"".join(b"X-H%d: %b\r\n" % (i, b"a" * 8000) for i in range(100)) + b"\r\n",
 }
 
 
