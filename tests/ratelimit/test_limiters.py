@@ -191,3 +191,31 @@ async def test_redis_recovers_after_its_connections_are_killed(caplog) -> None:
     finally:
         await admin.aclose()
         await limiter.close()
+
+
+@pytest.mark.parametrize("mode", ["allow", "deny"])
+async def test_a_slow_redis_is_answered_by_the_timeout_and_recovers_by_itself(mode) -> None:
+    require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
+    import time
+
+    import redis.asyncio as aioredis
+
+    limiter = RedisRateLimiter(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:", on_backend_error=mode)
+    admin = aioredis.from_url(REDIS_URL)
+    try:
+        assert (await limiter.hit([("s", 100)])).allowed
+        await admin.execute_command("CLIENT", "PAUSE", "1200", "ALL")  # Redis stops answering anyone
+        started = time.monotonic()
+        during = await limiter.hit([("s", 100)])
+        assert time.monotonic() - started < 1.1  # the limiter's own timeout answered, not the pause's end
+        assert during.allowed == (mode == "allow")
+        for _ in range(10):  # the pause ends on its own; the limiter needs no restart
+            after = await limiter.hit([("s", 100)])
+            if after.allowed and after.remaining < 99:
+                break
+        else:
+            raise AssertionError("the limiter did not come back after Redis did")
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        await admin.aclose()
+        await limiter.close()
