@@ -29,6 +29,7 @@ from gateway.admin.auth import check_admin_token, token_middleware
 from gateway.admin.errors import error_middleware
 from gateway.config import Config
 from gateway.credentials.tokens import TokenService, load_signing_keys
+from gateway.errors import SERVER
 from gateway.keystore.base import KeyStore
 from gateway.keystore.cache import IdentityCache
 from gateway.keystore.invalidation import InvalidationBus
@@ -62,6 +63,10 @@ def tls_context(cfg: Config) -> ssl.SSLContext:
         return server_context(cert, key)
     assert tls.cert_file and tls.key_file  # guaranteed by config validation
     return server_context(tls.cert_file, tls.key_file)
+
+
+async def _name_the_server(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER  # not aiohttp's name and version
 
 
 class Gateway:
@@ -322,6 +327,7 @@ class Gateway:
             client_max_size=api.MAX_BODY,
         )
         assert self.accounts and self.recorder
+        app.on_response_prepare.append(_name_the_server)
         app[health.READINESS_CHECKS] = self._readiness
         app[api.ACCOUNTS] = self.accounts
         app[records_api.RECORDER] = self.recorder

@@ -13,6 +13,7 @@ from typing import ClassVar
 from aiohttp import web
 
 _JSON = "application/json"
+SERVER = "gateway"  # what the gateway's own answers say in `Server`: no library or version to fingerprint
 
 
 class GatewayError(Exception):
@@ -43,7 +44,7 @@ class GatewayError(Exception):
         ).encode()
 
     def response(self, request_id: str | None = None) -> web.Response:
-        headers = dict(self.headers)
+        headers = {"Server": SERVER, **self.headers}
         if request_id:
             headers["X-Request-Id"] = request_id
         response = web.Response(status=self.status, body=self.body(), content_type=_JSON, headers=headers)

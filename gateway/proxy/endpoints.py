@@ -12,7 +12,7 @@ from gateway.access.authorize import authorize_identity
 from gateway.access.guard import AccessGuard
 from gateway.credentials.parse import Credential, extract
 from gateway.credentials.tokens import TokenService
-from gateway.errors import BadRequest, InvalidCredentials, MethodNotAllowed
+from gateway.errors import SERVER, BadRequest, InvalidCredentials, MethodNotAllowed
 from gateway.proxy.body import read_body
 from gateway.proxy.pipeline import RequestScope
 
@@ -30,6 +30,7 @@ def _json(status: int, payload: Any, scope: RequestScope, **headers: str) -> web
     for name, value in scope.response_headers:
         response.headers[name] = value
     response.headers["X-Request-Id"] = scope.request_id
+    response.headers["Server"] = SERVER
     return response
 
 
@@ -91,6 +92,6 @@ class TokenEndpoints:
         response = web.Response(
             body=self._jwks,
             content_type="application/json",
-            headers={"Cache-Control": "public, max-age=300", "X-Request-Id": scope.request_id},
+            headers={"Cache-Control": "public, max-age=300", "X-Request-Id": scope.request_id, "Server": SERVER},
         )
         return response

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from aiohttp import HttpVersion11, web
 from multidict import CIMultiDict
 
-from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import SERVER, PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
 from gateway.proxy.body import body_chunks, read_body
 from gateway.proxy.headers import response_headers_from_raw
 from gateway.proxy.upstream import (
@@ -136,6 +136,8 @@ class Forwarder:
         released = False
         try:
             headers = response_headers_from_raw(conn.headers)
+            if "Server" not in headers:
+                headers["Server"] = SERVER  # else aiohttp would name itself and its version
             headers.extend(response_headers)
             status, reason = conn.status, conn.reason.decode("latin-1") or None
             if conn.complete and request.method != "HEAD" and status not in _NO_BODY_STATUSES:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import admin_url, proxy_url
 from tests.proxy.test_forwarding import public_route
 from tests.proxy.scripted import ok
 
@@ -189,3 +190,14 @@ async def test_connect_and_trace_never_reach_an_upstream(start_gateway, scripted
     status, _, _ = parse(await exchange(gw, client_ssl, f"{method} {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode()))
     assert 400 <= status < 500
     assert visitors.requests == []
+
+
+async def test_no_answer_names_the_library_or_its_version(start_gateway, scripted, https) -> None:
+    script = await scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")  # an upstream without Server
+    gw = await start_gateway(routes=[public_route(script.url)])
+    urls = [proxy_url(gw, "/api/v1/visitors"), proxy_url(gw, "/nowhere"), proxy_url(gw, "/.well-known/jwks.json"),
+            admin_url(gw, "/healthz"), admin_url(gw, "/admin/tenants")]
+    for url in urls:
+        async with https.get(url) as resp:
+            await resp.read()
+            assert resp.headers.get("Server") == "gateway", (url, resp.headers.get("Server"))
