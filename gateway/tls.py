@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from gateway.files import exclusive, write_atomically
+
 SELF_SIGNED_DIR = "tls"
 SELF_SIGNED_CERT = "self-signed.crt"
 SELF_SIGNED_KEY = "self-signed.key"
@@ -36,6 +38,14 @@ def ensure_self_signed(data_dir: str, hostnames: tuple[str, ...] = ("localhost",
         cert_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TLSError(f"cannot create {cert_path.parent}: {exc.strerror}") from None
+    with exclusive(cert_path.parent / ".lock"):  # workers starting together make one certificate
+        if cert_path.exists() and key_path.exists():
+            return cert_path, key_path
+        _create_self_signed(cert_path, key_path, hostnames)
+    return cert_path, key_path
+
+
+def _create_self_signed(cert_path: Path, key_path: Path, hostnames: tuple[str, ...]) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway self-signed")])
     now = dt.datetime.now(dt.timezone.utc)
@@ -61,11 +71,8 @@ def ensure_self_signed(data_dir: str, hostnames: tuple[str, ...] = ("localhost",
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key_bytes)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert_path, key_path
+    write_atomically(key_path, key_bytes)
+    write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def server_context(cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str]) -> ssl.SSLContext:

@@ -12,7 +12,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import re
 import time
 import uuid
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.utils import base64url_encode
 
 from gateway.errors import ExpiredCredentials, InvalidCredentials
+from gateway.files import exclusive, write_atomically
 
 SIGNING_DIR = "signing-keys"
 _MAX_TOKEN = 4096
@@ -99,19 +99,17 @@ def load_signing_keys(algorithm: str, files: tuple[str, ...], data_dir: str) -> 
     paths = [Path(p) for p in files]
     if not paths:
         folder = Path(data_dir) / SIGNING_DIR / algorithm.lower()
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = sorted(folder.glob("*.pem"), reverse=True)
-        if not paths:
-            path = folder / f"{int(time.time())}.pem"
-            pem = _generate(algorithm).private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pem)
-            paths = [path]
+        with exclusive(folder / ".lock"):  # workers starting together share one key
+            paths = sorted(folder.glob("*.pem"), reverse=True)
+            if not paths:
+                path = folder / f"{int(time.time())}.pem"
+                pem = _generate(algorithm).private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+                write_atomically(path, pem)
+                paths = [path]
     keys = []
     for path in paths:
         try:

@@ -63,7 +63,9 @@ async def test_two_workers_share_one_exact_redis_limit(tmp_path: Path, server_ce
 
 
 async def test_workers_opening_a_new_database_together_all_start(tmp_path: Path, server_cert, ca) -> None:
-    """Nothing creates the file first: every worker opens it and migrates at the same moment."""
+    """Nothing exists first: every worker migrates the database and looks for its signing key at
+    the same moment (they raced: a worker failed on tables another had just created, or read a
+    key file another was still writing)."""
     require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
     port = free_port()
     cfg = base_config(tmp_path, server_cert, server={"port": port, "workers": 4}, admin={"port": free_port()},
@@ -76,3 +78,5 @@ async def test_workers_opening_a_new_database_together_all_start(tmp_path: Path,
     finally:
         await running.kill()
     assert not [e for e in running.lines if e.get("level") == "error" or "error:" in str(e.get("msg", ""))]
+    # one signing key for all of them, else a token minted by one worker fails on another
+    assert len(list((tmp_path / "data" / "signing-keys").glob("*/*.pem"))) == 1
