@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gateway.credentials.keyformat import generate_key  # noqa: E402
-from run import UPSTREAM_SERVER, GatewayProcess, free_port, http, nginx_conf, openloop, pinned, process, wait_until  # noqa: E402
+from run import GatewayProcess, openloop, start_upstream  # noqa: E402
 from soak import rss_kib  # noqa: E402
 
 
@@ -60,14 +60,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rate", type=float, default=500, help="valid-key requests/s, open loop")
     args = parser.parse_args()
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     cpu = 0 if shutil.which("taskset") else None
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         root = Path(tmp)
-        upstream = free_port()
-        stack.enter_context(process(pinned(cpu, [nginx, "-c", str(nginx_conf(
-            root, "upstream", UPSTREAM_SERVER.format(upstream=upstream)))]), root / "u.log"))
-        wait_until(lambda: http("GET", f"http://127.0.0.1:{upstream}/")["ok"], "nginx upstream")
+        upstream = start_upstream(stack, root, cpu)
         gateway = GatewayProcess(root, "flood", upstream, {"backend": "memory"}, 1 if cpu is not None else None)
         stack.enter_context(gateway.running())
         key, _ = gateway.credentials()

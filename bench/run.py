@@ -82,6 +82,16 @@ def nginx_conf(root: Path, name: str, servers: str) -> Path:
     return path
 
 
+def start_upstream(stack: ExitStack, root: Path, cpu: int | None) -> int:
+    """The nginx upstream (a small JSON 200 from memory) for the bench scripts; its port."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    upstream = free_port()
+    conf = nginx_conf(root, "upstream", UPSTREAM_SERVER.format(upstream=upstream))
+    stack.enter_context(process(pinned(cpu, [nginx, "-c", str(conf)]), root / "u.log"))
+    wait_until(lambda: http("GET", f"http://127.0.0.1:{upstream}/")["ok"], "nginx upstream")
+    return upstream
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

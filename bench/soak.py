@@ -33,16 +33,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (  # noqa: E402  (bench/ is a folder of scripts, not a package)
-    UPSTREAM_SERVER,
-    GatewayProcess,
-    free_port,
-    http,
-    nginx_conf,
-    pinned,
-    process,
-    wait_until,
-)
+from run import GatewayProcess, http, pinned, start_upstream  # noqa: E402  (bench/ holds scripts, not a package)
 
 PACED = str(Path(__file__).with_name("paced.lua"))
 
@@ -122,16 +113,12 @@ def main() -> None:
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise SystemExit(f"soak: {tool} is not installed (apt-get install {tool})")
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     two = shutil.which("taskset") is not None
     load_cpu, proxy_cpu = (0, 1) if two else (None, None)
 
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         root = Path(tmp)
-        upstream = free_port()
-        stack.enter_context(process(pinned(load_cpu, [nginx, "-c", str(nginx_conf(
-            root, "upstream", UPSTREAM_SERVER.format(upstream=upstream)))]), root / "u.log"))
-        wait_until(lambda: http("GET", f"http://127.0.0.1:{upstream}/")["ok"], "nginx upstream")
+        upstream = start_upstream(stack, root, load_cpu)
         gateway = GatewayProcess(root, "soak", upstream, {"backend": "memory"}, proxy_cpu,
                                  extra={"keys": {"max_per_tenant": args.keys}})
         stack.enter_context(gateway.running())
