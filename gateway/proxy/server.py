@@ -68,8 +68,14 @@ class _JsonErrorHandler(RequestHandler):
             # A whole head has arrived (or these are body bytes): the head deadline is met.
             if self._head_deadline is not None:
                 self._disarm_head_deadline()
-        elif self._head_deadline is None:
+        elif self._head_deadline is None and self._waiting_for_head():
             self._arm_head_deadline()
+
+    def _waiting_for_head(self) -> bool:
+        """aiohttp's handler is idle, awaiting a request (its own test before a keep-alive close);
+        not, say, reading what is left of a refused request's body."""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done()
 
     def _arm_head_deadline(self) -> None:
         self._head_deadline = self._loop.call_later(self._header_timeout, self._head_too_slow)
@@ -82,7 +88,7 @@ class _JsonErrorHandler(RequestHandler):
     def _head_too_slow(self) -> None:
         self._head_deadline = None
         transport = self.transport
-        if transport is None or self._request_in_progress or self._messages:
+        if transport is None or self._request_in_progress or self._messages or not self._waiting_for_head():
             return
         log.debug("closing a connection whose request head took over %ss", self._header_timeout)
         transport.write(_timeout_answer())

@@ -150,3 +150,31 @@ async def test_a_token_exchange_body_in_pieces_is_read_whole(start_gateway, clie
     writer.close()
     # the whole JSON was read: the refusal is about the key, not a truncated body
     assert status == 401 and json.loads(answer)["error"]["code"] == "INVALID_CREDENTIALS"
+
+
+async def test_a_refused_upload_read_to_its_end_leaves_the_keep_alive_connection_alone(
+    start_gateway, scripted, client_ssl
+) -> None:
+    """aiohttp reads what is left of a body the gateway refused early; those bytes are not a slow
+    request head, and the idle connection after them is the keep-alive timer's business."""
+    script = await scripted(ok(b"after"))
+    gw = await start_gateway(routes=[public_route(script.url, auth=["api_key_header"]),
+                                     public_route(script.url, name="open", path="/open")],
+                             server={"header_timeout": 0.4})
+    reader, writer = await connect(gw, client_ssl)
+    try:
+        writer.write(b"POST /api/v1/visitors HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n" + b"a" * 10000)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 401")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        await asyncio.wait_for(reader.readexactly(length), 5)
+        writer.write(b"b" * 10000)  # the rest of the refused body
+        await writer.drain()
+        await asyncio.sleep(0.8)  # idle for twice the head deadline: the behaviour under test
+        writer.write(b"GET /open HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200"), head
+    finally:
+        writer.close()
