@@ -43,11 +43,11 @@ from gateway.observability.recorder import Recorder
 from gateway.observability.record_store import create_record_store
 from gateway.proxy.endpoints import TokenEndpoints
 from gateway.proxy.forward import Forwarder
-from gateway.proxy.server import GatewayServer
-from gateway.reload import Reloader
-from gateway.proxy.upstream import UpstreamPool
 from gateway.proxy.handler import ProxyHandler
+from gateway.proxy.server import GatewayServer
 from gateway.proxy.transport import TransportPolicy
+from gateway.proxy.upstream import UpstreamPool
+from gateway.reload import Reloader
 from gateway.ratelimit import RateLimiter, create_rate_limiter
 from gateway.routing import RouteTable
 from gateway.tls import ensure_self_signed, server_context

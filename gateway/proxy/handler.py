@@ -48,8 +48,8 @@ class ProxyHandler:
         observer: Observer | None = None,
         max_header_total_bytes: int = 65536,
     ) -> None:
-        self.routes = routes
-        self._max_header_total = max_header_total_bytes  # replaced whole on reload; a matched request keeps its Match
+        self.routes = routes  # replaced whole on reload; a matched request keeps its Match
+        self._max_header_total = max_header_total_bytes
         self._forwarder = forwarder
         self._transport = transport
         self._guard = guard

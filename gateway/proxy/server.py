@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, InternalError, PayloadTooLarge, RequestTimeout
+from gateway.errors import SERVER, BadRequest, GatewayError, HeadersTooLarge, InternalError, PayloadTooLarge, RequestTimeout
 
 log = logging.getLogger("gateway.proxy")
 
@@ -41,8 +41,8 @@ def _timeout_answer() -> bytes:
     error = RequestTimeout("the request head was not received in time")
     body = error.body()
     return (
-        b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
-        b"Content-Length: %d\r\nX-Request-Id: %s\r\n\r\n%s" % (len(body), os.urandom(16).hex().encode(), body)
+        b"HTTP/1.1 408 Request Timeout\r\nServer: %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\nX-Request-Id: %s\r\n\r\n%s" % (SERVER.encode(), len(body), os.urandom(16).hex().encode(), body)
     )
 
 

@@ -34,7 +34,7 @@ def assert_timeout_answer(answer: bytes) -> None:
     assert status == 408, answer
     assert headers["content-type"].startswith("application/json")
     assert json.loads(body)["error"]["code"] == "REQUEST_TIMEOUT"
-    assert headers["x-request-id"]
+    assert headers["x-request-id"] and headers["server"] == "gateway"
 
 
 async def drip(writer: asyncio.StreamWriter, data: bytes, interval: float) -> None:
