@@ -44,7 +44,7 @@ from gateway.observability.record_store import create_record_store
 from gateway.proxy.endpoints import TokenEndpoints
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.handler import ProxyHandler
-from gateway.proxy.server import GatewayServer
+from gateway.proxy.server import HttpServer, Limits
 from gateway.proxy.transport import TransportPolicy
 from gateway.proxy.upstream import UpstreamPool
 from gateway.reload import Reloader
@@ -113,6 +113,7 @@ class Gateway:
         self.draining = asyncio.Event()  # set once no listener accepts new connections
         self._stack = AsyncExitStack()
         self._runners: list[web.BaseRunner] = []
+        self._servers: list[HttpServer] = []
         self._readiness: list[tuple[str, Check]] = []
 
     async def start(self) -> None:
@@ -258,7 +259,6 @@ class Gateway:
                 pool, max_body_bytes=cfg.server.max_body_bytes, body_timeout=cfg.server.body_timeout),
             transport=TransportPolicy(cfg.server.trusted_proxies),
             guard=guard,
-            max_header_total_bytes=cfg.server.max_header_total_bytes,
             endpoints={
                 cfg.tokens.path: token_endpoints.exchange,
                 "/.well-known/jwks.json": token_endpoints.jwks,
@@ -347,19 +347,17 @@ class Gateway:
         self, handler: ProxyHandler, sock: socket.socket, ssl_ctx: ssl.SSLContext | None
     ) -> None:
         server_cfg = self.cfg.server
-        server = GatewayServer(
-            handler,
-            handler_cancellation=True,
-            access_log=None,
-            keepalive_timeout=server_cfg.keepalive_timeout,
+        limits = Limits(
             header_timeout=server_cfg.header_timeout,
-            max_line_size=server_cfg.max_line_bytes,
-            max_field_size=server_cfg.max_header_bytes,
+            keepalive_timeout=server_cfg.keepalive_timeout,
+            linger_timeout=server_cfg.body_timeout,
+            max_line_bytes=server_cfg.max_line_bytes,
+            max_field_bytes=server_cfg.max_header_bytes,
+            max_header_total_bytes=server_cfg.max_header_total_bytes,
         )
-        runner = web.ServerRunner(server, shutdown_timeout=server_cfg.grace_period)
-        await runner.setup()
-        self._runners.append(runner)
-        await web.SockSite(runner, sock, ssl_context=ssl_ctx).start()
+        server = HttpServer(handler, limits)
+        await server.start(sock, ssl_ctx)
+        self._servers.append(server)
 
     async def _serve_admin(self, app: web.Application, sock: socket.socket) -> None:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
@@ -370,10 +368,15 @@ class Gateway:
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish within the grace period, then close."""
         runners, self._runners = self._runners, []
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.stop_accepting()
         for runner in runners:
             for site in list(runner.sites):
                 await site.stop()
         self.draining.set()
+        grace = self.cfg.server.grace_period
+        await asyncio.gather(*(server.shutdown(grace) for server in servers))
         for runner in runners:
             await runner.cleanup()
         await self._stack.aclose()

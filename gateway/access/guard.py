@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from aiohttp import web
+from gateway.proxy.messages import Request
 
 from gateway.access.assertion import IdentityAssertions
 from gateway.access.authorize import authorize
@@ -131,7 +131,7 @@ class AccessGuard:
             scope.rate_limited = True
             raise RateLimited()
 
-    async def __call__(self, request: web.BaseRequest, scope: RequestScope, match: Match) -> Upstream:
+    async def __call__(self, request: Request, scope: RequestScope, match: Match) -> Upstream:
         route = match.route
         if not route.auth:
             return route.upstream

@@ -1,7 +1,7 @@
 """Reading a client's request body under a size limit and an idle deadline.
 
 A client that announces a body and then sends it slowly, or never, would otherwise hold a handler
-until the connection dies: aiohttp has no body timeout of its own. Every wait for body bytes here
+until the connection dies. Every wait for body bytes here
 is bounded by `server.body_timeout` and answered 408; the size limit is checked as bytes arrive,
 so an oversized body is refused without being buffered.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from aiohttp import web
+from gateway.proxy.messages import Request
 
 from gateway.errors import PayloadTooLarge, RequestTimeout
 
@@ -20,7 +20,7 @@ def _too_slow() -> RequestTimeout:
     return RequestTimeout("the request body was not received in time")
 
 
-async def body_chunks(request: web.BaseRequest, limit: int, idle_timeout: float) -> AsyncIterator[bytes]:
+async def body_chunks(request: Request, limit: int, idle_timeout: float) -> AsyncIterator[bytes]:
     """The body as it arrives; each wait for the next bytes is at most `idle_timeout`."""
     content = request.content
     seen = 0
@@ -38,7 +38,7 @@ async def body_chunks(request: web.BaseRequest, limit: int, idle_timeout: float)
         yield chunk
 
 
-async def read_body(request: web.BaseRequest, limit: int, timeout: float) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     """The whole body, which must arrive within `timeout` and hold at most `limit` bytes."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge()

@@ -6,32 +6,22 @@ import datetime as dt
 import json
 from typing import Any
 
-from aiohttp import web
-
 from gateway.access.authorize import authorize_identity
 from gateway.access.guard import AccessGuard
 from gateway.credentials.parse import Credential, extract
 from gateway.credentials.tokens import TokenService
-from gateway.errors import SERVER, BadRequest, InvalidCredentials, MethodNotAllowed
+from gateway.errors import BadRequest, InvalidCredentials, MethodNotAllowed
 from gateway.proxy.body import read_body
+from gateway.proxy.messages import Request, Response, json_response
 from gateway.proxy.pipeline import RequestScope
 
 _ALL_KINDS = frozenset({"bearer", "api_key_header", "basic"})
 _MAX_BODY = 8192
 
 
-def _json(status: int, payload: Any, scope: RequestScope, **headers: str) -> web.Response:
-    response = web.Response(
-        status=status,
-        body=json.dumps(payload, separators=(",", ":")).encode(),
-        content_type="application/json",
-        headers=headers,
-    )
-    for name, value in scope.response_headers:
-        response.headers[name] = value
-    response.headers["X-Request-Id"] = scope.request_id
-    response.headers["Server"] = SERVER
-    return response
+def _json(status: int, payload: Any, scope: RequestScope, **headers: str) -> Response:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return json_response(status, body, [*headers.items(), *scope.response_headers], scope.request_id)
 
 
 class TokenEndpoints:
@@ -42,7 +32,7 @@ class TokenEndpoints:
         self._ttl = ttl
         self._jwks = json.dumps(tokens.jwks, separators=(",", ":")).encode()
 
-    async def _credential(self, request: web.BaseRequest) -> Credential:
+    async def _credential(self, request: Request) -> Credential:
         raw = await read_body(request, _MAX_BODY, self._body_timeout) if request.body_exists else b""
         if raw.strip():
             try:
@@ -60,7 +50,7 @@ class TokenEndpoints:
                 return Credential("api_key_header", key)
         return extract(request.headers, _ALL_KINDS)
 
-    async def exchange(self, request: web.BaseRequest, scope: RequestScope) -> web.StreamResponse:
+    async def exchange(self, request: Request, scope: RequestScope) -> Response:
         if request.method != "POST":
             raise MethodNotAllowed(["POST"])
         credential = await self._credential(request)
@@ -86,12 +76,7 @@ class TokenEndpoints:
             **{"Cache-Control": "no-store"},
         )
 
-    async def jwks(self, request: web.BaseRequest, scope: RequestScope) -> web.StreamResponse:
+    async def jwks(self, request: Request, scope: RequestScope) -> Response:
         if request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed(["GET", "HEAD"])
-        response = web.Response(
-            body=self._jwks,
-            content_type="application/json",
-            headers={"Cache-Control": "public, max-age=300", "X-Request-Id": scope.request_id, "Server": SERVER},
-        )
-        return response
+        return json_response(200, self._jwks, [("Cache-Control", "public, max-age=300")], scope.request_id)

@@ -1,7 +1,7 @@
 """Forward one request to its upstream and stream the answer back, both directions.
 
-The upstream side is the gateway's own keep-alive pool (`upstream.py`); the client side is
-aiohttp's server. The request head is built as bytes in one pass, a small body is sent with it in
+The upstream side is the gateway's own keep-alive pool (`upstream.py`), the client side its own
+server (`server.py`). The request head is built as bytes in one pass, a small body is sent with it in
 one write, and a response that has fully arrived by the time its headers are read goes back in
 one write too; anything larger streams with backpressure both ways.
 """
@@ -12,12 +12,12 @@ import logging
 import time
 from collections.abc import Iterable
 
-from aiohttp import HttpVersion11, web
 from multidict import CIMultiDict
 
 from gateway.errors import SERVER, PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
 from gateway.proxy.body import body_chunks, read_body
 from gateway.proxy.headers import response_headers_from_raw
+from gateway.proxy.messages import NO_BODY_STATUSES, Request, Response
 from gateway.proxy.upstream import (
     StaleConnection,
     UpstreamConnection,
@@ -31,7 +31,6 @@ log = logging.getLogger("gateway.proxy")
 
 _SMALL_BODY = 64 * 1024         # read whole and sent with the request head
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
-_NO_BODY_STATUSES = frozenset({204, 304})
 _REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})  # idempotent
 
 
@@ -52,23 +51,23 @@ class Forwarder:
 
     async def forward(
         self,
-        request: web.BaseRequest,
+        request: Request,
         upstream: Upstream,
         target: str,
         headers: CIMultiDict[str],
         timeout: float,
         response_headers: Iterable[tuple[str, str]],
-    ) -> web.StreamResponse:
+    ) -> Response:
         started = time.perf_counter()
         length = request.content_length
         if length is not None and length > self._max_body:
             raise PayloadTooLarge()
         body: bytes | None = b""
         if request.body_exists:
-            if request.version >= HttpVersion11 and request.headers.get("Expect", "").lower() == "100-continue":
+            if request.version == "1.1" and request.headers.get("Expect", "").lower() == "100-continue":
                 # The client waits for this before sending its body; it comes only now, after the
                 # request passed authentication, limits and the size check.
-                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.send_continue()
             if length is None:
                 headers["Transfer-Encoding"] = "chunked"
                 body = None
@@ -88,7 +87,7 @@ class Forwarder:
         return await self._relay(request, upstream, conn, started, timeout, response_headers)
 
     async def _exchange(
-        self, request: web.BaseRequest, upstream: Upstream, head: bytes, body: bytes | None, timeout: float
+        self, request: Request, upstream: Upstream, head: bytes, body: bytes | None, timeout: float
     ) -> UpstreamConnection:
         """Send the request and wait for the response head; retry once if a reused
         connection turns out to be closed and the request can be sent again unchanged."""
@@ -116,7 +115,7 @@ class Forwarder:
                 raise
         raise AssertionError("unreachable")
 
-    async def _stream_body(self, request: web.BaseRequest, conn: UpstreamConnection) -> None:
+    async def _stream_body(self, request: Request, conn: UpstreamConnection) -> None:
         chunked = request.content_length is None
         async for chunk in body_chunks(request, self._max_body, self._body_timeout):
             conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
@@ -126,46 +125,44 @@ class Forwarder:
 
     async def _relay(
         self,
-        request: web.BaseRequest,
+        request: Request,
         upstream: Upstream,
         conn: UpstreamConnection,
         started: float,
         timeout: float,
         response_headers: Iterable[tuple[str, str]],
-    ) -> web.StreamResponse:
+    ) -> Response:
         released = False
         try:
             headers = response_headers_from_raw(conn.headers)
             if "Server" not in headers:
-                headers["Server"] = SERVER  # else aiohttp would name itself and its version
+                headers["Server"] = SERVER
             headers.extend(response_headers)
             status, reason = conn.status, conn.reason.decode("latin-1") or None
-            if conn.complete and request.method != "HEAD" and status not in _NO_BODY_STATUSES:
+            if conn.complete and request.method != "HEAD" and status not in NO_BODY_STATUSES:
                 # The whole answer is here already (the common small JSON response): headers
                 # and body leave in one write instead of one TLS record each.
                 body = await conn.read(timeout)
                 self._pool.release(upstream, conn)
                 released = True
-                return web.Response(status=status, reason=reason, headers=headers, body=body)
-            response = web.StreamResponse(status=status, reason=reason, headers=headers)
-            await response.prepare(request)
+                return Response(status, headers, body, reason=reason)
+            request.start_stream(status, reason, headers)
             # The route timeout bounds the whole exchange, body included: an upstream that
             # trickles a byte now and then is cut at the deadline, not kept alive by each byte.
             deadline = started + timeout
             try:
                 while chunk := await conn.read(max(deadline - time.perf_counter(), 0.0)):
-                    await response.write(chunk)
+                    await request.write(chunk)
             except UpstreamError as exc:
                 # Headers are gone already: the only honest signal left is a cut connection,
                 # never a terminating chunk that would make a partial body look complete.
                 log.debug("upstream stream cut: %r", exc)
-                if request.transport is not None:
-                    request.transport.abort()
-                return response
+                request.abort()
+                return Response(status, sent=True)
             self._pool.release(upstream, conn)
             released = True
-            await response.write_eof()
-            return response
+            request.write_eof()
+            return Response(status, sent=True)
         finally:
             if not released:
                 conn.close()

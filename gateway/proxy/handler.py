@@ -1,8 +1,7 @@
 """The proxy pipeline: one straight line from transport check to streamed upstream exchange.
 
-It runs on aiohttp's low-level `web.Server` rather than a `web.Application`: the gateway does
-its own routing on a table compiled at startup, so the router and middleware chain would only
-add cost to every request. Cheapest refusals come first.
+It runs on the gateway's own HTTP server (`server.py`) and routes on a table compiled at startup;
+there is no router or middleware chain to pay for on every request. Cheapest refusals come first.
 """
 
 from __future__ import annotations
@@ -14,18 +13,17 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
-from aiohttp import web
-
-from gateway.errors import GatewayError, HeadersTooLarge, InternalError
+from gateway.errors import GatewayError, InternalError
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.headers import sane_request_id, upstream_request_headers
+from gateway.proxy.messages import Request, Response, error_response
 from gateway.proxy.pipeline import Guard, RequestScope
 from gateway.proxy.transport import TransportPolicy
 from gateway.routing import RouteTable, normalize_path
 
 log = logging.getLogger("gateway.proxy")
 
-Endpoint = Callable[[web.BaseRequest, RequestScope], Awaitable[web.StreamResponse]]
+Endpoint = Callable[[Request, RequestScope], Awaitable[Response]]
 
 
 class Observer(Protocol):
@@ -46,10 +44,8 @@ class ProxyHandler:
         plain: bool = False,
         endpoints: Mapping[str, Endpoint] | None = None,
         observer: Observer | None = None,
-        max_header_total_bytes: int = 65536,
     ) -> None:
         self.routes = routes  # replaced whole on reload; a matched request keeps its Match
-        self._max_header_total = max_header_total_bytes
         self._forwarder = forwarder
         self._transport = transport
         self._guard = guard
@@ -61,7 +57,7 @@ class ProxyHandler:
         counter = itertools.count(1)
         self._new_request_id = lambda: f"{prefix}{next(counter):016x}"
 
-    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def __call__(self, request: Request) -> Response:
         request_id = request.headers.get("X-Request-Id")
         if not sane_request_id(request_id):
             request_id = self._new_request_id()
@@ -73,14 +69,10 @@ class ProxyHandler:
             response = await self._handle(request, scope)
         except GatewayError as err:
             scope.error_code = err.code
-            response = err.response(request_id)
-            for name, value in scope.response_headers:
-                response.headers[name] = value
-            if err.closes_connection:
-                await self._answer_and_close(request, response)
+            response = error_response(err, request_id, scope.response_headers)
         except Exception:
             log.exception("unhandled error in proxy pipeline", extra={"request_id": request_id})
-            response = InternalError().response(request_id)
+            response = error_response(InternalError(), request_id)
         except BaseException:
             scope.status = 499  # the client went away (nginx's convention); nothing to answer
             if observer is not None:
@@ -91,20 +83,7 @@ class ProxyHandler:
             observer.finished(scope)
         return response
 
-    @staticmethod
-    async def _answer_and_close(request: web.BaseRequest, response: web.StreamResponse) -> None:
-        """Send the answer now and close: aiohttp would otherwise linger reading the rest of a
-        body from a client that has just been refused for sending it too slowly."""
-        await response.prepare(request)
-        await response.write_eof()
-        if request.transport is not None:
-            request.transport.close()  # after the buffered answer is flushed
-
-    async def _handle(self, request: web.BaseRequest, scope: RequestScope) -> web.StreamResponse:
-        # aiohttp bounds each field and their number, not their sum: 100 fields of 8 KB would
-        # otherwise be buffered and sent on to the upstream.
-        if sum(len(name) + len(value) for name, value in request.raw_headers) > self._max_header_total:
-            raise HeadersTooLarge()
+    async def _handle(self, request: Request, scope: RequestScope) -> Response:
         peer = self._transport.peer(request, plain=self._plain)
         scope.client_ip = peer.client_ip
         raw_path, sep, query = request.raw_path.partition("?")

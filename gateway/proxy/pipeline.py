@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiohttp import web
+from gateway.proxy.messages import Request
 
 from gateway.routing import Match, Route, Upstream
 
@@ -41,4 +41,4 @@ class Guard(Protocol):
     rate-limit headers to `scope.response_headers` on the way.
     """
 
-    async def __call__(self, request: web.BaseRequest, scope: RequestScope, match: Match) -> Upstream: ...
+    async def __call__(self, request: Request, scope: RequestScope, match: Match) -> Upstream: ...

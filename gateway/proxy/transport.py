@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aiohttp import web
+from gateway.proxy.messages import Request
 
 from gateway.errors import HttpsRequired
 
@@ -49,7 +49,7 @@ class TransportPolicy:
             self._verdicts[address] = verdict
         return verdict
 
-    def peer(self, request: web.BaseRequest, *, plain: bool) -> Peer:
+    def peer(self, request: Request, *, plain: bool) -> Peer:
         """The request's real client; on the plain listener, refuse all but trusted HTTPS hops."""
         remote = request.remote or ""
         headers = request.headers

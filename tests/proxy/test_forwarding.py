@@ -292,3 +292,24 @@ async def test_graceful_stop_lets_in_flight_request_finish(start_gateway, upstre
     assert resp.status == 200
     assert await resp.json() == {"slow": "done"}
     await asyncio.wait_for(stopping, 5)
+
+
+async def test_a_request_outliving_the_grace_period_is_cut_and_counted(start_gateway, upstream, client_ssl) -> None:
+    url, state = upstream
+    gw = await start_gateway(routes=[public_route(url, path="/slow", name="slow")], server={"grace_period": 0.3})
+    idle_reader, idle_writer = await asyncio.open_connection(
+        "127.0.0.1", gw.proxy_port, ssl=client_ssl, server_hostname="127.0.0.1"
+    )
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", gw.proxy_port, ssl=client_ssl, server_hostname="127.0.0.1"
+    )
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    await writer.drain()
+    await asyncio.wait_for(state.entered.wait(), 5)
+    await asyncio.wait_for(gw.stop(), 5)
+    assert await asyncio.wait_for(idle_reader.read(), 5) == b""   # an idle connection just closes
+    assert await asyncio.wait_for(reader.read(), 5) == b""        # no answer, not a made-up one
+    await asyncio.wait_for(state.cancelled.wait(), 5)             # the upstream request is cut too
+    assert gw.registry.get_sample_value("gateway_requests_total", {"route": "slow", "method": "GET", "status_class": "4xx"}) == 1
+    idle_writer.close()
+    writer.close()
