@@ -203,6 +203,6 @@ def _date() -> bytes:
 def response_head(status: int, reason: str | None, headers: Headers, framing: bytes) -> bytes:
     """Status line, headers and the gateway's framing lines (length, chunking, Connection)."""
     line = f"HTTP/1.1 {status} {reason or _REASONS.get(status, 'Unknown')}\r\n"
-    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    fields = "\r\n".join(map(": ".join, headers.items()))
     date = b"" if "Date" in headers else _date()
-    return (line + fields).encode("latin-1") + date + framing + b"\r\n"
+    return (line + fields + "\r\n" if fields else line).encode("latin-1") + date + framing + b"\r\n"
