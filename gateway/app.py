@@ -351,6 +351,10 @@ class Gateway:
             header_timeout=server_cfg.header_timeout,
             keepalive_timeout=server_cfg.keepalive_timeout,
             linger_timeout=server_cfg.body_timeout,
+            send_timeout=server_cfg.send_timeout,
+
+
+
             max_line_bytes=server_cfg.max_line_bytes,
             max_field_bytes=server_cfg.max_header_bytes,
             max_header_total_bytes=server_cfg.max_header_total_bytes,

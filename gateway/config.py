@@ -47,6 +47,7 @@ class ServerConfig:
     keepalive_timeout: float = 75
     header_timeout: float = 10
     body_timeout: float = 30
+    send_timeout: float = 60
     upstream_keepalive: float = 15
     upstream_connect_timeout: float = 5
     max_header_bytes: int = 16384

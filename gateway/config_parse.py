@@ -178,6 +178,7 @@ def _server(node: Any, problems: list[str]) -> ServerConfig:
         grace_period=r.number("grace_period", d.grace_period), keepalive_timeout=r.number("keepalive_timeout", d.keepalive_timeout),
         header_timeout=r.number("header_timeout", d.header_timeout),
         body_timeout=r.number("body_timeout", d.body_timeout),
+        send_timeout=r.number("send_timeout", d.send_timeout),
         upstream_keepalive=r.number("upstream_keepalive", d.upstream_keepalive),
         upstream_connect_timeout=r.number("upstream_connect_timeout", d.upstream_connect_timeout),
         max_header_bytes=r.integer("max_header_bytes", d.max_header_bytes, 1024, 1 << 20),

@@ -70,14 +70,15 @@ class ProxyHandler:
         except GatewayError as err:
             scope.error_code = err.code
             response = error_response(err, request_id, scope.response_headers)
-        except Exception:
+        except BaseException as exc:
+            if not isinstance(exc, Exception) or isinstance(exc, ConnectionError):
+                # cancelled, or a write failed: the client went away (499, nginx's convention)
+                scope.status = 499
+                if observer is not None:
+                    observer.finished(scope)
+                raise
             log.exception("unhandled error in proxy pipeline", extra={"request_id": request_id})
             response = error_response(InternalError(), request_id)
-        except BaseException:
-            scope.status = 499  # the client went away (nginx's convention); nothing to answer
-            if observer is not None:
-                observer.finished(scope)
-            raise
         scope.status = response.status
         if observer is not None:
             observer.finished(scope)

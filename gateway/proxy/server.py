@@ -51,7 +51,10 @@ log = logging.getLogger("gateway.proxy")
 Handler = Callable[[Request], Awaitable[Response]]
 
 _HIGH_WATER = 256 * 1024     # stop reading while this much request body waits unread
-_MAX_PIPELINED = 16          # heads parsed ahead of the one being answered
+_MAX_PIPELINED = 16          # heads parsed ahead of the one being answered: reading pauses
+_SLICE = 16 * 1024           # a read is parsed this much at a time, so that a read holding
+                             # thousands of pipelined heads stops at the limit above: the rest
+                             # waits as bytes, not as parsed requests
 _LINGER_BYTES = 1 << 20      # unread body worth reading to keep a connection; more: close
 _VERSIONS = frozenset({"1.0", "1.1"})
 
@@ -61,6 +64,7 @@ class Limits:
     header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
     linger_timeout: float = 30.0
+    send_timeout: float = 60.0
     max_line_bytes: int = 8190
     max_field_bytes: int = 16384
     max_header_total_bytes: int = 65536
@@ -76,9 +80,9 @@ class ClientConnection(asyncio.Protocol):
 
     __slots__ = (
         "_server", "_loop", "_limits", "_parser", "transport", "_remote", "_timer", "_timer_kind",
-        "_url", "_fields", "_head_size", "_head_bytes", "_in_head", "_parsing", "_queue", "_task",
-        "_closing", "_stopped", "_refusal", "_write_paused", "_drain_waiter", "_read_paused",
-        "_discarding", "_discarded", "_chunked", "_streaming",
+        "_url", "_fields", "_head_size", "_events", "_quiet", "_in_head", "_parsing", "_queue", "_task",
+        "_closing", "_stopped", "_eof", "_refusal", "_pending_refusal", "_write_paused", "_drain_waiter",
+        "_read_paused", "_discarding", "_discarded", "_chunked", "_streaming", "_backlog", "_feeding",
     )
 
     def __init__(self, server: HttpServer) -> None:
@@ -93,14 +97,18 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._fields: list[tuple[str, str]] = []
         self._head_size = 0
-        self._head_bytes = 0           # raw bytes of a head still arriving (one field can be huge)
+        self._events = 0               # parser callbacks during the current feed
+        self._quiet = 0                # bytes fed since the last callback (a field, trailer or chunk
+                                       # extension still arriving, which httptools buffers whole)
         self._in_head = False
         self._parsing: Request | None = None    # the request whose body the parser is in
         self._queue: deque[Request] = deque()
         self._task: asyncio.Task[None] | None = None
-        self._closing = False          # answer what is in hand, then close
-        self._stopped = False          # the parser can read no further (error or upgrade)
-        self._refusal: GatewayError | None = None
+        self._closing = False          # graceful stop: answer what is in hand, then close
+        self._stopped = False          # the parser reads no further (error, upgrade, overflow)
+        self._eof = False              # the client has half-closed
+        self._refusal: GatewayError | None = None          # set by a callback that refuses
+        self._pending_refusal: GatewayError | None = None  # answered once the requests before it are
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._read_paused = False
@@ -108,11 +116,16 @@ class ClientConnection(asyncio.Protocol):
         self._discarded = 0
         self._chunked = False
         self._streaming = False
+        self._backlog = b""            # bytes read but not parsed while the queue is full
+        self._feeding = False
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self._server.stopping:  # a handshake that completed after a stop began
+            transport.close()
+            return
         peer = transport.get_extra_info("peername")
         self._remote = peer[0] if isinstance(peer, tuple) else ""
         self._server.connections.add(self)
@@ -132,13 +145,14 @@ class ClientConnection(asyncio.Protocol):
             waiter.set_exception(ConnectionResetError("the client closed the connection"))
 
     def eof_received(self) -> bool:
-        # A half-closed client may still read its answer (TLS has no half-close: asyncio closes
-        # those itself): keep the write side open while a request is in hand.
+        # A half-closed client still reads its answers (TLS has no half-close: asyncio closes
+        # those connections itself, whatever this returns): requests in hand are answered.
+        self._eof = True
         if self._parsing is not None:
-            self._parsing.content.fail(ConnectionResetError("the client closed the connection"))
-        self._closing = True
-        return self._task is not None and self.transport is not None \
-            and self.transport.get_extra_info("sslcontext") is None
+            self._parsing.content.fail(BadRequest("the client closed the connection before the body's end"))
+        if self._task is None and not self._queue:
+            return False
+        return self.transport is not None and self.transport.get_extra_info("sslcontext") is None
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -152,9 +166,27 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._stopped:
             return
-        if self._timer_kind == "idle":
-            self._arm("head", self._limits.header_timeout)  # the first byte of the next head
-        was_in_head = self._in_head
+        if self._backlog:
+            self._backlog += data  # bytes already in flight when reading paused
+            return
+        self._feeding = True
+        try:
+            if len(data) <= _SLICE:
+                self._parse(data)
+                return
+            for offset in range(0, len(data), _SLICE):
+                if self._stopped:
+                    return
+                if len(self._queue) >= _MAX_PIPELINED:
+                    self._backlog = data[offset:]
+                    self._update_reading()
+                    return
+                self._parse(data[offset:offset + _SLICE])
+        finally:
+            self._feeding = False
+
+    def _parse(self, data: bytes) -> None:
+        self._events = 0
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -162,31 +194,37 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError:
             self._refuse(self._refusal or BadRequest("malformed HTTP request"))
             return
-        if self._in_head:
-            if was_in_head:
-                self._head_bytes += len(data)
-            limits = self._limits
-            if self._head_bytes > limits.max_header_total_bytes + limits.max_line_bytes:
+        if self._events:
+            self._quiet = 0
+        else:
+            self._quiet += len(data)
+            if self._quiet > self._limits.max_field_bytes + self._limits.max_line_bytes:
+                # One field (or trailer, or chunk extension) this long is already refused when it
+                # ends; httptools would buffer it whole first.
                 self._refuse(HeadersTooLarge())
 
     # -- httptools callbacks ----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._events += 1
         self._in_head = True
         self._url = b""
         self._fields = []
         self._head_size = 0
-        self._head_bytes = 0
+        if self._timer_kind == "idle":
+            self._arm("head", self._limits.header_timeout)  # the next head has begun
 
     def on_url(self, url: bytes) -> None:
+        self._events += 1
         self._url += url
         if len(self._url) > self._limits.max_line_bytes:
             self._refusal = BadRequest("the request line is too long")
             raise _Refused
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._events += 1
         size = len(name) + len(value)
-        self._head_size += size
+        self._head_size += size  # trailers count towards the head's total too
         limits = self._limits
         if (size > limits.max_field_bytes or self._head_size > limits.max_header_total_bytes
                 or len(self._fields) >= limits.max_header_count):
@@ -195,7 +233,10 @@ class ClientConnection(asyncio.Protocol):
         self._fields.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        self._events += 1
         self._in_head = False
+        if self._stopped:
+            return
         parser = self._parser
         version = parser.get_http_version()
         if version not in _VERSIONS:
@@ -206,13 +247,13 @@ class ClientConnection(asyncio.Protocol):
         content = EMPTY_BODY
         if "Transfer-Encoding" in headers:  # llhttp let it through only if it ends in chunked
             length = None
-            content = Body(self._body_read)
+            content = Body(self._update_reading)
         else:
             declared = headers.get("Content-Length")
             if declared is not None:
                 length = int(declared)
                 if length:
-                    content = Body(self._body_read)
+                    content = Body(self._update_reading)
         if content is not EMPTY_BODY and parser.should_upgrade():
             # llhttp would hand the body over as upgraded bytes, unparsed: it cannot be forwarded.
             self._refusal = BadRequest("a request asking to upgrade the connection cannot have a body")
@@ -222,14 +263,14 @@ class ClientConnection(asyncio.Protocol):
             length, content, parser.should_keep_alive(), self._remote,
         )
         self._parsing = request
-        if self._task is None and not self._discarding:
+        if self._task is None and not self._queue and not self._discarding:
             self._start(request)
         else:
             self._queue.append(request)
-            if len(self._queue) >= _MAX_PIPELINED:
-                self._pause_reading()
+            self._update_reading()
 
     def on_body(self, body: bytes) -> None:
+        self._events += 1
         if self._discarding:
             self._discarded += len(body)
             if self._discarded > _LINGER_BYTES:
@@ -240,9 +281,16 @@ class ClientConnection(asyncio.Protocol):
         if request is not None:
             request.content.feed(body)
             if request.content.buffered > _HIGH_WATER:
-                self._pause_reading()
+                self._update_reading()
+
+    def on_chunk_header(self) -> None:
+        self._events += 1
+
+    def on_chunk_complete(self) -> None:
+        self._events += 1
 
     def on_message_complete(self) -> None:
+        self._events += 1
         request = self._parsing
         self._parsing = None
         if request is not None:
@@ -253,27 +301,32 @@ class ClientConnection(asyncio.Protocol):
 
     # -- flow control -----------------------------------------------------------------------
 
-    def _pause_reading(self) -> None:
-        if not self._read_paused and self.transport is not None:
+    def _update_reading(self) -> None:
+        """Read while there is room: a body waiting unread, a queue of heads parsed ahead, or
+        answers the client is not taking each stop reading until they shrink."""
+        transport = self.transport
+        if transport is None:
+            return
+        parsing = self._parsing
+        full = (len(self._queue) >= _MAX_PIPELINED or self._write_paused or bool(self._backlog)
+                or (parsing is not None and parsing.content.buffered > _HIGH_WATER))
+        if full and not self._read_paused:
             self._read_paused = True
-            self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self._read_paused and self.transport is not None:
+            transport.pause_reading()
+        elif not full and self._read_paused:
             self._read_paused = False
-            self.transport.resume_reading()
-
-    def _body_read(self) -> None:
-        if len(self._queue) < _MAX_PIPELINED:
-            self._resume_reading()
+            transport.resume_reading()
 
     async def drain(self) -> None:
+        """Wait until the client takes what was written, at most `send_timeout` each time."""
         if self._write_paused and self.transport is not None:
             self._drain_waiter = self._loop.create_future()
+            self._arm("send", self._limits.send_timeout)
             try:
                 await self._drain_waiter
             finally:
                 self._drain_waiter = None
+                self._disarm()
         if self.transport is None:
             raise ConnectionResetError("the client closed the connection")
 
@@ -298,6 +351,9 @@ class ClientConnection(asyncio.Protocol):
         if kind == "head" and self._task is None:
             log.debug("closing a connection whose request head took over %ss", self._limits.header_timeout)
             self._refuse(RequestTimeout("the request head was not received in time"))
+        elif kind == "send":
+            log.debug("cutting a connection that took no response bytes for %ss", self._limits.send_timeout)
+            self.abort()
         else:  # idle keep-alive, or the rest of an answered body that never came
             self._close()
 
@@ -312,6 +368,8 @@ class ClientConnection(asyncio.Protocol):
             response = await self._server.handler(request)
             if not response.sent:
                 self.send(request, response)
+            if self._write_paused:
+                await self.drain()  # one answer at a time in the buffers, however many are queued
         except asyncio.CancelledError:
             return  # the client went away (or the stop's grace period ended)
         except ConnectionError:
@@ -329,7 +387,7 @@ class ClientConnection(asyncio.Protocol):
     def _finished(self, request: Request) -> None:
         if self.transport is None:
             return
-        if not request.keep_alive or self._closing:
+        if not request.keep_alive:
             self._close()
             return
         if self._parsing is request:
@@ -339,27 +397,37 @@ class ClientConnection(asyncio.Protocol):
             self._discarding = True
             self._discarded = 0
             self._arm("linger", self._limits.linger_timeout)
-            self._resume_reading()
+            self._update_reading()
             return
         self._next()
 
     def _next(self) -> None:
         if self._queue:
             self._start(self._queue.popleft())
-            if len(self._queue) < _MAX_PIPELINED and self._parsing is None:
-                self._resume_reading()
-        elif self._closing or self._stopped:
+        if self._backlog and not self._feeding and len(self._queue) < _MAX_PIPELINED:
+            data, self._backlog = self._backlog, b""
+            self.data_received(data)  # parses on where the queue filled up; may start a request
+        if self._task is not None or self.transport is None:
+            self._update_reading()
+        elif self._pending_refusal is not None:
+            self._answer_refusal(self._pending_refusal)
+        elif self._closing or self._stopped or self._eof:
             self._close()
-        elif self._in_head:
-            self._arm("head", self._limits.header_timeout)
         else:
-            self._arm("idle", self._limits.keepalive_timeout)
+            self._update_reading()
+            self._arm("head" if self._in_head else "idle",
+                      self._limits.header_timeout if self._in_head else self._limits.keepalive_timeout)
 
     def _keep_alive(self, request: Request, response_close: bool) -> bool:
-        keep = request.keep_alive and not response_close and not self._closing and not self._stopped
-        if keep and self._parsing is request and request.headers.get("Expect", "").lower() == "100-continue" \
-                and not request.continued:
-            keep = False  # the client holds its body back for a 100 that will not come: close instead
+        """Whether this answer leaves the connection open, decided before its head is written."""
+        keep = request.keep_alive and not response_close and not self._closing
+        if keep and not self._queue and not self._backlog and (self._stopped or self._eof):
+            keep = self._pending_refusal is not None  # closed by the refusal's answer instead
+        if keep and self._parsing is request:  # the body is not all here
+            if request.headers.get("Expect", "").lower() == "100-continue" and not request.continued:
+                keep = False  # the client holds its body back for a 100 that will not come
+            elif request.content_length is not None and request.content_length > _LINGER_BYTES:
+                keep = False  # too much to read and throw away
         request.keep_alive = keep
         return keep
 
@@ -438,31 +506,40 @@ class ClientConnection(asyncio.Protocol):
         answered (CONNECT is refused by the path check; Upgrade is hop-by-hop and dropped),
         then the connection closes."""
         self._stopped = True
-        self._closing = True
 
     def _refuse(self, error: GatewayError) -> None:
-        """Answer a request the parser cannot read, and close: what follows cannot be trusted."""
+        """A request the parser cannot read: answered once those before it are, then the
+        connection closes, since nothing after it can be read unambiguously."""
         self._stopped = True
-        self._closing = True
         self._refusal = None
-        self._queue.clear()
         request = self._parsing
-        if request is not None and self._task is not None:
-            # the head was fine and is being handled; its body is not: the handler answers
-            request.content.fail(error)
+        if request is not None:  # a head that was fine, and a body that is not
+            if self._discarding:
+                self._close()
+            else:
+                request.content.fail(error)  # whoever reads that body answers the error
             return
-        if self._task is not None:
-            return  # the request in hand is answered first; then the connection closes
+        if self._task is not None or self._queue:
+            self._pending_refusal = error
+            return
+        self._answer_refusal(error)
+
+    def _answer_refusal(self, error: GatewayError) -> None:
+        self._pending_refusal = None
         transport = self.transport
         if transport is None:
             return
-        if isinstance(error, BadRequest) and error.status == 400:
-            log.debug("refused a malformed request")
         response = error_response(error, os.urandom(16).hex())
         head = response_head(response.status, None, response.headers,
                              b"Connection: close\r\nContent-Length: %d\r\n" % len(response.body))
         transport.write(head + response.body)
         self._close()
+
+    def stop(self) -> None:
+        """Graceful stop: close at once if idle, else after the request in hand is answered."""
+        self._closing = True
+        if self._task is None and not self._queue:
+            self._close()
 
     def cut(self) -> asyncio.Task[None] | None:
         """The end of a graceful stop's grace: the connection goes, its handler is cancelled."""
@@ -471,12 +548,6 @@ class ClientConnection(asyncio.Protocol):
             task.cancel()
         self.abort()
         return task
-
-    def stop(self) -> None:
-        """Graceful stop: close at once if idle, else after the request in hand is answered."""
-        self._closing = True
-        if self._task is None and not self._queue:
-            self._close()
 
 
 class HttpServer:
@@ -489,6 +560,7 @@ class HttpServer:
         self.connections: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
         self._all_closed: asyncio.Event | None = None  # set during a stop, once none is left
+        self.stopping = False
 
     async def start(self, sock: socket.socket, ssl_context: ssl.SSLContext | None) -> None:
         self._server = await self.loop.create_server(
@@ -507,6 +579,7 @@ class HttpServer:
     async def shutdown(self, grace: float) -> None:
         """Let requests in flight finish within `grace`, then cut whatever is left."""
         self.stop_accepting()
+        self.stopping = True
         self._all_closed = asyncio.Event()
         for conn in list(self.connections):
             conn.stop()
