@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+
 import pytest
 
 from tests.proxy.scripted import ok
