@@ -162,6 +162,8 @@ class ClientConnection(asyncio.Protocol):
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        elif self._read_paused:
+            self._update_reading()  # reads paused for a client slow to take its answers
 
     def data_received(self, data: bytes) -> None:
         if self._stopped:
