@@ -52,9 +52,10 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 _HIGH_WATER = 256 * 1024     # stop reading while this much request body waits unread
 _MAX_PIPELINED = 16          # heads parsed ahead of the one being answered: reading pauses
-_SLICE = 16 * 1024           # a read is parsed this much at a time, so that a read holding
-                             # thousands of pipelined heads stops at the limit above: the rest
-                             # waits as bytes, not as parsed requests
+_SLICE = 16 * 1024           # a read is parsed this much at a time inside a body, and
+_HEAD_SLICE = 1024           # this much between bodies, so that a read holding thousands of
+                             # pipelined heads stops near the limit above: the rest waits as
+                             # bytes, not as parsed requests
 _LINGER_BYTES = 1 << 20      # unread body worth reading to keep a connection; more: close
 _VERSIONS = frozenset({"1.0", "1.1"})
 
@@ -83,6 +84,7 @@ class ClientConnection(asyncio.Protocol):
         "_url", "_fields", "_head_size", "_events", "_quiet", "_in_head", "_parsing", "_queue", "_task",
         "_closing", "_stopped", "_eof", "_refusal", "_pending_refusal", "_write_paused", "_drain_waiter",
         "_read_paused", "_discarding", "_discarded", "_chunked", "_streaming", "_backlog", "_feeding",
+        "_head_sent",
     )
 
     def __init__(self, server: HttpServer) -> None:
@@ -118,6 +120,7 @@ class ClientConnection(asyncio.Protocol):
         self._streaming = False
         self._backlog = b""            # bytes read but not parsed while the queue is full
         self._feeding = False
+        self._head_sent = False        # the current answer's head is out: no other answer may follow
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -173,17 +176,20 @@ class ClientConnection(asyncio.Protocol):
             return
         self._feeding = True
         try:
-            if len(data) <= _SLICE:
+            if len(data) <= _HEAD_SLICE:
                 self._parse(data)
                 return
-            for offset in range(0, len(data), _SLICE):
+            offset, end = 0, len(data)
+            while offset < end:
                 if self._stopped:
                     return
                 if len(self._queue) >= _MAX_PIPELINED:
                     self._backlog = data[offset:]
                     self._update_reading()
                     return
-                self._parse(data[offset:offset + _SLICE])
+                size = _SLICE if self._parsing is not None else _HEAD_SLICE
+                self._parse(data[offset:offset + size])
+                offset += size
         finally:
             self._feeding = False
 
@@ -353,7 +359,7 @@ class ClientConnection(asyncio.Protocol):
         if kind == "head" and self._task is None:
             log.debug("closing a connection whose request head took over %ss", self._limits.header_timeout)
             self._refuse(RequestTimeout("the request head was not received in time"))
-        elif kind == "send":
+        elif kind in ("send", "cut"):
             log.debug("cutting a connection that took no response bytes for %ss", self._limits.send_timeout)
             self.abort()
         else:  # idle keep-alive, or the rest of an answered body that never came
@@ -363,12 +369,15 @@ class ClientConnection(asyncio.Protocol):
 
     def _start(self, request: Request) -> None:
         self._disarm()
+        self._head_sent = False
         self._task = self._loop.create_task(self._serve(request))
 
     async def _serve(self, request: Request) -> None:
         try:
             response = await self._server.handler(request)
             if not response.sent:
+                if self._head_sent:  # a streamed answer failed half-way: only a cut can say so
+                    raise ConnectionAbortedError("answer cut after its head")
                 self.send(request, response)
             if self._write_paused:
                 await self.drain()  # one answer at a time in the buffers, however many are queued
@@ -387,8 +396,8 @@ class ClientConnection(asyncio.Protocol):
         self._finished(request)
 
     def _finished(self, request: Request) -> None:
-        if self.transport is None:
-            return
+        if self.transport is None or self.transport.is_closing():
+            return  # cut or closing: nothing queued may start (a request must not outlive its client)
         if not request.keep_alive:
             self._close()
             return
@@ -404,6 +413,9 @@ class ClientConnection(asyncio.Protocol):
         self._next()
 
     def _next(self) -> None:
+        if self._closing:  # a graceful stop: no new work starts
+            self._close()
+            return
         if self._queue:
             self._start(self._queue.popleft())
         if self._backlog and not self._feeding and len(self._queue) < _MAX_PIPELINED:
@@ -472,6 +484,7 @@ class ClientConnection(asyncio.Protocol):
         else:
             keep = self._keep_alive(request, True)  # an HTTP/1.0 body without length ends with the connection
         self._chunked = chunked
+        self._head_sent = True
         self._streaming = request.method != "HEAD" and status not in NO_BODY_STATUSES
         transport.write(response_head(status, reason, headers, framing + self._framing(request, keep)))
 
@@ -495,13 +508,18 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(data)
 
     def abort(self) -> None:
+        self._stopped = True
+        self._queue.clear()
+        self._backlog = b""
         if self.transport is not None:
             self.transport.abort()
 
     def _close(self) -> None:
-        self._disarm()
         if self.transport is not None:
-            self.transport.close()  # after what is buffered has been sent
+            self.transport.close()  # after what is buffered has been sent ...
+            self._arm("cut", self._limits.send_timeout)  # ... which a client that reads nothing bounds
+        else:
+            self._disarm()
 
     def _upgraded(self) -> None:
         """CONNECT, or `Connection: upgrade`: llhttp reads nothing further. The request is
