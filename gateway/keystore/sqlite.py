@@ -130,8 +130,8 @@ class SQLiteKeyStore:
 
     async def _all(self, sql: str, params: Any = ()) -> list[Any]:
         try:
-            async with self._conn().execute(sql, params) as cur:
-                return list(await cur.fetchall())
+            # one trip to aiosqlite's thread; execute, fetchall and the cursor's close were three
+            return list(await self._conn().execute_fetchall(sql, params))
         except sqlite3.Error as exc:
             raise StoreError(f"key store read failed: {exc}") from None
         except ValueError as exc:  # aiosqlite: connection closed underneath us

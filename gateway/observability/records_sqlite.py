@@ -141,8 +141,7 @@ class SQLiteRecordStore:
 
     async def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:
-            async with self._conn().execute(sql, params) as cursor:
-                return list(await cursor.fetchall())
+            return list(await self._conn().execute_fetchall(sql, params))  # one thread trip, not three
         except aiosqlite.Error as exc:
             raise StoreError(f"record read failed: {exc}") from None
 
