@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, StoreError
+from gateway.keystore.batch import BatchedLookup
 from gateway.keystore import rows
 from gateway.keystore.models import ApiKey, Principal, Tenant, User
 from gateway.keystore.rows import KEY_COLUMNS, TENANT_COLUMNS, USER_COLUMNS, key_params, order_by, status_case
@@ -103,6 +104,7 @@ class PostgresKeyStore:
         self._min, self._max = min_size, max_size
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
+        self._by_hash = BatchedLookup(self._principals_by_hash)
 
     def where(self) -> str:
         """The server and database, without credentials, for messages."""
@@ -248,19 +250,21 @@ class PostgresKeyStore:
         row = await self._one(f"SELECT {_KEY_TEXT} FROM api_keys k WHERE k.id = $1", key_id)
         return key_row(row) if row else None
 
-    async def _principal(self, where: str, value: str) -> Principal | None:
-        row = await self._one(
-            f"SELECT {_KEY_TEXT}, {_TENANT}, {_USER} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
-            f"LEFT JOIN users u ON u.id = k.user_id WHERE {where} = $1",
-            value,
-        )
-        if row is None:
-            return None
+    @staticmethod
+    def _principal_row(row: Any) -> Principal:
         user = user_row(row, 23) if row[23] is not None else None
         return Principal(key_row(row), tenant_row(row, 17), user)
 
+    async def _principal(self, where: str, value: str) -> Principal | None:
+        row = await self._one(f"{_PRINCIPAL}{where} = $1", value)
+        return self._principal_row(row) if row is not None else None
+
+    async def _principals_by_hash(self, hashes: list[str]) -> dict[str, Principal]:
+        found = await self._fetch(f"{_PRINCIPAL}k.secret_hash = ANY($1::text[])", hashes)
+        return {row[6]: self._principal_row(row) for row in found}
+
     async def get_principal_by_hash(self, secret_hash: str) -> Principal | None:
-        return await self._principal("k.secret_hash", secret_hash)
+        return await self._by_hash.get(secret_hash)  # misses of one loop turn share one query
 
     async def get_principal_by_key_id(self, key_id: str) -> Principal | None:
         return await self._principal("k.id", key_id)
@@ -324,3 +328,5 @@ class _NoChange(Exception):
 
 # jsonb comes back as text with asyncpg's default codecs; keys are read by position.
 _KEY_TEXT = _KEY.replace("k.permissions", "k.permissions::text").replace("k.resources", "k.resources::text")
+_PRINCIPAL = (f"SELECT {_KEY_TEXT}, {_TENANT}, {_USER} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+              "LEFT JOIN users u ON u.id = k.user_id WHERE ")

@@ -16,6 +16,7 @@ from typing import Any
 import aiosqlite
 
 from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, StoreError
+from gateway.keystore.batch import BatchedLookup
 from gateway.keystore import rows
 from gateway.keystore.models import ApiKey, Principal, Tenant, User
 from gateway.keystore.rows import KEY_COLUMNS, TENANT_COLUMNS, USER_COLUMNS, key_params, order_by, status_case
@@ -75,6 +76,7 @@ class SQLiteKeyStore:
         self._busy_ms = int(busy_timeout * 1000)
         self._db: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._by_hash = BatchedLookup(self._principals_by_hash)
 
     async def open(self) -> None:
         try:
@@ -268,19 +270,25 @@ class SQLiteKeyStore:
         row = await self._one(f"SELECT {_KEY} FROM api_keys k WHERE k.id = ?", (key_id,))
         return key_row(row) if row else None
 
-    async def _principal(self, where: str, value: str) -> Principal | None:
-        row = await self._one(
-            f"SELECT {_KEY}, {_TENANT}, {_USER} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
-            f"LEFT JOIN users u ON u.id = k.user_id WHERE {where} = ?",
-            (value,),
-        )
-        if row is None:
-            return None
+    _PRINCIPAL = (f"SELECT {_KEY}, {_TENANT}, {_USER} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+                  "LEFT JOIN users u ON u.id = k.user_id WHERE ")
+
+    @staticmethod
+    def _principal_row(row: Any) -> Principal:
         user = user_row(row, 23) if row[23] is not None else None
         return Principal(key_row(row), tenant_row(row, 17), user)
 
+    async def _principal(self, where: str, value: str) -> Principal | None:
+        row = await self._one(f"{self._PRINCIPAL}{where} = ?", (value,))
+        return self._principal_row(row) if row is not None else None
+
+    async def _principals_by_hash(self, hashes: list[str]) -> dict[str, Principal]:
+        marks = ", ".join("?" * len(hashes))
+        found = await self._all(f"{self._PRINCIPAL}k.secret_hash IN ({marks})", hashes)
+        return {row[6]: self._principal_row(row) for row in found}
+
     async def get_principal_by_hash(self, secret_hash: str) -> Principal | None:
-        return await self._principal("k.secret_hash", secret_hash)
+        return await self._by_hash.get(secret_hash)  # misses of one loop turn share one query
 
     async def get_principal_by_key_id(self, key_id: str) -> Principal | None:
         return await self._principal("k.id", key_id)

@@ -116,6 +116,21 @@ async def test_keys_resolve_by_hash_and_id_with_their_principal(store: KeyStore)
     assert await store.get_principal_by_key_id("key_unknown") is None
 
 
+async def test_lookups_asked_together_each_get_their_own_answer(store: KeyStore) -> None:
+    await store.create_tenant(tenant())
+    made = [key(name=f"k{i}") for i in range(3)]
+    for k, _ in made:
+        await store.create_key(k)
+    unknown = [hash_key(generate_key("gw", "live")) for _ in range(3)]
+    asked = [hash_key(secret) for _, secret in made] + unknown + [hash_key(made[0][1])]
+    answers = await asyncio.gather(*(store.get_principal_by_hash(h) for h in asked))
+    assert [a.key.id if a else None for a in answers] == [k.id for k, _ in made] + [None] * 3 + [made[0][0].id]
+    many = [hash_key(generate_key("gw", "live")) for _ in range(600)] + [hash_key(made[1][1])]  # > one batch
+    answers = await asyncio.gather(*(store.get_principal_by_hash(h) for h in many))
+    assert answers[:-1] == [None] * 600 and answers[-1] is not None and answers[-1].key.id == made[1][0].id
+
+
+
 async def test_keys_list_filter_sort_and_count(store: KeyStore) -> None:
     await store.create_tenant(tenant())
     await store.create_tenant(tenant("other"))
