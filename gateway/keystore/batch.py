@@ -10,11 +10,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Generic, TypeVar
+
+from gateway.keystore.base import StoreError
 
 V = TypeVar("V")
 
-Fetch = Callable[[list[str]], Awaitable[Mapping[str, V]]]
+# What a batch query returns per key found: the value, or the error of decoding that one row
+# (which fails that key's callers only, not the batch).
+Fetch = Callable[[list[str]], Awaitable[Mapping[str, "V | Exception"]]]
+
+
+def _own_copy(exc: Exception) -> Exception:
+    """Each caller raises its own instance: tracebacks and context are per raise."""
+    return StoreError(str(exc)) if isinstance(exc, StoreError) else exc
+
+
+def _fail(waiters: dict[str, list[asyncio.Future[V | None]]], exc: Exception | None) -> None:
+    for futures in waiters.values():
+        for future in futures:
+            if not future.done():
+                if exc is None:
+                    future.cancel()
+                else:
+                    future.set_exception(_own_copy(exc))
 
 
 class BatchedLookup(Generic[V]):
@@ -22,45 +42,44 @@ class BatchedLookup(Generic[V]):
         self._fetch = fetch
         self._max = max_batch
         self._pending: dict[str, list[asyncio.Future[V | None]]] = {}
-        self._scheduled = False
+        self._flush_loop: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
         self._running: set[asyncio.Task[None]] = set()
 
     async def get(self, key: str) -> V | None:
         loop = asyncio.get_running_loop()
+        if self._flush_loop is not loop:
+            if self._flush_loop is not None:
+                self._pending = {}  # left by a loop that stopped before its flush ran
+            self._flush_loop = loop
+            loop.call_soon(self._flush)  # runs once every lookup of this turn has been asked for
         future: asyncio.Future[V | None] = loop.create_future()
         self._pending.setdefault(key, []).append(future)
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)  # runs once every lookup of this turn has been asked for
         return await future
 
     def _flush(self) -> None:
-        self._scheduled = False
+        self._flush_loop = None
         pending, self._pending = self._pending, {}
-        keys = list(pending)
+        wanted = [key for key, futures in pending.items() if not all(f.done() for f in futures)]
         loop = asyncio.get_running_loop()
-        for start in range(0, len(keys), self._max):
-            chunk = {key: pending[key] for key in keys[start : start + self._max]}
-            task = loop.create_task(self._run(chunk))
+        for start in range(0, len(wanted), self._max):
+            waiters = {key: pending[key] for key in wanted[start : start + self._max]}
+            task = loop.create_task(self._run(waiters))
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            # Whatever ends the task (even a cancel before its first step), no caller is left waiting.
+            task.add_done_callback(partial(self._settle, waiters))
+
+    def _settle(self, waiters: dict[str, list[asyncio.Future[V | None]]], task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        _fail(waiters, None if task.cancelled() else task.exception())  # type: ignore[arg-type]
 
     async def _run(self, waiters: dict[str, list[asyncio.Future[V | None]]]) -> None:
-        try:
-            found = await self._fetch(list(waiters))
-        except Exception as exc:  # the store's error reaches every caller of this batch
-            for futures in waiters.values():
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(exc)
-            return
-        except BaseException:
-            for futures in waiters.values():
-                for future in futures:
-                    future.cancel()
-            raise
+        found = await self._fetch(list(waiters))
         for key, futures in waiters.items():
             value = found.get(key)
             for future in futures:
-                if not future.done():  # a caller that went away meanwhile
+                if future.done():  # a caller that went away meanwhile
+                    continue
+                if isinstance(value, Exception):
+                    future.set_exception(_own_copy(value))
+                else:
                     future.set_result(value)

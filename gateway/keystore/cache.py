@@ -87,11 +87,20 @@ class IdentityCache(Generic[V]):
         self.stats.misses += 1
         pending = self._inflight.get(lookup)
         if pending is not None:
-            return await asyncio.shield(pending)
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if pending.cancelled() and task is not None and not task.cancelling():
+                    return await self.get(lookup, load)  # the caller loading it went away: load anew
+                raise
         future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
         self._inflight[lookup] = future
         try:
             value = await load()
+        except asyncio.CancelledError:
+            future.cancel()  # only this caller was cancelled: waiters load again themselves
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters, if any, re-raise it themselves

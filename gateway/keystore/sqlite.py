@@ -282,10 +282,16 @@ class SQLiteKeyStore:
         row = await self._one(f"{self._PRINCIPAL}{where} = ?", (value,))
         return self._principal_row(row) if row is not None else None
 
-    async def _principals_by_hash(self, hashes: list[str]) -> dict[str, Principal]:
+    async def _principals_by_hash(self, hashes: list[str]) -> dict[str, Principal | Exception]:
         marks = ", ".join("?" * len(hashes))
         found = await self._all(f"{self._PRINCIPAL}k.secret_hash IN ({marks})", hashes)
-        return {row[6]: self._principal_row(row) for row in found}
+        out: dict[str, Principal | Exception] = {}
+        for row in found:
+            try:
+                out[row[6]] = self._principal_row(row)
+            except Exception as exc:  # a row that cannot be read fails its own key, not the batch
+                out[row[6]] = exc
+        return out
 
     async def get_principal_by_hash(self, secret_hash: str) -> Principal | None:
         return await self._by_hash.get(secret_hash)  # misses of one loop turn share one query

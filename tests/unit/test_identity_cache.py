@@ -108,3 +108,25 @@ async def test_entries_expire_and_invalidation_drops_what_it_names() -> None:
     misses = c.stats.misses
     await c.get("a", load_a)
     assert c.stats.misses == misses + 1  # past the TTL: loaded again
+
+
+async def test_a_waiter_loads_anew_when_the_caller_loading_its_key_goes_away() -> None:
+    c = cache(Clock())
+    release = asyncio.Event()
+    loads = 0
+
+    async def slow() -> Who:
+        nonlocal loads
+        loads += 1
+        await release.wait()
+        return Who("key_1", "acme")
+
+    first = asyncio.ensure_future(c.get("h1", slow))
+    await asyncio.sleep(0)  # the first caller is loading
+    second = asyncio.ensure_future(c.get("h1", slow))
+    await asyncio.sleep(0)  # the second waits on the first's load
+    first.cancel()          # its client disconnected
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.wait_for(second, 5) == Who("key_1", "acme")
+    assert first.cancelled() and loads == 2
