@@ -250,24 +250,13 @@ class PostgresKeyStore:
         row = await self._one(f"SELECT {_KEY_TEXT} FROM api_keys k WHERE k.id = $1", key_id)
         return key_row(row) if row else None
 
-    @staticmethod
-    def _principal_row(row: Any) -> Principal:
-        user = user_row(row, 23) if row[23] is not None else None
-        return Principal(key_row(row), tenant_row(row, 17), user)
-
     async def _principal(self, where: str, value: str) -> Principal | None:
         row = await self._one(f"{_PRINCIPAL}{where} = $1", value)
-        return self._principal_row(row) if row is not None else None
+        return rows.principal_row(row, _utc) if row is not None else None
 
     async def _principals_by_hash(self, hashes: list[str]) -> dict[str, Principal | Exception]:
         found = await self._fetch(f"{_PRINCIPAL}k.secret_hash = ANY($1::text[])", hashes)
-        out: dict[str, Principal | Exception] = {}
-        for row in found:
-            try:
-                out[row[6]] = self._principal_row(row)
-            except Exception as exc:  # a row that cannot be read fails its own key, not the batch
-                out[row[6]] = exc
-        return out
+        return rows.principals_by_hash(found, _utc)
 
     async def get_principal_by_hash(self, secret_hash: str) -> Principal | None:
         return await self._by_hash.get(secret_hash)  # misses of one loop turn share one query

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from gateway.keystore.models import ApiKey, Permission, Tenant, User
+from gateway.keystore.models import ApiKey, Permission, Principal, Tenant, User
 
 TENANT_COLUMNS = "t.id, t.name, t.plan, t.disabled, t.created_at, t.updated_at"
 USER_COLUMNS = "u.id, u.tenant_id, u.name, u.email, u.role, u.disabled, u.created_at, u.updated_at"
@@ -46,6 +46,25 @@ def key_row(r: Any, when: When) -> ApiKey:
         environment=r[10], rate_limit_per_minute=r[11], created_at=when(r[12]),  # type: ignore[arg-type]
         expires_at=when(r[13]), last_used_at=when(r[14]), revoked_at=when(r[15]), replaced_by=r[16],
     )
+
+
+
+def principal_row(r: Any, when: When) -> Principal:
+    """A key row joined with its tenant (from column 17) and user (from column 23, NULL without)."""
+    user = user_row(r, when, 23) if r[23] is not None else None
+    return Principal(key_row(r, when), tenant_row(r, when, 17), user)
+
+
+def principals_by_hash(found: Iterable[Any], when: When) -> dict[str, Principal | Exception]:
+    """The rows of a batched lookup by key hash (column 6). A row that cannot be read fails its own
+    key's callers, not the whole batch's."""
+    out: dict[str, Principal | Exception] = {}
+    for r in found:
+        try:
+            out[r[6]] = principal_row(r, when)
+        except Exception as exc:
+            out[r[6]] = exc
+    return out
 
 
 def key_params(key: ApiKey, when: Callable[[dt.datetime | None], Any]) -> tuple[Any, ...]:

@@ -273,25 +273,14 @@ class SQLiteKeyStore:
     _PRINCIPAL = (f"SELECT {_KEY}, {_TENANT}, {_USER} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
                   "LEFT JOIN users u ON u.id = k.user_id WHERE ")
 
-    @staticmethod
-    def _principal_row(row: Any) -> Principal:
-        user = user_row(row, 23) if row[23] is not None else None
-        return Principal(key_row(row), tenant_row(row, 17), user)
-
     async def _principal(self, where: str, value: str) -> Principal | None:
         row = await self._one(f"{self._PRINCIPAL}{where} = ?", (value,))
-        return self._principal_row(row) if row is not None else None
+        return rows.principal_row(row, parse_ts) if row is not None else None
 
     async def _principals_by_hash(self, hashes: list[str]) -> dict[str, Principal | Exception]:
         marks = ", ".join("?" * len(hashes))
         found = await self._all(f"{self._PRINCIPAL}k.secret_hash IN ({marks})", hashes)
-        out: dict[str, Principal | Exception] = {}
-        for row in found:
-            try:
-                out[row[6]] = self._principal_row(row)
-            except Exception as exc:  # a row that cannot be read fails its own key, not the batch
-                out[row[6]] = exc
-        return out
+        return rows.principals_by_hash(found, parse_ts)
 
     async def get_principal_by_hash(self, secret_hash: str) -> Principal | None:
         return await self._by_hash.get(secret_hash)  # misses of one loop turn share one query
