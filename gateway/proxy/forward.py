@@ -18,6 +18,7 @@ from gateway.errors import SERVER, PayloadTooLarge, UpstreamTimeout, UpstreamUna
 from gateway.proxy.body import body_chunks, read_body
 from gateway.proxy.headers import response_headers_from_raw
 from gateway.proxy.messages import NO_BODY_STATUSES, Request, Response
+from gateway.proxy.pipeline import RequestScope
 from gateway.proxy.upstream import (
     StaleConnection,
     UpstreamConnection,
@@ -55,7 +56,7 @@ class Forwarder:
         target: str,
         headers: CIMultiDict[str],
         timeout: float,
-        response_headers: Iterable[tuple[str, str]],
+        scope: RequestScope,
     ) -> Response:
         started = time.perf_counter()
         length = request.content_length
@@ -76,6 +77,7 @@ class Forwarder:
         elif request.method not in _NO_BODY_METHODS:
             headers["Content-Length"] = "0"
         head = request_head(request.method, target, headers)
+        scope.upstream_started = time.perf_counter()  # only now: a request refused above never reached it
         try:
             conn = await self._exchange(request, upstream, head, body, timeout)
         except UpstreamTimedOut:
@@ -83,7 +85,7 @@ class Forwarder:
         except UpstreamError as exc:
             log.debug("upstream unavailable: %s", exc)
             raise UpstreamUnavailable() from None
-        return await self._relay(request, upstream, conn, started, timeout, response_headers)
+        return await self._relay(request, upstream, conn, started, timeout, scope.response_headers)
 
     async def _exchange(
         self, request: Request, upstream: Upstream, head: bytes, body: bytes | None, timeout: float

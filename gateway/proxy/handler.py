@@ -106,7 +106,4 @@ class ProxyHandler:
             headers["X-Forwarded-Host"] = peer.forwarded_host
         headers["X-Request-Id"] = scope.request_id
         target = match.forward_path(upstream) + sep + query
-        scope.upstream_started = time.perf_counter()
-        return await self._forwarder.forward(
-            request, upstream, target, headers, route.timeout, scope.response_headers
-        )
+        return await self._forwarder.forward(request, upstream, target, headers, route.timeout, scope)

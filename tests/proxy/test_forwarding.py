@@ -213,6 +213,9 @@ async def test_body_over_limit_is_413(start_gateway, upstream, https) -> None:
     async with https.post(proxy_url(gw, "/upload"), data=b"x" * 1001) as resp:
         assert resp.status == 413
         assert (await read_json(resp))["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    # refused on its Content-Length before any upstream contact: no upstream time is recorded
+    upstream_times = gw.registry.get_sample_value("gateway_upstream_duration_seconds_count", {"route": "upload"})
+    assert not upstream_times and state.hits == 0
 
     async def pieces():
         for _ in range(10):
