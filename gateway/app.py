@@ -44,7 +44,8 @@ from gateway.observability.record_store import create_record_store
 from gateway.proxy.endpoints import TokenEndpoints
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.handler import ProxyHandler
-from gateway.proxy.server import HttpServer, Limits
+from gateway.proxy.connection import Limits
+from gateway.proxy.server import HttpServer
 from gateway.proxy.transport import TransportPolicy
 from gateway.proxy.upstream import UpstreamPool
 from gateway.reload import Reloader

@@ -1,7 +1,7 @@
 """Forward one request to its upstream and stream the answer back, both directions.
 
 The upstream side is the gateway's own keep-alive pool (`upstream.py`), the client side its own
-server (`server.py`). The request head is built as bytes in one pass, a small body is sent with it in
+server (`connection.py`). The request head is built as bytes in one pass, a small body is sent with it in
 one write, and a response that has fully arrived by the time its headers are read goes back in
 one write too; anything larger streams with backpressure both ways.
 """

@@ -1,6 +1,6 @@
 """The proxy pipeline: one straight line from transport check to streamed upstream exchange.
 
-It runs on the gateway's own HTTP server (`server.py`) and routes on a table compiled at startup;
+It runs on the gateway's own HTTP server (`connection.py`, `server.py`) and routes on a table compiled at startup;
 there is no router or middleware chain to pay for on every request. Cheapest refusals come first.
 """
 

@@ -21,7 +21,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from gateway.errors import SERVER, GatewayError
 
 if TYPE_CHECKING:
-    from gateway.proxy.server import ClientConnection
+    from gateway.proxy.connection import ClientConnection
 
 Headers = CIMultiDict[str] | dict[str, str]
 
