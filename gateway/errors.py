@@ -13,6 +13,9 @@ from typing import ClassVar
 from aiohttp import web
 
 _JSON = "application/json"
+# One encoder made once: `json.dumps` with options builds a new encoder on every call (3.0 → 1.2 µs).
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+_PLAIN_BODIES: dict[type, bytes] = {}
 SERVER = "gateway"  # what the gateway's own answers say in `Server`: no library or version to fingerprint
 
 
@@ -38,10 +41,15 @@ class GatewayError(Exception):
         super().__init__(self.message)
 
     def body(self) -> bytes:
-        return json.dumps(
-            {"error": {"code": self.code, "message": self.message, "details": self.details}},
-            separators=(",", ":"),
-        ).encode()
+        plain = not self.details and self.message == self.default_message
+        if plain:  # the common refusals (a flood of unknown keys) reuse one rendering per class
+            cached = _PLAIN_BODIES.get(type(self))
+            if cached is not None:
+                return cached
+        body = _encode({"error": {"code": self.code, "message": self.message, "details": self.details}}).encode()
+        if plain:
+            _PLAIN_BODIES[type(self)] = body
+        return body
 
     def response(self, request_id: str | None = None) -> web.Response:
         headers = {"Server": SERVER, **self.headers}
@@ -146,3 +154,7 @@ class UpstreamTimeout(GatewayError):
 
 class InternalError(GatewayError):
     """Only for bugs: rendered without any detail of what went wrong."""
+
+
+# A credential was presented and was wrong: what `ratelimit.failed_auth_per_minute` counts.
+WRONG_CREDENTIALS = (InvalidCredentials, ExpiredCredentials, RevokedCredentials)

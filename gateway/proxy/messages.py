@@ -181,9 +181,10 @@ def error_response(error: GatewayError, request_id: str, extra: Iterable[tuple[s
     out: CIMultiDict[str] = CIMultiDict(error.headers)
     for name, value in extra:
         out[name] = value
-    response = json_response(error.status, error.body(), out.items(), request_id)
-    response.close = error.closes_connection
-    return response
+    out["Content-Type"] = "application/json"
+    out["Server"] = SERVER
+    out["X-Request-Id"] = request_id
+    return Response(error.status, out, error.body(), close=error.closes_connection)
 
 
 _date_second = 0
