@@ -83,6 +83,10 @@ def normalize_path(raw: str) -> str:
     return path
 
 
+def _as_upstreams_may_read(path: str) -> str:
+    return "/".join(segment.split(";", 1)[0] for segment in path.replace("%2F", "/").split("/"))
+
+
 @dataclass(frozen=True, slots=True)
 class Upstream:
     scheme: str
@@ -209,6 +213,20 @@ class RouteTable:
         return best
 
     def match(self, method: str, path: str) -> Match:
+        found = self._match(method, path)
+        if "%2F" in path or ";" in path:
+            # A WSGI upstream decodes %2F into a separator, Tomcat drops `;params`: the route
+            # must be the same whichever way the upstream reads the path, or a protected route
+            # could be reached through a public one.
+            try:
+                other: Match | None = self._match(method, _as_upstreams_may_read(path))
+            except (RouteNotFound, MethodNotAllowed):
+                other = None
+            if other is None or other.route is not found.route:
+                raise BadRequest("the path names another route once %2F is decoded or ;parameters dropped")
+        return found
+
+    def _match(self, method: str, path: str) -> Match:
         segments = path.split("/")[1:]
         if segments and segments[-1] == "":
             segments.pop()

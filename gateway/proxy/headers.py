@@ -1,8 +1,8 @@
 """Header hygiene between client and upstream, with every name set built once at import.
 
 What reaches the upstream is the client's request minus hop-by-hop headers (and those named in
-`Connection`), minus credentials and any client-sent `X-Gateway-*` identity (either spelling),
-plus what the gateway itself asserts.
+`Connection`), minus credentials, forwarding headers and any client-sent `X-Gateway-*` identity
+(each in either spelling, `-` or `_`), plus what the gateway itself asserts.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def upstream_request_headers(
             continue
         if lname[0] == "x" and is_gateway_header(lname):
             continue
+        if "_" in lname and lname.replace("_", "-") in _REQUEST_DROP:
+            continue  # X_Forwarded_For: CGI and WSGI servers fold it into X-Forwarded-For
         out.add(name, value)
     out.extend(extra)
     return out

@@ -159,7 +159,12 @@ async def test_header_hygiene_towards_upstream(start_gateway, upstream, https) -
         "TE": "trailers",
         "X-Forwarded-For": "6.6.6.6",
         "X-Forwarded-Proto": "http",
+        "X_Forwarded_For": "6.6.6.6",  # CGI/WSGI servers fold `_` into `-`: the same header to them
+        "X_Forwarded_Host": "evil.example",
+        "X_Request_Id": "attacker-chosen-id",
+        "X_Api_Key": "gw_live_secret",
         "X-Custom": "kept",
+        "X_Custom_Underscored": "kept",
     }
     async with https.get(proxy_url(gw, "/api/v1/visitors"), headers=sent) as resp:
         seen = upstream_headers(await read_json(resp))
@@ -173,8 +178,13 @@ async def test_header_hygiene_towards_upstream(start_gateway, upstream, https) -
         "x_gateway_tenant",
         "x-gateway_user",
         "x-gateway-key-id",
+        "x_forwarded_for",
+        "x_forwarded_host",
+        "x_request_id",
+        "x_api_key",
     ):
         assert name not in seen, name
+    assert seen["x_custom_underscored"] == "kept"
     assert "x-gateway-tenant" not in seen
     assert seen["x-custom"] == "kept"
     assert seen["x-forwarded-for"] == "127.0.0.1"

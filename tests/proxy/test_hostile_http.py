@@ -182,6 +182,28 @@ async def test_no_spelling_of_a_path_escapes_its_route(start_gateway, scripted, 
         assert visitors.requests == []
 
 
+# Targets a public parent route would take while some upstream reads them as the protected route:
+# a fragment it cuts off, an encoded slash it decodes (WSGI), a path parameter it drops (Tomcat).
+AMBIGUOUS = ["/api/v1/visitors#x", "/api/v1/visitors?a=1#x", "/api/v1%2Fvisitors", "/api%2fv1%2fvisitors",
+             "/api/v1/visitors;x", "/api/v1;x/visitors/1"]
+
+
+@pytest.mark.parametrize("target", AMBIGUOUS)
+async def test_a_target_upstreams_may_read_as_another_route_is_refused(start_gateway, scripted, client_ssl,
+                                                                        target) -> None:
+    site = await scripted(ok(b'{"route":"site"}'))
+    gw = await start_gateway(routes=[{"name": "site", "path": "/", "upstream": site.url, "auth": []},
+                                     {"name": "visitors", "path": "/api/v1/visitors", "upstream": site.url}])
+    raw = f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    status, headers, body = parse(await exchange(gw, client_ssl, raw))
+    assert (status, json.loads(body)["error"]["code"]) == (400, "BAD_REQUEST")
+    assert site.requests == []
+    # where every reading names the same route, the path goes through untouched
+    raw = b"GET /files/a%2Fb;v=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    status, _, _ = parse(await exchange(gw, client_ssl, raw))
+    assert status == 200 and site.requests[0].startswith(b"GET /files/a%2Fb;v=1 HTTP/1.1")
+
+
 @pytest.mark.parametrize("method", ["CONNECT", "TRACE"])
 async def test_connect_and_trace_never_reach_an_upstream(start_gateway, scripted, client_ssl, method) -> None:
     visitors = await scripted(ok(b"never"))
