@@ -7,7 +7,9 @@ One `gateway run` as shipped on CPU 1 (nginx upstream and both clients on CPU 0)
 latency of a valid, cached key at `--rate` (openloop.py) is measured twice: alone, then while
 `--connections` keep-alive connections send well-formed keys that exist nowhere (right prefix and
 checksum, so each costs a store lookup), as fast as the gateway answers them. Reports both
-latencies, the flood's rate and statuses, and the gateway's RSS before and after.
+latencies, the flood's rate and statuses, and the gateway's RSS before and after. As shipped,
+answers past `ratelimit.failed_auth_per_minute` wait `failed_auth_delay` (the flood shares
+127.0.0.1 with the valid key); `--no-hold` measures the gateway answering every wrong key at once.
 """
 
 from __future__ import annotations
@@ -59,12 +61,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rate", type=float, default=500, help="valid-key requests/s, open loop")
+    parser.add_argument("--no-hold", action="store_true",
+                        help="ratelimit.failed_auth_per_minute: 0 (every wrong key answered at once, as before)")
     args = parser.parse_args()
     cpu = 0 if shutil.which("taskset") else None
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         root = Path(tmp)
         upstream = start_upstream(stack, root, cpu)
-        gateway = GatewayProcess(root, "flood", upstream, {"backend": "memory"}, 1 if cpu is not None else None)
+        limits = {"backend": "memory", **({"failed_auth_per_minute": 0} if args.no_hold else {})}
+        gateway = GatewayProcess(root, "flood", upstream, limits, 1 if cpu is not None else None)
         stack.enter_context(gateway.running())
         key, _ = gateway.credentials()
         header = f"X-API-Key: {key}"
@@ -82,7 +87,8 @@ def main() -> None:
         rss_after = rss_kib(gateway.pid)
         metrics = subprocess.run(["curl", "-s", f"http://127.0.0.1:{gateway.admin}/metrics"],
                                  capture_output=True, text=True).stdout
-    sizes = [line for line in metrics.splitlines() if line.startswith(("gateway_key_cache_size", "gateway_key_cache_misses_total"))]
+    sizes = [line for line in metrics.splitlines() if line.startswith(
+        ("gateway_key_cache_size", "gateway_key_cache_misses_total", "gateway_auth_failures_held_total"))]
     statuses = result.get("statuses", {})
     total = sum(statuses.values())
     print(json.dumps({"valid_key_alone": alone, "valid_key_during_flood": during,

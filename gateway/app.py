@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway import __version__
 from gateway.access.assertion import IdentityAssertions
+from gateway.access.failures import AuthFailureThrottle
 from gateway.access.guard import AccessGuard
 from gateway.access.identity import Identity
 from gateway.accounts.service import Accounts
@@ -102,6 +103,7 @@ class Gateway:
         self.upstream_pool: UpstreamPool | None = None
         self.invalidation: InvalidationBus | None = None
         self.access_log: AccessLog | None = None
+        self.auth_failures: AuthFailureThrottle | None = None
         self._handlers: list[ProxyHandler] = []
         self.reloader = Reloader(lambda: self.cfg, self.apply_config)
         self._pusher: StatsPusher | None = None
@@ -254,8 +256,12 @@ class Gateway:
         access_log = self.access_log = AccessLog()
         self._stack.callback(access_log.flush)  # the last lines, after the listeners have drained
         token_endpoints = TokenEndpoints(guard, self.tokens, ttl=cfg.tokens.ttl, body_timeout=cfg.server.body_timeout)
+        rl = cfg.ratelimit
+        failures = self.auth_failures = (
+            AuthFailureThrottle(rl.failed_auth_per_minute, rl.failed_auth_delay) if rl.failed_auth_per_minute else None)
         common: dict[str, Any] = dict(
             routes=self.routes,
+            failures=failures,
             forwarder=Forwarder(
                 pool, max_body_bytes=cfg.server.max_body_bytes, body_timeout=cfg.server.body_timeout),
             transport=TransportPolicy(cfg.server.trusted_proxies),
@@ -317,6 +323,13 @@ class Gateway:
                     ("counter", f"gateway_{name}_flush_failures_total", f"Failed writes ({name}).", buffer.flush_failures),
                     ("counter", f"gateway_{name}_dropped_total", f"Entries dropped on a full buffer ({name}).", buffer.dropped),
                 ]
+        if self.auth_failures is not None:
+            rows += [
+                ("counter", "gateway_auth_failures_held_total",
+                 "401 answers held back from clients past ratelimit.failed_auth_per_minute.", self.auth_failures.held),
+                ("gauge", "gateway_auth_failures_clients", "Client addresses with recent failed credentials.",
+                 len(self.auth_failures)),
+            ]
         if self.last_used is not None:
             rows.append(("counter", "gateway_last_used_flush_failures_total", "Failed last-used writes.",
                          self.last_used.flush_failures))

@@ -88,6 +88,8 @@ class RateLimitConfig:
     on_backend_error: str = "allow"
     ietf_headers: bool = False
     redis_prefix: str = "gw:rl:"
+    failed_auth_per_minute: int = 1200  # per client address; 0: never hold a 401
+    failed_auth_delay: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -287,6 +287,8 @@ def parse_config(data: object, *, env: Mapping[str, str] | None = None, source: 
                          "must be a redis:// URL"),
         on_backend_error=rl.choice("on_backend_error", "allow", ("allow", "deny")),
         ietf_headers=rl.boolean("ietf_headers", False), redis_prefix=rl.string("redis_prefix", "gw:rl:"),
+        failed_auth_per_minute=rl.integer("failed_auth_per_minute", 1200, 0, 10**9),
+        failed_auth_delay=rl.number("failed_auth_delay", 1.0, 0.0, 60.0),
     )
     if ratelimit.backend == "memory" and server.workers > 1:
         problems.append("ratelimit.backend: the memory backend cannot share limits across workers; "
@@ -346,6 +348,10 @@ def parse_config(data: object, *, env: Mapping[str, str] | None = None, source: 
         seen_paths.setdefault(shape, []).append((i, set(route.methods)))
         if _shape(tokens.path) == shape:
             problems.append(f"routes[{i}].path: is the token exchange path (tokens.path)")
+        if route.name == tokens.audience:
+            # identity assertions name the route as their audience, exchange tokens name
+            # tokens.audience: the same value would make either pass for the other
+            problems.append(f"routes[{i}].name: is the audience of exchange tokens (tokens.audience)")
         routes.append(route)
     if problems:
         raise ConfigError(problems)

@@ -6,6 +6,7 @@ there is no router or middleware chain to pay for on every request. Cheapest ref
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -13,7 +14,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
-from gateway.errors import GatewayError, InternalError
+from gateway.access.failures import AuthFailureThrottle
+from gateway.errors import WRONG_CREDENTIALS, BadRequest, GatewayError, InternalError
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.headers import sane_request_id, upstream_request_headers
 from gateway.proxy.messages import Request, Response, error_response
@@ -44,6 +46,7 @@ class ProxyHandler:
         plain: bool = False,
         endpoints: Mapping[str, Endpoint] | None = None,
         observer: Observer | None = None,
+        failures: AuthFailureThrottle | None = None,
     ) -> None:
         self.routes = routes  # replaced whole on reload; a matched request keeps its Match
         self._forwarder = forwarder
@@ -52,6 +55,7 @@ class ProxyHandler:
         self._plain = plain
         self._endpoints = dict(endpoints or {})
         self._observer = observer
+        self._failures = failures
         # Request ids: a random per-process prefix and a counter, unique without a syscall each.
         prefix = os.urandom(8).hex()
         counter = itertools.count(1)
@@ -70,6 +74,10 @@ class ProxyHandler:
         except GatewayError as err:
             scope.error_code = err.code
             response = error_response(err, request_id, scope.response_headers)
+            if self._failures is not None and isinstance(err, WRONG_CREDENTIALS) and scope.client_ip:
+                hold = self._failures.failed(scope.client_ip)
+                if hold:
+                    await self._hold(hold, scope)
         except BaseException as exc:
             if not isinstance(exc, Exception) or isinstance(exc, ConnectionError):
                 # cancelled, or a write failed: the client went away (499, nginx's convention)
@@ -84,10 +92,23 @@ class ProxyHandler:
             observer.finished(scope)
         return response
 
+    async def _hold(self, seconds: float, scope: RequestScope) -> None:
+        """The answer to a client past its failed-credential budget waits (access/failures.py)."""
+        try:
+            await asyncio.sleep(seconds)
+        except BaseException:
+            scope.status = 499  # the client left (or the gateway stopped) while held
+            if self._observer is not None:
+                self._observer.finished(scope)
+            raise
+
     async def _handle(self, request: Request, scope: RequestScope) -> Response:
         peer = self._transport.peer(request, plain=self._plain)
         scope.client_ip = peer.client_ip
-        raw_path, sep, query = request.raw_path.partition("?")
+        target = request.raw_path
+        if "#" in target:  # never sent by a client; some upstreams would cut the path there
+            raise BadRequest("a fragment (#) in the request target")
+        raw_path, sep, query = target.partition("?")
         path = normalize_path(raw_path)
         scope.path = path
         endpoint = self._endpoints.get(path)

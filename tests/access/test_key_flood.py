@@ -17,6 +17,7 @@ CONCURRENCY = 32
 
 async def test_random_keys_are_refused_and_bounded_while_the_valid_key_stays_cached(start_gateway, upstream, https) -> None:
     gw = await start_gateway(routes=routes(upstream[0]), store={"negative_cache_size": 500},
+                             ratelimit={"failed_auth_per_minute": 0},  # the cache alone (test_failed_auth.py)
                              plans={"starter": {"requests_per_minute": 1_000_000}})
     _, valid = await tenant_and_key(gw)
     url = proxy_url(gw, "/api/v1/visitors")

@@ -105,3 +105,20 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as invalid:
         load_config(bad)
     assert "invalid YAML" in str(invalid.value) and "line" in str(invalid.value)
+
+
+def test_a_route_named_like_the_token_audience_is_refused() -> None:
+    # an identity assertion (audience: the route) would then pass as an exchange token, and back
+    route = {"name": "gateway", "path": "/internal", "upstream": "http://127.0.0.1:9000"}
+    assert problems({**MINIMAL, "routes": [route]}) == [
+        "routes[0].name: is the audience of exchange tokens (tokens.audience)"]
+    assert parse_config({**MINIMAL, "routes": [route], "tokens": {"audience": "api.example"}}, env={}).routes
+
+
+def test_failed_credential_budget_defaults_and_bounds() -> None:
+    cfg = parse_config(MINIMAL, env={})
+    assert (cfg.ratelimit.failed_auth_per_minute, cfg.ratelimit.failed_auth_delay) == (1200, 1.0)
+    assert problems({**MINIMAL, "ratelimit": {"failed_auth_per_minute": -1, "failed_auth_delay": 0}}) == [
+        "ratelimit.failed_auth_per_minute: must be an integer between 0 and 1000000000",
+        "ratelimit.failed_auth_delay: must be a number > 0 and <= 60",
+    ]
