@@ -45,7 +45,9 @@ class TokenEndpoints:
             if key is not None:
                 if "Authorization" in request.headers or "X-API-Key" in request.headers:
                     raise BadRequest("send one credential: in the body or in a header, not both")
-                if not isinstance(key, str) or not key:
+                if not isinstance(key, str):
+                    raise BadRequest("api_key must be a string")
+                if not key:
                     raise InvalidCredentials("api_key must be a non-empty string")
                 return Credential("api_key_header", key)
         return extract(request.headers, _ALL_KINDS)

@@ -138,6 +138,8 @@ class Forwarder:
             headers = response_headers_from_raw(conn.headers)
             if "Server" not in headers:
                 headers["Server"] = SERVER
+            for name, _ in response_headers:  # the gateway's own (limits, request id) replace the upstream's
+                headers.popall(name, None)
             headers.extend(response_headers)
             status, reason = conn.status, conn.reason.decode("latin-1") or None
             if conn.complete and request.method != "HEAD" and status not in NO_BODY_STATUSES:

@@ -58,8 +58,9 @@ async def test_exchange_with_header_credential_and_bad_inputs(gw, https) -> None
     assert (status, body["error"]["code"]) == (401, "MISSING_CREDENTIALS")
     status, body = await exchange(https, gw, "gw_live_garbage")
     assert (status, body["error"]["code"]) == (401, "INVALID_CREDENTIALS")
-    async with https.post(proxy_url(gw, TOKEN_PATH), data=b"{not json") as resp:
-        assert resp.status == 400
+    for malformed in (b"{not json", b'{"api_key": 5}', b'{"api_key": ["gw_live_x"]}'):
+        async with https.post(proxy_url(gw, TOKEN_PATH), data=malformed) as resp:
+            assert (resp.status, (await read_json(resp))["error"]["code"]) == (400, "BAD_REQUEST"), malformed
     async with https.get(proxy_url(gw, TOKEN_PATH)) as resp:
         assert resp.status == 405
 

@@ -326,3 +326,21 @@ async def test_a_request_outliving_the_grace_period_is_cut_and_counted(start_gat
     assert gw.registry.get_sample_value("gateway_requests_total", {"route": "slow", "method": "GET", "status_class": "4xx"}) == 1
     idle_writer.close()
     writer.close()
+
+
+async def test_the_gateways_limit_headers_replace_the_upstreams_own(start_gateway, scripted, https) -> None:
+    from tests.access.test_keys_e2e import tenant_and_key
+    from tests.proxy.scripted import ok
+
+    extra = ("X-RateLimit-Limit: 999", "x-ratelimit-remaining: 998", "X-Request-Id: upstream-id", "X-Upstream: kept")
+    script = await scripted(ok(b"{}", *extra), ok(b"{}", *extra))
+    gw = await start_gateway(routes=[{"name": "visitors", "path": "/api/v1/visitors", "upstream": script.url}])
+    _, secret = await tenant_and_key(gw)
+    async with https.get(proxy_url(gw, "/api/v1/visitors"), headers={"X-API-Key": secret}) as resp:
+        assert resp.status == 200
+        assert resp.headers.getall("X-RateLimit-Limit") == ["100"]  # the starter plan, once
+        assert resp.headers.getall("X-RateLimit-Remaining") == ["99"]
+        assert len(resp.headers.getall("X-Request-Id")) == 1 and resp.headers["X-Upstream"] == "kept"
+    gw2 = await start_gateway(routes=[public_route(script.url)])
+    async with https.get(proxy_url(gw2, "/api/v1/visitors")) as resp:  # no key, no limit of ours: theirs stays
+        assert resp.headers.getall("X-RateLimit-Limit") == ["999"]
