@@ -2,7 +2,8 @@
 
 Each problem names its zero-based field path (`routes[1].upstream: must be an http(s) URL`), so
 an operator fixes a file in one pass. Unknown keys are errors, `bool` is never an integer, and
-`${NAME}` / `${NAME:-default}` in any string is read from the environment.
+`${NAME}` / `${NAME:-default}` in any string is read from the environment (a value that is one
+reference alone takes the variable's YAML type: numbers and booleans can come from there too).
 """
 
 from __future__ import annotations
@@ -108,6 +109,15 @@ class Reader:
         return True
 
 
+def _scalar(text: str) -> int | float | bool | None:
+    """YAML's reading of a number or boolean (`8443`, `0.5`, `true`), else None."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return value if isinstance(value, (int, float, bool)) else None
+
+
 def _expand(node: Any, path: str, env: Mapping[str, str], problems: list[str]) -> Any:
     if isinstance(node, str):
         def sub(m: re.Match[str]) -> str:
@@ -118,7 +128,13 @@ def _expand(node: Any, path: str, env: Mapping[str, str], problems: list[str]) -
                 return default
             problems.append(f"{path or '(top level)'}: environment variable {name} is not set")
             return m.group(0)  # keep the text so the one problem is not followed by a derived one
-        return _ENV.sub(sub, node)
+        expanded = _ENV.sub(sub, node)
+        if expanded != node and _ENV.fullmatch(node):
+            # the whole value is one variable: `port: ${PORT}` is a number when PORT holds one
+            typed = _scalar(expanded)
+            if typed is not None:
+                return typed
+        return expanded
     if isinstance(node, Mapping):
         return {k: _expand(v, f"{path}.{k}" if path else str(k), env, problems) for k, v in node.items()}
     if isinstance(node, list):

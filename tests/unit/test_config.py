@@ -36,6 +36,15 @@ def test_environment_expansion() -> None:
     cfg = parse_config(data, env={"TOKEN_VAR": "MY_TOKEN"})
     assert cfg.admin.token_env == "MY_TOKEN" and cfg.data_dir == "/var/lib/gw"
     assert problems({**MINIMAL, "data_dir": "${NOPE}"}) == ["data_dir: environment variable NOPE is not set"]
+    # a value that is one variable takes its YAML type: numbers and booleans from the environment
+    typed = {"server": {"tls": {"self_signed": "${SELF_SIGNED}"}, "port": "${PORT}", "grace_period": "${GRACE:-2.5}"},
+             "ratelimit": {"redis_prefix": "${PREFIX}"},
+             "routes": [{"name": "r", "path": "/r", "upstream": "http://127.0.0.1:${UPSTREAM_PORT}"}]}
+    cfg = parse_config(typed, env={"SELF_SIGNED": "true", "PORT": "9443", "PREFIX": "gw:x:", "UPSTREAM_PORT": "81"})
+    assert (cfg.server.port, cfg.server.tls.self_signed, cfg.server.grace_period) == (9443, True, 2.5)
+    assert cfg.ratelimit.redis_prefix == "gw:x:" and cfg.routes[0].upstream.endswith(":81")
+    assert problems({**MINIMAL, "server": {"tls": {"self_signed": True}, "port": "${PORT}"}}, env={"PORT": "x"}) == [
+        "server.port: must be an integer between 0 and 65535"]
 
 
 def test_every_problem_is_reported_at_once_with_paths() -> None:
