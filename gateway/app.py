@@ -167,6 +167,9 @@ class Gateway:
             store, cfg, invalidators=(self.cache,), propagator=self.invalidation, audit=self.recorder.audit,
             clock=self.clock,
         )
+        if cfg.store.sqlite_path is None and not cfg.tokens.signing_keys:
+            log.warning("tokens.signing_keys is not set: tokens are signed with a key under data_dir, "
+                        "and other instances accept them only if they share that key (or data_dir)")
         self.tokens = TokenService(
             load_signing_keys(cfg.tokens.algorithm, cfg.tokens.signing_keys, cfg.data_dir),
             issuer=cfg.tokens.issuer,

@@ -52,6 +52,11 @@ def test_kubernetes_deployment_matches_the_gateway_config() -> None:
     assert container["image"] == "gateway:local" and (REPO / "Dockerfile").exists()
     assert container["args"] == ["run", "--config", "/etc/gateway/gateway.yaml"]
     assert pod["terminationGracePeriodSeconds"] > config.server.grace_period
+    # every replica signs with the same key, mounted from a Secret
+    [signing] = config.tokens.signing_keys
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volume = mounts[str(Path(signing).parent)]
+    assert {v["name"]: v for v in pod["volumes"]}[volume]["secret"]["secretName"] == "gateway-signing"
     env = {e["name"] for e in container["env"]}
     assert {config.admin.token_env, "GATEWAY_STORE_URL", "GATEWAY_REDIS_URL"} <= env
     selector = by_kind("Deployment")[0]["spec"]["selector"]["matchLabels"]
@@ -78,8 +83,11 @@ def test_compose_runs_two_gateways_built_here_with_healthchecks() -> None:
     for name in ("gateway-1", "gateway-2"):
         inside = {int(p.split(":")[1]) for p in services[name]["ports"]}
         assert inside == {config.server.port, config.admin.port}
-        mounts = [v.split(":")[0] for v in services[name]["volumes"]]
-        assert all((DEPLOY / m).exists() for m in mounts)
+        mounts = dict(v.split(":")[:2] for v in services[name]["volumes"])
+        assert all((DEPLOY / m).exists() for m in mounts if m.startswith("."))  # files of this repository
+        # one data_dir for both: the token signing key there is shared, so a token from one passes on the other
+        assert mounts.get("gateway-data") == config.data_dir and "gateway-data" in compose["volumes"]
+        assert not config.tokens.signing_keys
     upstream_ports = {int(r.upstream.rsplit(":", 1)[1]) for r in config.routes}
     assert upstream_ports == {int(services["upstream"]["command"][-1])}
     scrape_targets = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())["scrape_configs"][0]

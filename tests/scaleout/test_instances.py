@@ -103,3 +103,21 @@ async def test_limit_is_exact_across_both_instances(pair, https) -> None:
     ))
     statuses = [status for status, _, _ in results]
     assert statuses.count(200) == 100 and statuses.count(429) == 100
+
+
+
+async def test_an_instance_without_shared_signing_keys_says_so_at_start(start_gateway, tmp_path: Path, caplog) -> None:
+    """A token from one instance fails on another unless the signing key is shared: a warning, not a surprise."""
+    require_postgres()
+    await start_gateway(store={"url": postgres_url(tmp_path)})
+    advice = [r for r in caplog.records if r.levelname == "WARNING" and "tokens.signing_keys" in r.getMessage()]
+    assert len(advice) == 1
+    caplog.clear()
+    pem = tmp_path / "signing.pem"
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pem.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    await start_gateway(store={"url": postgres_url(tmp_path)}, tokens={"signing_keys": [str(pem)]})
+    assert not [r for r in caplog.records if "tokens.signing_keys" in r.getMessage()]
