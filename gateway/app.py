@@ -31,7 +31,7 @@ from gateway.admin.errors import error_middleware
 from gateway.config import Config
 from gateway.credentials.tokens import TokenService, load_signing_keys
 from gateway.errors import SERVER
-from gateway.keystore.base import KeyStore
+from gateway.keystore.base import KeyStore, StoreError
 from gateway.keystore.cache import IdentityCache
 from gateway.keystore.invalidation import InvalidationBus
 from gateway.keystore.factory import create_store
@@ -52,9 +52,11 @@ from gateway.proxy.upstream import UpstreamPool
 from gateway.reload import Reloader
 from gateway.ratelimit import RateLimiter, create_rate_limiter
 from gateway.routing import RouteTable
+from gateway.tasks import cancel_and_wait
 from gateway.tls import ensure_self_signed, server_context
 
 log = logging.getLogger("gateway")
+EXPIRY_CHECK_PERIOD = 30.0  # seconds between looks for keys that expired (the audit's key.expired)
 Check = Callable[[], Awaitable[None]]
 
 
@@ -167,6 +169,8 @@ class Gateway:
             store, cfg, invalidators=(self.cache,), propagator=self.invalidation, audit=self.recorder.audit,
             clock=self.clock,
         )
+        expiries = asyncio.get_running_loop().create_task(self._note_expiries(self.accounts))
+        self._stack.push_async_callback(cancel_and_wait, expiries)  # before the store and recorder close
         if cfg.store.sqlite_path is None and not cfg.tokens.signing_keys:
             log.warning("tokens.signing_keys is not set: tokens are signed with a key under data_dir, "
                         "and other instances accept them only if they share that key (or data_dir)")
@@ -303,6 +307,16 @@ class Gateway:
         if self.accounts is not None:
             self.accounts.cfg = cfg
         self.cache.clear()  # cached identities carry the old plan limits
+
+    @staticmethod
+    async def _note_expiries(accounts: Accounts) -> None:
+        """The audit trail's `key.expired`, within a period of a key's validity running out."""
+        while True:
+            try:
+                await accounts.note_expired()
+            except StoreError as exc:
+                log.warning("could not look for expired keys", extra={"error": str(exc)})
+            await asyncio.sleep(EXPIRY_CHECK_PERIOD)  # a period, not synchronisation
 
     @staticmethod
     async def _push_stats(pusher: StatsPusher) -> None:

@@ -84,6 +84,12 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
         async for key in _all(lambda page: src.list_keys(now=far_past, page=page, per_page=_PAGE, sort="created_at")):
             await dst.create_key(key)
             copied.keys += 1
+        # keys whose expiry the source has already put in the audit trail are not noted again
+        now = dt.datetime.now(dt.timezone.utc)
+        pending = set(await src.expired_unnoted(now, 2**31))
+        for key_id in await dst.expired_unnoted(now, 2**31):
+            if key_id not in pending:
+                await dst.note_expiry(key_id)
         progress(f"{copied.keys} keys")
         after = 0
         while entries := await src_records.list_audit(after=after, limit=_PAGE):

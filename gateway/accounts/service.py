@@ -257,6 +257,19 @@ class Accounts:
         self._audit(actor, "key.revoked", "key", key_id, tenant_id=revoked.tenant_id, key_name=revoked.name)
         return revoked
 
+    async def note_expired(self, *, batch: int = 500) -> int:
+        """`key.expired` in the audit trail for each key whose validity ran out since the last
+        look; several instances may look at once, and each key is noted by exactly one."""
+        noted = 0
+        for key_id in await self.store.expired_unnoted(self.now(), batch):
+            if not await self.store.note_expiry(key_id):
+                continue  # another instance (or worker) got there first
+            key = await self.store.get_key(key_id)
+            if key is not None:
+                self._audit(SYSTEM, "key.expired", "key", key_id, tenant_id=key.tenant_id, key_name=key.name)
+                noted += 1
+        return noted
+
     def _forget_key(self, key_id: str) -> None:
         self._changed("key", key_id)
 

@@ -43,6 +43,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             last_used_at TIMESTAMPTZ, revoked_at TIMESTAMPTZ, replaced_by TEXT)""",
         "CREATE INDEX api_keys_tenant ON api_keys (tenant_id, created_at)",
     ]),
+    (2, [  # the audit trail's key.expired: written once per key, whichever instance sees it first
+        # (a table of its own: api_keys keeps its shape for instances still on the previous version)
+        "CREATE TABLE key_expiry_notes (key_id TEXT PRIMARY KEY, noted_at TIMESTAMPTZ NOT NULL)",
+    ]),
 ]
 
 _TENANT, _USER, _KEY = TENANT_COLUMNS, USER_COLUMNS, KEY_COLUMNS
@@ -239,7 +243,8 @@ class PostgresKeyStore:
     def _key_params(key: ApiKey) -> tuple[Any, ...]:
         return key_params(key, lambda at: at)
 
-    _INSERT_KEY = ("INSERT INTO api_keys VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, "
+    _INSERT_KEY = (f"INSERT INTO api_keys ({KEY_COLUMNS.replace('k.', '')}) "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, "
                    "$11, $12, $13, $14, $15, $16, $17)")
 
     async def create_key(self, key: ApiKey) -> ApiKey:
@@ -289,6 +294,17 @@ class PostgresKeyStore:
             tenant_id, now,
         )
         return int(row[0])
+
+    async def expired_unnoted(self, now: dt.datetime, limit: int) -> list[str]:
+        found = await self._fetch(
+            "SELECT id FROM api_keys k WHERE revoked_at IS NULL AND expires_at <= $1 "
+            "AND NOT EXISTS (SELECT 1 FROM key_expiry_notes n WHERE n.key_id = k.id) LIMIT $2",
+            now, limit)
+        return [row[0] for row in found]
+
+    async def note_expiry(self, key_id: str) -> bool:
+        return await self._write([("INSERT INTO key_expiry_notes VALUES ($1, now()) ON CONFLICT DO NOTHING",
+                                   (key_id,))], first_must_change=True)
 
     async def revoke_key(self, key_id: str, at: dt.datetime) -> ApiKey | None:
         await self._write([("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", (key_id, at))])

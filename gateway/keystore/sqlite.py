@@ -40,6 +40,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             last_used_at TEXT, revoked_at TEXT, replaced_by TEXT)""",
         "CREATE INDEX api_keys_tenant ON api_keys (tenant_id, created_at)",
     ]),
+    (2, [  # the audit trail's key.expired: written once per key, whichever instance sees it first
+        # (a table of its own: api_keys keeps its shape for instances still on the previous version)
+        "CREATE TABLE key_expiry_notes (key_id TEXT PRIMARY KEY, noted_at TEXT NOT NULL)",
+    ]),
 ]
 
 _TENANT, _USER, _KEY = TENANT_COLUMNS, USER_COLUMNS, KEY_COLUMNS
@@ -260,7 +264,7 @@ class SQLiteKeyStore:
     def _key_params(key: ApiKey) -> tuple[Any, ...]:
         return key_params(key, ts)
 
-    _INSERT_KEY = "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    _INSERT_KEY = f"INSERT INTO api_keys ({_KEY.replace('k.', '')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
     async def create_key(self, key: ApiKey) -> ApiKey:
         await self._write([(self._INSERT_KEY, self._key_params(key))])
@@ -313,6 +317,19 @@ class SQLiteKeyStore:
             (tenant_id, ts(now)),
         )
         return int(row[0])
+
+    async def expired_unnoted(self, now: dt.datetime, limit: int) -> list[str]:
+        found = await self._all(
+            "SELECT id FROM api_keys k WHERE revoked_at IS NULL AND expires_at <= ? "
+            "AND NOT EXISTS (SELECT 1 FROM key_expiry_notes n WHERE n.key_id = k.id) LIMIT ?",
+            (ts(now), limit))
+        return [row[0] for row in found]
+
+    async def note_expiry(self, key_id: str) -> bool:
+        done = await self._write([(
+            "INSERT INTO key_expiry_notes VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (key_id, ts(dt.datetime.now(dt.timezone.utc))))], first_must_change=True)
+        return done is not None
 
     async def revoke_key(self, key_id: str, at: dt.datetime) -> ApiKey | None:
         await self._write([("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (ts(at), key_id))])

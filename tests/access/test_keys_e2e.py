@@ -185,6 +185,22 @@ async def test_expiry_with_injected_clock(start_gateway, upstream, https) -> Non
     assert (status, body["error"]["code"]) == (401, "EXPIRED_CREDENTIALS")
 
 
+async def test_expiry_is_written_to_the_audit_trail_once(start_gateway, upstream) -> None:
+    clock = FakeClock()
+    gw = await start_gateway(clock=clock, routes=routes(upstream[0]))
+    key, _ = await tenant_and_key(gw, validity_days=10)
+    revoked, _ = await tenant_and_key(gw, validity_days=10, name="revoked")
+    await gw.accounts.revoke_key(revoked.id, ADMIN)
+    assert await gw.accounts.note_expired() == 0
+    clock.advance(10 * DAY + 1)
+    assert await gw.accounts.note_expired() == 1
+    assert await gw.accounts.note_expired() == 0  # noted once, not on every look
+    await gw.recorder.audit_buffer.flush()
+    entries = await gw.recorder.store.list_audit(after=0, limit=100)
+    expired = [e for e in entries if e.action == "key.expired"]
+    assert [(e.target_id, e.actor, e.tenant_id, e.key_name) for e in expired] == [(key.id, "system", "acme", key.name)]
+
+
 async def test_revoke_stops_a_cached_key_at_once(gw, https) -> None:
     key, secret = await tenant_and_key(gw)
     assert (await call(https, gw, "/api/v1/visitors", **{"X-API-Key": secret}))[0] == 200

@@ -177,6 +177,22 @@ async def test_revoke_and_rotate(store: KeyStore) -> None:
     assert (await store.get_principal_by_hash(hash_key(new_secret))).key.revoked_at == T0 + 2 * DAY  # type: ignore[union-attr]
 
 
+async def test_each_expired_key_is_noted_once_whoever_asks(store: KeyStore) -> None:
+    await store.create_tenant(tenant())
+    expiring, _ = key(expires=T0 + DAY)
+    later, _ = key(expires=T0 + 5 * DAY)
+    revoked, _ = key(expires=T0 + DAY)
+    forever, _ = key()
+    for made in (expiring, later, revoked, forever):
+        await store.create_key(made)
+    await store.revoke_key(revoked.id, T0)
+    assert await store.expired_unnoted(T0, 10) == []
+    assert await store.expired_unnoted(T0 + DAY, 10) == [expiring.id]  # revoked first: not an expiry
+    results = await asyncio.gather(*(store.note_expiry(expiring.id) for _ in range(4)))
+    assert sorted(results) == [False, False, False, True]  # concurrent noters: exactly one wins
+    assert await store.expired_unnoted(T0 + 10 * DAY, 10) == [later.id]
+
+
 async def test_last_used_only_moves_forward(store: KeyStore) -> None:
     await store.create_tenant(tenant())
     made, _ = key()
