@@ -26,6 +26,7 @@ from gateway.access.guard import AccessGuard
 from gateway.access.identity import Identity
 from gateway.accounts.service import Accounts
 from gateway.admin import api, console, docs, health, metrics_endpoint, records_api
+from gateway.admin import listener as admin_listener
 from gateway.admin.auth import check_admin_token, token_middleware
 from gateway.admin.errors import error_middleware
 from gateway.config import Config
@@ -118,6 +119,7 @@ class Gateway:
         self.draining = asyncio.Event()  # set once no listener accepts new connections
         self._stack = AsyncExitStack()
         self._runners: list[web.BaseRunner] = []
+        self._admin_listeners: list[asyncio.AbstractServer] = []
         self._servers: list[HttpServer] = []
         self._readiness: list[tuple[str, Check]] = []
 
@@ -398,7 +400,7 @@ class Gateway:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
         self._runners.append(runner)
-        await web.SockSite(runner, sock).start()
+        self._admin_listeners.append(await admin_listener.listen(runner, sock))
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish within the grace period, then close."""
@@ -406,9 +408,9 @@ class Gateway:
         servers, self._servers = self._servers, []
         for server in servers:
             server.stop_accepting()
-        for runner in runners:
-            for site in list(runner.sites):
-                await site.stop()
+        listeners, self._admin_listeners = self._admin_listeners, []
+        for listener in listeners:
+            listener.close()
         self.draining.set()
         grace = self.cfg.server.grace_period
         await asyncio.gather(*(server.shutdown(grace) for server in servers))

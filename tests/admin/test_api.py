@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import aiohttp
@@ -206,3 +207,32 @@ async def test_call_log_rows_for_proxied_requests(admin, https) -> None:
     assert newest["data"][0]["method"] == "POST"
     status, older = await admin("GET", f"/admin/calls?order=desc&limit=1&after={newest['next_cursor']}")
     assert older["data"][0]["method"] == "GET"
+
+
+MALFORMED = {
+    "not http": b"HELLO\r\n\r\n",
+    "unknown version": b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n",
+    "oversized header": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n",
+    "length and chunked": b"POST /admin/tenants HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+async def test_malformed_http_on_the_admin_listener_gets_the_json_envelope(admin, caplog, name) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", admin.gw.admin_port)
+    try:
+        writer.write(MALFORMED[name])
+        answer = await asyncio.wait_for(reader.read(), 10)  # then the connection closes
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    assert lines[0].split()[1] == "400", lines[0]
+    assert headers["content-type"].startswith("application/json") and headers["x-request-id"]
+    assert headers["server"] == "gateway"
+    assert json.loads(body)["error"]["code"] == "BAD_REQUEST"
+    assert not [r for r in caplog.records if r.levelno >= 30]  # no traceback, no error log per garbage request
+    status, _ = await admin("GET", "/healthz")  # the listener goes on
+    assert status == 200
