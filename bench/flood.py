@@ -33,15 +33,18 @@ from run import GatewayProcess, openloop, start_upstream  # noqa: E402
 from soak import rss_kib  # noqa: E402
 
 
-async def flood(port: int, seconds: float, connections: int) -> dict[str, int]:
+async def flood(port: int, seconds: float, connections: int, sources: int = 1) -> dict[str, int]:
     tls = ssl.create_default_context()
     tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
     statuses: dict[int, int] = {}
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds
 
-    async def one_connection() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls)
+    async def one_connection(n: int) -> None:
+        # --sources: the connections come from 127.0.0.2, .3, ... (one client address each), as a
+        # flood spread over many addresses would; 1 keeps them on 127.0.0.1 with the valid key
+        local = (f"127.0.0.{2 + n % sources}", 0) if sources > 1 else None
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls, local_addr=local)
         while loop.time() < end:
             key = generate_key("gw", "live")
             writer.write(f"GET /api HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\r\n".encode())
@@ -52,7 +55,7 @@ async def flood(port: int, seconds: float, connections: int) -> dict[str, int]:
             statuses[status] = statuses.get(status, 0) + 1
         writer.close()
 
-    await asyncio.gather(*(one_connection() for _ in range(connections)))
+    await asyncio.gather(*(one_connection(n) for n in range(connections)))
     return statuses
 
 
@@ -61,6 +64,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rate", type=float, default=500, help="valid-key requests/s, open loop")
+    parser.add_argument("--sources", type=int, default=1, help="client addresses the flood comes from (127.0.0.2...)")
     parser.add_argument("--no-hold", action="store_true",
                         help="ratelimit.failed_auth_per_minute: 0 (every wrong key answered at once, as before)")
     args = parser.parse_args()
@@ -78,7 +82,7 @@ def main() -> None:
         result: dict[str, dict[int, int]] = {}
 
         def run_flood() -> None:
-            result["statuses"] = asyncio.run(flood(gateway.port, args.seconds + 2, args.connections))
+            result["statuses"] = asyncio.run(flood(gateway.port, args.seconds + 2, args.connections, args.sources))
 
         flooding = threading.Thread(target=run_flood)
         flooding.start()  # the flood runs in this process; openloop.py in its own, both on CPU 0

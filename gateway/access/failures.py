@@ -14,6 +14,7 @@ touched only when a credential fails: the valid-key path does no work here.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 
@@ -28,12 +29,14 @@ class AuthFailureThrottle:
         *,
         max_clients: int = _MAX_CLIENTS,
         clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._burst = float(per_minute)  # a minute's budget may be spent at once
         self._refill = per_minute / 60.0
         self._delay = delay
         self._max = max_clients
         self._clock = clock
+        self._jitter = jitter
         self._buckets: dict[str, list[float]] = {}  # address -> [tokens, when]
         self.held = 0  # answers delayed so far (exported as a metric)
 
@@ -54,7 +57,9 @@ class AuthFailureThrottle:
             bucket[0] -= 1.0
             return 0.0
         self.held += 1
-        return self._delay
+        # 0.5-1.5 × the delay, the mean unchanged: a flood's held connections would otherwise all
+        # come back in the same instant each round and queue everyone else's requests behind them
+        return self._delay * (0.5 + self._jitter())
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -39,7 +39,7 @@ async def test_wrong_keys_past_the_budget_are_answered_late_and_valid_keys_are_n
         assert not held.done()
     status, code, took = await held
     assert (status, code) == (401, "INVALID_CREDENTIALS")  # the same answer, late
-    assert took >= HOLD
+    assert took >= HOLD / 2  # held 0.5-1.5 × the delay
     metrics = await scrape(gw)
     assert "gateway_auth_failures_held_total 1.0" in metrics
 

@@ -15,7 +15,7 @@ class Clock:
 
 def test_a_minutes_budget_then_every_answer_is_held_until_it_refills() -> None:
     clock = Clock()
-    throttle = AuthFailureThrottle(60, 1.5, clock=clock)  # one a second, sixty at once
+    throttle = AuthFailureThrottle(60, 1.5, clock=clock, jitter=lambda: 0.5)  # one a second, sixty at once
     assert [throttle.failed("198.51.100.7") for _ in range(60)] == [0.0] * 60
     assert throttle.failed("198.51.100.7") == 1.5
     assert throttle.failed("198.51.100.7") == 1.5
@@ -28,13 +28,13 @@ def test_a_minutes_budget_then_every_answer_is_held_until_it_refills() -> None:
 
 
 def test_each_address_has_its_own_budget() -> None:
-    throttle = AuthFailureThrottle(2, 1.0, clock=Clock())
+    throttle = AuthFailureThrottle(2, 1.0, clock=Clock(), jitter=lambda: 0.5)
     assert [throttle.failed("192.0.2.1") for _ in range(3)] == [0.0, 0.0, 1.0]
     assert [throttle.failed("192.0.2.2") for _ in range(2)] == [0.0, 0.0]
 
 
 def test_memory_is_bounded_and_the_least_recently_failing_are_forgotten() -> None:
-    throttle = AuthFailureThrottle(1, 1.0, max_clients=3, clock=Clock())
+    throttle = AuthFailureThrottle(1, 1.0, max_clients=3, clock=Clock(), jitter=lambda: 0.5)
     for address in ("a", "b", "c"):
         throttle.failed(address)
     throttle.failed("a")  # a failed again: b is now the oldest
@@ -42,3 +42,11 @@ def test_memory_is_bounded_and_the_least_recently_failing_are_forgotten() -> Non
     assert len(throttle) == 3
     assert throttle.failed("a") == 1.0  # still remembered, still out of budget
     assert throttle.failed("b") == 0.0  # forgotten, so a fresh budget
+
+
+def test_held_answers_are_spread_around_the_delay() -> None:
+    draws = iter([0.0, 0.999])
+    throttle = AuthFailureThrottle(1, 2.0, clock=Clock(), jitter=lambda: next(draws))
+    throttle.failed("192.0.2.9")
+    assert throttle.failed("192.0.2.9") == 1.0  # half the delay at the least
+    assert 2.99 < throttle.failed("192.0.2.9") < 3.0  # one and a half at the most
