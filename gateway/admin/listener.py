@@ -50,4 +50,7 @@ async def listen(runner: web.AppRunner, sock: socket.socket) -> asyncio.Abstract
     manager = runner.server
     assert manager is not None, "the runner is set up first"
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: _ContractErrors(manager, loop=loop, access_log=None), sock=sock)
+    # access_log=None switches aiohttp's access log off, as `web.AppRunner(access_log=None)` does
+    return await loop.create_server(
+        lambda: _ContractErrors(manager, loop=loop, access_log=None),  # type: ignore[arg-type]
+        sock=sock)
