@@ -412,6 +412,8 @@ class Gateway:
         for listener in listeners:
             listener.close()
         self.draining.set()
+        for handler in self._handlers:
+            handler.release_held()
         grace = self.cfg.server.grace_period
         await asyncio.gather(*(server.shutdown(grace) for server in servers))
         for runner in runners:

@@ -3,7 +3,7 @@
 Each problem names its zero-based field path (`routes[1].upstream: must be an http(s) URL`), so
 an operator fixes a file in one pass. Unknown keys are errors, `bool` is never an integer, and
 `${NAME}` / `${NAME:-default}` in any string is read from the environment (a value that is one
-reference alone takes the variable's YAML type: numbers and booleans can come from there too).
+reference alone is read as a number or boolean where the field wants one).
 """
 
 from __future__ import annotations
@@ -71,10 +71,13 @@ class Reader:
     def problem(self, key: str, message: str) -> None:
         self.problems.append(f"{self.where(key)}: {message}")
 
-    def get(self, key: str, default: Any, check: Callable[[Any], bool], message: str) -> Any:
+    def get(self, key: str, default: Any, check: Callable[[Any], bool], message: str,
+            convert: Callable[[Any], Any] | None = None) -> Any:
         value = self.node.get(key, _MISSING)
         if value is _MISSING:
             return default
+        if convert is not None:
+            value = convert(value)
         if not check(value):
             self.problem(key, message)
             return default
@@ -82,7 +85,7 @@ class Reader:
 
     def integer(self, key: str, default: Any, lo: int = 0, hi: int = 2**62) -> Any:
         ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi  # noqa: E731
-        return self.get(key, default, ok, f"must be an integer between {lo} and {hi}")
+        return self.get(key, default, ok, f"must be an integer between {lo} and {hi}", _as_int)
 
     def number(self, key: str, default: float, lo: float = 0.0, hi: float = 1e9, open_lo: bool = True) -> float:
         def ok(v: Any) -> bool:
@@ -90,10 +93,10 @@ class Reader:
                 return False
             return (v > lo if open_lo else v >= lo) and v <= hi
         bound = ">" if open_lo else ">="
-        return float(self.get(key, default, ok, f"must be a number {bound} {lo:g} and <= {hi:g}"))
+        return float(self.get(key, default, ok, f"must be a number {bound} {lo:g} and <= {hi:g}", _as_number))
 
     def boolean(self, key: str, default: bool) -> bool:
-        return bool(self.get(key, default, lambda v: isinstance(v, bool), "must be true or false"))
+        return bool(self.get(key, default, lambda v: isinstance(v, bool), "must be true or false", _as_bool))
 
     def string(self, key: str, default: Any, pattern: re.Pattern[str] | None = None, message: str = "") -> Any:
         ok = lambda v: isinstance(v, str) and bool(v) and (pattern is None or pattern.fullmatch(v) is not None)  # noqa: E731
@@ -109,13 +112,24 @@ class Reader:
         return True
 
 
-def _scalar(text: str) -> int | float | bool | None:
-    """YAML's reading of a number or boolean (`8443`, `0.5`, `true`), else None."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-    return value if isinstance(value, (int, float, bool)) else None
+class _FromEnv(str):
+    """A value that was one `${NAME}` alone: a number or boolean field reads it as one."""
+
+
+_INT = re.compile(r"[+-]?\d{1,18}")
+_FLOAT = re.compile(r"[+-]?(\d{1,18}(\.\d{0,18})?|\.\d{1,18})")
+
+
+def _as_int(v: Any) -> Any:
+    return int(v) if isinstance(v, _FromEnv) and _INT.fullmatch(v) else v
+
+
+def _as_number(v: Any) -> Any:
+    return float(v) if isinstance(v, _FromEnv) and _FLOAT.fullmatch(v) else v
+
+
+def _as_bool(v: Any) -> Any:
+    return {"true": True, "false": False}.get(v.lower(), v) if isinstance(v, _FromEnv) else v
 
 
 def _expand(node: Any, path: str, env: Mapping[str, str], problems: list[str]) -> Any:
@@ -130,10 +144,7 @@ def _expand(node: Any, path: str, env: Mapping[str, str], problems: list[str]) -
             return m.group(0)  # keep the text so the one problem is not followed by a derived one
         expanded = _ENV.sub(sub, node)
         if expanded != node and _ENV.fullmatch(node):
-            # the whole value is one variable: `port: ${PORT}` is a number when PORT holds one
-            typed = _scalar(expanded)
-            if typed is not None:
-                return typed
+            return _FromEnv(expanded)  # `port: ${PORT}`: a number where the field wants one
         return expanded
     if isinstance(node, Mapping):
         return {k: _expand(v, f"{path}.{k}" if path else str(k), env, problems) for k, v in node.items()}

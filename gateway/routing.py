@@ -83,8 +83,16 @@ def normalize_path(raw: str) -> str:
     return path
 
 
-def _as_upstreams_may_read(path: str) -> str:
-    return "/".join(segment.split(";", 1)[0] for segment in path.replace("%2F", "/").split("/"))
+def _readings(path: str) -> tuple[str, ...]:
+    """The path as upstreams that decode %2F (WSGI), drop `;params` (Tomcat, Spring), or both,
+    may read it, each with the empty segments that leaves merged (as they and nginx merge them)."""
+    decoded = path.replace("%2F", "/")
+    readings = (decoded, _without_params(path), _without_params(decoded))
+    return tuple("/" + "/".join(s for s in reading.split("/") if s) for reading in readings)
+
+
+def _without_params(path: str) -> str:
+    return "/".join(segment.split(";", 1)[0] for segment in path.split("/"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,12 +226,13 @@ class RouteTable:
             # A WSGI upstream decodes %2F into a separator, Tomcat drops `;params`: the route
             # must be the same whichever way the upstream reads the path, or a protected route
             # could be reached through a public one.
-            try:
-                other: Match | None = self._match(method, _as_upstreams_may_read(path))
-            except (RouteNotFound, MethodNotAllowed):
-                other = None
-            if other is None or other.route is not found.route:
-                raise BadRequest("the path names another route once %2F is decoded or ;parameters dropped")
+            for reading in _readings(path):
+                try:
+                    other: Match | None = self._match(method, reading)
+                except (RouteNotFound, MethodNotAllowed):
+                    other = None
+                if other is None or other.route is not found.route:
+                    raise BadRequest("the path names another route once %2F is decoded or ;parameters dropped")
         return found
 
     def _match(self, method: str, path: str) -> Match:

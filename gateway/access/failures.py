@@ -14,11 +14,25 @@ touched only when a credential fails: the valid-key path does no work here.
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import time
 from collections.abc import Callable
 
 _MAX_CLIENTS = 65_536  # addresses remembered; the least recently failing are forgotten first
+
+
+def _client(address: str) -> str:
+    """An IPv6 client is its /64 (one host usually holds all of one), an IPv4 one its address."""
+    if ":" not in address:
+        return address
+    try:
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False).network_address) + "/64"
 
 
 class AuthFailureThrottle:
@@ -43,6 +57,7 @@ class AuthFailureThrottle:
     def failed(self, client_ip: str) -> float:
         """Count one failed credential from this address; how long its answer should wait."""
         now = self._clock()
+        client_ip = _client(client_ip)
         buckets = self._buckets
         bucket = buckets.pop(client_ip, None)  # re-inserted below: dict order is recency
         if bucket is None:

@@ -31,6 +31,7 @@ class Actor:
 
 
 SYSTEM = Actor("system")
+_EXPIRY_MARGIN = dt.timedelta(minutes=10)
 
 
 class AuditSink(Protocol):
@@ -80,6 +81,7 @@ class Accounts:
         self._propagator = propagator
         self._audit = audit
         self._clock = clock
+        self._expiries_since: dt.datetime | None = None  # the first look covers all time
 
     def record(self, actor: Actor, action: str, target_type: str, target_id: str) -> None:
         """An audit entry for an operator action outside accounts (a config reload, say)."""
@@ -261,14 +263,21 @@ class Accounts:
         """`key.expired` in the audit trail for each key whose validity ran out since the last
         look; several instances may look at once, and each key is noted by exactly one."""
         noted = 0
-        for key_id in await self.store.expired_unnoted(self.now(), batch):
-            if not await self.store.note_expiry(key_id):
-                continue  # another instance (or worker) got there first
-            key = await self.store.get_key(key_id)
-            if key is not None:
-                self._audit(SYSTEM, "key.expired", "key", key_id, tenant_id=key.tenant_id, key_name=key.name)
-                noted += 1
-        return noted
+        while True:
+            now = self.now()
+            found = await self.store.expired_unnoted(now, batch, self._expiries_since)
+            for key_id in found:
+                if not await self.store.note_expiry(key_id):
+                    continue  # another instance (or worker) got there first
+                key = await self.store.get_key(key_id)
+                if key is not None:
+                    self._audit(SYSTEM, "key.expired", "key", key_id, tenant_id=key.tenant_id, key_name=key.name)
+                    noted += 1
+            if len(found) < batch:
+                # later looks start a margin before this one (clocks of instances differ a little),
+                # not at the beginning of time: the keys table is not scanned every period
+                self._expiries_since = now - _EXPIRY_MARGIN
+                return noted
 
     def _forget_key(self, key_id: str) -> None:
         self._changed("key", key_id)

@@ -46,6 +46,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (2, [  # the audit trail's key.expired: written once per key, whichever instance sees it first
         # (a table of its own: api_keys keeps its shape for instances still on the previous version)
         "CREATE TABLE key_expiry_notes (key_id TEXT PRIMARY KEY, noted_at TIMESTAMPTZ NOT NULL)",
+        # what expired before this version is history, not news for the audit trail
+        "INSERT INTO key_expiry_notes SELECT id, now() FROM api_keys WHERE expires_at <= now()",
+        "CREATE INDEX api_keys_expires ON api_keys (expires_at)",
     ]),
 ]
 
@@ -295,11 +298,11 @@ class PostgresKeyStore:
         )
         return int(row[0])
 
-    async def expired_unnoted(self, now: dt.datetime, limit: int) -> list[str]:
+    async def expired_unnoted(self, now: dt.datetime, limit: int, since: dt.datetime | None = None) -> list[str]:
         found = await self._fetch(
-            "SELECT id FROM api_keys k WHERE revoked_at IS NULL AND expires_at <= $1 "
+            "SELECT id FROM api_keys k WHERE expires_at > $3 AND expires_at <= $1 AND revoked_at IS NULL "
             "AND NOT EXISTS (SELECT 1 FROM key_expiry_notes n WHERE n.key_id = k.id) LIMIT $2",
-            now, limit)
+            now, limit, since or dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc))
         return [row[0] for row in found]
 
     async def note_expiry(self, key_id: str) -> bool:

@@ -43,6 +43,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (2, [  # the audit trail's key.expired: written once per key, whichever instance sees it first
         # (a table of its own: api_keys keeps its shape for instances still on the previous version)
         "CREATE TABLE key_expiry_notes (key_id TEXT PRIMARY KEY, noted_at TEXT NOT NULL)",
+        # what expired before this version is history, not news for the audit trail
+        "INSERT INTO key_expiry_notes SELECT id, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM api_keys "
+        "WHERE expires_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        "CREATE INDEX api_keys_expires ON api_keys (expires_at)",
     ]),
 ]
 
@@ -318,11 +322,11 @@ class SQLiteKeyStore:
         )
         return int(row[0])
 
-    async def expired_unnoted(self, now: dt.datetime, limit: int) -> list[str]:
+    async def expired_unnoted(self, now: dt.datetime, limit: int, since: dt.datetime | None = None) -> list[str]:
         found = await self._all(
-            "SELECT id FROM api_keys k WHERE revoked_at IS NULL AND expires_at <= ? "
+            "SELECT id FROM api_keys k WHERE expires_at > ? AND expires_at <= ? AND revoked_at IS NULL "
             "AND NOT EXISTS (SELECT 1 FROM key_expiry_notes n WHERE n.key_id = k.id) LIMIT ?",
-            (ts(now), limit))
+            (ts(since) if since else "", ts(now), limit))
         return [row[0] for row in found]
 
     async def note_expiry(self, key_id: str) -> bool:

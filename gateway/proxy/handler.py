@@ -56,6 +56,7 @@ class ProxyHandler:
         self._endpoints = dict(endpoints or {})
         self._observer = observer
         self._failures = failures
+        self._released = asyncio.Event()
         # Request ids: a random per-process prefix and a counter, unique without a syscall each.
         prefix = os.urandom(8).hex()
         counter = itertools.count(1)
@@ -92,10 +93,16 @@ class ProxyHandler:
             observer.finished(scope)
         return response
 
+    def release_held(self) -> None:
+        """A graceful stop: held answers leave now (the 401 is decided) instead of using up the grace period."""
+        self._released.set()
+
     async def _hold(self, seconds: float, scope: RequestScope) -> None:
         """The answer to a client past its failed-credential budget waits (access/failures.py)."""
         try:
-            await asyncio.sleep(seconds)
+            await asyncio.wait_for(self._released.wait(), seconds)
+        except TimeoutError:
+            pass  # held for its time
         except BaseException:
             scope.status = 499  # the client left (or the gateway stopped) while held
             if self._observer is not None:

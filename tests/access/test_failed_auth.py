@@ -67,3 +67,26 @@ async def test_a_client_that_leaves_while_held_is_counted_as_gone(start_gateway,
     writer.transport.abort()
     rows = await asyncio.wait_for(until_two_rows(), 10)
     assert [row.status for row in rows] == [401, 499]  # not held for the 30 s, not lost
+
+
+async def test_a_graceful_stop_sends_held_answers_at_once(start_gateway, upstream, client_ssl) -> None:
+    gw = await start_gateway(routes=routes(upstream[0]),
+                             ratelimit={"failed_auth_per_minute": 1, "failed_auth_delay": 60})
+    reader, writer = await connect(gw, client_ssl)
+    for _ in range(2):
+        key = generate_key("gw", "live")
+        writer.write(f"GET /api/v1/visitors HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\r\n".encode())
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)  # the first, within the budget
+    assert gw.auth_failures is not None
+
+    async def until_held() -> None:
+        while gw.auth_failures.held == 0:
+            await asyncio.sleep(0.01)  # polling for the second to be held: state, not time
+
+    await asyncio.wait_for(until_held(), 10)
+    stopping = asyncio.create_task(gw.stop())
+    rest = await asyncio.wait_for(reader.read(), 10)  # everything until the gateway closes
+    await stopping
+    second = rest[rest.index(b"HTTP/1.1 "):]
+    assert second.startswith(b"HTTP/1.1 401 ") and b"connection: close" in second.lower()
+    assert b"INVALID_CREDENTIALS" in second

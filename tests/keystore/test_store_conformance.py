@@ -191,6 +191,32 @@ async def test_each_expired_key_is_noted_once_whoever_asks(store: KeyStore) -> N
     results = await asyncio.gather(*(store.note_expiry(expiring.id) for _ in range(4)))
     assert sorted(results) == [False, False, False, True]  # concurrent noters: exactly one wins
     assert await store.expired_unnoted(T0 + 10 * DAY, 10) == [later.id]
+    assert await store.expired_unnoted(T0 + 10 * DAY, 10, since=T0 + 6 * DAY) == []  # only what expired since
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_upgrading_notes_what_had_expired_already(tmp_path: Path, backend: str) -> None:
+    """Keys that expired before the expiry notes existed are history: no key.expired flood on upgrade."""
+    if backend == "postgres":
+        require_postgres()
+    store = await open_store(backend, tmp_path)
+    now = dt.datetime.now(dt.timezone.utc)
+    await store.create_tenant(tenant())
+    old, _ = key(expires=now - 300 * DAY)
+    soon, _ = key(expires=now + DAY)
+    for made in (old, soon):
+        await store.create_key(made)
+    # back to the first schema, as a store written by the previous version looks
+    await store._write([("DROP TABLE key_expiry_notes", ()), ("DROP INDEX api_keys_expires", ()),  # type: ignore[attr-defined]
+                        ("DELETE FROM schema_migrations WHERE version = 2", ())])
+    await store.close()
+    store = await open_store(backend, tmp_path)
+    try:
+        assert await store.expired_unnoted(now + 2 * DAY, 10) == [soon.id]
+    finally:
+        await store.close()
+        if backend == "postgres":
+            await drop_schema(postgres_url(tmp_path))
 
 
 async def test_last_used_only_moves_forward(store: KeyStore) -> None:

@@ -50,3 +50,12 @@ def test_held_answers_are_spread_around_the_delay() -> None:
     throttle.failed("192.0.2.9")
     assert throttle.failed("192.0.2.9") == 1.0  # half the delay at the least
     assert 2.99 < throttle.failed("192.0.2.9") < 3.0  # one and a half at the most
+
+
+def test_an_ipv6_client_is_its_64_and_a_mapped_ipv4_one_its_address() -> None:
+    throttle = AuthFailureThrottle(1, 1.0, clock=Clock(), jitter=lambda: 0.5)
+    assert throttle.failed("2001:db8:1:2::1") == 0.0
+    assert throttle.failed("2001:db8:1:2:ffff::9") == 1.0  # same /64: same budget
+    assert throttle.failed("2001:db8:1:3::1") == 0.0  # another /64
+    assert throttle.failed("::ffff:192.0.2.7") == 0.0
+    assert throttle.failed("192.0.2.7") == 1.0  # the same IPv4 client, however it is spelled

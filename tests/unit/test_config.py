@@ -45,6 +45,12 @@ def test_environment_expansion() -> None:
     assert cfg.ratelimit.redis_prefix == "gw:x:" and cfg.routes[0].upstream.endswith(":81")
     assert problems({**MINIMAL, "server": {"tls": {"self_signed": True}, "port": "${PORT}"}}, env={"PORT": "x"}) == [
         "server.port: must be an integer between 0 and 65535"]
+    # only where the field wants a number or boolean: a string field keeps the text as it is
+    texts = {**MINIMAL, "keys": {"prefix": "${P}"}, "tokens": {"issuer": "${I}", "audience": "${A}"}}
+    cfg = parse_config(texts, env={"P": "2024", "I": "on", "A": "12:30"})
+    assert (cfg.keys.prefix, cfg.tokens.issuer, cfg.tokens.audience) == ("2024", "on", "12:30")
+    assert problems({**MINIMAL, "server": {"tls": {"self_signed": True}, "port": "${PORT}"}},
+                    env={"PORT": "9" * 5000}) == ["server.port: must be an integer between 0 and 65535"]
 
 
 def test_every_problem_is_reported_at_once_with_paths() -> None:
