@@ -367,7 +367,7 @@ def parse_config(data: object, *, env: Mapping[str, str] | None = None, source: 
         if route.name in seen_names:
             problems.append(f"routes[{i}].name: duplicates routes[{seen_names[route.name]}]")
         seen_names.setdefault(route.name, i)
-        shape = _shape(route.path)
+        shape = _shape(route.path).lower()  # paths equal apart from letter case are one path to some upstreams
         for j, methods in seen_paths.get(shape, []):
             overlap = methods & set(route.methods)
             if overlap:

@@ -83,12 +83,25 @@ def normalize_path(raw: str) -> str:
     return path
 
 
-def _readings(path: str) -> tuple[str, ...]:
-    """The path as upstreams that decode %2F (WSGI), drop `;params` (Tomcat, Spring), or both,
-    may read it, each with the empty segments that leaves merged (as they and nginx merge them)."""
-    decoded = path.replace("%2F", "/")
-    readings = (decoded, _without_params(path), _without_params(decoded))
-    return tuple("/" + "/".join(s for s in reading.split("/") if s) for reading in readings)
+# What makes a path read differently by some upstream: an encoded slash (WSGI decodes it), a path
+# parameter (Tomcat and Spring drop `;...`), an encoded `;` (a proxy in between decodes it), an
+# encoded `%` (decoded once more by such a proxy).
+_AMBIGUOUS = ("%2F", "%3B", ";", "%25")
+
+
+def _readings(path: str) -> set[str]:
+    """The path as upstreams may read it, each reading with the empty segments it leaves merged
+    (as those upstreams and nginx merge them)."""
+    readings = set()
+    for base in {path, path.replace("%252F", "%2F").replace("%253B", "%3B")}:
+        for slash in (False, True):
+            for semicolon in (False, True):
+                for params in (False, True):
+                    reading = base.replace("%2F", "/") if slash else base
+                    reading = reading.replace("%3B", ";") if semicolon else reading
+                    reading = _without_params(reading) if params else reading
+                    readings.add("/" + "/".join(s for s in reading.split("/") if s))
+    return readings
 
 
 def _without_params(path: str) -> str:
@@ -189,17 +202,19 @@ class RouteTable:
     def __init__(self, routes: Iterable[Any]) -> None:
         self.routes: tuple[Route, ...] = tuple(compile_route(r) for r in routes)
         self._root = _Node()
-        for route in self.routes:
-            node = self._root
-            for segment in (s for s in route.path.split("/") if s):
-                if segment.startswith("{") and segment.endswith("}"):
-                    if node.param is None:
-                        node.param = _Node()
-                        node.param_name = segment[1:-1]
-                    node = node.param
-                else:
-                    node = node.literal.setdefault(segment, _Node())
-            node.routes.append(route)
+        self._folded = _Node()  # the same tree in lower case: how a case-insensitive upstream routes
+        for root, fold in ((self._root, False), (self._folded, True)):
+            for route in self.routes:
+                node = root
+                for segment in (s for s in route.path.split("/") if s):
+                    if segment.startswith("{") and segment.endswith("}"):
+                        if node.param is None:
+                            node.param = _Node()
+                            node.param_name = segment[1:-1]
+                        node = node.param
+                    else:
+                        node = node.literal.setdefault(segment.lower() if fold else segment, _Node())
+                node.routes.append(route)
 
     def _best(
         self, node: _Node, segments: Sequence[str], i: int, params: list[tuple[str, str]]
@@ -221,25 +236,30 @@ class RouteTable:
         return best
 
     def match(self, method: str, path: str) -> Match:
-        found = self._match(method, path)
-        if "%2F" in path or ";" in path:
-            # A WSGI upstream decodes %2F into a separator, Tomcat drops `;params`: the route
-            # must be the same whichever way the upstream reads the path, or a protected route
-            # could be reached through a public one.
-            for reading in _readings(path):
+        found = self._match(self._root, method, path)
+        ambiguous = ("%" in path or ";" in path) and any(marker in path for marker in _AMBIGUOUS)
+        lowered = path.lower()
+        if ambiguous or lowered != path:
+            # The route must be the same however an upstream reads the path (`_readings`), and
+            # for an upstream that ignores letter case (Express, IIS): otherwise a protected
+            # route could be reached through a public one.
+            readings = _readings(path) if ambiguous else set()
+            checks = [(self._root, r) for r in readings] + [(self._folded, r.lower()) for r in readings | {path}]
+            for root, reading in checks:
                 try:
-                    other: Match | None = self._match(method, reading)
+                    other: Match | None = self._match(root, method, reading)
                 except (RouteNotFound, MethodNotAllowed):
                     other = None
                 if other is None or other.route is not found.route:
-                    raise BadRequest("the path names another route once %2F is decoded or ;parameters dropped")
+                    raise BadRequest("the path names another route as some upstreams read it "
+                                     "(%2F or %3B decoded, ;parameters dropped, letter case ignored)")
         return found
 
-    def _match(self, method: str, path: str) -> Match:
+    def _match(self, root: _Node, method: str, path: str) -> Match:
         segments = path.split("/")[1:]
         if segments and segments[-1] == "":
             segments.pop()
-        found = self._best(self._root, segments, 0, [])
+        found = self._best(root, segments, 0, [])
         if found is None:
             raise RouteNotFound()
         _, node, params = found

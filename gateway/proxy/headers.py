@@ -38,6 +38,11 @@ _REQUEST_DROP = HOP_BY_HOP | {
     "forwarded",
     "x-request-id",
     "expect",
+    # a method other than the one the gateway routed and authorised on (Express's method-override,
+    # Rails, ASP.NET read these)
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 }
 _RESPONSE_DROP = HOP_BY_HOP | {"x-request-id"}
 

@@ -187,7 +187,10 @@ async def test_no_spelling_of_a_path_escapes_its_route(start_gateway, scripted, 
 AMBIGUOUS = ["/api/v1/visitors#x", "/api/v1/visitors?a=1#x", "/api/v1%2Fvisitors", "/api%2fv1%2fvisitors",
              "/api/v1/visitors;x", "/api/v1;x/visitors/1",
              # the empty segments those leave, which upstreams (and nginx) merge
-             "/api/v1/;x/visitors", "/api/;/v1/visitors", "/api/v1/%2Fvisitors", "/api/v1/%2F;x/visitors"]
+             "/api/v1/;x/visitors", "/api/;/v1/visitors", "/api/v1/%2Fvisitors", "/api/v1/%2F;x/visitors",
+             # an encoded `;` or `%` that a proxy in between decodes; letter case (Express, IIS ignore it)
+             "/api/v1/visitors%3Bx", "/api/v1%3Bjsessionid=1/visitors", "/api/v1%252Fvisitors",
+             "/API/v1/visitors", "/api/v1/VISITORS", "/Api/V1;x/visitors"]
 
 
 @pytest.mark.parametrize("target", AMBIGUOUS)
@@ -201,9 +204,9 @@ async def test_a_target_upstreams_may_read_as_another_route_is_refused(start_gat
     assert (status, json.loads(body)["error"]["code"]) == (400, "BAD_REQUEST")
     assert site.requests == []
     # where every reading names the same route, the path goes through untouched
-    raw = b"GET /files/a%2Fb;v=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw = b"GET /Files/a%2Fb;v=1 HTTP/1.1\r\nHost: x\r\n\r\n"
     status, _, _ = parse(await exchange(gw, client_ssl, raw))
-    assert status == 200 and site.requests[0].startswith(b"GET /files/a%2Fb;v=1 HTTP/1.1")
+    assert status == 200 and site.requests[0].startswith(b"GET /Files/a%2Fb;v=1 HTTP/1.1")
 
 
 @pytest.mark.parametrize("method", ["CONNECT", "TRACE"])

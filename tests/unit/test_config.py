@@ -137,3 +137,9 @@ def test_failed_credential_budget_defaults_and_bounds() -> None:
         "ratelimit.failed_auth_per_minute: must be an integer between 0 and 1000000000",
         "ratelimit.failed_auth_delay: must be a number > 0 and <= 60",
     ]
+
+
+def test_route_paths_equal_apart_from_letter_case_are_duplicates() -> None:
+    routes = [{"name": "a", "path": "/API/Items", "upstream": "http://127.0.0.1:1"},
+              {"name": "b", "path": "/api/items", "upstream": "http://127.0.0.1:1", "methods": ["GET"]}]
+    assert problems({**MINIMAL, "routes": routes}) == ["routes[1].path: duplicates routes[0] for methods GET"]

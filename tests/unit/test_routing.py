@@ -76,3 +76,39 @@ def test_longest_prefix_wins_by_whole_segments_and_methods_are_checked() -> None
         routes.match("GET", "/api/itemsx")
     with pytest.raises(MethodNotAllowed):
         routes.match("POST", "/api/items/7/parts")
+
+
+# Pieces that upstreams read differently: an encoded slash or `;` or `%`, path parameters, case.
+LENIENT_PIECE = st.sampled_from(["api", "API", "Api", "v1", "V1", "visitors", "VISITORS", ";x", ";", "%2F", "%2f",
+                                 "%3B", "%3b", "%252F", "%253B", "x", ""])
+LENIENT_PATHS = st.lists(LENIENT_PIECE, min_size=1, max_size=8).map(lambda parts: "/" + "".join(
+    p if p.startswith(("%", ";")) or not i else "/" + p for i, p in enumerate(parts)))
+
+
+def lenient_readings(path: str) -> set[str]:
+    """Every way a lenient upstream chain might read a path: escapes decoded up to twice, `;params`
+    dropped, empty segments merged, letter case ignored."""
+    out = set()
+    once = path.replace("%25", "%")
+    for base in (path, once):
+        decoded = base.replace("%2F", "/").replace("%2f", "/").replace("%3B", ";").replace("%3b", ";")
+        for text in (base, decoded, "/".join(s.split(";", 1)[0] for s in decoded.split("/"))):
+            merged = "/" + "/".join(s for s in text.split("/") if s)
+            out |= {merged, merged.lower()}
+    return out
+
+
+@given(LENIENT_PATHS)
+@settings(max_examples=1500)
+def test_a_public_route_never_takes_a_path_some_upstream_reads_as_the_protected_one(raw: str) -> None:
+    routes = table([{"name": "site", "path": "/", "upstream": "http://127.0.0.1:1", "auth": []},
+                    {"name": "visitors", "path": "/api/v1/visitors", "upstream": "http://127.0.0.1:1"}])
+    path = clean(raw)
+    if path is None:
+        return
+    try:
+        route = routes.match("GET", path).route.name
+    except BadRequest:
+        return
+    protected = any(r == "/api/v1/visitors" or r.startswith("/api/v1/visitors/") for r in lenient_readings(path))
+    assert not (protected and route == "site"), (raw, path)
