@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+import re
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
@@ -22,12 +23,26 @@ def _fast_path_ok(raw: str) -> bool:
     return "%" not in raw and "//" not in raw and "/." not in raw and "\\" not in raw
 
 
+def _decoded_once_more(text: str) -> str:
+    """What a proxy in between that decodes the path once makes of `%25`-escapes (`%252E` → `.`)."""
+    once = text.replace("%25", "%")
+    return _DOT_ESCAPE.sub(".", once).replace("%2f", "%2F").replace("%3b", "%3B")
+
+
+_DOT_ESCAPE = re.compile("%2[eE]")
+
+
 def _hides_a_dot_segment(segment: str) -> bool:
-    """`..;x` (a dot segment to Tomcat and Jetty) or `..%2F..` (one once an upstream decodes the
-    slash): segments that are harmless here but climb the tree on some upstream."""
-    if segment[0] == "." and segment.split(";", 1)[0] in (".", ".."):
-        return True
-    return "%2F" in segment and any(part in (".", "..") for part in segment.split("%2F"))
+    """A segment harmless here that climbs the tree on some upstream: `..;x` (Tomcat and Jetty drop
+    the parameter), `..%2F..` (a WSGI server decodes the slash), `..%3Bx` or `%252E%252E` (a proxy
+    in between decodes once more, then Tomcat drops or resolves)."""
+    if "." not in segment and "%25" not in segment:
+        return False
+    for text in (segment, _decoded_once_more(segment)):
+        for part in text.replace("%3B", ";").replace("%2F", "/").split("/"):
+            if part.split(";", 1)[0] in (".", ".."):
+                return True
+    return False
 
 
 def normalize_path(raw: str) -> str:
@@ -87,13 +102,14 @@ def normalize_path(raw: str) -> str:
 # parameter (Tomcat and Spring drop `;...`), an encoded `;` (a proxy in between decodes it), an
 # encoded `%` (decoded once more by such a proxy).
 _AMBIGUOUS = ("%2F", "%3B", ";", "%25")
+_MAX_AMBIGUOUS = 32  # more in one path is refused: each costs the readings below, before any auth
 
 
 def _readings(path: str) -> set[str]:
     """The path as upstreams may read it, each reading with the empty segments it leaves merged
     (as those upstreams and nginx merge them)."""
     readings = set()
-    for base in {path, path.replace("%252F", "%2F").replace("%253B", "%3B")}:
+    for base in {path, _decoded_once_more(path)}:
         for slash in (False, True):
             for semicolon in (False, True):
                 for params in (False, True):
@@ -102,6 +118,12 @@ def _readings(path: str) -> set[str]:
                     reading = _without_params(reading) if params else reading
                     readings.add("/" + "/".join(s for s in reading.split("/") if s))
     return readings
+
+
+def _without_suffix(path: str) -> str | None:
+    """`/visitors.json` as Rails (`(.:format)`) and Spring MVC's suffix matching read it, if it has one."""
+    cut = path.rfind(".")
+    return path[:cut] if cut > path.rfind("/") + 1 else None
 
 
 def _without_params(path: str) -> str:
@@ -203,6 +225,8 @@ class RouteTable:
         self.routes: tuple[Route, ...] = tuple(compile_route(r) for r in routes)
         self._root = _Node()
         self._folded = _Node()  # the same tree in lower case: how a case-insensitive upstream routes
+        # with a capital in any route path, a lower-case request may name it too (`/api/visitors`)
+        self._fold_always = any(route.path != route.path.lower() for route in self.routes)
         for root, fold in ((self._root, False), (self._folded, True)):
             for route in self.routes:
                 node = root
@@ -236,15 +260,24 @@ class RouteTable:
         return best
 
     def match(self, method: str, path: str) -> Match:
+        """The route for a normalised path, the same however an upstream may read the path: with
+        `%2F`, `%3B` or `%25` decoded, `;params` dropped, a format suffix dropped, letter case
+        ignored (Express, IIS). Otherwise a protected route could be reached through a public one."""
         found = self._match(self._root, method, path)
         ambiguous = ("%" in path or ";" in path) and any(marker in path for marker in _AMBIGUOUS)
-        lowered = path.lower()
-        if ambiguous or lowered != path:
-            # The route must be the same however an upstream reads the path (`_readings`), and
-            # for an upstream that ignores letter case (Express, IIS): otherwise a protected
-            # route could be reached through a public one.
-            readings = _readings(path) if ambiguous else set()
-            checks = [(self._root, r) for r in readings] + [(self._folded, r.lower()) for r in readings | {path}]
+        fold = self._fold_always or path.lower() != path
+        if ambiguous or fold or "." in path:  # else (most requests) there is no other reading
+            readings: set[str] = set()
+            if ambiguous:
+                if sum(path.count(marker) for marker in _AMBIGUOUS) > _MAX_AMBIGUOUS:
+                    raise BadRequest("too many encoded separators or path parameters")
+                readings = _readings(path)
+            if "." in path:
+                readings |= {cut for r in (readings | {path}) if (cut := _without_suffix(r)) is not None}
+            readings.discard(path)
+            checks = [(self._root, r) for r in readings]
+            if fold:
+                checks += [(self._folded, r.lower()) for r in readings | {path}]
             for root, reading in checks:
                 try:
                     other: Match | None = self._match(root, method, reading)
@@ -252,7 +285,7 @@ class RouteTable:
                     other = None
                 if other is None or other.route is not found.route:
                     raise BadRequest("the path names another route as some upstreams read it "
-                                     "(%2F or %3B decoded, ;parameters dropped, letter case ignored)")
+                                     "(%2F or %3B decoded, ;parameters or a .suffix dropped, letter case ignored)")
         return found
 
     def _match(self, root: _Node, method: str, path: str) -> Match:

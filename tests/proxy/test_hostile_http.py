@@ -190,7 +190,9 @@ AMBIGUOUS = ["/api/v1/visitors#x", "/api/v1/visitors?a=1#x", "/api/v1%2Fvisitors
              "/api/v1/;x/visitors", "/api/;/v1/visitors", "/api/v1/%2Fvisitors", "/api/v1/%2F;x/visitors",
              # an encoded `;` or `%` that a proxy in between decodes; letter case (Express, IIS ignore it)
              "/api/v1/visitors%3Bx", "/api/v1%3Bjsessionid=1/visitors", "/api/v1%252Fvisitors",
-             "/API/v1/visitors", "/api/v1/VISITORS", "/Api/V1;x/visitors"]
+             "/API/v1/visitors", "/api/v1/VISITORS", "/Api/V1;x/visitors",
+             # dot segments behind an escape a proxy decodes; a format suffix (Rails, older Spring)
+             "/public/..%3Bx/api/v1/visitors", "/x/%252E%252E/api/v1/visitors", "/api/v1/visitors.json"]
 
 
 @pytest.mark.parametrize("target", AMBIGUOUS)
