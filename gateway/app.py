@@ -318,6 +318,8 @@ class Gateway:
                 await accounts.note_expired()
             except StoreError as exc:
                 log.warning("could not look for expired keys", extra={"error": str(exc)})
+            except Exception:  # a periodic look must not die, nor fail the shutdown that cancels it
+                log.exception("looking for expired keys failed")
             await asyncio.sleep(EXPIRY_CHECK_PERIOD)  # a period, not synchronisation
 
     @staticmethod
