@@ -235,8 +235,8 @@ def _route(node: Any, i: int, problems: list[str]) -> RouteConfig | None:
     name = r.string("name", "", _ROUTE_NAME, "must be 1-64 letters, digits, '_', '.' or '-'")
     path = r.string("path", "/", None, "must be a path starting with /")
     if isinstance(path, str) and not _valid_route_path(path):
-        r.problem("path", "must start with /, have no empty, '.' or '..' segments, no ? or #, "
-                  "and {param} segments with distinct identifier names")
+        r.problem("path", "must start with /, be ASCII without %-escapes, have no empty, '.' or '..' "
+                  "segments, no ? or #, and {param} segments with distinct identifier names")
     upstream = r.get("upstream", "", _http_url, "must be an http(s) URL without query or fragment")
     sandbox = r.get("sandbox_upstream", None, _http_url, "must be an http(s) URL without query or fragment")
     methods = r.get("methods", list(ALL_METHODS),
@@ -256,6 +256,8 @@ def _route(node: Any, i: int, problems: list[str]) -> RouteConfig | None:
 
 def _valid_route_path(path: str) -> bool:
     if not path.startswith("/") or "?" in path or "#" in path or "//" in path:
+        return False
+    if not path.isascii() or "%" in path:  # requests are matched normalised: `~`, never `%7E`
         return False
     if path == "/":
         return True

@@ -24,12 +24,20 @@ def _fast_path_ok(raw: str) -> bool:
 
 
 def _decoded_once_more(text: str) -> str:
-    """What a proxy in between that decodes the path once makes of `%25`-escapes (`%252E` → `.`)."""
+    """What a proxy in between that decodes the path once makes of `%25`-escapes: `%252E` is `.`,
+    `%2573` is `s`, `%252F` is `%2F` (for the upstream to decode next)."""
+    if "%25" not in text:
+        return text
     once = text.replace("%25", "%")
-    return _DOT_ESCAPE.sub(".", once).replace("%2f", "%2F").replace("%3b", "%3B")
+    return _ESCAPE.sub(_unreserved_or_upper, once)
 
 
-_DOT_ESCAPE = re.compile("%2[eE]")
+_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
+
+
+def _unreserved_or_upper(m: re.Match[str]) -> str:
+    char = chr(int(m.group()[1:], 16))
+    return char if char in _UNRESERVED else m.group().upper()
 
 
 def _hides_a_dot_segment(segment: str) -> bool:
@@ -121,9 +129,12 @@ def _readings(path: str) -> set[str]:
 
 
 def _without_suffix(path: str) -> str | None:
-    """`/visitors.json` as Rails (`(.:format)`) and Spring MVC's suffix matching read it, if it has one."""
-    cut = path.rfind(".")
-    return path[:cut] if cut > path.rfind("/") + 1 else None
+    """`/visitors.json` as Rails (`(.:format)`, after dropping a trailing `/`) and Spring MVC's
+    suffix matching (`visitors.*`, so from the first dot) read it, if it has one."""
+    path = path.rstrip("/")
+    start = path.rfind("/") + 1
+    cut = path.find(".", start + 1)  # a leading dot is a name (`.well-known`), not a suffix
+    return path[:cut] if cut > 0 else None
 
 
 def _without_params(path: str) -> str:
@@ -171,23 +182,37 @@ class Route:
     timeout: float
     rate_limit_per_minute: int | None
     depth: int
-    config: Any = field(compare=False, repr=False)
+    # What the gateway enforces and where it forwards: two routes with the same policy may take
+    # each other's requests (see RouteTable.match)
+    policy: tuple[Any, ...] = field(compare=False, repr=False, default=())
+    config: Any = field(compare=False, repr=False, default=None)
 
 
 def compile_route(cfg: Any) -> Route:
     segments = [s for s in cfg.path.split("/") if s]
+    upstream = parse_upstream(cfg.upstream)
+    sandbox = parse_upstream(cfg.sandbox_upstream) if cfg.sandbox_upstream else None
+    policy = (
+        frozenset(cfg.auth),
+        upstream.origin, upstream.base_path,
+        (sandbox.origin, sandbox.base_path) if sandbox else None,
+        len(segments) if cfg.strip_prefix else None,  # what is cut from the forwarded path
+        (cfg.name, cfg.rate_limit_per_minute) if cfg.rate_limit_per_minute else None,  # its own bucket
+        frozenset(s for s in segments if s.startswith("{")),  # what a key's resources are checked on
+    )
     return Route(
         name=cfg.name,
         path=cfg.path,
         methods=frozenset(cfg.methods),
         allow=", ".join(sorted(cfg.methods)),
-        upstream=parse_upstream(cfg.upstream),
-        sandbox_upstream=parse_upstream(cfg.sandbox_upstream) if cfg.sandbox_upstream else None,
+        upstream=upstream,
+        sandbox_upstream=sandbox,
         strip_prefix=cfg.strip_prefix,
         auth=frozenset(cfg.auth),
         timeout=float(cfg.timeout),
         rate_limit_per_minute=cfg.rate_limit_per_minute,
         depth=len(segments),
+        policy=policy,
         config=cfg,
     )
 
@@ -260,9 +285,10 @@ class RouteTable:
         return best
 
     def match(self, method: str, path: str) -> Match:
-        """The route for a normalised path, the same however an upstream may read the path: with
-        `%2F`, `%3B` or `%25` decoded, `;params` dropped, a format suffix dropped, letter case
-        ignored (Express, IIS). Otherwise a protected route could be reached through a public one."""
+        """The route for a normalised path, refused (400) when an upstream may read the path as one
+        that another route covers under a different policy: `%2F`, `%3B` or `%25` decoded,
+        `;params` dropped, a format suffix dropped, letter case ignored (Express, IIS). Otherwise a
+        protected route could be reached through a public one."""
         found = self._match(self._root, method, path)
         ambiguous = ("%" in path or ";" in path) and any(marker in path for marker in _AMBIGUOUS)
         fold = self._fold_always or path.lower() != path
@@ -272,18 +298,22 @@ class RouteTable:
                 if sum(path.count(marker) for marker in _AMBIGUOUS) > _MAX_AMBIGUOUS:
                     raise BadRequest("too many encoded separators or path parameters")
                 readings = _readings(path)
-            if "." in path:
+            if "." in path and path.count("/", 1) >= found.route.depth:
+                # a dotted last segment below the route's own path (not `/openapi.json` itself)
                 readings |= {cut for r in (readings | {path}) if (cut := _without_suffix(r)) is not None}
             readings.discard(path)
             checks = [(self._root, r) for r in readings]
             if fold:
                 checks += [(self._folded, r.lower()) for r in readings | {path}]
+            policy = found.route.policy
             for root, reading in checks:
                 try:
-                    other: Match | None = self._match(root, method, reading)
-                except (RouteNotFound, MethodNotAllowed):
+                    other = self._match(root, method, reading).route
+                except RouteNotFound:
+                    continue  # no route covers that reading: nothing of another route is reached
+                except MethodNotAllowed:
                     other = None
-                if other is None or other.route is not found.route:
+                if other is None or other.policy != policy:
                     raise BadRequest("the path names another route as some upstreams read it "
                                      "(%2F or %3B decoded, ;parameters or a .suffix dropped, letter case ignored)")
         return found
