@@ -44,9 +44,9 @@ async def test_wrong_keys_past_the_budget_are_answered_late_and_valid_keys_are_n
     assert "gateway_auth_failures_held_total 1.0" in metrics
 
 
-async def test_a_client_that_leaves_while_held_is_counted_as_gone(start_gateway, upstream, client_ssl) -> None:
-    gw = await start_gateway(routes=routes(upstream[0]),
-                             ratelimit={"failed_auth_per_minute": 1, "failed_auth_delay": 30})
+async def one_answered_one_held(gw, client_ssl) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Two wrong keys pipelined on one connection, with a budget of one: the first answered, the
+    second held (returned once the gateway holds it)."""
     reader, writer = await connect(gw, client_ssl)
     for _ in range(2):
         key = generate_key("gw", "live")
@@ -58,12 +58,20 @@ async def test_a_client_that_leaves_while_held_is_counted_as_gone(start_gateway,
         while gw.auth_failures.held == 0:
             await asyncio.sleep(0.01)  # polling for the second to be held: state, not time
 
+    await asyncio.wait_for(until_held(), 10)
+    return reader, writer
+
+
+async def test_a_client_that_leaves_while_held_is_counted_as_gone(start_gateway, upstream, client_ssl) -> None:
+    gw = await start_gateway(routes=routes(upstream[0]),
+                             ratelimit={"failed_auth_per_minute": 1, "failed_auth_delay": 30})
+    _, writer = await one_answered_one_held(gw, client_ssl)
+
     async def until_two_rows() -> list:
         while len(rows := await call_log(gw)) < 2:
             await asyncio.sleep(0.01)
         return rows
 
-    await asyncio.wait_for(until_held(), 10)
     writer.transport.abort()
     rows = await asyncio.wait_for(until_two_rows(), 10)
     assert [row.status for row in rows] == [401, 499]  # not held for the 30 s, not lost
@@ -72,18 +80,7 @@ async def test_a_client_that_leaves_while_held_is_counted_as_gone(start_gateway,
 async def test_a_graceful_stop_sends_held_answers_at_once(start_gateway, upstream, client_ssl) -> None:
     gw = await start_gateway(routes=routes(upstream[0]),
                              ratelimit={"failed_auth_per_minute": 1, "failed_auth_delay": 60})
-    reader, writer = await connect(gw, client_ssl)
-    for _ in range(2):
-        key = generate_key("gw", "live")
-        writer.write(f"GET /api/v1/visitors HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\r\n".encode())
-    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)  # the first, within the budget
-    assert gw.auth_failures is not None
-
-    async def until_held() -> None:
-        while gw.auth_failures.held == 0:
-            await asyncio.sleep(0.01)  # polling for the second to be held: state, not time
-
-    await asyncio.wait_for(until_held(), 10)
+    reader, _ = await one_answered_one_held(gw, client_ssl)
     stopping = asyncio.create_task(gw.stop())
     rest = await asyncio.wait_for(reader.read(), 10)  # everything until the gateway closes
     await stopping
