@@ -271,7 +271,7 @@ def main() -> None:
     samples: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         root = Path(tmp)
-        upstream, nginx_tls, bare_port = free_port(), free_port(), free_port()
+        upstream, nginx_tls, bare_port, floor_port = free_port(), free_port(), free_port(), free_port()
         gateways = {
             "gateway": GatewayProcess(root, "gateway", upstream, {"backend": "memory"}, proxy_cpu),
             "limits off": GatewayProcess(root, "nolimits", upstream, {"enabled": False}, proxy_cpu),
@@ -302,14 +302,19 @@ def main() -> None:
         bare = [sys.executable, str(Path(__file__).with_name("bare_proxy.py")), str(bare_port),
                 f"http://127.0.0.1:{upstream}", str(cert), str(cert_key)]
         stack.enter_context(process(pinned(proxy_cpu, bare), root / "bare.log"))
+        floor = [sys.executable, str(Path(__file__).with_name("floor_proxy.py")), str(floor_port), str(upstream),
+                 str(cert), str(cert_key)]
+        floor_pid = stack.enter_context(process(pinned(proxy_cpu, floor), root / "floor.log")).pid
         wait_until(lambda: http("GET", f"http://127.0.0.1:{upstream}/")["ok"], "nginx upstream")
         wait_until(lambda: http("GET", f"https://127.0.0.1:{bare_port}/")["ok"], "bare proxy")
+        wait_until(lambda: http("GET", f"https://127.0.0.1:{floor_port}/")["ok"], "floor proxy")
         base = gateways["gateway"]
         key, token = base.credentials()
         targets: list[tuple[str, str, str | None, int | None]] = [
             ("upstream direct (nginx, plain HTTP)", f"http://127.0.0.1:{upstream}/", None, None),
             ("nginx TLS reverse proxy", f"https://127.0.0.1:{nginx_tls}/", None, None),
             ("bare aiohttp proxy (TLS)", f"https://127.0.0.1:{bare_port}/", None, None),
+            ("floor proxy (Protocols + httptools, TLS)", f"https://127.0.0.1:{floor_port}/", None, floor_pid),
             ("gateway, public route", base.url("/public"), None, base.pid),
             ("gateway, API key", base.url("/api"), f"X-API-Key: {key}", base.pid),
             ("gateway, JWT", base.url("/api"), f"Authorization: Bearer {token}", base.pid),
@@ -377,6 +382,8 @@ def main() -> None:
         "gateway API key / nginx": gw_key / rps["nginx TLS reverse proxy"],
         "gateway API key / bare aiohttp proxy": gw_key / rps["bare aiohttp proxy (TLS)"],
         "gateway API key / public route": gw_key / rps["gateway, public route"],
+        "gateway API key / floor proxy": gw_key / rps["floor proxy (Protocols + httptools, TLS)"],
+        "floor proxy / nginx": rps["floor proxy (Protocols + httptools, TLS)"] / rps["nginx TLS reverse proxy"],
         "JWT / API key": rps["gateway, JWT"] / gw_key,
         "limits on / limits off": gw_key / rps["gateway, API key, limits off"],
         "access log on / off": gw_key / rps["gateway, API key, access log off"],
