@@ -87,7 +87,8 @@ class Gateway:
     ) -> None:
         self.cfg = cfg
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.metrics = Metrics(self.registry, per_tenant=cfg.metrics.per_tenant_label)
+        self.metrics = Metrics(self.registry, per_tenant=cfg.metrics.per_tenant_label,
+                               multiprocess=multiprocess_dir() is not None)
         self.clock = clock
         raw_token = admin_token if admin_token is not None else os.environ.get(cfg.admin.token_env)
         self.admin_token = check_admin_token(
@@ -285,8 +286,8 @@ class Gateway:
         if multiprocess_dir() is None:
             self.registry.register(StatsCollector(self._stats))
         else:
-            pusher = self._pusher = StatsPusher(self._stats, self.registry)
-            push_task = asyncio.get_running_loop().create_task(self._push_stats(pusher))
+            self._pusher = StatsPusher(self._stats, self.registry)
+            push_task = asyncio.get_running_loop().create_task(self._push_stats())
             self._stack.callback(push_task.cancel)
         self._readiness = [("store", self.store.ping), ("ratelimit", self._limiter_ready(limiter)),
                            ("records", self._records_ready)]
@@ -322,11 +323,17 @@ class Gateway:
                 log.exception("looking for expired keys failed")
             await asyncio.sleep(EXPIRY_CHECK_PERIOD)  # a period, not synchronisation
 
-    @staticmethod
-    async def _push_stats(pusher: StatsPusher) -> None:
+    async def _push_stats(self) -> None:
         while True:
-            pusher.push()
+            self._push_metrics()
             await asyncio.sleep(1.0)  # a period, not synchronisation: scrapes see figures <= 1 s old
+
+    def _push_metrics(self) -> None:
+        """Several workers: this one's figures into the shared files (each second, before a
+        scrape this worker answers, and when it stops)."""
+        if self._pusher is not None:
+            self._pusher.push()
+        self.metrics.push()
 
     def _stats(self) -> list[tuple[str, str, str, float]]:
         cache, stats = self.cache, self.cache.stats
@@ -369,7 +376,7 @@ class Gateway:
         app[metrics_endpoint.REGISTRY] = self.registry
         app[api.RELOADER] = self.reloader
         if self._pusher is not None:
-            app[metrics_endpoint.BEFORE_SCRAPE] = self._pusher.push
+            app[metrics_endpoint.BEFORE_SCRAPE] = self._push_metrics
         health.add_routes(app)
         metrics_endpoint.add_routes(app)
         api.add_routes(app)
@@ -420,6 +427,7 @@ class Gateway:
         await asyncio.gather(*(server.shutdown(grace) for server in servers))
         for runner in runners:
             await runner.cleanup()
+        self._push_metrics()  # what the last requests counted is not lost with the worker
         await self._stack.aclose()
 
     def describe(self) -> dict[str, Any]:

@@ -22,18 +22,16 @@ class RequestObserver:
     ) -> None:
         self._metrics = metrics
         self._recorder = recorder
-        self._in_flight = metrics.in_flight if metrics is not None else None
         self._access_log = access_log if logging_cfg.access_log else None
         self._sample = logging_cfg.access_log_sample_rate
 
     def started(self) -> None:
-        if self._in_flight is not None:
-            self._in_flight.inc()
+        if self._metrics is not None:
+            self._metrics.in_flight += 1
 
     def finished(self, scope: RequestScope) -> None:
         done = time.perf_counter()
-        if self._metrics is not None and self._in_flight is not None:
-            self._in_flight.dec()
+        if self._metrics is not None:
             self._metrics.observe(scope, done)
         self._recorder.call(scope)
         if self._access_log is not None and (self._sample >= 1.0 or random.random() < self._sample):

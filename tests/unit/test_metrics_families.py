@@ -1,0 +1,92 @@
+"""The request figures kept as plain numbers render exactly as prometheus-client's own metrics
+would, in one process and pushed into its multiprocess files."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+
+import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.observability.metrics import BUCKETS, Metrics
+from gateway.proxy.pipeline import RequestScope
+
+DURATIONS = [0.0, 0.001, 0.0010001, 0.0025, 0.3, 1.0, 29.9, 30.0, 31.0, 120.0] + [
+    random.Random(7).expovariate(50) for _ in range(500)
+]
+
+
+def scope(started: float, status: int = 200) -> RequestScope:
+    s = RequestScope(request_id="r", started=started, method="GET")
+    s.route = SimpleNamespace(name="api")  # type: ignore[assignment]
+    s.status = status
+    s.upstream_started = started
+    return s
+
+
+def buckets(text: str, family: str) -> dict[str, float]:
+    for f in text_string_to_metric_families(text):
+        if f.name == family:
+            return {s.labels.get("le", s.name): s.value for s in f.samples if s.labels.get("route") == "api"}
+    raise AssertionError(f"{family} not scraped")
+
+
+def reference() -> dict[str, float]:
+    registry = CollectorRegistry()
+    histogram = Histogram("gateway_request_duration_seconds", "d", ["route"], buckets=BUCKETS, registry=registry)
+    for seconds in DURATIONS:
+        histogram.labels("api").observe(seconds)
+    scraped = buckets(generate_latest(registry).decode(), "gateway_request_duration_seconds")
+    scraped.pop("gateway_request_duration_seconds_created", None)
+    return scraped
+
+
+def observe_all(metrics: Metrics) -> None:
+    for seconds in DURATIONS:
+        metrics.in_flight += 1
+        metrics.observe(scope(0.0), seconds)
+
+
+def test_buckets_match_prometheus_client_in_one_process() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    observe_all(metrics)
+    text = generate_latest(registry).decode()
+    assert buckets(text, "gateway_request_duration_seconds") == pytest.approx(reference())
+    assert buckets(text, "gateway_upstream_duration_seconds") == pytest.approx(
+        {k.replace("request_", "upstream_"): v for k, v in reference().items()})
+    requests = {tuple(sorted(s.labels.items())): s.value for f in text_string_to_metric_families(text)
+                if f.name == "gateway_requests" for s in f.samples}
+    assert requests == {(("method", "GET"), ("route", "api"), ("status_class", "2xx")): len(DURATIONS)}
+    assert "gateway_requests_in_flight 0.0" in text
+
+
+def test_pushed_increments_add_up_in_the_multiprocess_files(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    from prometheus_client import multiprocess, values
+
+    values.ValueClass = values.get_value_class()  # prometheus-client picks its value class at import
+    try:
+        metrics = Metrics(CollectorRegistry(), multiprocess=True)
+        half = len(DURATIONS) // 2
+        for seconds in DURATIONS[:half]:
+            metrics.in_flight += 1
+            metrics.observe(scope(0.0), seconds)
+        metrics.push()
+        metrics.push()  # nothing new: nothing added twice
+        for seconds in DURATIONS[half:]:
+            metrics.in_flight += 1
+            metrics.observe(scope(0.0), seconds)
+        metrics.push()
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=str(tmp_path))
+        text = generate_latest(merged).decode()
+    finally:
+        monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+        values.ValueClass = values.get_value_class()
+    assert buckets(text, "gateway_request_duration_seconds") == pytest.approx(reference())
+    total = sum(s.value for f in text_string_to_metric_families(text) if f.name == "gateway_requests"
+                for s in f.samples)
+    assert total == len(DURATIONS)
