@@ -266,7 +266,7 @@ def no_secret_is_ever_logged() -> Any:
             except Exception:  # a record that cannot be rendered is still scanned as text
                 lines.append(repr(record.__dict__))
 
-    original_generate, original_mint, original_record = service.generate_key, TokenService.mint, AccessLog.record
+    original_generate, original_mint, original_line = service.generate_key, TokenService.mint, AccessLog.line
 
     def generate_key(prefix: str, environment: str) -> str:
         secret = original_generate(prefix, environment)
@@ -278,17 +278,17 @@ def no_secret_is_ever_logged() -> Any:
         created.add(token)
         return token, exp
 
-    def record(self: AccessLog, fields: dict[str, Any]) -> None:
-        lines.append(json.dumps(fields, default=str))
-        original_record(self, fields)
+    def line(self: AccessLog, text: str) -> None:
+        lines.append(text)
+        original_line(self, text)
 
     root = logging.getLogger()
     handler, level = Keep(logging.DEBUG), root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
-    service.generate_key, TokenService.mint, AccessLog.record = generate_key, mint, record  # type: ignore[method-assign]
+    service.generate_key, TokenService.mint, AccessLog.line = generate_key, mint, line  # type: ignore[method-assign]
     yield
-    service.generate_key, TokenService.mint, AccessLog.record = original_generate, original_mint, original_record  # type: ignore[method-assign]
+    service.generate_key, TokenService.mint, AccessLog.line = original_generate, original_mint, original_line  # type: ignore[method-assign]
     root.removeHandler(handler)
     root.setLevel(level)
     text = "\n".join(lines)

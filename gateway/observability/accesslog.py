@@ -1,8 +1,8 @@
 """The access log: one JSON line per request, written in batches rather than one write each.
 
 A `logging` call with a JSON formatter and a stream handler costs about 20 µs and a write(2) per
-request, more than the rest of the gateway's bookkeeping together. Lines here are rendered with
-one `json.dumps` and leave in one write per batch: when 64 KB have gathered, a fifth of a second
+request, more than the rest of the gateway's bookkeeping together. Lines here are rendered field
+by field into one f-string and leave in one write per batch: when 64 KB have gathered, a fifth of a second
 after the first line of a batch, and on shutdown. The format is the operational log's.
 """
 
@@ -13,10 +13,9 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 _FIXED = '"level":"info","logger":"gateway.access","msg":"request",'
-_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_quote = json.encoder.encode_basestring_ascii  # C: quotes and escapes a string as json.dumps does
 _FLUSH_AFTER = 0.2
 _FLUSH_SIZE = 64 * 1024
 
@@ -53,10 +52,24 @@ class AccessLog:
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
 
-    def record(self, fields: dict[str, Any]) -> None:
-        # The fixed fields as text and one encoder made once: `json.dumps` with options builds a
-        # new encoder per call, and merging the dicts copies them (3.7 → 2.4 µs a line).
-        line = f'{{"ts":"{self._ts(time.time())}",{_FIXED}' + _encode(fields)[1:]
+    def request(
+        self, request_id: str, route: str | None, method: str, path: str, status: int, code: str | None,
+        duration_ms: float, upstream_ms: float | None, key_id: str | None, tenant: str | None,
+        auth_method: str | None, client_ip: str,
+    ) -> None:
+        """The per-request line, rendered field by field: no dict, no generic encoder walk, the
+        same JSON `record` would give (strings quoted and escaped by json's C function)."""
+        q = _quote
+        self.line(
+            f'{{"ts":"{self._ts(time.time())}",{_FIXED}"request_id":{q(request_id)},'
+            f'"route":{"null" if route is None else q(route)},"method":{q(method)},"path":{q(path)},'
+            f'"status":{status},"code":{"null" if code is None else q(code)},"duration_ms":{duration_ms!r},'
+            f'"upstream_ms":{"null" if upstream_ms is None else repr(upstream_ms)},'
+            f'"key_id":{"null" if key_id is None else q(key_id)},"tenant":{"null" if tenant is None else q(tenant)},'
+            f'"auth_method":{"null" if auth_method is None else q(auth_method)},"client_ip":{q(client_ip)}}}'
+        )
+
+    def line(self, line: str) -> None:
         self._lines.append(line)
         self._size += len(line)
         if self._size >= _FLUSH_SIZE:

@@ -41,19 +41,17 @@ class RequestObserver:
     def _access(access_log: AccessLog, scope: RequestScope, done: float) -> None:
         identity = scope.extra.get("identity")
         upstream = scope.upstream_started
-        access_log.record(
-            {
-                "request_id": scope.request_id,
-                "route": scope.route.name if scope.route else None,
-                "method": scope.method,
-                "path": scope.path,
-                "status": scope.status,
-                "code": scope.error_code,
-                "duration_ms": round((done - scope.started) * 1000, 3),
-                "upstream_ms": round((done - upstream) * 1000, 3) if upstream else None,
-                "key_id": identity.key_id if identity else None,
-                "tenant": identity.tenant_id if identity else None,
-                "auth_method": scope.auth_method,
-                "client_ip": scope.client_ip,
-            }
+        access_log.request(
+            scope.request_id,
+            scope.route.name if scope.route else None,
+            scope.method,
+            scope.path,
+            scope.status,
+            scope.error_code,
+            round((done - scope.started) * 1000, 3),
+            round((done - upstream) * 1000, 3) if upstream else None,
+            identity.key_id if identity else None,
+            identity.tenant_id if identity else None,
+            scope.auth_method,
+            scope.client_ip,
         )
