@@ -37,6 +37,7 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, RequestTimeout
+from gateway.proxy.deadline import Deadline
 from gateway.proxy.messages import (
     EMPTY_BODY,
     NO_BODY_STATUSES,
@@ -85,7 +86,7 @@ class ClientConnection(asyncio.Protocol):
     """One client connection: parses requests, runs the handler for one at a time, answers."""
 
     __slots__ = (
-        "_server", "_loop", "_limits", "_parser", "transport", "_remote", "_timer", "_timer_kind",
+        "_server", "_loop", "_limits", "_parser", "transport", "_remote", "_deadline", "_timer_kind",
         "_url", "_fields", "_head_size", "_events", "_quiet", "_in_head", "_parsing", "_queue", "_task",
         "_closing", "_stopped", "_eof", "_refusal", "_pending_refusal", "_write_paused", "_drain_waiter",
         "_read_paused", "_discarding", "_discarded", "_chunked", "_streaming", "_backlog", "_feeding",
@@ -99,7 +100,7 @@ class ClientConnection(asyncio.Protocol):
         self._parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self._remote = ""
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = Deadline(self._loop, self._expire)
         self._timer_kind = ""
         self._url = b""
         self._fields: list[tuple[str, str]] = []
@@ -141,7 +142,8 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        self._disarm()
+        self._deadline.cancel()
+        self._timer_kind = ""
         self._server.forget(self)
         if self._parsing is not None:
             self._parsing.content.fail(ConnectionResetError("the client closed the connection"))
@@ -346,19 +348,15 @@ class ClientConnection(asyncio.Protocol):
     # -- timers -----------------------------------------------------------------------------
 
     def _arm(self, kind: str, seconds: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_later(seconds, self._expire)
+        self._deadline.arm(seconds)
         self._timer_kind = kind
 
     def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadline.disarm()
         self._timer_kind = ""
 
     def _expire(self) -> None:
-        kind, self._timer, self._timer_kind = self._timer_kind, None, ""
+        kind, self._timer_kind = self._timer_kind, ""
         if self.transport is None:
             return
         if kind == "head" and self._task is None:

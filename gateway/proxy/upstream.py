@@ -18,6 +18,7 @@ from collections import deque
 
 import httptools
 
+from gateway.proxy.deadline import Deadline
 from gateway.routing import Upstream
 
 log = logging.getLogger("gateway.proxy")
@@ -57,7 +58,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._got_bytes = False
         self._head_request = False
         self._error: UpstreamError | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = Deadline(self._loop, self._expire)
         self.status = 0
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
@@ -85,19 +86,14 @@ class UpstreamConnection(asyncio.Protocol):
         self.keep_alive = False
 
     def arm(self, seconds: float) -> None:
-        """Fail the exchange and close the connection unless `disarm` comes first.
-
-        One timer handle per wait, where `asyncio.timeout` would cost a context manager, a task
-        lookup and a reschedule on every request."""
-        self._timer = self._loop.call_later(seconds, self._expire)
+        """Fail the exchange and close the connection unless `disarm` comes first (a deadline
+        moved, not a timer handle made per wait: `deadline.py`)."""
+        self._deadline.arm(seconds)
 
     def disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadline.disarm()
 
     def _expire(self) -> None:
-        self._timer = None
         self._fail(UpstreamTimedOut("upstream timed out"))
         self.close()
 
@@ -144,7 +140,7 @@ class UpstreamConnection(asyncio.Protocol):
         return self.complete and self.keep_alive and not self.closed and not self._read_paused
 
     def close(self) -> None:
-        self.disarm()
+        self._deadline.cancel()
         if self.transport is not None and not self.closed:
             self.transport.close()
         self.closed = True
@@ -167,6 +163,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._deadline.cancel()  # an exchange in progress fails below, not by its timeout
         head = self._head
         if head is not None and not head.done():
             if self.reused and not self._got_bytes:

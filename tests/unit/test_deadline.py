@@ -1,0 +1,46 @@
+"""A deadline moved on every request still fires once, at the latest time it was set to, and
+never after it was disarmed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.proxy.deadline import Deadline
+
+
+async def test_rearming_later_fires_once_at_the_last_deadline() -> None:
+    loop = asyncio.get_running_loop()
+    fired: list[float] = []
+    done = loop.create_future()
+    deadline = Deadline(loop, lambda: (fired.append(loop.time()), done.set_result(None)))
+    start = loop.time()
+    deadline.arm(0.05)
+    for _ in range(3):  # each re-arm moves the deadline on; no new timer handle is needed
+        await asyncio.sleep(0.02)
+        deadline.arm(0.05)
+    last = loop.time() + 0.05 - 0.001
+    await asyncio.wait_for(done, 2)
+    assert len(fired) == 1 and fired[0] >= last and fired[0] - start >= 0.1
+
+
+async def test_an_earlier_deadline_replaces_a_later_one() -> None:
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    deadline = Deadline(loop, lambda: done.set_result(loop.time()))
+    deadline.arm(60)
+    start = loop.time()
+    deadline.arm(0.02)
+    assert await asyncio.wait_for(done, 2) - start < 30
+
+
+async def test_disarmed_never_fires() -> None:
+    loop = asyncio.get_running_loop()
+    fired: list[bool] = []
+    deadline = Deadline(loop, lambda: fired.append(True))
+    deadline.arm(0.01)
+    deadline.disarm()
+    waiter = loop.create_future()
+    probe = Deadline(loop, lambda: waiter.set_result(None))
+    probe.arm(0.05)  # a later deadline on the same loop: by the time it fires, the first was due
+    await asyncio.wait_for(waiter, 2)
+    assert fired == []
