@@ -60,7 +60,8 @@ class Timings:
         self.total += seconds
 
     def cumulative(self) -> list[tuple[str, float]]:
-        running, out = 0, []
+        running = 0
+        out: list[tuple[str, float]] = []
         for le, count in zip(_LE, self.counts):
             running += count
             out.append((le, running))

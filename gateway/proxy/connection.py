@@ -45,6 +45,7 @@ from gateway.proxy.messages import (
     Headers,
     Request,
     Response,
+    declares_length,
     error_response,
     response_head,
 )
@@ -463,7 +464,7 @@ class ClientConnection(asyncio.Protocol):
         headers = response.headers
         body = response.body
         status = response.status
-        if status not in NO_BODY_STATUSES and "Content-Length" not in headers:
+        if status not in NO_BODY_STATUSES and not declares_length(headers):
             framing += b"Content-Length: %d\r\n" % len(body)
         head = response_head(status, response.reason, headers, framing)
         if request.method == "HEAD" or status in NO_BODY_STATUSES or not body:
@@ -478,7 +479,7 @@ class ClientConnection(asyncio.Protocol):
             raise ConnectionResetError("the client closed the connection")
         framing = b""
         chunked = False
-        if request.method == "HEAD" or status in NO_BODY_STATUSES or "Content-Length" in headers:
+        if request.method == "HEAD" or status in NO_BODY_STATUSES or declares_length(headers):
             keep = self._keep_alive(request, False)
         elif request.version == "1.1":
             keep = self._keep_alive(request, False)

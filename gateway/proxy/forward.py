@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
 
 from multidict import CIMultiDict
 
-from gateway.errors import SERVER, PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
 from gateway.proxy.body import body_chunks, read_body
-from gateway.proxy.headers import response_headers_from_raw
+from gateway.proxy.headers import response_fields
 from gateway.proxy.messages import NO_BODY_STATUSES, Request, Response
 from gateway.proxy.pipeline import RequestScope
 from gateway.proxy.upstream import (
@@ -131,21 +130,16 @@ class Forwarder:
         conn: UpstreamConnection,
         started: float,
         timeout: float,
-        response_headers: Iterable[tuple[str, str]],
+        response_headers: list[tuple[str, str]],
     ) -> Response:
         released = False
         try:
-            headers = response_headers_from_raw(conn.headers)
-            if "Server" not in headers:
-                headers["Server"] = SERVER
-            for name, _ in response_headers:  # the gateway's own (limits, request id) replace the upstream's
-                headers.popall(name, None)
-            headers.extend(response_headers)
+            headers = response_fields(conn.headers, response_headers)
             status, reason = conn.status, conn.reason.decode("latin-1") or None
             if conn.complete and request.method != "HEAD" and status not in NO_BODY_STATUSES:
                 # The whole answer is here already (the common small JSON response): headers
                 # and body leave in one write instead of one TLS record each.
-                body = await conn.read(timeout)
+                body = conn.take()
                 self._pool.release(upstream, conn)
                 released = True
                 return Response(status, headers, body, reason=reason)

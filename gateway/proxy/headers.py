@@ -13,6 +13,9 @@ from typing import TypeGuard
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway.errors import SERVER
+from gateway.proxy.messages import HeaderBlock
+
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -45,6 +48,8 @@ _REQUEST_DROP = HOP_BY_HOP | {
     "x-method-override",
 }
 _RESPONSE_DROP = HOP_BY_HOP | {"x-request-id"}
+_RESPONSE_DROP_RAW = frozenset(name.encode("latin-1") for name in _RESPONSE_DROP)
+_SERVER_LINE = f"Server: {SERVER}".encode("latin-1")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{8,128}")
 
@@ -84,29 +89,32 @@ def upstream_request_headers(
     return out
 
 
-def client_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    """The upstream's response headers minus those that belong to the upstream connection."""
-    named = _connection_tokens(upstream)
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in upstream.items():
-        lname = name.lower()
-        if lname in _RESPONSE_DROP or lname in named:
-            continue
-        out.add(name, value)
-    return out
-
-
-def response_headers_from_raw(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
-    """`client_response_headers` for the raw (name, value) pairs of the upstream parser."""
-    named: frozenset[str] = frozenset()
+def response_fields(raw: list[tuple[bytes, bytes]], own: list[tuple[str, str]]) -> HeaderBlock:
+    """The upstream's response headers for the client, from the parser's raw pairs: minus
+    hop-by-hop headers, those named in `Connection` and those the gateway sets itself (`own`: rate
+    limits, request id, which replace any the upstream sent), then `Server` if the upstream
+    named none, then the gateway's own."""
+    drop = _RESPONSE_DROP_RAW
     for name, value in raw:
         if name.lower() == b"connection":
-            named |= frozenset(t.strip().lower() for t in value.decode("latin-1").split(",") if t.strip())
-    out: CIMultiDict[str] = CIMultiDict()
+            drop = drop | {t.strip().lower() for t in value.split(b",") if t.strip()}
+    if own:
+        drop = drop | {name.lower().encode("latin-1") for name, _ in own}
+    lines: list[bytes] = []
+    server = date = length = False
     for name, value in raw:
-        key = name.decode("latin-1")
-        lname = key.lower()
-        if lname in _RESPONSE_DROP or lname in named:
+        lname = name.lower()
+        if lname in drop:
             continue
-        out.add(key, value.decode("latin-1"))
-    return out
+        if lname == b"server":
+            server = True
+        elif lname == b"date":
+            date = True
+        elif lname == b"content-length":
+            length = True
+        lines.append(name + b": " + value)
+    if not server:
+        lines.append(_SERVER_LINE)
+    lines.extend(f"{name}: {value}".encode("latin-1") for name, value in own)
+    lines.append(b"")
+    return HeaderBlock(b"\r\n".join(lines), length, date)

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -23,7 +23,18 @@ from gateway.errors import SERVER, GatewayError
 if TYPE_CHECKING:
     from gateway.proxy.connection import ClientConnection
 
-Headers = CIMultiDict[str] | dict[str, str]
+
+
+class HeaderBlock(NamedTuple):
+    """A relayed response's header lines as bytes, each ending in CRLF, built in one pass from
+    the upstream parser's raw fields (`headers.response_fields`): no decoding, no multidict."""
+
+    lines: bytes
+    has_length: bool
+    has_date: bool
+
+
+Headers = CIMultiDict[str] | dict[str, str] | HeaderBlock
 
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 NO_BODY_STATUSES = frozenset({204, 304})
@@ -201,9 +212,18 @@ def _date() -> bytes:
     return _date_line
 
 
+def declares_length(headers: Headers) -> bool:
+    if type(headers) is HeaderBlock:
+        return headers.has_length
+    return "Content-Length" in headers
+
+
 def response_head(status: int, reason: str | None, headers: Headers, framing: bytes) -> bytes:
     """Status line, headers and the gateway's framing lines (length, chunking, Connection)."""
-    line = f"HTTP/1.1 {status} {reason or _REASONS.get(status, 'Unknown')}\r\n"
-    fields = "\r\n".join(map(": ".join, headers.items()))
+    line = f"HTTP/1.1 {status} {reason or _REASONS.get(status, 'Unknown')}\r\n".encode("latin-1")
+    if type(headers) is HeaderBlock:
+        return line + headers.lines + (b"" if headers.has_date else _date()) + framing + b"\r\n"
+    fields = "\r\n".join(map(": ".join, headers.items()))  # type: ignore[union-attr]
     date = b"" if "Date" in headers else _date()
-    return (line + fields + "\r\n" if fields else line).encode("latin-1") + date + framing + b"\r\n"
+    head = line + (fields + "\r\n").encode("latin-1") if fields else line
+    return head + date + framing + b"\r\n"

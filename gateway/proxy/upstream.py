@@ -109,21 +109,29 @@ class UpstreamConnection(asyncio.Protocol):
         if self.closed and self._error is not None:
             raise self._error
 
-    async def response_head(self) -> None:
+    def response_head(self) -> asyncio.Future[None]:
+        """Awaited for the response head: the future itself, not a coroutine around it (each
+        level of coroutines between the task and the future is paid twice per request)."""
         assert self._head is not None
-        await self._head
+        return self._head
+
+    def take(self) -> bytes:
+        """The body received so far, without waiting (all of it once `complete`)."""
+        if not self._body:
+            return b""
+        chunk = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        self._body.clear()
+        self._buffered = 0
+        if self._read_paused and self.transport is not None and not self.closed:
+            self._read_paused = False
+            self.transport.resume_reading()
+        return chunk
 
     async def read(self, timeout: float) -> bytes:
         """Everything of the body received so far, waiting up to `timeout` for some; b"" at the end."""
         while True:
             if self._body:
-                chunk = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-                self._body.clear()
-                self._buffered = 0
-                if self._read_paused and self.transport is not None and not self.closed:
-                    self._read_paused = False
-                    self.transport.resume_reading()
-                return chunk
+                return self.take()
             if self.complete:
                 return b""
             if self._error is not None:
