@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from gateway.proxy.messages import Request
 
@@ -18,7 +18,7 @@ from gateway.access.assertion import IdentityAssertions
 from gateway.access.authorize import authorize
 from gateway.access.identity import Identity, derive
 from gateway.access.limits import limit_headers
-from gateway.credentials.keyformat import hash_key, parse_key
+from gateway.credentials.keyformat import hash_key, key_length, parse_key
 from gateway.credentials.parse import Credential, extract
 from gateway.errors import (
     ExpiredCredentials,
@@ -32,7 +32,7 @@ from gateway.keystore.cache import IdentityCache
 from gateway.keystore.lastused import LastUsedRecorder
 from gateway.keystore.models import Principal
 from gateway.proxy.pipeline import RequestScope
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import Decision, RateLimiter
 from gateway.routing import Match, Route, Upstream
 
 log = logging.getLogger("gateway.access")
@@ -63,6 +63,9 @@ class AccessGuard:
         self._plan_limits = dict(plan_limits)
         self._fallback_limit = min(self._plan_limits.values(), default=60)
         self._prefix = key_prefix
+        self._key_length = key_length(key_prefix)
+        # the in-memory limiter decides without I/O: called directly, not awaited
+        self._hit_now: Callable[[Sequence[tuple[str, int]]], Decision] | None = getattr(limiter, "hit_sync", None)
         self._ietf = ietf_headers
         self._clock = clock
         self._verify_token = verify_token
@@ -84,32 +87,33 @@ class AccessGuard:
             log.warning("key store unavailable", extra={"error": str(exc)})
             raise StoreUnavailable() from None
 
-    async def by_hash(self, secret_hash: str) -> Identity | None:
-        return await self._cache.get(
-            secret_hash, lambda: self._load(self._store.get_principal_by_hash(secret_hash))
-        )
-
-    async def by_key_id(self, key_id: str) -> Identity | None:
-        return await self._cache.get(
-            "id:" + key_id, lambda: self._load(self._store.get_principal_by_key_id(key_id))
-        )
-
-    async def identify(self, credential: Credential) -> Identity:
-        """The live identity behind a credential, or the contract's 401."""
+    def _lookup(self, credential: Credential) -> str:
+        """What the identity cache knows a credential by: the key's hash, or a token's key id."""
         if credential.is_jwt:
             if self._verify_token is None:
                 raise InvalidCredentials("tokens are not accepted here")
-            identity = await self.by_key_id(self._verify_token(credential.secret))
-        else:
-            if parse_key(credential.secret, self._prefix) is None:
-                raise InvalidCredentials("malformed API key")
-            identity = await self.by_hash(hash_key(credential.secret))
-            if (
-                identity is not None
-                and credential.key_id is not None
-                and not hmac.compare_digest(identity.key_id.encode(), credential.key_id.encode())
-            ):
-                identity = None
+            return "id:" + self._verify_token(credential.secret)
+        if len(credential.secret) != self._key_length:
+            raise InvalidCredentials("malformed API key")  # not even hashed
+        return hash_key(credential.secret)
+
+    async def _fetch(self, credential: Credential, lookup: str) -> Identity | None:
+        """A cache miss: the store, for a key whose shape and checksum are right."""
+        if credential.is_jwt:
+            key_id = lookup[3:]
+            return await self._cache.fetch(lookup, lambda: self._load(self._store.get_principal_by_key_id(key_id)))
+        if parse_key(credential.secret, self._prefix) is None:
+            raise InvalidCredentials("malformed API key")
+        return await self._cache.fetch(lookup, lambda: self._load(self._store.get_principal_by_hash(lookup)))
+
+    def _checked(self, credential: Credential, identity: Identity | None) -> Identity:
+        if (
+            identity is not None
+            and credential.key_id is not None
+            and not credential.is_jwt
+            and not hmac.compare_digest(identity.key_id.encode(), credential.key_id.encode())
+        ):
+            identity = None
         if identity is None:
             raise InvalidCredentials()
         if identity.revoked:
@@ -118,18 +122,33 @@ class AccessGuard:
             raise ExpiredCredentials()
         return identity
 
-    async def limit(self, identity: Identity, route: Route | None, scope: RequestScope) -> None:
-        """Count the request against the key (and route) limits; refuse with 429 when over."""
-        if self._limiter is None:
-            return
+    async def identify(self, credential: Credential) -> Identity:
+        """The live identity behind a credential, or the contract's 401.
+
+        A cached identity is found without checking the key's shape: only well-formed keys
+        are ever cached, so a hit is one; the checksum is checked before a store lookup."""
+        lookup = self._lookup(credential)
+        found, identity = self._cache.peek(lookup)
+        if not found:
+            identity = await self._fetch(credential, lookup)
+        return self._checked(credential, identity)
+
+    def _checks(self, identity: Identity, route: Route | None) -> list[tuple[str, int]]:
         checks = [(identity.bucket, identity.limit_per_minute)]
         if route is not None and route.rate_limit_per_minute:
             checks.append((f"r:{identity.key_id}:{route.name}", route.rate_limit_per_minute))
-        decision = await self._limiter.hit(checks)
+        return checks
+
+    def _counted(self, decision: Decision, scope: RequestScope) -> None:
         scope.response_headers.extend(limit_headers(decision, ietf=self._ietf))
         if not decision.allowed:
             scope.rate_limited = True
             raise RateLimited()
+
+    async def limit(self, identity: Identity, route: Route | None, scope: RequestScope) -> None:
+        """Count the request against the key (and route) limits; refuse with 429 when over."""
+        if self._limiter is not None:
+            self._counted(await self._limiter.hit(self._checks(identity, route)), scope)
 
     async def __call__(self, request: Request, scope: RequestScope, match: Match) -> Upstream:
         route = match.route
@@ -137,10 +156,19 @@ class AccessGuard:
             return route.upstream
         credential = extract(request.headers, route.auth)
         scope.auth_method = credential.method
-        identity = await self.identify(credential)
+        # `identify` and `limit` inlined: a cached identity and the in-memory limiter need no
+        # await, and the coroutines they would cost are a measurable share of a request.
+        lookup = self._lookup(credential)
+        found, identity = self._cache.peek(lookup)
+        if not found:
+            identity = await self._fetch(credential, lookup)
+        identity = self._checked(credential, identity)
         scope.extra["identity"] = identity
         authorize(identity, request.method, match)
-        await self.limit(identity, route, scope)
+        if self._limiter is not None:
+            checks = self._checks(identity, route)
+            hit_now = self._hit_now
+            self._counted(hit_now(checks) if hit_now is not None else await self._limiter.hit(checks), scope)
         self._last_used.touch(identity.key_id)
         scope.upstream_headers.extend(identity.headers)
         scope.upstream_headers.append(("X-Gateway-Auth-Method", credential.method))

@@ -48,10 +48,13 @@ def generate_key(prefix: str, environment: str) -> str:
     return body + _checksum(body)
 
 
+def key_length(prefix: str) -> int:
+    return len(prefix) + 6 + RANDOM_CHARS + CHECKSUM_CHARS  # "_live_" / "_test_" are 6 chars
+
+
 def parse_key(candidate: str, prefix: str) -> ParsedKey | None:
     """The key's parts when its shape and checksum are right; constant work, no lookup."""
-    expected = len(prefix) + 6 + RANDOM_CHARS + CHECKSUM_CHARS  # "_live_" / "_test_" are 6 chars
-    if len(candidate) != expected or not candidate.startswith(prefix):
+    if len(candidate) != key_length(prefix) or not candidate.startswith(prefix):
         return None
     head = len(prefix)
     environment = candidate[head + 1 : head + 5]

@@ -68,22 +68,34 @@ class IdentityCache(Generic[V]):
     def negative_size(self) -> int:
         return len(self._negative)
 
-    async def get(self, lookup: str, load: Callable[[], Awaitable[V | None]]) -> V | None:
-        """The cached identity, or the loaded one; None when the store does not know it."""
+    def peek(self, lookup: str) -> tuple[bool, V | None]:
+        """Without awaiting anything: (True, identity) for a cached one, (True, None) for a key
+        known not to exist, (False, None) when only the store can tell (then `get`)."""
         now = self._clock()
         entry = self._entries.get(lookup)
         if entry is not None:
             if entry[1] > now:
                 self._entries.move_to_end(lookup)
                 self.stats.hits += 1
-                return entry[0]
+                return True, entry[0]
             del self._entries[lookup]
         expiry = self._negative.get(lookup)
         if expiry is not None:
             if expiry > now:
                 self.stats.negative_hits += 1
-                return None
+                return True, None
             del self._negative[lookup]
+        return False, None
+
+    async def get(self, lookup: str, load: Callable[[], Awaitable[V | None]]) -> V | None:
+        """The cached identity, or the loaded one; None when the store does not know it."""
+        found, value = self.peek(lookup)
+        if found:
+            return value
+        return await self.fetch(lookup, load)
+
+    async def fetch(self, lookup: str, load: Callable[[], Awaitable[V | None]]) -> V | None:
+        """After a `peek` that found nothing: one load per lookup, shared by concurrent callers."""
         self.stats.misses += 1
         pending = self._inflight.get(lookup)
         if pending is not None:

@@ -28,13 +28,13 @@ async def test_unknown_revoked_and_valid_keys_each_hash_once_and_look_up_by_the_
     real_hash = guard_module.hash_key
     monkeypatch.setattr(guard_module, "hash_key", lambda secret: hashed.append(secret) or real_hash(secret))
     lookups: list[str] = []
-    real_by_hash = gw.guard.by_hash
+    real_peek = gw.cache.peek
 
-    async def by_hash(secret_hash: str) -> Any:
-        lookups.append(secret_hash)
-        return await real_by_hash(secret_hash)
+    def peek(lookup: str) -> Any:
+        lookups.append(lookup)
+        return real_peek(lookup)
 
-    monkeypatch.setattr(gw.guard, "by_hash", by_hash)
+    monkeypatch.setattr(gw.cache, "peek", peek)
     url = proxy_url(gw, "/api/v1/visitors")
     for key, expected in ((unknown, 401), (revoked, 401), (valid, 200)):
         hashed.clear()
