@@ -150,25 +150,50 @@ class AccessGuard:
         if self._limiter is not None:
             self._counted(await self._limiter.hit(self._checks(identity, route)), scope)
 
-    async def __call__(self, request: Request, scope: RequestScope, match: Match) -> Upstream:
+    def __call__(self, request: Request, scope: RequestScope, match: Match) -> Upstream | Awaitable[Upstream]:
+        """The upstream for an admitted request, decided without awaiting anything when the
+        identity is cached and the limiter is in memory (the common case: no coroutine is made);
+        otherwise a coroutine that finishes the decision after the store or the limiter answers."""
         route = match.route
         if not route.auth:
             return route.upstream
         credential = extract(request.headers, route.auth)
         scope.auth_method = credential.method
-        # `identify` and `limit` inlined: a cached identity and the in-memory limiter need no
-        # await, and the coroutines they would cost are a measurable share of a request.
         lookup = self._lookup(credential)
         found, identity = self._cache.peek(lookup)
         if not found:
-            identity = await self._fetch(credential, lookup)
+            return self._admit_fetched(request, scope, match, credential, lookup)
+        return self._admit(request, scope, match, credential, identity)
+
+    async def _admit_fetched(
+        self, request: Request, scope: RequestScope, match: Match, credential: Credential, lookup: str
+    ) -> Upstream:
+        identity = await self._fetch(credential, lookup)
+        upstream = self._admit(request, scope, match, credential, identity)
+        return upstream if isinstance(upstream, Upstream) else await upstream
+
+    def _admit(
+        self, request: Request, scope: RequestScope, match: Match, credential: Credential, identity: Identity | None
+    ) -> Upstream | Awaitable[Upstream]:
         identity = self._checked(credential, identity)
         scope.extra["identity"] = identity
         authorize(identity, request.method, match)
         if self._limiter is not None:
-            checks = self._checks(identity, route)
-            hit_now = self._hit_now
-            self._counted(hit_now(checks) if hit_now is not None else await self._limiter.hit(checks), scope)
+            checks = self._checks(identity, match.route)
+            if self._hit_now is None:
+                return self._admit_counted(scope, match.route, credential, identity, checks)
+            self._counted(self._hit_now(checks), scope)
+        return self._admitted(scope, match.route, credential, identity)
+
+    async def _admit_counted(
+        self, scope: RequestScope, route: Route, credential: Credential, identity: Identity,
+        checks: list[tuple[str, int]],
+    ) -> Upstream:
+        assert self._limiter is not None
+        self._counted(await self._limiter.hit(checks), scope)
+        return self._admitted(scope, route, credential, identity)
+
+    def _admitted(self, scope: RequestScope, route: Route, credential: Credential, identity: Identity) -> Upstream:
         self._last_used.touch(identity.key_id)
         scope.upstream_headers.extend(identity.headers)
         scope.upstream_headers.append(("X-Gateway-Auth-Method", credential.method))

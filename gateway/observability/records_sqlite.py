@@ -70,11 +70,10 @@ def records_path(cfg: Config) -> str:
 
 
 def _ts(at: dt.datetime) -> str:
-    """Sortable UTC text, as `strftime("%Y-%m-%dT%H:%M:%S.%fZ")` gives at a third of its cost."""
+    """Sortable UTC text, as `strftime("%Y-%m-%dT%H:%M:%S.%fZ")` gives, at a fraction of its cost."""
     if at.utcoffset():
         at = at.astimezone(dt.timezone.utc)
-    return (f"{at.year:04d}-{at.month:02d}-{at.day:02d}T{at.hour:02d}:{at.minute:02d}:{at.second:02d}"
-            f".{at.microsecond:06d}Z")
+    return at.isoformat(timespec="microseconds")[:26] + "Z"  # C, without the "+00:00"
 
 
 def _dt(text: str) -> dt.datetime:

@@ -20,8 +20,8 @@ from gateway.proxy.forward import Forwarder
 from gateway.proxy.headers import sane_request_id, upstream_request_headers
 from gateway.proxy.messages import Request, Response, error_response
 from gateway.proxy.pipeline import Guard, RequestScope
-from gateway.proxy.transport import TransportPolicy
-from gateway.routing import RouteTable, normalize_path
+from gateway.proxy.transport import Peer, TransportPolicy
+from gateway.routing import Match, RouteTable, Upstream, normalize_path
 
 log = logging.getLogger("gateway.proxy")
 
@@ -109,7 +109,10 @@ class ProxyHandler:
                 self._observer.finished(scope)
             raise
 
-    async def _handle(self, request: Request, scope: RequestScope) -> Response:
+    def _handle(self, request: Request, scope: RequestScope) -> Awaitable[Response]:
+        """Everything before the upstream, run without a coroutine of its own: what it returns
+        is the forwarder's (or an endpoint's) coroutine, awaited by `__call__` directly, so a
+        request waits for its upstream through one coroutine level fewer. A refusal raises here."""
         peer = self._transport.peer(request, plain=self._plain)
         scope.client_ip = peer.client_ip
         target = request.raw_path
@@ -120,11 +123,24 @@ class ProxyHandler:
         scope.path = path
         endpoint = self._endpoints.get(path)
         if endpoint is not None:
-            return await endpoint(request, scope)
+            return endpoint(request, scope)
         match = self.routes.match(request.method, path)
-        route = match.route
-        scope.route = route
-        upstream = await self._guard(request, scope, match)
+        scope.route = match.route
+        upstream = self._guard(request, scope, match)
+        if not isinstance(upstream, Upstream):  # the store or a remote limiter had to be asked
+            return self._forward_after(upstream, request, scope, match, peer, sep + query)
+        return self._forward(request, scope, match, upstream, peer, sep + query)
+
+    async def _forward_after(
+        self, admitted: Awaitable[Upstream], request: Request, scope: RequestScope, match: Match, peer: Peer,
+        query: str,
+    ) -> Response:
+        upstream = await admitted
+        return await self._forward(request, scope, match, upstream, peer, query)
+
+    def _forward(
+        self, request: Request, scope: RequestScope, match: Match, upstream: Upstream, peer: Peer, query: str
+    ) -> Awaitable[Response]:
         scope.response_headers.append(("X-Request-Id", scope.request_id))
         headers = upstream_request_headers(request.headers, scope.upstream_headers)
         headers["Host"] = upstream.host_header
@@ -133,5 +149,5 @@ class ProxyHandler:
         if peer.forwarded_host:
             headers["X-Forwarded-Host"] = peer.forwarded_host
         headers["X-Request-Id"] = scope.request_id
-        target = match.forward_path(upstream) + sep + query
-        return await self._forwarder.forward(request, upstream, target, headers, route.timeout, scope)
+        target = match.forward_path(upstream) + query
+        return self._forwarder.forward(request, upstream, target, headers, match.route.timeout, scope)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import TypeGuard
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -89,17 +90,30 @@ def upstream_request_headers(
     return out
 
 
+_dropped: dict[tuple[str, ...], frozenset[bytes]] = {}
+_first = itemgetter(0)
+
+
+def _drop_with(own_names: tuple[str, ...]) -> frozenset[bytes]:
+    """The response drop set plus the names the gateway sets itself: a handful of combinations
+    (with or without limits, Retry-After, the IETF fields), each built once."""
+    drop = _dropped.get(own_names)
+    if drop is None:
+        drop = _RESPONSE_DROP_RAW | {name.lower().encode("latin-1") for name in own_names}
+        if len(_dropped) < 256:
+            _dropped[own_names] = drop
+    return drop
+
+
 def response_fields(raw: list[tuple[bytes, bytes]], own: list[tuple[str, str]]) -> HeaderBlock:
     """The upstream's response headers for the client, from the parser's raw pairs: minus
     hop-by-hop headers, those named in `Connection` and those the gateway sets itself (`own`: rate
     limits, request id, which replace any the upstream sent), then `Server` if the upstream
     named none, then the gateway's own."""
-    drop = _RESPONSE_DROP_RAW
+    drop = _drop_with(tuple(map(_first, own)))
     for name, value in raw:
         if name.lower() == b"connection":
             drop = drop | {t.strip().lower() for t in value.split(b",") if t.strip()}
-    if own:
-        drop = drop | {name.lower().encode("latin-1") for name, _ in own}
     lines: list[bytes] = []
     server = date = length = False
     for name, value in raw:

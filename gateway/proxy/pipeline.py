@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,4 +42,5 @@ class Guard(Protocol):
     rate-limit headers to `scope.response_headers` on the way.
     """
 
-    async def __call__(self, request: Request, scope: RequestScope, match: Match) -> Upstream: ...
+    def __call__(self, request: Request, scope: RequestScope, match: Match) -> Upstream | Awaitable[Upstream]:
+        """The upstream at once when nothing needs awaiting; else an awaitable of it."""
