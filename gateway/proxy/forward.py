@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 
-from multidict import CIMultiDict
 
 from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
 from gateway.proxy.body import body_chunks, read_body
@@ -34,9 +33,9 @@ _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
 _REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})  # idempotent
 
 
-def request_head(method: str, target: str, headers: CIMultiDict[str]) -> bytes:
+def request_head(method: str, target: str, headers: list[tuple[str, str]]) -> bytes:
     # map/join run in C: half the time of an f-string per field (2.3 -> 1.2 µs for 20 fields)
-    fields = "\r\n".join(map(": ".join, headers.items()))
+    fields = "\r\n".join(map(": ".join, headers))
     return (method + " " + target + " HTTP/1.1\r\n" + fields + "\r\n\r\n").encode("latin-1")
 
 
@@ -53,7 +52,7 @@ class Forwarder:
         request: Request,
         upstream: Upstream,
         target: str,
-        headers: CIMultiDict[str],
+        headers: list[tuple[str, str]],
         timeout: float,
         scope: RequestScope,
     ) -> Response:
@@ -68,13 +67,13 @@ class Forwarder:
                 # request passed authentication, limits and the size check.
                 request.send_continue()
             if length is None:
-                headers["Transfer-Encoding"] = "chunked"
+                headers.append(("Transfer-Encoding", "chunked"))
                 body = None
             else:
-                headers["Content-Length"] = str(length)
+                headers.append(("Content-Length", str(length)))
                 body = await read_body(request, length, self._body_timeout) if length <= _SMALL_BODY else None
         elif request.method not in _NO_BODY_METHODS:
-            headers["Content-Length"] = "0"
+            headers.append(("Content-Length", "0"))
         head = request_head(request.method, target, headers)
         scope.upstream_started = time.perf_counter()  # only now: a request refused above never reached it
         try:

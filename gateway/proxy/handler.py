@@ -143,11 +143,11 @@ class ProxyHandler:
     ) -> Awaitable[Response]:
         scope.response_headers.append(("X-Request-Id", scope.request_id))
         headers = upstream_request_headers(request.headers, scope.upstream_headers)
-        headers["Host"] = upstream.host_header
-        headers["X-Forwarded-For"] = peer.forwarded_for
-        headers["X-Forwarded-Proto"] = "https"
+        headers.append(("Host", upstream.host_header))
+        headers.append(("X-Forwarded-For", peer.forwarded_for))
+        headers.append(("X-Forwarded-Proto", "https"))
         if peer.forwarded_host:
-            headers["X-Forwarded-Host"] = peer.forwarded_host
-        headers["X-Request-Id"] = scope.request_id
+            headers.append(("X-Forwarded-Host", peer.forwarded_host))
+        headers.append(("X-Request-Id", scope.request_id))
         target = match.forward_path(upstream) + query
         return self._forwarder.forward(request, upstream, target, headers, match.route.timeout, scope)

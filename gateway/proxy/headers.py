@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from operator import itemgetter
 from typing import TypeGuard
 
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 
 from gateway.errors import SERVER
 from gateway.proxy.messages import HeaderBlock
@@ -42,6 +42,7 @@ _REQUEST_DROP = HOP_BY_HOP | {
     "forwarded",
     "x-request-id",
     "expect",
+    "content-length",  # set again from the length llhttp validated (or chunked framing)
     # a method other than the one the gateway routed and authorised on (Express's method-override,
     # Rails, ASP.NET read these)
     "x-http-method-override",
@@ -73,10 +74,12 @@ def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
 
 def upstream_request_headers(
     incoming: CIMultiDictProxy[str], extra: Iterable[tuple[str, str]]
-) -> CIMultiDict[str]:
-    """The client's headers made safe to forward, followed by the gateway's own."""
+) -> list[tuple[str, str]]:
+    """The client's headers made safe to forward, followed by the gateway's own. A list, not a
+    multidict: every header the gateway sets afterwards (Host, forwarding, request id, framing)
+    is one this drops, so appending it is setting it."""
     named = _connection_tokens(incoming)
-    out: CIMultiDict[str] = CIMultiDict()
+    out: list[tuple[str, str]] = []
     for name, value in incoming.items():
         lname = name.lower()
         if lname in _REQUEST_DROP or lname in named:
@@ -85,7 +88,7 @@ def upstream_request_headers(
             continue
         if "_" in lname and lname.replace("_", "-") in _REQUEST_DROP:
             continue  # X_Forwarded_For: CGI and WSGI servers fold it into X-Forwarded-For
-        out.add(name, value)
+        out.append((name, value))
     out.extend(extra)
     return out
 
