@@ -20,7 +20,7 @@ Kind = Literal["bearer", "api_key_header", "basic"]
 MAX_HEADER = 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per request: a frozen init costs twice as much
 class Credential:
     kind: Kind
     secret: str                 # an API key, or a JWT when `is_jwt`

@@ -108,6 +108,19 @@ def _drop_with(own_names: tuple[str, ...]) -> frozenset[bytes]:
     return drop
 
 
+_named: dict[bytes, frozenset[bytes]] = {}
+
+
+def _named_by(connection: bytes) -> frozenset[bytes]:
+    """The header names a `Connection` value lists (`keep-alive` nearly always), parsed once each."""
+    named = _named.get(connection)
+    if named is None:
+        named = frozenset(t.strip().lower() for t in connection.split(b",") if t.strip())
+        if len(_named) < 256:
+            _named[connection] = named
+    return named
+
+
 def response_fields(raw: list[tuple[bytes, bytes]], own: list[tuple[str, str]]) -> HeaderBlock:
     """The upstream's response headers for the client, from the parser's raw pairs: minus
     hop-by-hop headers, those named in `Connection` and those the gateway sets itself (`own`: rate
@@ -116,7 +129,9 @@ def response_fields(raw: list[tuple[bytes, bytes]], own: list[tuple[str, str]]) 
     drop = _drop_with(tuple(map(_first, own)))
     for name, value in raw:
         if name.lower() == b"connection":
-            drop = drop | {t.strip().lower() for t in value.split(b",") if t.strip()}
+            named = _named_by(value)
+            if not named <= drop:
+                drop = drop | named
     lines: list[bytes] = []
     server = date = length = False
     for name, value in raw:
@@ -132,6 +147,7 @@ def response_fields(raw: list[tuple[bytes, bytes]], own: list[tuple[str, str]]) 
         lines.append(name + b": " + value)
     if not server:
         lines.append(_SERVER_LINE)
-    lines.extend(f"{name}: {value}".encode("latin-1") for name, value in own)
+    if own:
+        lines.append("\r\n".join(map(": ".join, own)).encode("latin-1"))
     lines.append(b"")
     return HeaderBlock(b"\r\n".join(lines), length, date)
