@@ -15,7 +15,7 @@ import time
 from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
 from gateway.proxy.body import body_chunks, read_body
 from gateway.proxy.headers import response_fields
-from gateway.proxy.messages import NO_BODY_STATUSES, Request, Response
+from gateway.proxy.messages import NO_BODY_STATUSES, HeaderBlock, Request, Response
 from gateway.proxy.pipeline import RequestScope
 from gateway.proxy.upstream import (
     StaleConnection,
@@ -83,7 +83,19 @@ class Forwarder:
         except UpstreamError as exc:
             log.debug("upstream unavailable: %s", exc)
             raise UpstreamUnavailable() from None
-        return await self._relay(request, upstream, conn, started, timeout, scope.response_headers)
+        try:
+            fields = response_fields(conn.headers, scope.response_headers)
+            status, reason = conn.status, conn.reason.decode("latin-1") or None
+        except BaseException:
+            conn.close()
+            raise
+        if conn.complete and request.method != "HEAD" and status not in NO_BODY_STATUSES:
+            # The whole answer is here already (the common small JSON response): headers and
+            # body leave in one write instead of one TLS record each, and no coroutine streams it.
+            body = conn.take()
+            self._pool.release(upstream, conn)
+            return Response(status, fields, body, reason=reason)
+        return await self._relay(request, upstream, conn, started, timeout, fields)
 
     async def _exchange(
         self, request: Request, upstream: Upstream, head: bytes, body: bytes | None, timeout: float
@@ -93,7 +105,7 @@ class Forwarder:
         head_request = request.method == "HEAD"
         for attempt in (1, 2):
             pool = self._pool
-            conn = await pool.acquire(upstream, timeout) if attempt == 1 else await pool.connect(upstream, timeout)
+            conn = (pool.idle(upstream) if attempt == 1 else None) or await pool.connect(upstream, timeout)
             try:
                 conn.begin(head_request)
                 conn.arm(timeout)
@@ -129,20 +141,13 @@ class Forwarder:
         conn: UpstreamConnection,
         started: float,
         timeout: float,
-        response_headers: list[tuple[str, str]],
+        headers: HeaderBlock,
     ) -> Response:
+        """A response whose body is still arriving (or has none to frame): streamed as it comes."""
         released = False
         try:
-            headers = response_fields(conn.headers, response_headers)
-            status, reason = conn.status, conn.reason.decode("latin-1") or None
-            if conn.complete and request.method != "HEAD" and status not in NO_BODY_STATUSES:
-                # The whole answer is here already (the common small JSON response): headers
-                # and body leave in one write instead of one TLS record each.
-                body = conn.take()
-                self._pool.release(upstream, conn)
-                released = True
-                return Response(status, headers, body, reason=reason)
-            request.start_stream(status, reason, headers)
+            status = conn.status
+            request.start_stream(status, conn.reason.decode("latin-1") or None, headers)
             # The route timeout bounds the whole exchange, body included: an upstream that
             # trickles a byte now and then is cut at the deadline, not kept alive by each byte.
             deadline = started + timeout

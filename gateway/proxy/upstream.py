@@ -290,7 +290,8 @@ class UpstreamPool:
             self._loop = asyncio.get_running_loop()
         return self._loop.time()
 
-    async def acquire(self, upstream: Upstream, timeout: float) -> UpstreamConnection:
+    def idle(self, upstream: Upstream) -> UpstreamConnection | None:
+        """A kept connection to reuse, without awaiting anything; None: `connect`."""
         idle = self._idle.get((upstream.scheme, upstream.host, upstream.port))
         if idle:
             now = self._now()
@@ -301,7 +302,7 @@ class UpstreamPool:
                     continue
                 conn.reused = True
                 return conn
-        return await self.connect(upstream, timeout)
+        return None
 
     async def connect(self, upstream: Upstream, timeout: float) -> UpstreamConnection:
         """A fresh connection, within the connect timeout (or the route's, if shorter)."""
