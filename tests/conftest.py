@@ -266,7 +266,7 @@ def no_secret_is_ever_logged() -> Any:
             except Exception:  # a record that cannot be rendered is still scanned as text
                 lines.append(repr(record.__dict__))
 
-    original_generate, original_mint, original_line = service.generate_key, TokenService.mint, AccessLog.line
+    original_generate, original_mint, original_render = service.generate_key, TokenService.mint, AccessLog.render
 
     def generate_key(prefix: str, environment: str) -> str:
         secret = original_generate(prefix, environment)
@@ -278,17 +278,18 @@ def no_secret_is_ever_logged() -> Any:
         created.add(token)
         return token, exp
 
-    def line(self: AccessLog, text: str) -> None:
+    def render(self: AccessLog, fields: Any) -> str:
+        text = original_render(self, fields)
         lines.append(text)
-        original_line(self, text)
+        return text
 
     root = logging.getLogger()
     handler, level = Keep(logging.DEBUG), root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
-    service.generate_key, TokenService.mint, AccessLog.line = generate_key, mint, line  # type: ignore[method-assign]
+    service.generate_key, TokenService.mint, AccessLog.render = generate_key, mint, render  # type: ignore[method-assign]
     yield
-    service.generate_key, TokenService.mint, AccessLog.line = original_generate, original_mint, original_line  # type: ignore[method-assign]
+    service.generate_key, TokenService.mint, AccessLog.render = original_generate, original_mint, original_render  # type: ignore[method-assign]
     root.removeHandler(handler)
     root.setLevel(level)
     text = "\n".join(lines)

@@ -40,18 +40,9 @@ class RequestObserver:
     @staticmethod
     def _access(access_log: AccessLog, scope: RequestScope, done: float) -> None:
         identity = scope.extra.get("identity")
-        upstream = scope.upstream_started
         access_log.request(
-            scope.request_id,
-            scope.route.name if scope.route else None,
-            scope.method,
-            scope.path,
-            scope.status,
-            scope.error_code,
-            round((done - scope.started) * 1000, 3),
-            round((done - upstream) * 1000, 3) if upstream else None,
-            identity.key_id if identity else None,
-            identity.tenant_id if identity else None,
-            scope.auth_method,
-            scope.client_ip,
+            scope.request_id, scope.route.name if scope.route else None, scope.method, scope.path, scope.status,
+            scope.error_code, scope.started, scope.upstream_started, done,
+            identity.key_id if identity else None, identity.tenant_id if identity else None,
+            scope.auth_method, scope.client_ip,
         )
