@@ -325,7 +325,10 @@ class Gateway:
 
     async def _push_stats(self) -> None:
         while True:
-            self._push_metrics()
+            try:
+                self._push_metrics()
+            except Exception:  # a failed push must not end the pushing: the next one adds the rest
+                log.exception("pushing metrics to the workers' shared files failed")
             await asyncio.sleep(1.0)  # a period, not synchronisation: scrapes see figures <= 1 s old
 
     def _push_metrics(self) -> None:
@@ -427,7 +430,10 @@ class Gateway:
         await asyncio.gather(*(server.shutdown(grace) for server in servers))
         for runner in runners:
             await runner.cleanup()
-        self._push_metrics()  # what the last requests counted is not lost with the worker
+        try:
+            self._push_metrics()  # what the last requests counted is not lost with the worker
+        except Exception:  # never at the cost of the call log, audit trail and access log flushed below
+            log.exception("pushing metrics to the workers' shared files failed")
         await self._stack.aclose()
 
     def describe(self) -> dict[str, Any]:

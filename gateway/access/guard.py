@@ -93,7 +93,7 @@ class AccessGuard:
             if self._verify_token is None:
                 raise InvalidCredentials("tokens are not accepted here")
             return "id:" + self._verify_token(credential.secret)
-        if len(credential.secret) != self._key_length:
+        if len(credential.secret) != self._key_length or not credential.secret.isascii():
             raise InvalidCredentials("malformed API key")  # not even hashed
         return hash_key(credential.secret)
 

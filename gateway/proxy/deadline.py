@@ -13,6 +13,9 @@ import asyncio
 from collections.abc import Callable
 
 
+_EARLY = 0.001  # uvloop runs timers on whole milliseconds: a handle may come this much before its time
+
+
 class Deadline:
     __slots__ = ("_loop", "_callback", "_at", "_handle", "_fires")
 
@@ -50,7 +53,7 @@ class Deadline:
         at = self._at
         if at is None:
             return
-        if self._loop.time() < at:
+        if at - self._loop.time() > _EARLY:
             self._schedule(at)  # re-armed since this handle was scheduled: wait for the rest
             return
         self._at = None

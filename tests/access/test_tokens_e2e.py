@@ -58,6 +58,10 @@ async def test_exchange_with_header_credential_and_bad_inputs(gw, https) -> None
     assert (status, body["error"]["code"]) == (401, "MISSING_CREDENTIALS")
     status, body = await exchange(https, gw, "gw_live_garbage")
     assert (status, body["error"]["code"]) == (401, "INVALID_CREDENTIALS")
+    # a body is not a header: any text may arrive, and one of a key's length is refused before hashing
+    for wrong in (secret[:-1] + "é", "é" * len(secret), secret[:-1] + "\udcff"):
+        status, body = await exchange(https, gw, wrong)
+        assert (status, body["error"]["code"]) == (401, "INVALID_CREDENTIALS"), wrong
     for malformed in (b"{not json", b'{"api_key": 5}', b'{"api_key": ["gw_live_x"]}'):
         async with https.post(proxy_url(gw, TOKEN_PATH), data=malformed) as resp:
             assert (resp.status, (await read_json(resp))["error"]["code"]) == (400, "BAD_REQUEST"), malformed

@@ -44,3 +44,36 @@ async def test_disarmed_never_fires() -> None:
     probe.arm(0.05)  # a later deadline on the same loop: by the time it fires, the first was due
     await asyncio.wait_for(waiter, 2)
     assert fired == []
+
+
+def test_a_handle_uvloop_runs_early_fires_instead_of_spinning() -> None:
+    """uvloop runs timers on whole milliseconds: a deadline that is not one must not be
+    rescheduled again and again for the fraction of a millisecond left."""
+    import uvloop
+
+    schedules = 0
+
+    class Counted(Deadline):
+        __slots__ = ()
+
+        def _schedule(self, at: float) -> None:
+            nonlocal schedules
+            schedules += 1
+            super()._schedule(at)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        fired = loop.create_future()
+        deadline = Counted(loop, lambda: fired.set_result(None))
+        deadline.arm(0.05)
+        for _ in range(3):
+            await asyncio.sleep(0.0137)
+            deadline.arm(0.0371)  # later than the handle, and not on a millisecond
+        await asyncio.wait_for(fired, 2)
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert schedules <= 4
