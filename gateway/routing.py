@@ -243,6 +243,10 @@ class _Node:
         self.routes: list[Route] = []
 
 
+_MATCHED_MAX = 4096       # matches remembered per table
+_MATCHED_PATH_MAX = 256   # longer paths are matched each time
+
+
 class RouteTable:
     """Longest match by whole segments; literal beats `{param}`; 405 at the best path, never fallback."""
 
@@ -252,6 +256,7 @@ class RouteTable:
         self._folded = _Node()  # the same tree in lower case: how a case-insensitive upstream routes
         # with a capital in any route path, a lower-case request may name it too (`/api/visitors`)
         self._fold_always = any(route.path != route.path.lower() for route in self.routes)
+        self._matched: dict[str, Match] = {}  # "METHOD path" -> its match (params read, never written)
         for root, fold in ((self._root, False), (self._folded, True)):
             for route in self.routes:
                 node = root
@@ -288,7 +293,22 @@ class RouteTable:
         """The route for a normalised path, refused (400) when an upstream may read the path as one
         that another route covers under a different policy: `%2F`, `%3B` or `%25` decoded,
         `;params` dropped, a format suffix dropped, letter case ignored (Express, IIS). Otherwise a
-        protected route could be reached through a public one."""
+        protected route could be reached through a public one.
+
+        The table never changes (a reload builds a new one), so a path matched once is matched
+        from a dictionary after: most traffic repeats a few paths. Only short paths are kept, and
+        the dictionary starts over when full, so made-up paths cannot grow it. Refusals are not kept."""
+        key = method + " " + path
+        found = self._matched.get(key)
+        if found is None:
+            found = self._checked(method, path)
+            if len(path) <= _MATCHED_PATH_MAX:
+                if len(self._matched) >= _MATCHED_MAX:
+                    self._matched.clear()
+                self._matched[key] = found
+        return found
+
+    def _checked(self, method: str, path: str) -> Match:
         found = self._match(self._root, method, path)
         ambiguous = ("%" in path or ";" in path) and any(marker in path for marker in _AMBIGUOUS)
         fold = self._fold_always or path.lower() != path

@@ -182,3 +182,25 @@ def test_route_paths_are_plain_ascii_without_escapes() -> None:
     for path in ("/api/%7Eadmin", "/api/\u00e4rzte"):
         with pytest.raises(Exception, match="ASCII without %-escapes"):
             table([{"name": "r", "path": path, "upstream": "http://127.0.0.1:1"}])
+
+
+def test_remembered_matches_are_the_same_and_bounded() -> None:
+    from gateway import routing
+
+    routes = table([
+        {"name": "items", "path": "/api/items", "upstream": "http://127.0.0.1:1"},
+        {"name": "one", "path": "/api/items/{item}", "upstream": "http://127.0.0.1:2", "methods": ["GET"]},
+    ])
+    first = routes.match("GET", "/api/items/7")
+    assert routes.match("GET", "/api/items/7") is first and first.params == {"item": "7"}
+    assert routes.match("GET", "/api/items/8").params == {"item": "8"}
+    with pytest.raises(MethodNotAllowed):  # a refusal is decided each time, never remembered
+        routes.match("POST", "/api/items/7")
+    with pytest.raises(MethodNotAllowed):
+        routes.match("POST", "/api/items/7")
+    for i in range(routing._MATCHED_MAX + 10):  # made-up paths cannot grow it
+        routes.match("GET", f"/api/items/{i}")
+    assert len(routes._matched) <= routing._MATCHED_MAX
+    long_path = "/api/items/" + "x" * 300
+    assert routes.match("GET", long_path).params == {"item": "x" * 300}
+    assert "GET " + long_path not in routes._matched
