@@ -212,6 +212,9 @@ def _date() -> bytes:
     return _date_line
 
 
+_status_lines: dict[tuple[int, str | None], bytes] = {}
+
+
 def declares_length(headers: Headers) -> bool:
     if type(headers) is HeaderBlock:
         return headers.has_length
@@ -220,7 +223,11 @@ def declares_length(headers: Headers) -> bool:
 
 def response_head(status: int, reason: str | None, headers: Headers, framing: bytes) -> bytes:
     """Status line, headers and the gateway's framing lines (length, chunking, Connection)."""
-    line = f"HTTP/1.1 {status} {reason or _REASONS.get(status, 'Unknown')}\r\n".encode("latin-1")
+    line = _status_lines.get((status, reason))
+    if line is None:
+        line = f"HTTP/1.1 {status} {reason or _REASONS.get(status, 'Unknown')}\r\n".encode("latin-1")
+        if len(_status_lines) < 1024:  # an upstream's reason phrases are its own: bounded
+            _status_lines[(status, reason)] = line
     if type(headers) is HeaderBlock:
         return line + headers.lines + (b"" if headers.has_date else _date()) + framing + b"\r\n"
     fields = "\r\n".join(map(": ".join, headers.items()))  # type: ignore[union-attr]

@@ -64,7 +64,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self._body: deque[bytes] = deque()
         self._buffered = 0
-        self._delimited = True      # Content-Length or chunked; else the body ends with the connection
         self.complete = False
         self.keep_alive = False
 
@@ -81,7 +80,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.headers = []
         self._body.clear()
         self._buffered = 0
-        self._delimited = True
         self.complete = False
         self.keep_alive = False
 
@@ -179,13 +177,20 @@ class UpstreamConnection(asyncio.Protocol):
             else:
                 self._fail(UpstreamError(f"upstream closed the connection: {exc or 'EOF'}"))
         elif head is not None and not self.complete:
-            if self._delimited:
+            if self._delimited():
                 self._fail(UpstreamError("upstream closed the connection mid-body"))
             else:
                 self.complete = True  # a body without length ends with the connection
                 self.keep_alive = False
                 self._wake_body()
         self._wake_drain()
+
+    def _delimited(self) -> bool:
+        """Whether the body has a length or chunks (else it ends with the connection): asked only
+        when the connection ends before the body does, not for every response."""
+        return self.status in (204, 304) or any(
+            name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self.headers
+        )
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -214,9 +219,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.reason = b""
             return
         self.status = status
-        self._delimited = status in (204, 304) or any(
-            name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self.headers
-        )
         if self._head is not None and not self._head.done():
             self._head.set_result(None)
         if self._head_request:
