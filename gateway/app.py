@@ -334,9 +334,11 @@ class Gateway:
     def _push_metrics(self) -> None:
         """Several workers: this one's figures into the shared files (each second, before a
         scrape this worker answers, and when it stops)."""
-        if self._pusher is not None:
-            self._pusher.push()
-        self.metrics.push()
+        try:
+            if self._pusher is not None:
+                self._pusher.push()
+        finally:
+            self.metrics.push()  # the request figures, whatever became of the others
 
     def _stats(self) -> list[tuple[str, str, str, float]]:
         cache, stats = self.cache, self.cache.stats

@@ -186,41 +186,40 @@ class _Pushed:
         self.auth = Counter(*_AUTH, ["method", "result"], registry=registry)
         self.decisions = Counter(*_DECISIONS, ["result"], registry=registry)
         self.in_flight = Gauge(*_IN_FLIGHT, registry=registry, multiprocess_mode="livesum")
-        self._done: dict[object, list[float]] = {}
+        self._done: dict[object, list[float]] = {}  # what each series had when last pushed
 
-    def _delta(self, what: object, now: list[float]) -> list[float]:
-        before = self._done.get(what)
-        self._done[what] = now
-        return now if before is None else [a - b for a, b in zip(now, before)]
+    def _count(self, counter: Counter, labels: tuple[str, ...], what: object, value: float) -> None:
+        pushed = self._done.get(what, [0.0])
+        if value != pushed[0]:
+            counter.labels(*labels).inc(value - pushed[0])
+            self._done[what] = [value]  # only once written: a push that failed is made up next time
 
     def _timings(self, histogram: Histogram, route: str, timings: Timings) -> None:
-        delta = self._delta((histogram, route), [*timings.counts, timings.total])
+        now = [*timings.counts, timings.total]
+        pushed = self._done.setdefault((histogram, route), [0.0] * len(now))  # updated as each part is written
+        delta = [a - b for a, b in zip(now, pushed)]
         if any(delta):
             child = histogram.labels(route)
             # prometheus-client can only observe one value at a time; its per-bucket values take
             # an increment (the same objects `observe` increments, one bucket each, not cumulative).
-            for bucket, count in zip(child._buckets, delta):
+            for i, (bucket, count) in enumerate(zip(child._buckets, delta)):
                 if count:
                     bucket.inc(count)
+                    pushed[i] += count
             child._sum.inc(delta[-1])
+            pushed[-1] = now[-1]
 
     def push(self) -> None:
         m = self._metrics
         for key, series in list(m._series.items()):
-            count = self._delta(("requests", key), [series.count])[0]
-            if count:
-                self.requests.labels(*key).inc(count)
+            self._count(self.requests, key, ("requests", key), series.count)
         for route, (total, upstream) in list(m._timings.items()):
             self._timings(self.duration, route, total)
             self._timings(self.upstream, route, upstream)
         for outcome, value in list(m._auth.items()):
-            count = self._delta(("auth", outcome), [value])[0]
-            if count:
-                self.auth.labels(*outcome).inc(count)
+            self._count(self.auth, outcome, ("auth", outcome), value)
         for result, value in m._decisions.items():
-            count = self._delta(("decisions", result), [value])[0]
-            if count:
-                self.decisions.labels(result).inc(count)
+            self._count(self.decisions, (result,), ("decisions", result), value)
         self.in_flight.set(m.in_flight)
 
 

@@ -226,8 +226,8 @@ def response_head(status: int, reason: str | None, headers: Headers, framing: by
     line = _status_lines.get((status, reason))
     if line is None:
         line = f"HTTP/1.1 {status} {reason or _REASONS.get(status, 'Unknown')}\r\n".encode("latin-1")
-        if len(_status_lines) < 1024:  # an upstream's reason phrases are its own: bounded
-            _status_lines[(status, reason)] = line
+        if len(_status_lines) < 1024 and (reason is None or len(reason) <= 64):  # an upstream's own
+            _status_lines[(status, reason)] = line                               # phrases: bounded
     if type(headers) is HeaderBlock:
         return line + headers.lines + (b"" if headers.has_date else _date()) + framing + b"\r\n"
     fields = "\r\n".join(map(": ".join, headers.items()))  # type: ignore[union-attr]

@@ -176,7 +176,7 @@ class UpstreamConnection(asyncio.Protocol):
                 self._fail(StaleConnection("keep-alive connection closed by the upstream"))
             else:
                 self._fail(UpstreamError(f"upstream closed the connection: {exc or 'EOF'}"))
-        elif head is not None and not self.complete:
+        elif head is not None and not self.complete and self._error is None:  # a head, then the end
             if self._delimited():
                 self._fail(UpstreamError("upstream closed the connection mid-body"))
             else:
@@ -186,11 +186,22 @@ class UpstreamConnection(asyncio.Protocol):
         self._wake_drain()
 
     def _delimited(self) -> bool:
-        """Whether the body has a length or chunks (else it ends with the connection): asked only
-        when the connection ends before the body does, not for every response."""
-        return self.status in (204, 304) or any(
-            name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self.headers
-        )
+        """Whether the body has a length or chunks (else it ends with the connection, RFC 9112
+        6.3: also when its transfer coding does not end in `chunked`): asked only when the
+        connection ends before the body does, not for every response."""
+        if self.status in (204, 304):
+            return True
+        coding: bytes | None = None
+        length = False
+        for name, value in self.headers:
+            lname = name.lower()
+            if lname == b"transfer-encoding":
+                coding = value
+            elif lname == b"content-length":
+                length = True
+        if coding is not None:
+            return coding.rpartition(b",")[2].strip().lower() == b"chunked"
+        return length
 
     def pause_writing(self) -> None:
         self._write_paused = True

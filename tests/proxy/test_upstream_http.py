@@ -61,6 +61,15 @@ async def test_body_delimited_by_connection_close(start_gateway, https, scripted
     assert script.connections == 2
 
 
+async def test_a_body_whose_coding_is_not_chunked_ends_with_the_connection(start_gateway, https, scripted) -> None:
+    # RFC 9112 6.3: a response transfer coding that does not end in chunked: read until the close
+    script = await scripted((b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nnot really gzip, to the end",
+                             "close"), ok(b"x"))
+    gw = await gateway_for(start_gateway, script)
+    assert (await get(https, gw))[:2] == (200, b"not really gzip, to the end")
+    assert (await get(https, gw))[1] == b"x"
+
+
 async def test_head_answer_has_no_body_and_the_gateway_does_not_wait_for_one(start_gateway, https, scripted) -> None:
     script = await scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", ok(b"after"))
     gw = await gateway_for(start_gateway, script)

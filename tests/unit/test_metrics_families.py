@@ -90,3 +90,40 @@ def test_pushed_increments_add_up_in_the_multiprocess_files(tmp_path, monkeypatc
     total = sum(s.value for f in text_string_to_metric_families(text) if f.name == "gateway_requests"
                 for s in f.samples)
     assert total == len(DURATIONS)
+
+
+def test_a_push_that_fails_is_made_up_by_the_next(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    from prometheus_client import multiprocess, values
+
+    values.ValueClass = values.get_value_class()
+    try:
+        metrics = Metrics(CollectorRegistry(), multiprocess=True)
+        for seconds in DURATIONS[:5]:
+            metrics.in_flight += 1
+            metrics.observe(scope(0.0), seconds)
+        counter = metrics._pushed.requests  # type: ignore[union-attr]
+        real_labels = counter.labels
+
+        def broken(*labels: str) -> None:
+            raise OSError("disk full")
+
+        monkeypatch.setattr(counter, "labels", broken)
+        try:
+            metrics.push()
+        except OSError:
+            pass
+        monkeypatch.setattr(counter, "labels", real_labels)
+        for seconds in DURATIONS[5:12]:
+            metrics.in_flight += 1
+            metrics.observe(scope(0.0), seconds)
+        metrics.push()
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=str(tmp_path))
+        text = generate_latest(merged).decode()
+    finally:
+        monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+        values.ValueClass = values.get_value_class()
+    total = sum(s.value for f in text_string_to_metric_families(text) if f.name == "gateway_requests"
+                for s in f.samples)
+    assert total == 12

@@ -43,3 +43,14 @@ def test_upstream_server_and_date_are_kept_and_nothing_own_is_added() -> None:
     assert lines(block.lines) == [b"Server: nginx", b"Date: Sun, 29 Nov 2026 08:00:00 GMT"]
     assert block.has_date and not block.has_length
     assert lines(response_fields([], []).lines) == [b"Server: gateway"]
+
+
+def test_an_upstream_reason_phrase_is_remembered_only_when_short() -> None:
+    from gateway.proxy import messages
+
+    long_reason = "x" * 100_000
+    head = messages.response_head(200, long_reason, {"Content-Type": "text/plain"}, b"")
+    assert head.startswith(b"HTTP/1.1 200 " + long_reason.encode() + b"\r\n")
+    assert (200, long_reason) not in messages._status_lines
+    assert messages.response_head(200, "Fine", {}, b"").startswith(b"HTTP/1.1 200 Fine\r\n")
+    assert (200, "Fine") in messages._status_lines
