@@ -136,7 +136,10 @@ class MetricsConfig:
 @dataclass(frozen=True, slots=True)
 class CallLogConfig:
     enabled: bool = True
-    flush_interval: float = 1
+    # Small batches often: a second's rows written at once held the event loop (binding the
+    # parameters takes the GIL) long enough to double the open-loop p99 at half load (9-10 ->
+    # ~5 ms), for ~2 % more CPU per request at 0.1 s.
+    flush_interval: float = 0.2
     buffer_size: int = 10000
     retention_days: int = 30
     max_rows: int = 1000000

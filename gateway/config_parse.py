@@ -353,7 +353,7 @@ def parse_config(data: object, *, env: Mapping[str, str] | None = None, source: 
     metrics = MetricsConfig(enabled=m.boolean("enabled", True), per_tenant_label=m.boolean("per_tenant_label", False))
     c = Reader(node.get("call_log"), "call_log", problems, _fields(CallLogConfig))
     call_log = CallLogConfig(
-        enabled=c.boolean("enabled", True), flush_interval=c.number("flush_interval", 1),
+        enabled=c.boolean("enabled", True), flush_interval=c.number("flush_interval", 0.2),
         buffer_size=c.integer("buffer_size", 10000, 1), retention_days=c.integer("retention_days", 30, 1),
         max_rows=c.integer("max_rows", 1000000, 1),
     )
