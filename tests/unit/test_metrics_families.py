@@ -4,6 +4,7 @@ would, in one process and pushed into its multiprocess files."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -43,16 +44,10 @@ def reference() -> dict[str, float]:
     return scraped
 
 
-def observe_all(metrics: Metrics) -> None:
-    for seconds in DURATIONS:
-        metrics.in_flight += 1
-        metrics.observe(scope(0.0), seconds)
-
-
 def test_buckets_match_prometheus_client_in_one_process() -> None:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
-    observe_all(metrics)
+    observe(metrics, DURATIONS)
     text = generate_latest(registry).decode()
     assert buckets(text, "gateway_request_duration_seconds") == pytest.approx(reference())
     assert buckets(text, "gateway_upstream_duration_seconds") == pytest.approx(
@@ -63,67 +58,62 @@ def test_buckets_match_prometheus_client_in_one_process() -> None:
     assert "gateway_requests_in_flight 0.0" in text
 
 
-def test_pushed_increments_add_up_in_the_multiprocess_files(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+@pytest.fixture
+def shared_files(tmp_path, monkeypatch) -> Iterator[Callable[[], str]]:
+    """Workers' mode: prometheus-client's multiprocess files in a temporary directory; the
+    fixture's value renders what a scrape would merge from them."""
     from prometheus_client import multiprocess, values
 
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     values.ValueClass = values.get_value_class()  # prometheus-client picks its value class at import
-    try:
-        metrics = Metrics(CollectorRegistry(), multiprocess=True)
-        half = len(DURATIONS) // 2
-        for seconds in DURATIONS[:half]:
-            metrics.in_flight += 1
-            metrics.observe(scope(0.0), seconds)
-        metrics.push()
-        metrics.push()  # nothing new: nothing added twice
-        for seconds in DURATIONS[half:]:
-            metrics.in_flight += 1
-            metrics.observe(scope(0.0), seconds)
-        metrics.push()
+
+    def scrape() -> str:
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged, path=str(tmp_path))
-        text = generate_latest(merged).decode()
-    finally:
-        monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
-        values.ValueClass = values.get_value_class()
-    assert buckets(text, "gateway_request_duration_seconds") == pytest.approx(reference())
-    total = sum(s.value for f in text_string_to_metric_families(text) if f.name == "gateway_requests"
-                for s in f.samples)
-    assert total == len(DURATIONS)
+        return generate_latest(merged).decode()
 
-
-def test_a_push_that_fails_is_made_up_by_the_next(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    from prometheus_client import multiprocess, values
-
+    yield scrape
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     values.ValueClass = values.get_value_class()
-    try:
-        metrics = Metrics(CollectorRegistry(), multiprocess=True)
-        for seconds in DURATIONS[:5]:
-            metrics.in_flight += 1
-            metrics.observe(scope(0.0), seconds)
-        counter = metrics._pushed.requests  # type: ignore[union-attr]
-        real_labels = counter.labels
 
-        def broken(*labels: str) -> None:
-            raise OSError("disk full")
 
-        monkeypatch.setattr(counter, "labels", broken)
-        try:
-            metrics.push()
-        except OSError:
-            pass
-        monkeypatch.setattr(counter, "labels", real_labels)
-        for seconds in DURATIONS[5:12]:
-            metrics.in_flight += 1
-            metrics.observe(scope(0.0), seconds)
+def observe(metrics: Metrics, durations: list[float]) -> None:
+    for seconds in durations:
+        metrics.in_flight += 1
+        metrics.observe(scope(0.0), seconds)
+
+
+def requests_total(text: str) -> float:
+    return sum(s.value for f in text_string_to_metric_families(text) if f.name == "gateway_requests"
+               for s in f.samples)
+
+
+def test_pushed_increments_add_up_in_the_multiprocess_files(shared_files) -> None:
+    metrics = Metrics(CollectorRegistry(), multiprocess=True)
+    half = len(DURATIONS) // 2
+    observe(metrics, DURATIONS[:half])
+    metrics.push()
+    metrics.push()  # nothing new: nothing added twice
+    observe(metrics, DURATIONS[half:])
+    metrics.push()
+    text = shared_files()
+    assert buckets(text, "gateway_request_duration_seconds") == pytest.approx(reference())
+    assert requests_total(text) == len(DURATIONS)
+
+
+def test_a_push_that_fails_is_made_up_by_the_next(shared_files, monkeypatch) -> None:
+    metrics = Metrics(CollectorRegistry(), multiprocess=True)
+    observe(metrics, DURATIONS[:5])
+    counter = metrics._pushed.requests  # type: ignore[union-attr]
+    real_labels = counter.labels
+
+    def broken(*labels: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(counter, "labels", broken)
+    with pytest.raises(OSError):
         metrics.push()
-        merged = CollectorRegistry()
-        multiprocess.MultiProcessCollector(merged, path=str(tmp_path))
-        text = generate_latest(merged).decode()
-    finally:
-        monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
-        values.ValueClass = values.get_value_class()
-    total = sum(s.value for f in text_string_to_metric_families(text) if f.name == "gateway_requests"
-                for s in f.samples)
-    assert total == 12
+    monkeypatch.setattr(counter, "labels", real_labels)
+    observe(metrics, DURATIONS[5:12])
+    metrics.push()
+    assert requests_total(shared_files()) == 12
