@@ -1,7 +1,8 @@
 """What happens when a proxied request starts and ends: metrics, call log, access log.
 
 One object the handler calls twice per request, so the handler knows nothing of what is
-recorded. The access log line is built only when the request is sampled and the log is on.
+recorded. The access log keeps a request's fields only when it is sampled and the log is on;
+the line itself is rendered with its batch (accesslog.py).
 """
 
 from __future__ import annotations
