@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from gateway.keystore.base import KeyStore, StoreError
 from gateway.keystore.factory import is_postgres
-from gateway.observability.records import RecordStore
+from gateway.observability.records import RecordStore, call_row
 
 _PAGE = 500
 T = TypeVar("T")
@@ -99,7 +99,7 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
         cursor: int | None = None
         while calls := await src_records.list_calls(cursor=cursor, newest_first=False, limit=_PAGE * 4,
                                                     key_id=None, status=None):
-            await dst_records.append_calls(calls)
+            await dst_records.append_calls([call_row(call) for call in calls])
             copied.calls += len(calls)
             cursor = calls[-1].id
         progress(f"{copied.audit} audit entries, {copied.calls} call log rows")

@@ -16,7 +16,7 @@ from typing import Any
 from gateway.accounts.service import Actor
 from gateway.config import CallLogConfig
 from gateway.observability.buffer import BufferedWriter
-from gateway.observability.records import AuditEntry, CallEntry, RecordStore
+from gateway.observability.records import AuditEntry, RecordStore
 from gateway.proxy.pipeline import RequestScope
 from gateway.tasks import cancel_and_wait
 
@@ -64,7 +64,7 @@ class Recorder:
         self.audit_buffer.wake()
 
     def call(self, scope: RequestScope) -> None:
-        """The request's figures as one tuple: entries are made from them when a batch is
+        """The request's figures as one tuple: rows are made from them when a batch is
         written, in one tight loop, rather than per request in the middle of everything else."""
         if not self._cfg.enabled or scope.route is None:
             return
@@ -74,21 +74,15 @@ class Recorder:
         ))
 
     async def _append_calls(self, calls: Sequence[_Call]) -> None:
-        utc, at = dt.timezone.utc, dt.datetime.fromtimestamp
         await self.store.append_calls([
-            CallEntry(
-                at=at(wall, utc),
-                request_id=request_id,
-                tenant_id=identity.tenant_id if identity else None,
-                key_id=identity.key_id if identity else None,
-                key_name=identity.key_name if identity else None,
-                method=method,
-                route=route,
-                path=path,
-                status=status,
-                latency_ms=round((done - started) * 1000, 3),
-                upstream_latency_ms=round((done - upstream) * 1000, 3) if upstream is not None else None,
-                rate_limited=rate_limited,
+            (
+                wall, request_id,
+                identity.tenant_id if identity else None, identity.key_id if identity else None,
+                identity.key_name if identity else None,
+                method, route, path, status,
+                round((done - started) * 1000, 3),
+                round((done - upstream) * 1000, 3) if upstream is not None else None,
+                rate_limited,
             )
             for (wall, done, started, upstream, request_id, identity, method, route, path, status, rate_limited)
             in calls

@@ -15,7 +15,7 @@ import asyncpg
 
 from gateway.keystore.base import StoreError
 from gateway.keystore.postgres import UNAVAILABLE, connect_args, create_pool
-from gateway.observability.records import AuditEntry, CallEntry
+from gateway.observability.records import AuditEntry, CallEntry, CallRow
 
 _AUDIT_LOCK = 0x67617401
 _CALL_LOCK = 0x67617402
@@ -103,12 +103,9 @@ class PostgresRecordStore:
             for r in rows
         ]
 
-    async def append_calls(self, entries: Sequence[CallEntry]) -> None:
-        await self._append("call_log", _CALL_LOCK, _CALL_COLUMNS, [
-            (e.at, e.request_id, e.tenant_id, e.key_id, e.key_name, e.method, e.route, e.path, e.status,
-             e.latency_ms, e.upstream_latency_ms, e.rate_limited)
-            for e in entries
-        ])
+    async def append_calls(self, rows: Sequence[CallRow]) -> None:
+        utc, at = dt.timezone.utc, dt.datetime.fromtimestamp
+        await self._append("call_log", _CALL_LOCK, _CALL_COLUMNS, [(at(row[0], utc), *row[1:]) for row in rows])
 
     async def list_calls(
         self, *, cursor: int | None, newest_first: bool, limit: int, key_id: str | None, status: int | None

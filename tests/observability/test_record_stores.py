@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.observability.records import AuditEntry, CallEntry, RecordStore
+from gateway.observability.records import AuditEntry, CallEntry, CallRow, RecordStore, call_row
 from gateway.observability.records_postgres import PostgresRecordStore
 from gateway.observability.records_sqlite import SQLiteRecordStore
 from tests.services import drop_schema, postgres_url, require_postgres
@@ -31,10 +31,10 @@ async def records(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await drop_schema(postgres_url(tmp_path))
 
 
-def call(i: int, *, key: str | None = "key_a", status: int = 200, at: dt.datetime = T0) -> CallEntry:
-    return CallEntry(at=at, request_id=f"req-{i}", tenant_id="acme", key_id=key, key_name="k", method="GET",
-                     route="api", path="/api", status=status, latency_ms=1.5, upstream_latency_ms=None,
-                     rate_limited=status == 429)
+def call(i: int, *, key: str | None = "key_a", status: int = 200, at: dt.datetime = T0) -> CallRow:
+    return call_row(CallEntry(at=at, request_id=f"req-{i}", tenant_id="acme", key_id=key, key_name="k", method="GET",
+                              route="api", path="/api", status=status, latency_ms=1.5, upstream_latency_ms=None,
+                              rate_limited=status == 429))
 
 
 async def test_audit_entries_round_trip_in_order(records: RecordStore) -> None:
@@ -67,6 +67,17 @@ async def test_calls_filter_page_both_ways_and_prune(records: RecordStore) -> No
     assert removed == 3
     left = await records.list_calls(cursor=None, newest_first=False, limit=10, key_id=None, status=None)
     assert [c.request_id for c in left] == ["req-3", "req-4", "req-5"]
+
+
+async def test_call_times_round_trip_to_the_microsecond(records: RecordStore) -> None:
+    # rows in and out of time order, within one second and across seconds, days and years
+    times = [T0, T0 + dt.timedelta(microseconds=1), T0 + dt.timedelta(seconds=1, microseconds=999_999),
+             T0 - dt.timedelta(microseconds=123_456), T0 + dt.timedelta(days=400), T0]
+    await records.append_calls([call(i, at=at) for i, at in enumerate(times)])
+    rows = await records.list_calls(cursor=None, newest_first=False, limit=10, key_id=None, status=None)
+    assert [row.at for row in rows] == times
+    assert all(row.at.tzinfo is not None and row.at.utcoffset() == dt.timedelta(0) for row in rows)
+    assert rows[0].latency_ms == 1.5 and rows[0].upstream_latency_ms is None and rows[0].rate_limited is False
 
 
 async def test_concurrent_appends_keep_ids_in_commit_order(records: RecordStore) -> None:
