@@ -1,0 +1,100 @@
+"""A/B of one change: the gateway at another commit against this checkout, rounds interleaved.
+
+    python bench/ab.py --base HEAD~3            # API-key route, 3 rounds of 8 s each side
+    python bench/ab.py --base main --path /public --rounds 5
+
+On a shared machine req/s drifts ±15–30 % between runs, more than most changes are worth; two
+gateways measured in alternation, same upstream, same pinning as `run.py` (wrk and the nginx
+upstream on CPU 0, the gateway alone on CPU 1), cancel the drift. The base commit is checked out
+into a temporary git worktree and run from there (the editable install's import hook is taken
+out of that process, so it imports the worktree's code). Reported per side and round: req/s and
+the CPU time of the gateway's event-loop thread per request (`/proc/<pid>/task`), the steadier
+figure; then the medians and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+import run as R
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def loop_thread_cpu(pid: int) -> float:
+    """CPU seconds of the process's main thread (the event loop), not its SQLite threads."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def from_worktree(tree: Path) -> None:
+    """Make `GatewayProcess` start the gateway from `tree` instead of the installed checkout."""
+    original = R.pinned
+    boot = ("import runpy, sys; sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
+            f"sys.path.insert(0, {str(tree)!r}); import gateway; "
+            f"assert gateway.__file__.startswith({str(tree)!r}), gateway.__file__; "
+            "sys.argv[0] = 'gateway'; runpy.run_module('gateway', run_name='__main__')")
+
+    def pinned(cpu: int | None, argv: list[str]) -> list[str]:
+        if argv[1:3] == ["-m", "gateway"]:
+            argv = [argv[0], "-c", boot, *argv[3:]]
+        return original(cpu, argv)
+
+    R.pinned = pinned
+
+
+def measure(gw: R.GatewayProcess, path: str, header: str | None, seconds: int) -> tuple[float, float]:
+    argv = ["wrk", "-t1", "-c64", f"-d{seconds}s", gw.url(path), *(["-H", header] if header else [])]
+    before = R.cpu_seconds(gw.pid)
+    out = subprocess.run(R.pinned(0, argv), capture_output=True, text=True, check=True).stdout
+    used = R.cpu_seconds(gw.pid) - before
+    rps = float(out.split("Requests/sec:")[1].split()[0])
+    return rps, used / (rps * seconds) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, help="the commit to compare this checkout against")
+    parser.add_argument("--path", default="/api", choices=["/api", "/public"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=8)
+    args = parser.parse_args()
+    two = (os.cpu_count() or 1) >= 2
+    results: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        tree = root / "base"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), args.base], check=True)
+        stack.callback(subprocess.run, ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)])
+        upstream = R.start_upstream(stack, root, 0 if two else None)
+        for round_no in range(1, args.rounds + 1):
+            for side in ("base", "this"):
+                saved = R.pinned
+                if side == "base":
+                    from_worktree(tree)
+                try:
+                    gw = R.GatewayProcess(root, f"{side}{round_no}", upstream, {"backend": "memory"}, 1 if two else None)
+                    with gw.running():
+                        header = f"X-API-Key: {gw.credentials()[0]}" if args.path == "/api" else None
+                        rps, cpu = measure(gw, args.path, header, args.duration)
+                finally:
+                    R.pinned = saved
+                results[side].append((rps, cpu))
+                print(f"  round {round_no}  {side:4s}  {rps:9,.0f} req/s  {cpu:6.1f} µs CPU/req (event loop)", flush=True)
+    base_cpu = statistics.median(cpu for _, cpu in results["base"])
+    this_cpu = statistics.median(cpu for _, cpu in results["this"])
+    base_rps = statistics.median(rps for rps, _ in results["base"])
+    this_rps = statistics.median(rps for rps, _ in results["this"])
+    print(f"\nmedians: base {base_rps:,.0f} req/s {base_cpu:.1f} µs; this {this_rps:,.0f} req/s {this_cpu:.1f} µs; "
+          f"CPU per request {100 * (this_cpu / base_cpu - 1):+.1f} %, req/s {100 * (this_rps / base_rps - 1):+.1f} %")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
