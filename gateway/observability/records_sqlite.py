@@ -52,9 +52,7 @@ _SCHEMA = [
     )
     """,
     "CREATE INDEX IF NOT EXISTS call_log_key ON call_log (key_id, id)",
-    # No index on `at`: its upkeep was a third of SQLite's cost per row, and the one reader of
-    # `at` (retention) goes by id instead (`prune_calls`). Files made before lose it here.
-    "DROP INDEX IF EXISTS call_log_at",
+    "CREATE INDEX IF NOT EXISTS call_log_at ON call_log (at)",
 ]
 
 _AUDIT_COLUMNS = "id, at, actor, action, target_type, target_id, tenant_id, key_name, source_ip"
@@ -236,14 +234,7 @@ class SQLiteRecordStore:
     async def prune_calls(self, *, older_than: dt.datetime, max_rows: int) -> int:
         db = self._conn()
         try:
-            # Rows are appended in the order their requests ended, so ids follow time: everything
-            # before the first row at or after the cutoff goes. Without an index on `at` the
-            # search walks ids from the oldest row and stops there, reading only the rows it removes.
-            cursor = await db.execute(
-                "DELETE FROM call_log WHERE id < IFNULL((SELECT id FROM call_log WHERE at >= ? ORDER BY id LIMIT 1),"
-                " (SELECT IFNULL(MAX(id), 0) + 1 FROM call_log))",
-                (_ts(older_than),),
-            )
+            cursor = await db.execute("DELETE FROM call_log WHERE at < ?", (_ts(older_than),))
             removed = cursor.rowcount
             cursor = await db.execute(
                 "DELETE FROM call_log WHERE id <= (SELECT id FROM call_log ORDER BY id DESC LIMIT 1 OFFSET ?)",

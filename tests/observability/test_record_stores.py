@@ -80,18 +80,6 @@ async def test_call_times_round_trip_to_the_microsecond(records: RecordStore) ->
     assert rows[0].latency_ms == 1.5 and rows[0].upstream_latency_ms is None and rows[0].rate_limited is False
 
 
-async def test_prune_by_age_takes_everything_older_and_nothing_newer(records: RecordStore) -> None:
-    assert await records.prune_calls(older_than=T0, max_rows=100) == 0  # empty
-    await records.append_calls([call(i, at=T0 + dt.timedelta(seconds=i)) for i in range(5)])
-    assert await records.prune_calls(older_than=T0, max_rows=100) == 0  # none older
-    assert await records.prune_calls(older_than=T0 + dt.timedelta(seconds=2, microseconds=1), max_rows=100) == 3
-    assert await records.prune_calls(older_than=T0 + dt.timedelta(days=1), max_rows=100) == 2  # all older
-    assert await records.list_calls(cursor=None, newest_first=False, limit=10, key_id=None, status=None) == []
-    await records.append_calls([call(9, at=T0 + dt.timedelta(days=2))])  # ids go on after an emptied log
-    assert await records.prune_calls(older_than=T0 + dt.timedelta(days=1), max_rows=100) == 0
-    assert len(await records.list_calls(cursor=None, newest_first=False, limit=10, key_id=None, status=None)) == 1
-
-
 async def test_concurrent_appends_keep_ids_in_commit_order(records: RecordStore) -> None:
     await asyncio.gather(*(records.append_calls([call(b * 10 + i) for i in range(10)]) for b in range(8)))
     rows = await records.list_calls(cursor=None, newest_first=False, limit=100, key_id=None, status=None)
