@@ -7,6 +7,7 @@ mode lets both connections read while one writes.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -78,7 +79,12 @@ def _stamp(at: float) -> str:
     """`_ts` of a time in epoch seconds, without a datetime per row: the text of the second is
     made once per second (rows come in time order), the microseconds are appended."""
     global _second, _second_text
-    second, micros = divmod(round(at * 1_000_000), 1_000_000)
+    # As `datetime.fromtimestamp` rounds: the fraction alone (exact once the whole seconds are
+    # off), to the nearest microsecond; `at * 1e6` would round twice (floats step by 0.25 there).
+    second = math.floor(at)
+    micros = round((at - second) * 1_000_000)
+    if micros == 1_000_000:
+        second, micros = second + 1, 0
     if second != _second:
         _second_text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
         _second = second

@@ -80,6 +80,30 @@ async def test_call_times_round_trip_to_the_microsecond(records: RecordStore) ->
     assert rows[0].latency_ms == 1.5 and rows[0].upstream_latency_ms is None and rows[0].rate_limited is False
 
 
+async def test_call_times_are_rounded_to_the_nearest_microsecond(records: RecordStore) -> None:
+    # epoch floats as the recorder reads them: the first is ...22.48977255821 s exactly, the
+    # second rounds up into the next second
+    times = [1795993622.4897726, 1.9999995, 1795993622.0000004]
+    await records.append_calls([(t, f"req-{i}", "acme", "key_a", "k", "GET", "api", "/api", 200, 1.5, None, False)
+                                for i, t in enumerate(times)])
+    rows = await records.list_calls(cursor=None, newest_first=False, limit=10, key_id=None, status=None)
+    assert [row.at for row in rows] == [dt.datetime.fromtimestamp(t, dt.timezone.utc) for t in times]
+    assert [row.at.isoformat() for row in rows][:2] == ["2026-11-29T23:07:02.489773+00:00",
+                                                         "1970-01-01T00:00:01.999999+00:00"]
+
+
+async def test_prune_by_age_takes_every_older_row_and_nothing_newer(records: RecordStore) -> None:
+    assert await records.prune_calls(older_than=T0, max_rows=100) == 0  # empty
+    # a row stamped ahead (a clock stepped back later, or another worker's batch) comes first
+    await records.append_calls([call(0, at=T0 + dt.timedelta(days=365))])
+    await records.append_calls([call(i, at=T0 + dt.timedelta(seconds=i)) for i in range(1, 6)])
+    assert await records.prune_calls(older_than=T0, max_rows=100) == 0  # none older
+    assert await records.prune_calls(older_than=T0 + dt.timedelta(seconds=2, microseconds=1), max_rows=100) == 2
+    assert await records.prune_calls(older_than=T0 + dt.timedelta(days=1), max_rows=100) == 3
+    left = await records.list_calls(cursor=None, newest_first=False, limit=10, key_id=None, status=None)
+    assert [row.request_id for row in left] == ["req-0"]
+
+
 async def test_concurrent_appends_keep_ids_in_commit_order(records: RecordStore) -> None:
     await asyncio.gather(*(records.append_calls([call(b * 10 + i) for i in range(10)]) for b in range(8)))
     rows = await records.list_calls(cursor=None, newest_first=False, limit=100, key_id=None, status=None)
