@@ -77,26 +77,7 @@ class Forwarder:
         head = request_head(request.method, target, headers)
         scope.upstream_started = time.perf_counter()  # only now: a request refused above never reached it
         try:
-            conn = self._pool.idle(upstream) if body is not None else None
-            if conn is not None:
-                # The common case inline (a kept connection, the whole request in one write): one
-                # coroutine level fewer between the task and the upstream's answer.
-                try:
-                    conn.begin(request.method == "HEAD")
-                    conn.arm(timeout)
-                    conn.write(head + body if body else head)
-                    await conn.response_head()
-                    conn.disarm()
-                except StaleConnection:
-                    conn.close()
-                    if request.method not in _REPLAYABLE:
-                        raise
-                    conn = await self._exchange(request, upstream, head, body, timeout, reuse=False)
-                except BaseException:
-                    conn.close()
-                    raise
-            else:
-                conn = await self._exchange(request, upstream, head, body, timeout)
+            conn = await self._exchange(request, upstream, head, body, timeout)
         except UpstreamTimedOut:
             raise UpstreamTimeout() from None
         except UpstreamError as exc:
@@ -117,13 +98,12 @@ class Forwarder:
         return await self._relay(request, upstream, conn, started, timeout, fields)
 
     async def _exchange(
-        self, request: Request, upstream: Upstream, head: bytes, body: bytes | None, timeout: float,
-        *, reuse: bool = True,
+        self, request: Request, upstream: Upstream, head: bytes, body: bytes | None, timeout: float
     ) -> UpstreamConnection:
         """Send the request and wait for the response head; retry once if a reused
         connection turns out to be closed and the request can be sent again unchanged."""
         head_request = request.method == "HEAD"
-        for attempt in (1, 2) if reuse else (2,):
+        for attempt in (1, 2):
             pool = self._pool
             conn = (pool.idle(upstream) if attempt == 1 else None) or await pool.connect(upstream, timeout)
             try:
