@@ -2,6 +2,7 @@
 
     python bench/ab.py --base HEAD~3            # API-key route, 3 rounds of 8 s each side
     python bench/ab.py --base main --path /public --rounds 5
+    python bench/ab.py --base HEAD~1 --rate 8000   # open-loop latency at 8,000 req/s instead
 
 On a shared machine req/s drifts ±15–30 % between runs, more than most changes are worth; two
 gateways measured in alternation, same upstream, same pinning as `run.py` (wrk and the nginx
@@ -9,7 +10,9 @@ upstream on CPU 0, the gateway alone on CPU 1), cancel the drift. The base commi
 into a temporary git worktree and run from there (the editable install's import hook is taken
 out of that process, so it imports the worktree's code). Reported per side and round: req/s and
 the CPU time of the gateway's event-loop thread per request (`/proc/<pid>/task`), the steadier
-figure; then the medians and their ratio.
+figure; then the medians and their ratio. With `--rate`, each round offers that many requests a
+second on a fixed schedule (`openloop.py`, as `run.py` does) and reports p50 / p99 instead: for a
+change meant for the tail, which closed-loop throughput does not see.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ def main() -> None:
     parser.add_argument("--path", default="/api", choices=["/api", "/public"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--rate", type=float, help="open loop at this many req/s: p50 / p99 instead of req/s and CPU")
     args = parser.parse_args()
     two = (os.cpu_count() or 1) >= 2
     results: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
@@ -83,11 +87,25 @@ def main() -> None:
                     gw = R.GatewayProcess(root, f"{side}{round_no}", upstream, {"backend": "memory"}, 1 if two else None)
                     with gw.running():
                         header = f"X-API-Key: {gw.credentials()[0]}" if args.path == "/api" else None
-                        rps, cpu = measure(gw, args.path, header, args.duration)
+                        if args.rate:
+                            latency = R.openloop(gw.url(args.path), header, args.rate, args.duration, 0 if two else None)
+                        else:
+                            rps, cpu = measure(gw, args.path, header, args.duration)
                 finally:
                     R.pinned = saved
+                if args.rate:
+                    results[side].append((latency["p50_ms"], latency["p99_ms"]))
+                    print(f"  round {round_no}  {side:4s}  p50 {latency['p50_ms']:6.3f} ms  p99 {latency['p99_ms']:7.2f} ms"
+                          f"  max {latency['max_ms']:7.1f} ms  ({latency['achieved_rps']:,.0f} req/s)", flush=True)
+                    continue
                 results[side].append((rps, cpu))
                 print(f"  round {round_no}  {side:4s}  {rps:9,.0f} req/s  {cpu:6.1f} µs CPU/req (event loop)", flush=True)
+    if args.rate:
+        p50s = {side: statistics.median(p50 for p50, _ in rows) for side, rows in results.items()}
+        p99s = {side: statistics.median(p99 for _, p99 in rows) for side, rows in results.items()}
+        print(f"\nmedians at {args.rate:,.0f} req/s: base p50 {p50s['base']:.3f} / p99 {p99s['base']:.2f} ms; "
+              f"this p50 {p50s['this']:.3f} / p99 {p99s['this']:.2f} ms")
+        return
     base_cpu = statistics.median(cpu for _, cpu in results["base"])
     this_cpu = statistics.median(cpu for _, cpu in results["this"])
     base_rps = statistics.median(rps for rps, _ in results["base"])
