@@ -16,7 +16,7 @@ from typing import Any
 from gateway.accounts.service import Actor
 from gateway.config import CallLogConfig
 from gateway.observability.buffer import BufferedWriter
-from gateway.observability.records import AuditEntry, RecordStore
+from gateway.observability.records import AuditEntry, CallRow, RecordStore
 from gateway.proxy.pipeline import RequestScope
 from gateway.tasks import cancel_and_wait
 
@@ -24,6 +24,9 @@ log = logging.getLogger("gateway.records")
 
 # (wall clock, done, started, upstream started, request id, identity, method, route, path, status, limited)
 _Call = tuple[float, float, float, "float | None", str, Any, str, str, str, int, bool]
+# Rows made per turn of the event loop when a batch is written: a fifth of a second's calls at
+# 8,000 req/s took ~1.3 ms to convert in one go, which every request arriving meanwhile waited.
+_ROWS_PER_TURN = 400
 
 
 class Recorder:
@@ -74,19 +77,24 @@ class Recorder:
         ))
 
     async def _append_calls(self, calls: Sequence[_Call]) -> None:
-        await self.store.append_calls([
-            (
-                wall, request_id,
-                identity.tenant_id if identity else None, identity.key_id if identity else None,
-                identity.key_name if identity else None,
-                method, route, path, status,
-                round((done - started) * 1000, 3),
-                round((done - upstream) * 1000, 3) if upstream is not None else None,
-                rate_limited,
-            )
-            for (wall, done, started, upstream, request_id, identity, method, route, path, status, rate_limited)
-            in calls
-        ])
+        rows: list[CallRow] = []
+        for start in range(0, len(calls), _ROWS_PER_TURN):
+            if start:
+                await asyncio.sleep(0)  # the requests waiting meanwhile go first
+            rows += [
+                (
+                    wall, request_id,
+                    identity.tenant_id if identity else None, identity.key_id if identity else None,
+                    identity.key_name if identity else None,
+                    method, route, path, status,
+                    round((done - started) * 1000, 3),
+                    round((done - upstream) * 1000, 3) if upstream is not None else None,
+                    rate_limited,
+                )
+                for (wall, done, started, upstream, request_id, identity, method, route, path, status, rate_limited)
+                in calls[start : start + _ROWS_PER_TURN]
+            ]
+        await self.store.append_calls(rows)
 
     async def _prune(self) -> None:
         while True:
