@@ -67,11 +67,14 @@ async def run(url: str, headers: list[str], rate: float, duration: float, connec
     errors = 0
 
     total = int(rate * duration)
+    if total < 1:
+        raise SystemExit("openloop: rate x duration must be at least one request")
     finished = 0
     all_done = asyncio.Event()
+    failure: BaseException | None = None
 
     async def one(due: float) -> None:
-        nonlocal errors, finished
+        nonlocal errors, finished, failure
         try:
             reader, writer = await idle.get()
             try:
@@ -86,6 +89,10 @@ async def run(url: str, headers: list[str], rate: float, duration: float, connec
             if status >= 400:
                 errors += 1
             idle.put_nowait((reader, writer))
+        except BaseException as exc:  # e.g. the target gone for good: the run fails, it does not hang
+            failure = failure or exc
+            all_done.set()
+            raise
         finally:
             finished += 1
             if finished == total:
@@ -105,6 +112,8 @@ async def run(url: str, headers: list[str], rate: float, duration: float, connec
     # Not `gather(*tasks)`: setting it up over every task at once held this loop for ~40 ms while
     # the last requests were due, which then showed as the run's maximum latency.
     await all_done.wait()
+    if failure is not None:
+        raise failure
     elapsed = clock() - start
     latencies.sort()
 

@@ -6,6 +6,7 @@ mode lets both connections read while one writes.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import time
@@ -165,12 +166,17 @@ class SQLiteRecordStore:
                 chunk = entries[start : start + _ROWS_PER_STATEMENT]
                 await db.execute(head + ", ".join([one] * len(chunk)), params(chunk))
             await db.commit()
-        except aiosqlite.Error as exc:
+        except BaseException as exc:
+            # Also when cancelled (a flush asked for by an admin request that went away): the
+            # statements already run would otherwise be committed by the next write, with the
+            # same entries written again beside them.
             try:
-                await db.rollback()
-            except aiosqlite.Error:
+                await db.rollback()  # queued behind the statement still running, if any
+            except (aiosqlite.Error, asyncio.CancelledError):
                 pass
-            raise StoreError(f"record write failed: {exc}") from None
+            if isinstance(exc, aiosqlite.Error):
+                raise StoreError(f"record write failed: {exc}") from None
+            raise
 
     async def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:

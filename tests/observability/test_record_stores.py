@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,33 @@ async def test_audit_newest_first_pages_backwards(records: RecordStore) -> None:
     assert [e.target_id for e in newest] == ["key_4", "key_3"]
     older = await records.list_audit(after=newest[-1].id, limit=5, newest_first=True)
     assert [e.target_id for e in older] == ["key_2", "key_1", "key_0"]
+
+
+async def test_a_write_cancelled_half_way_leaves_nothing_for_the_next_to_commit(tmp_path: Path) -> None:
+    # a flush asked for by an admin request that went away: its statements must not be committed
+    # later with the next write, which writes the same rows again
+    store = SQLiteRecordStore(str(tmp_path / "records.db"))
+    await store.open()
+    try:
+        db = store._conn()
+        execute = db.execute
+        ran: list[str] = []
+
+        async def execute_then_cancel(sql: str, params: Any = None) -> Any:
+            cursor = await execute(sql, params)
+            ran.append(sql)
+            if len(ran) == 1:
+                asyncio.current_task().cancel()  # type: ignore[union-attr]  # at the next await
+            return cursor
+
+        rows = [call(i, at=T0 + dt.timedelta(seconds=i)) for i in range(1000)]
+        db.execute = execute_then_cancel  # type: ignore[method-assign]
+        with pytest.raises(asyncio.CancelledError):
+            await store.append_calls(rows)
+        db.execute = execute  # type: ignore[method-assign]
+        assert len(ran) == 1  # one statement (400 rows) ran before the cancellation
+        await store.append_calls(rows)  # the buffer writes the batch again
+        got = await store.list_calls(cursor=None, newest_first=False, limit=5000, key_id=None, status=None)
+        assert [row.request_id for row in got] == [f"req-{i}" for i in range(1000)]
+    finally:
+        await store.close()
