@@ -6,10 +6,13 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from gateway.config import CallLogConfig
+from gateway.observability.recorder import Recorder
 from gateway.observability.records import AuditEntry, CallEntry, CallRow, RecordStore, call_row
 from gateway.observability.records_postgres import PostgresRecordStore
 from gateway.observability.records_sqlite import SQLiteRecordStore
@@ -150,3 +153,37 @@ async def test_a_write_cancelled_half_way_leaves_nothing_for_the_next_to_commit(
         assert [row.request_id for row in got] == [f"req-{i}" for i in range(1000)]
     finally:
         await store.close()
+
+
+async def test_a_large_batch_is_converted_between_requests_and_written_whole() -> None:
+    # a fifth of a second's calls at a high rate: converted a few hundred rows per turn of the
+    # event loop, so requests are served in between, then written in one call, in order
+    written: list[list[CallRow]] = []
+    turns: list[int] = []
+
+    class Store:
+        async def append_audit(self, entries: list[AuditEntry]) -> None: ...
+
+        async def append_calls(self, rows: list[CallRow]) -> None:
+            written.append(list(rows))
+
+    identity = SimpleNamespace(tenant_id="acme", key_id="key_a", key_name="k")
+    calls = [(1_800_000_000.0 + i, 2.0 + i, 1.0 + i, None if i % 2 else 1.5 + i, f"req-{i}",
+              identity if i % 3 else None, "GET", "api", "/api", 200, False) for i in range(1000)]
+    recorder = Recorder(Store(), CallLogConfig())  # type: ignore[arg-type]
+
+    async def request_path() -> None:  # what the event loop would run meanwhile
+        while not written:
+            turns.append(len(written))
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(request_path())
+    await asyncio.sleep(0)  # it has started
+    await recorder._append_calls(calls)
+    await other
+    assert len(turns) >= 3  # 1,000 rows: three turns given away, not one conversion
+    [rows] = written
+    assert [row[1] for row in rows] == [f"req-{i}" for i in range(1000)]
+    assert rows[1] == (1_800_000_001.0, "req-1", "acme", "key_a", "k", "GET", "api", "/api", 200, 1000.0, None,
+                       False)
+    assert rows[3][2:5] == (None, None, None) and rows[2][10] == 500.0
