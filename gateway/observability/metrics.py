@@ -17,7 +17,7 @@ import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
@@ -27,6 +27,11 @@ from gateway.proxy.pipeline import RequestScope
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _LE = [floatToGoString(b) for b in BUCKETS] + ["+Inf"]
+
+# prometheus-client adds a `<name>_created` series (the start time) to every counter and histogram
+# it keeps; the families built here have none, and a scrape should not mix the two (the text
+# format has no use for them, and each is one more series to store). Process-wide, at import.
+disable_created_metrics()
 
 AUTH_REASONS = {
     "MISSING_CREDENTIALS": "missing",

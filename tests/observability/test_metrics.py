@@ -135,3 +135,15 @@ async def test_request_metrics_can_be_switched_off(start_gateway, upstream, http
     text = await scrape(gw)
     assert "gateway_requests_total{" not in text
     assert "gateway_key_cache_hits_total" in text  # the cache's own figures are still there
+
+
+async def test_no_created_series_are_exported(start_gateway, https, unused_tcp_port_factory) -> None:
+    """The README says so: prometheus-client's `*_created` start times are off for every family,
+    those it keeps itself (counters and histograms, with and without labels) included."""
+    gw = await start_gateway(routes=[{"name": "dead", "path": "/dead", "upstream": f"http://127.0.0.1:{unused_tcp_port_factory()}", "auth": []}])
+    async with https.get(f"https://127.0.0.1:{gw.proxy_port}/dead") as resp:
+        assert resp.status == 502  # a labelled child of gateway_upstream_errors_total now exists
+    text = await scrape(gw)
+    families = {f.name: f.type for f in text_string_to_metric_families(text)}
+    assert families["gateway_upstream_errors"] == "counter" and families["gateway_invalidation_lag_seconds"] == "histogram"
+    assert [line for line in text.splitlines() if "_created" in line] == []
