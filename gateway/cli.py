@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from gateway import __version__
 from gateway.config import Config, ConfigError, load_config
 from gateway.admin.auth import AdminTokenError
+from gateway.cli_certs import add_parser as add_certs_parser
 from gateway.credentials.tokens import SigningKeyError
 from gateway.keystore.base import StoreError
 from gateway.listeners import ListenError
@@ -186,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     echo.add_argument("--host", default="127.0.0.1")
     echo.add_argument("--port", type=int, default=9000)
     echo.set_defaults(func=cmd_echo)
+    add_certs_parser(sub)
 
     store = sub.add_parser("store", help="operate on key stores").add_subparsers(dest="store_command", required=True)
     move = store.add_parser("migrate", help="copy everything from one store into an empty one")

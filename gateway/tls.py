@@ -41,19 +41,22 @@ def ensure_self_signed(data_dir: str, hostnames: tuple[str, ...] = ("localhost",
     with exclusive(cert_path.parent / ".lock"):  # workers starting together make one certificate
         if cert_path.exists() and key_path.exists():
             return cert_path, key_path
-        _create_self_signed(cert_path, key_path, hostnames)
+        create_self_signed(cert_path, key_path, hostnames)
     return cert_path, key_path
 
 
-def _create_self_signed(cert_path: Path, key_path: Path, hostnames: tuple[str, ...]) -> None:
+def create_self_signed(cert_path: Path, key_path: Path, hostnames: tuple[str, ...]) -> None:
+    """A self-signed certificate for `hostnames` (DNS names or IP addresses) and the loopback
+    addresses; it is its own CA, so clients trust it by naming it (`curl --cacert`)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway self-signed")])
     now = dt.datetime.now(dt.timezone.utc)
-    alt_names: list[x509.GeneralName] = [x509.DNSName(h) for h in hostnames]
-    alt_names += [
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1")),
-    ]
+    alt_names: list[x509.GeneralName] = []
+    for host in dict.fromkeys((*hostnames, "127.0.0.1", "::1")):  # in order, once each
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            alt_names.append(x509.DNSName(host))
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
