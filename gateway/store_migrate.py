@@ -3,20 +3,23 @@
 Typically from the embedded SQLite file to PostgreSQL when a second instance is added. Tenants,
 users, keys (their hashes: secrets were never stored), the audit trail and the call log are
 copied through the stores' own interfaces, so every backend pair works. The destination must be
-empty; the source is only read.
+empty; the source must exist (a mistyped SQLite path is an error, not an empty store) and is only
+read. A long copy reports its rate and the time left about once a second.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from gateway.keystore.base import KeyStore, StoreError
 from gateway.keystore.factory import is_postgres
-from gateway.observability.records import RecordStore, call_row
+from gateway.observability.records import AuditEntry, CallEntry, RecordStore, call_row
 
 _PAGE = 500
 T = TypeVar("T")
@@ -43,6 +46,49 @@ async def _all(fetch: Callable[[int], Awaitable[tuple[list[T], int]]]) -> AsyncI
         page += 1
 
 
+class Progress:
+    """One kind of row being copied: a line at most every `every` seconds with the count, the rate
+    and, when the total is known, the share done and the time left."""
+
+    def __init__(self, what: str, total: int | None, report: Callable[[str], None],
+                 clock: Callable[[], float] = time.monotonic, every: float = 1.0) -> None:
+        self.what, self.total, self._report, self._clock, self._every = what, total, report, clock, every
+        self.done = 0
+        self._started = self._last = clock()
+
+    def add(self, rows: int) -> None:
+        self.done += rows
+        now = self._clock()
+        if now - self._last >= self._every:
+            self._last = now
+            self._report(self.line(now))
+
+    def line(self, now: float) -> str:
+        elapsed = now - self._started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        text = f"{self.what}: {self.done:,}"
+        if self.total:
+            text += f" of ~{self.total:,} ({min(100, 100 * self.done // self.total)} %)"
+        if rate > 0:
+            text += f", {rate:,.0f} rows/s"
+            if self.total:
+                text += f", ETA {max(0, round((self.total - self.done) / rate))} s"
+        return text
+
+
+def _source_must_exist(url: str) -> None:
+    """SQLite makes a missing file on open: a mistyped source would be copied as an empty store."""
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        raise StoreError(f"source store not found: {url[len('sqlite:///'):]} is not a file")
+
+
+def _id_span(first: Sequence[AuditEntry | CallEntry], last: Sequence[AuditEntry | CallEntry]) -> int | None:
+    """About how many rows lie from the oldest to the newest (ids only grow; pruning leaves gaps)."""
+    if not first or not last or first[0].id is None or last[0].id is None:
+        return None
+    return last[0].id - first[0].id + 1
+
+
 def open_pair(url: str) -> tuple[KeyStore, RecordStore]:
     if url.startswith("sqlite:///"):
         from gateway.keystore.sqlite import SQLiteKeyStore
@@ -58,8 +104,10 @@ def open_pair(url: str) -> tuple[KeyStore, RecordStore]:
     raise StoreError(f"unsupported store URL {url.split(':', 1)[0]}: use sqlite:///PATH or postgresql://...")
 
 
-async def migrate(source_url: str, target_url: str, progress: Callable[[str], None] = lambda _: None) -> Copied:
+async def migrate(source_url: str, target_url: str, progress: Callable[[str], None] = lambda _: None,
+                  *, clock: Callable[[], float] = time.monotonic, every: float = 1.0) -> Copied:
     copied = Copied()
+    _source_must_exist(source_url)
     async with AsyncExitStack() as stack:
         stores = []
         for url in (source_url, target_url):
@@ -74,16 +122,22 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
         if existing:
             raise StoreError("the destination store already holds tenants; migrate into an empty store")
         far_past = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        _, tenants = await src.list_tenants(page=1, per_page=1)
+        rows = Progress("tenants", tenants, progress, clock, every)
         async for tenant in _all(lambda page: src.list_tenants(page=page, per_page=_PAGE, sort="created_at")):
             await dst.create_tenant(tenant)
             copied.tenants += 1
             for user in await src.list_users(tenant.id):
                 await dst.create_user(user)
                 copied.users += 1
+            rows.add(1)
         progress(f"{copied.tenants} tenants, {copied.users} users")
+        _, keys = await src.list_keys(now=far_past, page=1, per_page=1, sort="created_at")
+        rows = Progress("keys", keys, progress, clock, every)
         async for key in _all(lambda page: src.list_keys(now=far_past, page=page, per_page=_PAGE, sort="created_at")):
             await dst.create_key(key)
             copied.keys += 1
+            rows.add(1)
         # keys whose expiry the source has already put in the audit trail are not noted again
         now = dt.datetime.now(dt.timezone.utc)
         pending = set(await src.expired_unnoted(now, 2**31))
@@ -91,16 +145,25 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
             if key_id not in pending:
                 await dst.note_expiry(key_id)
         progress(f"{copied.keys} keys")
+        span = _id_span(await src_records.list_audit(after=None, limit=1),
+                        await src_records.list_audit(after=None, limit=1, newest_first=True))
+        rows = Progress("audit entries", span, progress, clock, every)
         after = 0
         while entries := await src_records.list_audit(after=after, limit=_PAGE):
             await dst_records.append_audit(entries)
             copied.audit += len(entries)
             after = entries[-1].id or after
+            rows.add(len(entries))
+        span = _id_span(
+            await src_records.list_calls(cursor=None, newest_first=False, limit=1, key_id=None, status=None),
+            await src_records.list_calls(cursor=None, newest_first=True, limit=1, key_id=None, status=None))
+        rows = Progress("call log rows", span, progress, clock, every)
         cursor: int | None = None
         while calls := await src_records.list_calls(cursor=cursor, newest_first=False, limit=_PAGE * 4,
                                                     key_id=None, status=None):
             await dst_records.append_calls([call_row(call) for call in calls])
             copied.calls += len(calls)
             cursor = calls[-1].id
+            rows.add(len(calls))
         progress(f"{copied.audit} audit entries, {copied.calls} call log rows")
     return copied
