@@ -24,8 +24,9 @@ K8S_VERSION = "1.30.0"
 ENV = {"POSTGRES_PASSWORD": "pw", "GATEWAY_STORE_URL": "postgresql://g@db/g", "GATEWAY_REDIS_URL": "redis://r:6379/0"}
 
 
-def k8s_documents() -> list[dict[str, Any]]:
-    return [doc for path in sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+def k8s_documents(pattern: str = "**/*.yaml") -> list[dict[str, Any]]:
+    """Every manifest, the examples included; "*.yaml": what `kubectl apply -f deploy/kubernetes/` applies."""
+    return [doc for path in sorted((DEPLOY / "kubernetes").glob(pattern))
             for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
@@ -81,7 +82,7 @@ def test_compose_runs_two_gateways_built_here_with_healthchecks() -> None:
         else:
             assert re.fullmatch(r"[a-z0-9./-]+:[\w.-]+", image), f"{name}: pin the image tag"
     for name in ("gateway-1", "gateway-2"):
-        inside = {int(p.split(":")[1]) for p in services[name]["ports"]}
+        inside = {int(p.split(":")[-1]) for p in services[name]["ports"]}
         assert inside == {config.server.port, config.admin.port}
         mounts = dict(v.split(":")[:2] for v in services[name]["volumes"])
         assert all((DEPLOY / m).exists() for m in mounts if m.startswith("."))  # files of this repository
@@ -121,3 +122,101 @@ async def test_dashboard_and_alerts_use_only_metrics_the_gateway_exports(start_g
                                   "deploy/grafana/provisioning/datasources/prometheus.yml"])
 def test_yaml_files_parse(path: str) -> None:
     assert yaml.safe_load((REPO / path).read_text())
+
+
+def test_kubernetes_pod_runs_locked_down() -> None:
+    """Non-root, read-only root filesystem, no capabilities or privilege escalation, the runtime's
+    seccomp profile; every path the gateway writes (data_dir, /tmp) is an emptyDir."""
+    config = parse_config(yaml.safe_load(by_kind("ConfigMap")[0]["data"]["gateway.yaml"]), env=ENV)
+    pod = by_kind("Deployment")[0]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["runAsGroup"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    dockerfile_user = [line.split()[1] for line in (REPO / "Dockerfile").read_text().splitlines()
+                       if line.startswith("USER ")][-1]
+    assert dockerfile_user == f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]} and sc["runAsNonRoot"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    writable = {m["mountPath"] for m in container["volumeMounts"]
+                if not m.get("readOnly") and "emptyDir" in volumes[m["name"]]}
+    assert {config.data_dir, "/tmp"} <= writable
+    for mount in container["volumeMounts"]:
+        if "emptyDir" not in volumes[mount["name"]]:
+            assert mount.get("readOnly") is True, mount
+    for volume in volumes.values():
+        if "secret" in volume:
+            assert volume["secret"]["defaultMode"] == 0o440  # the key files: owner and fsGroup only
+
+
+def deployment_secrets() -> dict[str, set[str]]:
+    """Each Secret the Deployment reads, with the keys it reads from it."""
+    pod = by_kind("Deployment")[0]["spec"]["template"]["spec"]
+    wanted: dict[str, set[str]] = {}
+    for env in pod["containers"][0]["env"]:
+        ref = env.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            wanted.setdefault(ref["name"], set()).add(ref["key"])
+    config = yaml.safe_load(by_kind("ConfigMap")[0]["data"]["gateway.yaml"])
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    files = [config["server"]["tls"]["cert_file"], config["server"]["tls"]["key_file"], *config["tokens"]["signing_keys"]]
+    for volume in pod["volumes"]:
+        if "secret" in volume:
+            folder = mounts[volume["name"]]
+            wanted[volume["secret"]["secretName"]] = {Path(f).name for f in files if str(Path(f).parent) == folder}
+    return wanted
+
+
+def test_kubernetes_secrets_are_examples_and_the_readme_makes_them() -> None:
+    wanted = deployment_secrets()
+    assert set(wanted) == {"gateway-secrets", "gateway-tls", "gateway-signing"}
+    assert all(wanted.values()), wanted
+    # never applied with the manifests: their example values would replace real ones
+    assert not [d for d in k8s_documents("*.yaml") if d["kind"] == "Secret"]
+    examples = {d["metadata"]["name"]: d for d in k8s_documents("examples/*.yaml") if d["kind"] == "Secret"}
+    for name, keys in wanted.items():
+        assert keys <= set(examples[name]["stringData"]), name
+    # the example admin token fails closed: the gateway refuses it
+    from gateway.admin.auth import AdminTokenError, check_admin_token
+
+    with pytest.raises(AdminTokenError):
+        check_admin_token(examples["gateway-secrets"]["stringData"]["admin-token"], env_name="GATEWAY_ADMIN_TOKEN",
+                          host="0.0.0.0", allow_weak=False)
+    # README "Kubernetes" creates each one, with every key the Deployment reads
+    readme = (REPO / "README.md").read_text().split("### Kubernetes", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"```sh\n(.*?)```", readme, re.S)
+    commands = [c for c in re.sub(r"\\\n\s*", " ", block).splitlines() if c.startswith("kubectl create secret")]
+    for name, keys in wanted.items():
+        [command] = [c for c in commands if c.split()[4] == name]
+        if command.split()[3] == "tls":
+            made = {"tls.crt", "tls.key"}
+        else:
+            made = set(re.findall(r"--from-(?:literal|file)=([\w.-]+)=", command))
+        assert keys <= made, (name, command)
+
+
+def test_compose_keeps_admin_and_dashboards_off_the_network_and_secrets_out_of_the_file() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    config = parse_config(yaml.safe_load((DEPLOY / "config" / "gateway.yaml").read_text()), env=ENV)
+    for name in ("gateway-1", "gateway-2"):
+        service = services[name]
+        published = {int(p.split(":")[-1]): p for p in service["ports"]}
+        assert published[config.admin.port].startswith("127.0.0.1:"), published
+        assert not published[config.server.port].startswith("127.0.0.1:")  # the proxy is the public side
+        token = service["environment"][config.admin.token_env]
+        assert re.fullmatch(r"\$\{GATEWAY_ADMIN_TOKEN:\?[^}]+\}", token), "required, no default"
+        grace = service["stop_grace_period"]
+        assert grace.endswith("s") and float(grace[:-1]) > config.server.grace_period
+        assert service["read_only"] is True and service["tmpfs"] == ["/tmp"] and service["cap_drop"] == ["ALL"]
+        assert "no-new-privileges:true" in service["security_opt"]
+    for name in ("prometheus", "grafana"):
+        assert all(p.startswith("127.0.0.1:") for p in services[name]["ports"]), name
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", grafana["GF_SECURITY_ADMIN_PASSWORD"])
+    text = (DEPLOY / "compose.yaml").read_text()
+    assert "change-me" not in text and "admin/admin" not in text
