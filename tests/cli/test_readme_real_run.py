@@ -28,11 +28,13 @@ from tests.processes import GatewayProcess
 SECTION = "## Running it for real"
 
 
+def readme_section() -> str:
+    return (ROOT / "README.md").read_text().split(SECTION, 1)[1].split("\n## ", 1)[0]
+
+
 def readme_blocks() -> list[list[str]]:
     """The section's ```sh blocks, each a list of command lines (comments kept: bash drops them)."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    blocks = re.findall(r"```sh\n(.*?)```", readme_section(), re.S)
     return [[line for line in block.splitlines() if line.strip()] for block in blocks]
 
 
@@ -107,6 +109,12 @@ async def test_running_it_for_real_works_as_printed(tmp_path: Path) -> None:
         assert seen["path"] == "/api/v1/hello" and seen["gateway_headers"]["X-Gateway-Tenant"] == "acme"
         listed = json.loads(shell.run(local(admin_call) + " -s").stdout)
         assert listed["meta"]["total"] == 1 and listed["data"][0]["name"] == "acme backend"
+        # the console, the OpenAPI document and its page, named in the text around the steps
+        named = re.findall(r"`(http://127\.0\.0\.1:\d+/admin/[^`]*)`", re.sub(r"```.*?```", "", readme_section(), flags=re.S))
+        assert {u.rsplit("/admin/", 1)[1] for u in named} == {"", "openapi.json", "docs"}
+        for url in named:
+            shown = shell.run(f"curl -s -o /dev/null -w '%{{http_code}}' {local(url)}").stdout
+            assert shown == "200", (url, shown)
     finally:
         stopped = await gateway.stop()  # the README's `kill %2`: SIGTERM
         for running in shell.background:
