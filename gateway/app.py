@@ -46,10 +46,10 @@ from gateway.observability.record_store import create_record_store
 from gateway.proxy.endpoints import TokenEndpoints
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.handler import ProxyHandler
-from gateway.proxy.connection import Limits
-from gateway.proxy.server import HttpServer
+from gateway.http.connection import Limits
+from gateway.http.server import HttpServer
 from gateway.proxy.transport import TransportPolicy
-from gateway.proxy.upstream import UpstreamPool
+from gateway.http.upstream import UpstreamPool
 from gateway.reload import Reloader
 from gateway.ratelimit import RateLimiter, create_rate_limiter
 from gateway.routing import RouteTable

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from gateway.proxy.messages import Request
+from gateway.http.messages import Request
 
 from gateway.access.assertion import IdentityAssertions
 from gateway.access.authorize import authorize

@@ -1,1 +1,1 @@
-"""The proxy listener: from an HTTPS request to a streamed upstream exchange."""
+"""The proxy pipeline on the HTTP engine (`gateway.http`): transport check, route, access, forward."""

@@ -11,8 +11,8 @@ from gateway.access.guard import AccessGuard
 from gateway.credentials.parse import Credential, extract
 from gateway.credentials.tokens import TokenService
 from gateway.errors import BadRequest, InvalidCredentials, MethodNotAllowed
-from gateway.proxy.body import read_body
-from gateway.proxy.messages import Request, Response, json_response
+from gateway.http.body import read_body
+from gateway.http.messages import Request, Response, json_response
 from gateway.proxy.pipeline import RequestScope
 
 _ALL_KINDS = frozenset({"bearer", "api_key_header", "basic"})

@@ -13,11 +13,11 @@ import time
 
 
 from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
-from gateway.proxy.body import body_chunks, read_body
+from gateway.http.body import body_chunks, read_body
 from gateway.proxy.headers import response_fields
-from gateway.proxy.messages import NO_BODY_STATUSES, HeaderBlock, Request, Response
+from gateway.http.messages import NO_BODY_STATUSES, HeaderBlock, Request, Response
 from gateway.proxy.pipeline import RequestScope
-from gateway.proxy.upstream import (
+from gateway.http.upstream import (
     StaleConnection,
     UpstreamConnection,
     UpstreamError,

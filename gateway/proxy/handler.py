@@ -18,7 +18,7 @@ from gateway.access.failures import AuthFailureThrottle
 from gateway.errors import WRONG_CREDENTIALS, BadRequest, GatewayError, InternalError
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.headers import sane_request_id, upstream_request_headers
-from gateway.proxy.messages import Request, Response, error_response
+from gateway.http.messages import Request, Response, error_response
 from gateway.proxy.pipeline import Guard, RequestScope
 from gateway.proxy.transport import Peer, TransportPolicy
 from gateway.routing import Match, RouteTable, Upstream, normalize_path

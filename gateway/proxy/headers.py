@@ -15,7 +15,7 @@ from typing import TypeGuard
 from multidict import CIMultiDictProxy
 
 from gateway.errors import SERVER
-from gateway.proxy.messages import HeaderBlock
+from gateway.http.messages import HeaderBlock
 
 HOP_BY_HOP = frozenset(
     {

@@ -6,7 +6,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.proxy.messages import Request
+from gateway.http.messages import Request
 
 from gateway.routing import Match, Route, Upstream
 

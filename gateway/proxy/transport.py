@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.proxy.messages import Request
+from gateway.http.messages import Request
 
 from gateway.errors import HttpsRequired
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.proxy.deadline import Deadline
+from gateway.http.deadline import Deadline
 
 
 async def test_rearming_later_fires_once_at_the_last_deadline() -> None:

@@ -46,7 +46,7 @@ def test_upstream_server_and_date_are_kept_and_nothing_own_is_added() -> None:
 
 
 def test_an_upstream_reason_phrase_is_remembered_only_when_short() -> None:
-    from gateway.proxy import messages
+    from gateway.http import messages
 
     long_reason = "x" * 100_000
     head = messages.response_head(200, long_reason, {"Content-Type": "text/plain"}, b"")

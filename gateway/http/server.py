@@ -10,7 +10,7 @@ import logging
 import socket
 import ssl
 
-from gateway.proxy.connection import ClientConnection, Handler, Limits
+from gateway.http.connection import ClientConnection, Handler, Limits
 
 log = logging.getLogger("gateway.proxy")
 

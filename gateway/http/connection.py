@@ -37,8 +37,8 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, RequestTimeout
-from gateway.proxy.deadline import Deadline
-from gateway.proxy.messages import (
+from gateway.http.deadline import Deadline
+from gateway.http.messages import (
     EMPTY_BODY,
     NO_BODY_STATUSES,
     Body,
@@ -51,7 +51,7 @@ from gateway.proxy.messages import (
 )
 
 if TYPE_CHECKING:
-    from gateway.proxy.server import HttpServer
+    from gateway.http.server import HttpServer
 
 log = logging.getLogger("gateway.proxy")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from gateway.proxy.messages import Request
+from gateway.http.messages import Request
 
 from gateway.errors import PayloadTooLarge, RequestTimeout
 

@@ -15,16 +15,29 @@ import asyncio
 import logging
 import ssl
 from collections import deque
+from typing import Protocol
 
 import httptools
 
-from gateway.proxy.deadline import Deadline
-from gateway.routing import Upstream
+from gateway.http.deadline import Deadline
 
 log = logging.getLogger("gateway.proxy")
 
 _HIGH_WATER = 256 * 1024    # pause reading from the upstream when this much body is unread
 _LOW_WATER = 64 * 1024
+
+
+class Origin(Protocol):
+    """Where a pool connects: the gateway's routes' `Upstream` is one (the engine knows no routes)."""
+
+    @property
+    def scheme(self) -> str: ...  # "http" or "https"
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def origin(self) -> str: ...  # scheme://host[:port], for messages
 
 
 class UpstreamError(Exception):
@@ -303,7 +316,7 @@ class UpstreamPool:
             self._loop = asyncio.get_running_loop()
         return self._loop.time()
 
-    def idle(self, upstream: Upstream) -> UpstreamConnection | None:
+    def idle(self, upstream: Origin) -> UpstreamConnection | None:
         """A kept connection to reuse, without awaiting anything; None: `connect`."""
         idle = self._idle.get((upstream.scheme, upstream.host, upstream.port))
         if idle:
@@ -317,7 +330,7 @@ class UpstreamPool:
                 return conn
         return None
 
-    async def connect(self, upstream: Upstream, timeout: float) -> UpstreamConnection:
+    async def connect(self, upstream: Origin, timeout: float) -> UpstreamConnection:
         """A fresh connection, within the connect timeout (or the route's, if shorter)."""
         loop = asyncio.get_running_loop()
         tls = upstream.scheme == "https"
@@ -333,7 +346,7 @@ class UpstreamPool:
             raise UpstreamError(f"cannot connect to {upstream.origin}: {exc}") from None
         return conn
 
-    def release(self, upstream: Upstream, conn: UpstreamConnection) -> None:
+    def release(self, upstream: Origin, conn: UpstreamConnection) -> None:
         """Keep a connection whose exchange ended cleanly; close anything else."""
         if self._closed or not conn.reusable:
             conn.close()

@@ -21,7 +21,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from gateway.errors import SERVER, GatewayError
 
 if TYPE_CHECKING:
-    from gateway.proxy.connection import ClientConnection
+    from gateway.http.connection import ClientConnection
 
 
 
