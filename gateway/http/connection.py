@@ -38,6 +38,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, RequestTimeout
 from gateway.http.deadline import Deadline
+from gateway.http.flow import FlowControl
 from gateway.http.messages import (
     EMPTY_BODY,
     NO_BODY_STATUSES,
@@ -83,23 +84,22 @@ class _Refused(Exception):
     """Raised inside a parser callback; the error to answer is on the connection."""
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(FlowControl):
     """One client connection: parses requests, runs the handler for one at a time, answers."""
 
     __slots__ = (
-        "_server", "_loop", "_limits", "_parser", "transport", "_remote", "_deadline", "_timer_kind",
+        "_server", "_limits", "_parser", "_remote", "_deadline", "_timer_kind",
         "_url", "_fields", "_head_size", "_events", "_quiet", "_in_head", "_parsing", "_queue", "_task",
-        "_closing", "_stopped", "_eof", "_refusal", "_pending_refusal", "_write_paused", "_drain_waiter",
-        "_read_paused", "_discarding", "_discarded", "_chunked", "_streaming", "_backlog", "_feeding",
+        "_closing", "_stopped", "_eof", "_refusal", "_pending_refusal",
+        "_discarding", "_discarded", "_chunked", "_streaming", "_backlog", "_feeding",
         "_head_sent",
     )
 
     def __init__(self, server: HttpServer) -> None:
+        super().__init__(server.loop)
         self._server = server
-        self._loop = server.loop
         self._limits = server.limits
         self._parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
         self._remote = ""
         self._deadline = Deadline(self._loop, self._expire)
         self._timer_kind = ""
@@ -118,9 +118,6 @@ class ClientConnection(asyncio.Protocol):
         self._eof = False              # the client has half-closed
         self._refusal: GatewayError | None = None          # set by a callback that refuses
         self._pending_refusal: GatewayError | None = None  # answered once the requests before it are
-        self._write_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
-        self._read_paused = False
         self._discarding = False
         self._discarded = 0
         self._chunked = False
@@ -151,9 +148,7 @@ class ClientConnection(asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()
         self._queue.clear()
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(ConnectionResetError("the client closed the connection"))
+        self._wake_writer(ConnectionResetError("the client closed the connection"))
 
     def eof_received(self) -> bool:
         # A half-closed client still reads its answers (TLS has no half-close: asyncio closes
@@ -164,17 +159,6 @@ class ClientConnection(asyncio.Protocol):
         if self._task is None and not self._queue:
             return False
         return self.transport is not None and self.transport.get_extra_info("sslcontext") is None
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        elif self._read_paused:
-            self._update_reading()  # reads paused for a client slow to take its answers
 
     def data_received(self, data: bytes) -> None:
         if self._stopped:
@@ -315,33 +299,33 @@ class ClientConnection(asyncio.Protocol):
             self._discarding = False
             self._next()
 
-    # -- flow control -----------------------------------------------------------------------
+    # -- flow control (flow.py) -------------------------------------------------------------
 
     def _update_reading(self) -> None:
         """Read while there is room: a body waiting unread, a queue of heads parsed ahead, or
         answers the client is not taking each stop reading until they shrink."""
-        transport = self.transport
-        if transport is None:
+        if self.transport is None:
             return
         parsing = self._parsing
         full = (len(self._queue) >= _MAX_PIPELINED or self._write_paused or bool(self._backlog)
                 or (parsing is not None and parsing.content.buffered > _HIGH_WATER))
-        if full and not self._read_paused:
-            self._read_paused = True
-            transport.pause_reading()
-        elif not full and self._read_paused:
-            self._read_paused = False
-            transport.resume_reading()
+        if full != self._read_paused:  # the common case, no change, costs no call
+            if full:
+                self._pause_reading()
+            else:
+                self._resume_reading()
+
+    def _writing_resumed(self) -> None:
+        if self._read_paused:
+            self._update_reading()  # reads paused for a client slow to take its answers
 
     async def drain(self) -> None:
         """Wait until the client takes what was written, at most `send_timeout` each time."""
         if self._write_paused and self.transport is not None:
-            self._drain_waiter = self._loop.create_future()
             self._arm("send", self._limits.send_timeout)
             try:
-                await self._drain_waiter
+                await self._writable()
             finally:
-                self._drain_waiter = None
                 self._disarm()
         if self.transport is None:
             raise ConnectionResetError("the client closed the connection")

@@ -20,11 +20,11 @@ from typing import Protocol
 import httptools
 
 from gateway.http.deadline import Deadline
+from gateway.http.flow import FlowControl
 
 log = logging.getLogger("gateway.proxy")
 
 _HIGH_WATER = 256 * 1024    # pause reading from the upstream when this much body is unread
-_LOW_WATER = 64 * 1024
 
 
 class Origin(Protocol):
@@ -52,21 +52,17 @@ class UpstreamTimedOut(UpstreamError):
     """The upstream took longer than the route's timeout to answer, or to send more body."""
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(FlowControl):
     """One connection to an upstream, carrying one exchange at a time."""
 
     def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.transport: asyncio.Transport | None = None
+        super().__init__(asyncio.get_running_loop())
         self._parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.reused = False
         # the current exchange
         self._head: asyncio.Future[None] | None = None
         self._body_waiter: asyncio.Future[None] | None = None
-        self._drain_waiter: asyncio.Future[None] | None = None
-        self._write_paused = False
-        self._read_paused = False
         self._informational = False
         self._got_bytes = False
         self._head_request = False
@@ -115,8 +111,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def drain(self) -> None:
         if self._write_paused and not self.closed:
-            self._drain_waiter = self._loop.create_future()
-            await self._drain_waiter
+            await self._writable()  # released by resume_writing, or by the exchange's failure or end
         if self.closed and self._error is not None:
             raise self._error
 
@@ -133,9 +128,8 @@ class UpstreamConnection(asyncio.Protocol):
         chunk = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         self._body.clear()
         self._buffered = 0
-        if self._read_paused and self.transport is not None and not self.closed:
-            self._read_paused = False
-            self.transport.resume_reading()
+        if self._read_paused and not self.closed:
+            self._resume_reading()
         return chunk
 
     async def read(self, timeout: float) -> bytes:
@@ -196,7 +190,7 @@ class UpstreamConnection(asyncio.Protocol):
                 self.complete = True  # a body without length ends with the connection
                 self.keep_alive = False
                 self._wake_body()
-        self._wake_drain()
+        self._wake_writer()
 
     def _delimited(self) -> bool:
         """Whether the body has a length or chunks (else it ends with the connection, RFC 9112
@@ -215,13 +209,6 @@ class UpstreamConnection(asyncio.Protocol):
         if coding is not None:
             return coding.rpartition(b",")[2].strip().lower() == b"chunked"
         return length
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        self._wake_drain()
 
     # -- httptools callbacks ----------------------------------------------------------------
 
@@ -257,9 +244,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self._body.append(body)
         self._buffered += len(body)
-        if self._buffered > _HIGH_WATER and not self._read_paused and self.transport is not None:
-            self._read_paused = True
-            self.transport.pause_reading()
+        if self._buffered > _HIGH_WATER and not self._read_paused:
+            self._pause_reading()
         self._wake_body()
 
     def on_message_complete(self) -> None:
@@ -282,19 +268,12 @@ class UpstreamConnection(asyncio.Protocol):
             head.set_exception(error)
             head.exception()  # retrieved here: a caller that gave up must not log it
         self._wake_body()
-        self._wake_drain()
+        self._wake_writer()
 
     def _wake_body(self) -> None:
         waiter = self._body_waiter
         if waiter is not None:
             self._body_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _wake_drain(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
 
