@@ -23,7 +23,7 @@ from gateway import __version__
 from gateway.access.assertion import IdentityAssertions
 from gateway.access.failures import AuthFailureThrottle
 from gateway.access.guard import AccessGuard
-from gateway.access.identity import Identity
+from gateway.exchange import Identity
 from gateway.accounts.service import Accounts
 from gateway.admin import api, console, docs, health, metrics_endpoint, records_api
 from gateway.admin import listener as admin_listener
@@ -43,7 +43,7 @@ from gateway.observability.metrics import Metrics, StatsCollector, StatsPusher, 
 from gateway.observability.observer import RequestObserver
 from gateway.observability.recorder import Recorder
 from gateway.observability.record_store import create_record_store
-from gateway.proxy.endpoints import TokenEndpoints
+from gateway.access.endpoints import TokenEndpoints
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.handler import ProxyHandler
 from gateway.http.connection import Limits

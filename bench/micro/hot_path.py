@@ -29,7 +29,7 @@ from gateway.config import parse_config  # noqa: E402
 from gateway.credentials.parse import Credential, extract  # noqa: E402
 from gateway.observability.accesslog import AccessLog  # noqa: E402
 from gateway.observability.observer import RequestObserver  # noqa: E402
-from gateway.proxy.pipeline import RequestScope  # noqa: E402
+from gateway.exchange import RequestScope  # noqa: E402
 from gateway.ratelimit.memory import MemoryRateLimiter  # noqa: E402
 from gateway.routing import Upstream  # noqa: E402
 
@@ -132,7 +132,7 @@ async def bench_gateway(n: int) -> None:
             scope = RequestScope("r" * 32, time.perf_counter(), method="GET", path="/api/v1/items/42",
                                  client_ip="127.0.0.1", route=match.route, auth_method="api_key", status=200,
                                  upstream_started=time.perf_counter())
-            scope.extra["identity"] = await guard.identify(credential)
+            scope.identity = await guard.identify(credential)
             report("metrics: one request observed", timed(lambda: gw.metrics.observe(scope, time.perf_counter()), n), n)
             assert gw.recorder is not None
             access_log = AccessLog(write=lambda text: None)  # rendered and batched as shipped, written nowhere

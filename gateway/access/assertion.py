@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gateway.access.identity import Identity
 from gateway.credentials.tokens import TokenService
+from gateway.exchange import Identity
 
 _MAX_ENTRIES = 50_000
 

@@ -7,8 +7,9 @@ at once and other instances within `store.cache_ttl`.
 
 from __future__ import annotations
 
-from gateway.access.identity import SAFE_METHODS, Identity
+from gateway.access.identity import SAFE_METHODS
 from gateway.errors import InsufficientScope, ResourceForbidden
+from gateway.exchange import Identity
 from gateway.routing import Match
 
 

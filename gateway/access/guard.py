@@ -12,11 +12,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from gateway.http.messages import Request
-
 from gateway.access.assertion import IdentityAssertions
 from gateway.access.authorize import authorize
-from gateway.access.identity import Identity, derive
+from gateway.access.identity import derive
 from gateway.access.limits import limit_headers
 from gateway.credentials.keyformat import hash_key, key_length, parse_key
 from gateway.credentials.parse import Credential, extract
@@ -27,11 +25,12 @@ from gateway.errors import (
     RevokedCredentials,
     StoreUnavailable,
 )
+from gateway.exchange import Identity, RequestScope
+from gateway.http.messages import Request
 from gateway.keystore.base import KeyStore, StoreError
 from gateway.keystore.cache import IdentityCache
 from gateway.keystore.lastused import LastUsedRecorder
 from gateway.keystore.models import Principal
-from gateway.proxy.pipeline import RequestScope
 from gateway.ratelimit import Decision, RateLimiter
 from gateway.routing import Match, Route, Upstream
 
@@ -145,7 +144,7 @@ class AccessGuard:
             scope.rate_limited = True
             raise RateLimited()
 
-    async def limit(self, identity: Identity, route: Route | None, scope: RequestScope) -> None:
+    async def count(self, identity: Identity, route: Route | None, scope: RequestScope) -> None:
         """Count the request against the key (and route) limits; refuse with 429 when over."""
         if self._limiter is not None:
             self._counted(await self._limiter.hit(self._checks(identity, route)), scope)
@@ -176,7 +175,7 @@ class AccessGuard:
         self, request: Request, scope: RequestScope, match: Match, credential: Credential, identity: Identity | None
     ) -> Upstream | Awaitable[Upstream]:
         identity = self._checked(credential, identity)
-        scope.extra["identity"] = identity
+        scope.identity = identity
         authorize(identity, request.method, match)
         if self._limiter is not None:
             checks = self._checks(identity, match.route)

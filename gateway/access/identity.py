@@ -1,4 +1,5 @@
-"""A key's principal flattened once, at cache fill, into what the hot path reads.
+"""A key's principal flattened once, at cache fill, into what the hot path reads (an `Identity`,
+declared with the request record in `exchange.py`).
 
 Timestamps become floats, permissions become method sets and path prefixes, the plan becomes
 a number, and the identity headers for the upstream become a ready tuple, so a cached request
@@ -8,47 +9,13 @@ costs a few attribute reads and comparisons.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from urllib.parse import quote
 
+from gateway.exchange import Identity, PathRule
 from gateway.keystore.models import Principal
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_ONLY_ROLES = frozenset({"viewer"})
-
-
-@dataclass(frozen=True, slots=True)
-class PathRule:
-    methods: frozenset[str]     # empty = any method
-    path: str                   # exact path, or prefix when `subtree`
-    subtree: bool
-
-    def allows(self, method: str, path: str) -> bool:
-        if self.methods and method not in self.methods:
-            return False
-        if self.subtree:
-            return path == self.path or path.startswith(self.path + "/") or self.path == ""
-        return path == self.path
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    key_id: str
-    tenant_id: str
-    user_id: str | None
-    key_name: str
-    environment: str
-    scope: str
-    rules: tuple[PathRule, ...]
-    resources: Mapping[str, frozenset[str]]
-    limit_per_minute: int
-    expires_at: float | None
-    revoked: bool
-    tenant_disabled: bool
-    user_disabled: bool
-    read_only: bool             # the scope, or the owner's role, allows only safe methods
-    bucket: str                 # rate-limit bucket of the key
-    headers: tuple[tuple[str, str], ...]
 
 
 def _rule(methods: tuple[str, ...], path: str) -> PathRule:

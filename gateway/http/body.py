@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from gateway.http.messages import Request
-
 from gateway.errors import PayloadTooLarge, RequestTimeout
+from gateway.http.messages import Request
 
 
 def _too_slow() -> RequestTimeout:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-
 _EARLY = 0.001  # uvloop runs timers on whole milliseconds: a handle may come this much before its time
 
 

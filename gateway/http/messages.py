@@ -1,4 +1,4 @@
-"""What the proxy pipeline reads and answers: a client's request, its body as it arrives, and the
+"""What a handler reads and answers: a client's request, its body as it arrives, and the
 response, with the bytes of a response head built in one pass.
 
 These are the client side's own types rather than aiohttp's: `web.BaseRequest` and

@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from gateway import __version__
-from gateway.proxy.pipeline import RequestScope
+from gateway.exchange import RequestScope
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _LE = [floatToGoString(b) for b in BUCKETS] + ["+Inf"]
@@ -119,7 +119,7 @@ class Metrics:
         route = scope.route.name if scope.route is not None else "(none)"
         key: tuple[str, ...] = (route, scope.method, STATUS_CLASS.get(scope.status // 100, "5xx"))
         if self.per_tenant:
-            identity = scope.extra.get("identity")
+            identity = scope.identity
             key += (identity.tenant_id if identity else "",)
         series = self._series.get(key)
         if series is None:
@@ -134,7 +134,7 @@ class Metrics:
             self._auth[outcome] = self._auth.get(outcome, 0) + 1
         if scope.rate_limited:
             self._decisions["limited"] += 1
-        elif "identity" in scope.extra and code not in AUTH_REASONS:
+        elif scope.identity is not None and code not in AUTH_REASONS:
             self._decisions["allowed"] += 1
         if code == "UPSTREAM_TIMEOUT":
             self.upstream_errors.labels(route, "timeout").inc()

@@ -11,10 +11,10 @@ import random
 import time
 
 from gateway.config import LoggingConfig
+from gateway.exchange import RequestScope
 from gateway.observability.accesslog import AccessLog
 from gateway.observability.metrics import Metrics
 from gateway.observability.recorder import Recorder
-from gateway.proxy.pipeline import RequestScope
 
 
 class RequestObserver:
@@ -40,7 +40,7 @@ class RequestObserver:
 
     @staticmethod
     def _access(access_log: AccessLog, scope: RequestScope, done: float) -> None:
-        identity = scope.extra.get("identity")
+        identity = scope.identity
         access_log.request(
             scope.request_id, scope.route.name if scope.route else None, scope.method, scope.path, scope.status,
             scope.error_code, scope.started, scope.upstream_started, done,

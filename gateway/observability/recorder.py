@@ -15,9 +15,9 @@ from typing import Any
 
 from gateway.accounts.service import Actor
 from gateway.config import CallLogConfig
+from gateway.exchange import RequestScope
 from gateway.observability.buffer import BufferedWriter
 from gateway.observability.records import AuditEntry, CallRow, RecordStore
-from gateway.proxy.pipeline import RequestScope
 from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.records")
@@ -73,7 +73,7 @@ class Recorder:
             return
         self.call_buffer.append((
             self._clock(), time.perf_counter(), scope.started, scope.upstream_started, scope.request_id,
-            scope.extra.get("identity"), scope.method, scope.route.name, scope.path, scope.status, scope.rate_limited,
+            scope.identity, scope.method, scope.route.name, scope.path, scope.status, scope.rate_limited,
         ))
 
     async def _append_calls(self, calls: Sequence[_Call]) -> None:

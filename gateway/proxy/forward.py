@@ -11,12 +11,10 @@ from __future__ import annotations
 import logging
 import time
 
-
 from gateway.errors import PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable
+from gateway.exchange import RequestScope
 from gateway.http.body import body_chunks, read_body
-from gateway.proxy.headers import response_fields
 from gateway.http.messages import NO_BODY_STATUSES, HeaderBlock, Request, Response
-from gateway.proxy.pipeline import RequestScope
 from gateway.http.upstream import (
     StaleConnection,
     UpstreamConnection,
@@ -24,6 +22,7 @@ from gateway.http.upstream import (
     UpstreamPool,
     UpstreamTimedOut,
 )
+from gateway.proxy.headers import response_fields
 from gateway.routing import Upstream
 
 log = logging.getLogger("gateway.proxy")

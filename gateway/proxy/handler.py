@@ -1,6 +1,6 @@
 """The proxy pipeline: one straight line from transport check to streamed upstream exchange.
 
-It runs on the gateway's own HTTP server (`connection.py`, `server.py`) and routes on a table compiled at startup;
+It runs on the gateway's own HTTP engine (`gateway/http`) and routes on a table compiled at startup;
 there is no router or middleware chain to pay for on every request. Cheapest refusals come first.
 """
 
@@ -12,25 +12,16 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
 
-from gateway.access.failures import AuthFailureThrottle
 from gateway.errors import WRONG_CREDENTIALS, BadRequest, GatewayError, InternalError
+from gateway.exchange import Endpoint, FailedCredentials, Guard, Observer, RequestScope
+from gateway.http.messages import Request, Response, error_response
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.headers import sane_request_id, upstream_request_headers
-from gateway.http.messages import Request, Response, error_response
-from gateway.proxy.pipeline import Guard, RequestScope
 from gateway.proxy.transport import Peer, TransportPolicy
 from gateway.routing import Match, RouteTable, Upstream, normalize_path
 
 log = logging.getLogger("gateway.proxy")
-
-Endpoint = Callable[[Request, RequestScope], Awaitable[Response]]
-
-
-class Observer(Protocol):
-    def started(self) -> None: ...
-    def finished(self, scope: RequestScope) -> None: ...
 
 
 class ProxyHandler:
@@ -46,7 +37,7 @@ class ProxyHandler:
         plain: bool = False,
         endpoints: Mapping[str, Endpoint] | None = None,
         observer: Observer | None = None,
-        failures: AuthFailureThrottle | None = None,
+        failures: FailedCredentials | None = None,
     ) -> None:
         self.routes = routes  # replaced whole on reload; a matched request keeps its Match
         self._forwarder = forwarder
@@ -60,7 +51,7 @@ class ProxyHandler:
         # Request ids: a random per-process prefix and a counter, unique without a syscall each.
         prefix = os.urandom(8).hex()
         counter = itertools.count(1)
-        self._new_request_id = lambda: f"{prefix}{next(counter):016x}"
+        self._new_request_id: Callable[[], str] = lambda: f"{prefix}{next(counter):016x}"
 
     async def __call__(self, request: Request) -> Response:
         request_id = request.headers.get("X-Request-Id")

@@ -11,9 +11,9 @@ from gateway.access.guard import AccessGuard
 from gateway.credentials.parse import Credential, extract
 from gateway.credentials.tokens import TokenService
 from gateway.errors import BadRequest, InvalidCredentials, MethodNotAllowed
+from gateway.exchange import RequestScope
 from gateway.http.body import read_body
 from gateway.http.messages import Request, Response, json_response
-from gateway.proxy.pipeline import RequestScope
 
 _ALL_KINDS = frozenset({"bearer", "api_key_header", "basic"})
 _MAX_BODY = 8192
@@ -60,9 +60,9 @@ class TokenEndpoints:
             raise InvalidCredentials("a token cannot be exchanged for another token; send an API key")
         scope.auth_method = credential.method
         identity = await self._guard.identify(credential)
-        scope.extra["identity"] = identity
+        scope.identity = identity
         authorize_identity(identity)
-        await self._guard.limit(identity, None, scope)
+        await self._guard.count(identity, None, scope)
         claims = {
             "sub": identity.key_id,
             "tenant": identity.tenant_id,
