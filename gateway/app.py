@@ -281,7 +281,7 @@ class Gateway:
                 "/.well-known/jwks.json": token_endpoints.jwks,
             },
             observer=RequestObserver(self.metrics if cfg.metrics.enabled else None, self.recorder, cfg.logging,
-                                     access_log),
+                                     access_log, clock=self.clock),
         )
         if multiprocess_dir() is None:
             self.registry.register(StatsCollector(self._stats))

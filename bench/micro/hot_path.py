@@ -27,9 +27,9 @@ from gateway.accounts.service import Actor  # noqa: E402
 from gateway.app import Gateway  # noqa: E402
 from gateway.config import parse_config  # noqa: E402
 from gateway.credentials.parse import Credential, extract  # noqa: E402
+from gateway.exchange import RequestScope  # noqa: E402
 from gateway.observability.accesslog import AccessLog  # noqa: E402
 from gateway.observability.observer import RequestObserver  # noqa: E402
-from gateway.exchange import RequestScope  # noqa: E402
 from gateway.ratelimit.memory import MemoryRateLimiter  # noqa: E402
 from gateway.routing import Upstream  # noqa: E402
 
@@ -136,9 +136,12 @@ async def bench_gateway(n: int) -> None:
             report("metrics: one request observed", timed(lambda: gw.metrics.observe(scope, time.perf_counter()), n), n)
             assert gw.recorder is not None
             access_log = AccessLog(write=lambda text: None)  # rendered and batched as shipped, written nowhere
-            report("access log: one line rendered and buffered",
-                   timed(lambda: RequestObserver._access(access_log, scope, time.perf_counter()), n), n)
-            report("call log: one row buffered", timed(lambda: gw.recorder.call(scope), n), n)
+            observer = RequestObserver(None, gw.recorder, gw.cfg.logging, access_log)
+            report("request record: made once for both logs",
+                   timed(lambda: observer.record(scope, time.perf_counter()), n), n)
+            record = observer.record(scope, time.perf_counter())
+            report("access log: one line rendered and buffered", timed(lambda: access_log.request(record), n), n)
+            report("call log: one row buffered", timed(lambda: gw.recorder.call(record), n), n)
 
             token, _ = tokens.mint({"sub": key.id}, ttl=3600)
             jwt_credential = Credential("bearer", token, is_jwt=True)

@@ -16,6 +16,7 @@ from gateway.observability.recorder import Recorder
 from gateway.observability.records import AuditEntry, CallEntry, CallRow, RecordStore, call_row
 from gateway.observability.records_postgres import PostgresRecordStore
 from gateway.observability.records_sqlite import SQLiteRecordStore
+from gateway.observability.request_record import RequestRecord
 from tests.services import drop_schema, postgres_url, require_postgres
 
 T0 = dt.datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=dt.timezone.utc)
@@ -168,8 +169,9 @@ async def test_a_large_batch_is_converted_between_requests_and_written_whole() -
             written.append(list(rows))
 
     identity = SimpleNamespace(tenant_id="acme", key_id="key_a", key_name="k")
-    calls = [(1_800_000_000.0 + i, 2.0 + i, 1.0 + i, None if i % 2 else 1.5 + i, f"req-{i}",
-              identity if i % 3 else None, "GET", "api", "/api", 200, False) for i in range(1000)]
+    calls = [RequestRecord(1_800_000_000.0 + i, 2.0 + i, 1.0 + i, None if i % 2 else 1.5 + i, f"req-{i}", "api",
+                           "GET", "/api", 200, None, identity if i % 3 else None, None, "", False)  # type: ignore[arg-type]
+             for i in range(1000)]
     recorder = Recorder(Store(), CallLogConfig())  # type: ignore[arg-type]
 
     async def request_path() -> None:  # what the event loop would run meanwhile

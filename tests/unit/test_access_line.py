@@ -4,10 +4,12 @@ whatever a client puts in the path."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from gateway.observability.accesslog import AccessLog
+from gateway.observability.request_record import RequestRecord
 
 FIELDS = ("request_id", "route", "method", "path", "status", "code", "key_id", "tenant", "auth_method", "client_ip")
 
@@ -24,8 +26,9 @@ async def test_line_is_the_json_of_its_fields(values: tuple, timing: tuple, expe
     log = AccessLog(written.append)
     request_id, route, method, path, status, code, key_id, tenant, auth_method, client_ip = values
     started, upstream_started, done = timing
-    log.request(request_id, route, method, path, status, code, started, upstream_started, done, key_id, tenant,
-                auth_method, client_ip)
+    identity = None if key_id is None else SimpleNamespace(key_id=key_id, tenant_id=tenant)
+    log.request(RequestRecord(1_800_000_000.25, done, started, upstream_started, request_id, route, method, path,
+                              status, code, identity, auth_method, client_ip, False))  # type: ignore[arg-type]
     assert written == []  # rendered and written with its batch
     log.flush()
     (line,) = written[0].splitlines()
