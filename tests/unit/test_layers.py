@@ -5,7 +5,8 @@
 - the HTTP engine (`gateway/http`) imports nothing of the gateway but `gateway.errors`;
 - `gateway/exchange.py`, the record and seams everyone shares, imports nothing of the gateway
   at run time (annotations may name the engine's and the route table's types);
-- access control and recording do not import the pipeline, nor the pipeline them: the app wires.
+- access control and recording do not import the pipeline, nor the pipeline them: the app wires;
+- more generally, no module imports one of a higher layer (`LAYERS`, the README's package map).
 """
 
 from __future__ import annotations
@@ -22,7 +23,21 @@ ROOT = Path(gateway.__file__).parent
 KNOWN_CYCLES = {
     frozenset({"gateway.config", "gateway.config_parse"}),  # issue 20, item 10 (the config rewrite)
 }
-# (importer prefix, imported prefix): never, at any level
+# Lowest first: a module may import its own layer and those below (not under TYPE_CHECKING: an
+# annotation may name a type from anywhere). A new module or package is placed here when it is made.
+LAYERS = [
+    ["gateway", "gateway.errors", "gateway.files", "gateway.tasks", "gateway.http", "gateway.exchange"],
+    ["gateway.routing", "gateway.credentials", "gateway.tls", "gateway.listeners"],
+    ["gateway.config", "gateway.config_parse", "gateway.reload"],
+    ["gateway.keystore", "gateway.ratelimit"],
+    ["gateway.access", "gateway.accounts"],
+    ["gateway.observability"],
+    ["gateway.proxy"],
+    ["gateway.admin"],
+    ["gateway.services", "gateway.app", "gateway.store_migrate", "gateway.demo", "gateway.cli_accounts"],
+    ["gateway.cli", "gateway.workers", "gateway.__main__"],
+]
+# (importer prefix, imported prefix): never, at any level, even within the layering above
 FORBIDDEN = [
     ("gateway.access", "gateway.proxy"),
     ("gateway.observability", "gateway.proxy"),
@@ -150,6 +165,27 @@ def test_the_exchange_imports_nothing_of_the_gateway() -> None:
     bad = [(kind, module) for kind, module in imports("gateway.exchange")
            if kind != "typing" or not module.startswith(allowed_in_annotations)]
     assert not bad, f"gateway/exchange.py imports: {bad}"
+
+
+def layer(module: str) -> int | None:
+    """The layer of a module: its longest matching prefix's."""
+    best: tuple[int, int] | None = None
+    for number, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            covers = module == prefix or (prefix != "gateway" and module.startswith(prefix + "."))
+            if covers and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), number)
+    return None if best is None else best[1]
+
+
+def test_every_module_has_a_layer() -> None:
+    assert not [name for name in MODULES if layer(name) is None], "add them to LAYERS"
+
+
+def test_no_module_imports_a_higher_layer() -> None:
+    bad = [(name, module) for name in MODULES for kind, module in imports(name)
+           if kind != "typing" and (layer(module) or 0) > (layer(name) or 0)]
+    assert not bad, f"imports from a lower layer to a higher one: {bad}"
 
 
 def test_access_and_recording_stay_apart_from_the_pipeline() -> None:
