@@ -34,7 +34,8 @@ LAYERS = [
     ["gateway.observability"],
     ["gateway.proxy"],
     ["gateway.admin"],
-    ["gateway.services", "gateway.app", "gateway.store_migrate", "gateway.demo", "gateway.cli_accounts"],
+    ["gateway.services", "gateway.app", "gateway.store_migrate", "gateway.demo", "gateway.cli_accounts",
+     "gateway.cli_certs"],
     ["gateway.cli", "gateway.workers", "gateway.__main__"],
 ]
 # (importer prefix, imported prefix): never, at any level, even within the layering above
