@@ -48,7 +48,7 @@ async def test_the_readme_snippet_verifies_the_identity_through_the_demo_certifi
     await asyncio.to_thread(exec, code.replace(":8443/", f":{gw.proxy_port}/"), namespace)
     verify = namespace["verify_gateway_identity"]
     claims = await asyncio.to_thread(verify, headers, "visitors")
-    assert claims["aud"] == "visitors" and claims["iss"] == "gateway"
+    assert claims["aud"] == "visitors" and claims["iss"] == "gateway" and claims["tenant"] == "acme"
     assert headers["X-Gateway-Tenant"] == "acme"
     with pytest.raises(jwt.InvalidAudienceError):  # an assertion meant for another route
         await asyncio.to_thread(verify, headers, "location")
