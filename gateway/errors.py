@@ -100,6 +100,21 @@ class ResourceForbidden(GatewayError):
     default_message = "the credential does not allow this resource"
 
 
+class ApiAccessDisabled(GatewayError):
+    status, code = 403, "API_ACCESS_DISABLED"
+    default_message = "API access is not enabled for this tenant"
+
+
+class WriteDisabled(GatewayError):
+    status, code = 403, "WRITE_DISABLED"
+    default_message = "write access is not enabled for this tenant"
+
+
+class CsrfFailed(GatewayError):
+    status, code = 403, "CSRF_FAILED"
+    default_message = "the request lacks this session's CSRF token or comes from another origin"
+
+
 class RouteNotFound(GatewayError):
     status, code, default_message = 404, "ROUTE_NOT_FOUND", "no route matches this path"
 

@@ -53,7 +53,11 @@ class Identity:
     revoked: bool
     tenant_disabled: bool
     user_disabled: bool
+    api_disabled: bool          # the operator's gate: no key of the tenant may be used
+    write_disabled: bool        # the operator's gate: only safe methods for the tenant's keys
     read_only: bool             # the scope, or the owner's role, allows only safe methods
+    blocked: bool               # any of the first three: one check per request finds them all
+    writes_refused: bool        # write_disabled or read_only: one check per unsafe request
     bucket: str                 # rate-limit bucket of the key
     headers: tuple[tuple[str, str], ...]
 

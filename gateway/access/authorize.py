@@ -1,4 +1,4 @@
-"""May this identity make this request? Scope, owner role and resources, checked per request.
+"""May this identity make this request? Tenant gates, scope, owner role and resources, per request.
 
 The owner's role is re-read from the (cached) principal on every request, so a downgrade or a
 disabled user takes effect as soon as the cache entry is invalidated, which this process does
@@ -8,22 +8,27 @@ at once and other instances within `store.cache_ttl`.
 from __future__ import annotations
 
 from gateway.access.identity import SAFE_METHODS
-from gateway.errors import InsufficientScope, ResourceForbidden
+from gateway.errors import ApiAccessDisabled, InsufficientScope, ResourceForbidden, WriteDisabled
 from gateway.exchange import Identity
 from gateway.routing import Match
 
 
 def authorize_identity(identity: Identity) -> None:
-    """Refuse keys whose tenant or owner is disabled, whatever they ask for."""
-    if identity.tenant_disabled:
-        raise InsufficientScope("the key's tenant is disabled")
-    if identity.user_disabled:
-        raise InsufficientScope("the key's owner is disabled")
+    """Refuse keys whose tenant or owner is disabled, or whose tenant has no API access,
+    whatever they ask for."""
+    if identity.blocked:
+        if identity.tenant_disabled:
+            raise InsufficientScope("the key's tenant is disabled")
+        if identity.user_disabled:
+            raise InsufficientScope("the key's owner is disabled")
+        raise ApiAccessDisabled()
 
 
 def authorize(identity: Identity, method: str, match: Match) -> None:
     authorize_identity(identity)
-    if identity.read_only and method not in SAFE_METHODS:
+    if identity.writes_refused and method not in SAFE_METHODS:
+        if identity.write_disabled:
+            raise WriteDisabled()
         raise InsufficientScope("this key is limited to read-only methods")
     if identity.scope == "custom" and not any(r.allows(method, match.path) for r in identity.rules):
         raise InsufficientScope("the key's permissions do not include this method and path")

@@ -61,7 +61,11 @@ def derive(principal: Principal, plan_limits: Mapping[str, int], fallback_limit:
         revoked=key.revoked_at is not None,
         tenant_disabled=tenant.disabled,
         user_disabled=bool(user and user.disabled),
+        api_disabled=not tenant.api_enabled,
+        write_disabled=not tenant.write_enabled,
         read_only=read_only,
+        blocked=tenant.disabled or bool(user and user.disabled) or not tenant.api_enabled,
+        writes_refused=read_only or not tenant.write_enabled,
         bucket="k:" + key.id,
         headers=tuple(headers),
     )

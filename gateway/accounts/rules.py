@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.config import KeysConfig
 from gateway.errors import ValidationError
-from gateway.keystore.models import Permission
+from gateway.keystore.models import Permission, Tenant
 
 FORBIDDEN_NAME_CHARS = frozenset('\\/[]"!@#$%^&()={};')
 TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -22,6 +22,7 @@ ROLES = ("owner", "admin", "member", "viewer")
 SCOPES = ("read_only", "read_write", "custom")
 ENVIRONMENTS = ("live", "test")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _MISSING = object()
 
 
@@ -224,3 +225,29 @@ def key_spec(body: Any, keys: KeysConfig) -> KeySpec:
         user_id=user_id,
         rate_limit_per_minute=rate,
     )
+
+
+def writes(scope: str, permissions: tuple[Permission, ...]) -> bool:
+    """Whether a key of this scope may make a request that changes something."""
+    if scope == "read_only":
+        return False
+    if scope == "custom":
+        return any(m not in SAFE_METHODS for p in permissions for m in p.methods)
+    return True
+
+
+def check_gates(tenant: Tenant, scope: str, permissions: tuple[Permission, ...], *, rotating: bool = False) -> None:
+    """A key may be made (or given a new secret) only where the operator lets the tenant have it:
+    not for a disabled tenant or one without API access, and no writing key without write access."""
+    what = "rotated" if rotating else "created"
+    if tenant.disabled:
+        raise ValidationError(f"tenant {tenant.id} is disabled: no key can be {what}",
+                              details=[{"field": "tenant_id", "issue": "the tenant is disabled"}])
+    if not tenant.api_enabled:
+        raise ValidationError(f"API access is not enabled for tenant {tenant.id}: no key can be {what}",
+                              details=[{"field": "tenant_id", "issue": "API access is not enabled for this tenant"}])
+    if not tenant.write_enabled and writes(scope, permissions):
+        raise ValidationError(
+            f"write access is not enabled for tenant {tenant.id}: only read-only keys can be {what}",
+            details=[{"field": "scope", "issue": "write access is not enabled for this tenant: "
+                                                 "use read_only, or custom with GET, HEAD and OPTIONS only"}])

@@ -24,10 +24,24 @@ from gateway.keystore.models import ApiKey, Tenant, User
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who made a change: `admin` (admin token), `cli`, or `system`, and from where."""
+    """Who made a change: `admin` (admin token), `cli`, `system`, or a person signed in to the
+    portal (`user:<id>`, with their email), and from where."""
 
     name: str
     source_ip: str | None = None
+    email: str | None = None
+
+    @classmethod
+    def person(cls, user_id: str, email: str, source_ip: str | None = None) -> Actor:
+        return cls(f"user:{user_id}", source_ip, email)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantDefaults:
+    """The gates a new tenant starts with (`tenants.api_enabled_default`, `write_enabled_default`)."""
+
+    api_enabled: bool = True
+    write_enabled: bool = True
 
 
 SYSTEM = Actor("system")
@@ -74,9 +88,11 @@ class Accounts:
         propagator: Propagator | None = None,
         audit: AuditSink = _no_audit,
         clock: Callable[[], float] = time.time,
+        tenant_defaults: TenantDefaults = TenantDefaults(),
     ) -> None:
         self.store = store
         self.cfg = cfg
+        self.tenant_defaults = tenant_defaults
         self._invalidators = invalidators
         self._propagator = propagator
         self._audit = audit
@@ -95,17 +111,22 @@ class Accounts:
     async def create_tenant(self, body: Any, actor: Actor) -> Tenant:
         body = rules.require_object(body)
         problems = rules.Problems()
-        rules.check_unknown(body, {"id", "name", "plan"}, problems)
+        rules.check_unknown(body, {"id", "name", "plan", "api_enabled", "write_enabled"}, problems)
         tenant_id = rules.text(body, "id", problems, required=False, limit=64)
         if tenant_id is not None and not rules.TENANT_ID.fullmatch(tenant_id):
             problems.add("id", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
         name = rules.text(body, "name", problems, required=True)
         plan = rules.choice(body, "plan", tuple(self.cfg.plans), problems, default=None)
+        api_enabled = rules.flag(body, "api_enabled", problems)
+        write_enabled = rules.flag(body, "write_enabled", problems)
         problems.raise_if_any()
         now = self.now()
+        defaults = self.tenant_defaults
         tenant = Tenant(
             id=tenant_id or new_id("ten"), name=str(name), plan=str(plan),
             disabled=False, created_at=now, updated_at=now,
+            api_enabled=defaults.api_enabled if api_enabled is None else api_enabled,
+            write_enabled=defaults.write_enabled if write_enabled is None else write_enabled,
         )
         try:
             created = await self.store.create_tenant(tenant)
@@ -123,13 +144,16 @@ class Accounts:
     async def update_tenant(self, tenant_id: str, body: Any, actor: Actor) -> Tenant:
         body = rules.require_object(body)
         problems = rules.Problems()
-        rules.check_unknown(body, {"name", "plan", "disabled"}, problems)
+        rules.check_unknown(body, {"name", "plan", "disabled", "api_enabled", "write_enabled"}, problems)
         name = rules.text(body, "name", problems, required=False)
         plan = rules.choice(body, "plan", tuple(self.cfg.plans), problems, default="") or None
         disabled = rules.flag(body, "disabled", problems)
+        api_enabled = rules.flag(body, "api_enabled", problems)
+        write_enabled = rules.flag(body, "write_enabled", problems)
         problems.raise_if_any()
         updated = await self.store.update_tenant(
-            tenant_id, name=name, plan=plan, disabled=disabled, at=self.now()
+            tenant_id, name=name, plan=plan, disabled=disabled, api_enabled=api_enabled,
+            write_enabled=write_enabled, at=self.now()
         )
         if updated is None:
             raise NotFound(f"no tenant {tenant_id}")
@@ -218,6 +242,7 @@ class Accounts:
         tenant = await self.store.get_tenant(spec.tenant_id)
         if tenant is None:
             raise ValidationError(details=[{"field": "tenant_id", "issue": "no such tenant"}])
+        rules.check_gates(tenant, spec.scope, spec.permissions)
         if spec.user_id is not None:
             user = await self.store.get_user(spec.user_id)
             if user is None or user.tenant_id != tenant.id:
@@ -234,6 +259,8 @@ class Accounts:
         now = self.now()
         if old.status(now) == "revoked":
             raise Conflict(f"key {key_id} is revoked and cannot be rotated")
+        tenant = await self.tenant(old.tenant_id)
+        rules.check_gates(tenant, old.scope, old.permissions, rotating=True)
         validity = None
         if old.expires_at is not None:
             days = (old.expires_at - old.created_at).days

@@ -11,6 +11,7 @@ Role = Literal["owner", "admin", "member", "viewer"]
 Scope = Literal["read_only", "read_write", "custom"]
 Environment = Literal["live", "test"]
 Status = Literal["active", "expired", "revoked"]
+TokenPurpose = Literal["invitation", "reset"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,8 @@ class Tenant:
     disabled: bool
     created_at: dt.datetime
     updated_at: dt.datetime
+    api_enabled: bool = True     # the operator's gates (contract section 9)
+    write_enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +79,49 @@ class Principal:
     key: ApiKey
     tenant: Tenant
     user: User | None
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """A person who can sign in to the portal: a user, the email they sign in with (lower case,
+    unique over the store) and the argon2id hash of their password (None until they set one)."""
+
+    user: User
+    tenant: Tenant
+    email: str
+    password_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PortalToken:
+    """A single-use link (invitation or password reset): only the SHA-256 of its secret is kept."""
+
+    token_hash: str
+    purpose: TokenPurpose
+    user_id: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    used_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PortalSession:
+    """A signed-in browser: only the SHA-256 of the session id is kept, never the id itself."""
+
+    id_hash: str
+    user_id: str
+    created_at: dt.datetime
+    seen_at: dt.datetime
+    expires_at: dt.datetime     # the absolute limit; the idle one is `seen_at` + the idle timeout
+    client_ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """A session with the person and tenant behind it, as read fresh on every portal request."""
+
+    session: PortalSession
+    user: User
+    tenant: Tenant
+    email: str

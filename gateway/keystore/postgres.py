@@ -19,6 +19,7 @@ from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, Store
 from gateway.keystore.batch import BatchedLookup
 from gateway.keystore import rows
 from gateway.keystore.models import ApiKey, Principal, Tenant, User
+from gateway.keystore.portal_postgres import PostgresPortalQueries
 from gateway.keystore.rows import KEY_COLUMNS, TENANT_COLUMNS, USER_COLUMNS, key_params, order_by, status_case
 
 MIGRATION_LOCK = 0x67617465  # pg_advisory_lock key shared by every gateway ("gate")
@@ -49,6 +50,24 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         # what expired before this version is history, not news for the audit trail
         "INSERT INTO key_expiry_notes SELECT id, now() FROM api_keys WHERE expires_at <= now()",
         "CREATE INDEX api_keys_expires ON api_keys (expires_at)",
+    ]),
+    (3, [  # the tenant portal: the operator's gates, sign-ins, single-use links and sessions
+        # (columns with defaults: an instance still on the previous version inserts tenants as before)
+        "ALTER TABLE tenants ADD COLUMN api_enabled BOOLEAN NOT NULL DEFAULT TRUE",
+        "ALTER TABLE tenants ADD COLUMN write_enabled BOOLEAN NOT NULL DEFAULT TRUE",
+        # apart from users: the hot path's principal join never reads password hashes
+        """CREATE TABLE user_logins (
+            user_id TEXT PRIMARY KEY REFERENCES users(id), email TEXT NOT NULL UNIQUE,
+            password_hash TEXT, password_at TIMESTAMPTZ)""",
+        """CREATE TABLE portal_tokens (
+            token_hash TEXT PRIMARY KEY, purpose TEXT NOT NULL, user_id TEXT NOT NULL REFERENCES users(id),
+            created_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL, used_at TIMESTAMPTZ)""",
+        "CREATE INDEX portal_tokens_user ON portal_tokens (user_id)",
+        """CREATE TABLE portal_sessions (
+            id_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id),
+            created_at TIMESTAMPTZ NOT NULL, seen_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL,
+            client_ip TEXT, user_agent TEXT)""",
+        "CREATE INDEX portal_sessions_user ON portal_sessions (user_id)",
     ]),
 ]
 
@@ -104,7 +123,7 @@ def key_row(r: Any) -> ApiKey:
     return rows.key_row(r, _utc)
 
 
-class PostgresKeyStore:
+class PostgresKeyStore(PostgresPortalQueries):
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0) -> None:
         self.url = url
         self._dsn, self.schema = connect_args(url)
@@ -189,9 +208,9 @@ class PostgresKeyStore:
     # tenants
 
     async def create_tenant(self, tenant: Tenant) -> Tenant:
-        await self._write([("INSERT INTO tenants VALUES ($1, $2, $3, $4, $5, $6)",
+        await self._write([(f"INSERT INTO tenants ({_TENANT.replace('t.', '')}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                             (tenant.id, tenant.name, tenant.plan, tenant.disabled, tenant.created_at,
-                             tenant.updated_at))])
+                             tenant.updated_at, tenant.api_enabled, tenant.write_enabled))])
         return tenant
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None:
@@ -208,14 +227,18 @@ class PostgresKeyStore:
         return [tenant_row(r) for r in rows], int(total)
 
     async def update_tenant(self, tenant_id: str, *, name: str | None = None, plan: str | None = None,
-                            disabled: bool | None = None, at: dt.datetime) -> Tenant | None:
-        await self._update("tenants", tenant_id, {"name": name, "plan": plan, "disabled": disabled}, at)
+                            disabled: bool | None = None, api_enabled: bool | None = None,
+                            write_enabled: bool | None = None, at: dt.datetime) -> Tenant | None:
+        await self._update("tenants", tenant_id, {"name": name, "plan": plan, "disabled": disabled,
+                                                  "api_enabled": api_enabled, "write_enabled": write_enabled}, at)
         return await self.get_tenant(tenant_id)
 
-    async def _update(self, table: str, row_id: str, changes: dict[str, Any], at: dt.datetime) -> None:
+    async def _update(self, table: str, row_id: str, changes: dict[str, Any], at: dt.datetime,
+                      also: tuple[tuple[str, tuple[Any, ...]], ...] = ()) -> None:
         sets = [(k, v) for k, v in changes.items() if v is not None] + [("updated_at", at)]
         assignments = ", ".join(f"{k} = ${i}" for i, (k, _) in enumerate(sets, start=2))
-        await self._write([(f"UPDATE {table} SET {assignments} WHERE id = $1", (row_id, *[v for _, v in sets]))])
+        await self._write([(f"UPDATE {table} SET {assignments} WHERE id = $1", (row_id, *[v for _, v in sets])),
+                           *also])
 
     # users
 
@@ -237,7 +260,9 @@ class PostgresKeyStore:
 
     async def update_user(self, user_id: str, *, role: str | None = None, disabled: bool | None = None,
                           name: str | None = None, at: dt.datetime) -> User | None:
-        await self._update("users", user_id, {"role": role, "name": name, "disabled": disabled}, at)
+        # in the same transaction: no session of a disabled user outlives the change
+        also = (("DELETE FROM portal_sessions WHERE user_id = $1", (user_id,)),) if disabled else ()
+        await self._update("users", user_id, {"role": role, "name": name, "disabled": disabled}, at, also)
         return await self.get_user(user_id)
 
     # keys

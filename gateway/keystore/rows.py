@@ -8,16 +8,16 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gateway.keystore.models import ApiKey, Permission, Principal, Tenant, User
+from gateway.keystore.models import ApiKey, Login, Permission, PortalSession, Principal, SessionView, Tenant, User
 
-TENANT_COLUMNS = "t.id, t.name, t.plan, t.disabled, t.created_at, t.updated_at"
+TENANT_COLUMNS = "t.id, t.name, t.plan, t.disabled, t.created_at, t.updated_at, t.api_enabled, t.write_enabled"
 USER_COLUMNS = "u.id, u.tenant_id, u.name, u.email, u.role, u.disabled, u.created_at, u.updated_at"
 KEY_COLUMNS = (
     "k.id, k.tenant_id, k.user_id, k.name, k.display_prefix, k.last4, k.secret_hash, k.scope, "
     "k.permissions, k.resources, k.environment, k.rate_limit_per_minute, k.created_at, "
     "k.expires_at, k.last_used_at, k.revoked_at, k.replaced_by"
 )
-TENANT_WIDTH, USER_WIDTH, KEY_WIDTH = 6, 8, 17
+TENANT_WIDTH, USER_WIDTH, KEY_WIDTH = 8, 8, 17
 
 When = Callable[[Any], "dt.datetime | None"]
 
@@ -29,7 +29,8 @@ def status_case(now_param: str) -> str:
 
 
 def tenant_row(r: Any, when: When, at: int = 0) -> Tenant:
-    return Tenant(r[at], r[at + 1], r[at + 2], bool(r[at + 3]), when(r[at + 4]), when(r[at + 5]))  # type: ignore[arg-type]
+    return Tenant(r[at], r[at + 1], r[at + 2], bool(r[at + 3]), when(r[at + 4]), when(r[at + 5]),  # type: ignore[arg-type]
+                  bool(r[at + 6]), bool(r[at + 7]))
 
 
 def user_row(r: Any, when: When, at: int = 0) -> User:
@@ -50,8 +51,8 @@ def key_row(r: Any, when: When) -> ApiKey:
 
 
 def principal_row(r: Any, when: When) -> Principal:
-    """A key row joined with its tenant (from column 17) and user (from column 23, NULL without)."""
-    user = user_row(r, when, 23) if r[23] is not None else None
+    """A key row joined with its tenant (from column 17) and user (from column 25, NULL without)."""
+    user = user_row(r, when, KEY_WIDTH + TENANT_WIDTH) if r[KEY_WIDTH + TENANT_WIDTH] is not None else None
     return Principal(key_row(r, when), tenant_row(r, when, 17), user)
 
 
@@ -87,3 +88,23 @@ def order_by(sort: str, allowed: frozenset[str], alias: str) -> str:
     direction = "DESC" if sort.startswith("-") else "ASC"
     column = "status" if field == "status" else f"{alias}.{field}"
     return f"ORDER BY {column} IS NULL {direction}, {column} {direction}, {alias}.id {direction}"
+
+
+# The portal's reads: a login (user, tenant, email, password hash) and a session with its person.
+LOGIN_SELECT = (f"SELECT {USER_COLUMNS}, {TENANT_COLUMNS}, l.email, l.password_hash FROM user_logins l "
+                "JOIN users u ON u.id = l.user_id JOIN tenants t ON t.id = u.tenant_id WHERE ")
+SESSION_COLUMNS = "s.id_hash, s.user_id, s.created_at, s.seen_at, s.expires_at, s.client_ip, s.user_agent"
+SESSION_SELECT = (f"SELECT {SESSION_COLUMNS}, {USER_COLUMNS}, {TENANT_COLUMNS}, l.email FROM portal_sessions s "
+                  "JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id "
+                  "JOIN user_logins l ON l.user_id = u.id WHERE s.id_hash = ")
+
+
+def login_row(r: Any, when: When) -> Login:
+    after = USER_WIDTH + TENANT_WIDTH
+    return Login(user_row(r, when), tenant_row(r, when, USER_WIDTH), r[after], r[after + 1])
+
+
+def session_row(r: Any, when: When) -> SessionView:
+    session = PortalSession(r[0], r[1], when(r[2]), when(r[3]), when(r[4]), r[5], r[6])  # type: ignore[arg-type]
+    user = user_row(r, when, 7)
+    return SessionView(session, user, tenant_row(r, when, 7 + USER_WIDTH), r[7 + USER_WIDTH + TENANT_WIDTH])

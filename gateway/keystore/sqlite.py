@@ -19,6 +19,8 @@ from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, Store
 from gateway.keystore.batch import BatchedLookup
 from gateway.keystore import rows
 from gateway.keystore.models import ApiKey, Principal, Tenant, User
+from gateway.keystore.portal_sqlite import SQLitePortalQueries
+from gateway.keystore.sqlite_times import parse_ts, ts
 from gateway.keystore.rows import KEY_COLUMNS, TENANT_COLUMNS, USER_COLUMNS, key_params, order_by, status_case
 
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -48,22 +50,26 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "WHERE expires_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
         "CREATE INDEX api_keys_expires ON api_keys (expires_at)",
     ]),
+    (3, [  # the tenant portal: the operator's gates, sign-ins, single-use links and sessions
+        "ALTER TABLE tenants ADD COLUMN api_enabled INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE tenants ADD COLUMN write_enabled INTEGER NOT NULL DEFAULT 1",
+        # apart from users: the hot path's principal join never reads password hashes
+        """CREATE TABLE user_logins (
+            user_id TEXT PRIMARY KEY REFERENCES users(id), email TEXT NOT NULL UNIQUE,
+            password_hash TEXT, password_at TEXT)""",
+        """CREATE TABLE portal_tokens (
+            token_hash TEXT PRIMARY KEY, purpose TEXT NOT NULL, user_id TEXT NOT NULL REFERENCES users(id),
+            created_at TEXT NOT NULL, expires_at TEXT NOT NULL, used_at TEXT)""",
+        "CREATE INDEX portal_tokens_user ON portal_tokens (user_id)",
+        """CREATE TABLE portal_sessions (
+            id_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), created_at TEXT NOT NULL,
+            seen_at TEXT NOT NULL, expires_at TEXT NOT NULL, client_ip TEXT, user_agent TEXT)""",
+        "CREATE INDEX portal_sessions_user ON portal_sessions (user_id)",
+    ]),
 ]
 
 _TENANT, _USER, _KEY = TENANT_COLUMNS, USER_COLUMNS, KEY_COLUMNS
 _STATUS = status_case(":now")
-
-
-def ts(at: dt.datetime | None) -> str | None:
-    if at is None:
-        return None
-    return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_ts(text: str | None) -> dt.datetime | None:
-    if text is None:
-        return None
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
 
 
 def tenant_row(r: Any, at: int = 0) -> Tenant:
@@ -78,7 +84,7 @@ def key_row(r: Any) -> ApiKey:
     return rows.key_row(r, parse_ts)
 
 
-class SQLiteKeyStore:
+class SQLiteKeyStore(SQLitePortalQueries):
     def __init__(self, path: str, *, busy_timeout: float = 5.0) -> None:
         self.path = path
         self._busy_ms = int(busy_timeout * 1000)
@@ -211,8 +217,9 @@ class SQLiteKeyStore:
 
     async def create_tenant(self, tenant: Tenant) -> Tenant:
         await self._write([(
-            "INSERT INTO tenants VALUES (?, ?, ?, ?, ?, ?)",
-            (tenant.id, tenant.name, tenant.plan, int(tenant.disabled), ts(tenant.created_at), ts(tenant.updated_at)),
+            f"INSERT INTO tenants ({_TENANT.replace('t.', '')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (tenant.id, tenant.name, tenant.plan, int(tenant.disabled), ts(tenant.created_at), ts(tenant.updated_at),
+             int(tenant.api_enabled), int(tenant.write_enabled)),
         )])
         return tenant
 
@@ -229,8 +236,11 @@ class SQLiteKeyStore:
         return [tenant_row(r) for r in rows], total
 
     async def update_tenant(self, tenant_id: str, *, name: str | None = None, plan: str | None = None,
-                            disabled: bool | None = None, at: dt.datetime) -> Tenant | None:
-        changes = {"name": name, "plan": plan, "disabled": None if disabled is None else int(disabled)}
+                            disabled: bool | None = None, api_enabled: bool | None = None,
+                            write_enabled: bool | None = None, at: dt.datetime) -> Tenant | None:
+        flags = {"disabled": disabled, "api_enabled": api_enabled, "write_enabled": write_enabled}
+        changes: dict[str, Any] = {"name": name, "plan": plan,
+                                   **{k: None if v is None else int(v) for k, v in flags.items()}}
         sets = [(k, v) for k, v in changes.items() if v is not None]
         assignments = ", ".join([f"{k} = ?" for k, _ in sets] + ["updated_at = ?"])
         await self._write([(f"UPDATE tenants SET {assignments} WHERE id = ?", (*[v for _, v in sets], ts(at), tenant_id))])
@@ -259,7 +269,11 @@ class SQLiteKeyStore:
         changes = {"role": role, "name": name, "disabled": None if disabled is None else int(disabled)}
         sets = [(k, v) for k, v in changes.items() if v is not None]
         assignments = ", ".join([f"{k} = ?" for k, _ in sets] + ["updated_at = ?"])
-        await self._write([(f"UPDATE users SET {assignments} WHERE id = ?", (*[v for _, v in sets], ts(at), user_id))])
+        statements: list[tuple[str, Any]] = [
+            (f"UPDATE users SET {assignments} WHERE id = ?", (*[v for _, v in sets], ts(at), user_id))]
+        if disabled:  # in the same transaction: no session of a disabled user outlives the change
+            statements.append(("DELETE FROM portal_sessions WHERE user_id = ?", (user_id,)))
+        await self._write(statements)
         return await self.get_user(user_id)
 
     # keys

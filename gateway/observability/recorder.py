@@ -59,6 +59,7 @@ class Recorder:
             AuditEntry(
                 at=self._now(), actor=actor.name, action=action, target_type=target_type,
                 target_id=target_id, tenant_id=tenant_id, key_name=key_name, source_ip=actor.source_ip,
+                actor_email=actor.email,
             )
         )
         self.audit_buffer.wake()

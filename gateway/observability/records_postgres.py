@@ -31,9 +31,12 @@ _SCHEMA = [
         rate_limited BOOLEAN NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS call_log_key ON call_log (key_id, id)",
     "CREATE INDEX IF NOT EXISTS call_log_at ON call_log (at)",
+    "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS actor_email TEXT",
+    "CREATE INDEX IF NOT EXISTS audit_log_tenant ON audit_log (tenant_id, id)",
 ]
 
-_AUDIT_COLUMNS = ("at", "actor", "action", "target_type", "target_id", "tenant_id", "key_name", "source_ip")
+_AUDIT_COLUMNS = ("at", "actor", "action", "target_type", "target_id", "tenant_id", "key_name", "source_ip",
+                  "actor_email")
 _CALL_COLUMNS = ("at", "request_id", "tenant_id", "key_id", "key_name", "method", "route", "path", "status",
                  "latency_ms", "upstream_latency_ms", "rate_limited")
 
@@ -86,20 +89,29 @@ class PostgresRecordStore:
 
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         await self._append("audit_log", _AUDIT_LOCK, _AUDIT_COLUMNS, [
-            (e.at, e.actor, e.action, e.target_type, e.target_id, e.tenant_id, e.key_name, e.source_ip)
+            (e.at, e.actor, e.action, e.target_type, e.target_id, e.tenant_id, e.key_name, e.source_ip,
+             e.actor_email)
             for e in entries
         ])
 
-    async def list_audit(self, *, after: int | None, limit: int, newest_first: bool = False) -> list[AuditEntry]:
-        columns = f"SELECT id, {', '.join(_AUDIT_COLUMNS)} FROM audit_log"
-        if newest_first:
-            rows = await (self._fetch(f"{columns} WHERE id < $1 ORDER BY id DESC LIMIT $2", after, limit)
-                          if after is not None else self._fetch(f"{columns} ORDER BY id DESC LIMIT $1", limit))
-        else:
-            rows = await self._fetch(f"{columns} WHERE id > $1 ORDER BY id LIMIT $2", after or 0, limit)
+    async def list_audit(self, *, after: int | None, limit: int, newest_first: bool = False,
+                         tenant_id: str | None = None) -> list[AuditEntry]:
+        where: list[str] = []
+        args: list[Any] = []
+        if after is not None or not newest_first:
+            args.append(after or 0)
+            where.append(f"id {'<' if newest_first else '>'} ${len(args)}")
+        if tenant_id is not None:
+            args.append(tenant_id)
+            where.append(f"tenant_id = ${len(args)}")
+        condition = (" WHERE " + " AND ".join(where)) if where else ""
+        order = "DESC" if newest_first else "ASC"
+        rows = await self._fetch(
+            f"SELECT id, {', '.join(_AUDIT_COLUMNS)} FROM audit_log{condition} ORDER BY id {order} "
+            f"LIMIT ${len(args) + 1}", *args, limit)
         return [
             AuditEntry(id=r[0], at=_utc(r[1]), actor=r[2], action=r[3], target_type=r[4], target_id=r[5],
-                       tenant_id=r[6], key_name=r[7], source_ip=r[8])
+                       tenant_id=r[6], key_name=r[7], source_ip=r[8], actor_email=r[9])
             for r in rows
         ]
 
@@ -108,12 +120,13 @@ class PostgresRecordStore:
         await self._append("call_log", _CALL_LOCK, _CALL_COLUMNS, [(at(row[0], utc), *row[1:]) for row in rows])
 
     async def list_calls(
-        self, *, cursor: int | None, newest_first: bool, limit: int, key_id: str | None, status: int | None
+        self, *, cursor: int | None, newest_first: bool, limit: int, key_id: str | None, status: int | None,
+        tenant_id: str | None = None,
     ) -> list[CallEntry]:
         where: list[str] = []
         args: list[Any] = []
         for clause, value in (("id < ${}" if newest_first else "id > ${}", cursor),
-                              ("key_id = ${}", key_id), ("status = ${}", status)):
+                              ("key_id = ${}", key_id), ("status = ${}", status), ("tenant_id = ${}", tenant_id)):
             if value is not None:
                 args.append(value)
                 where.append(clause.format(len(args)))

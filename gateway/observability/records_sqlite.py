@@ -33,7 +33,8 @@ _SCHEMA = [
         target_id TEXT NOT NULL,
         tenant_id TEXT,
         key_name TEXT,
-        source_ip TEXT
+        source_ip TEXT,
+        actor_email TEXT
     )
     """,
     """
@@ -56,8 +57,11 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS call_log_key ON call_log (key_id, id)",
     "CREATE INDEX IF NOT EXISTS call_log_at ON call_log (at)",
 ]
+# Added later, to files made before: (table, column, declaration); then what needs the columns.
+_COLUMNS = [("audit_log", "actor_email", "TEXT")]
+_LATER = ["CREATE INDEX IF NOT EXISTS audit_log_tenant ON audit_log (tenant_id, id)"]
 
-_AUDIT_COLUMNS = "id, at, actor, action, target_type, target_id, tenant_id, key_name, source_ip"
+_AUDIT_COLUMNS = "id, at, actor, action, target_type, target_id, tenant_id, key_name, source_ip, actor_email"
 _CALL_COLUMNS = (
     "id, at, request_id, tenant_id, key_id, key_name, method, route, path, status, "
     "latency_ms, upstream_latency_ms, rate_limited"
@@ -130,6 +134,12 @@ class SQLiteRecordStore:
             await self._db.execute("PRAGMA synchronous=NORMAL")
             for statement in _SCHEMA:
                 await self._db.execute(statement)
+            for table, column, declaration in _COLUMNS:
+                present = {row[1] for row in await self._db.execute_fetchall(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    await self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            for statement in _LATER:
+                await self._db.execute(statement)
             await self._db.commit()
         except (OSError, aiosqlite.Error) as exc:
             await self.close()
@@ -186,24 +196,33 @@ class SQLiteRecordStore:
 
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         await self._write(
-            "audit_log", ("at", "actor", "action", "target_type", "target_id", "tenant_id", "key_name", "source_ip"),
+            "audit_log", ("at", "actor", "action", "target_type", "target_id", "tenant_id", "key_name", "source_ip",
+                          "actor_email"),
             entries,
             lambda chunk: [value for e in chunk for value in (
-                _ts(e.at), e.actor, e.action, e.target_type, e.target_id, e.tenant_id, e.key_name, e.source_ip)],
+                _ts(e.at), e.actor, e.action, e.target_type, e.target_id, e.tenant_id, e.key_name, e.source_ip,
+                e.actor_email)],
         )
 
-    async def list_audit(self, *, after: int | None, limit: int, newest_first: bool = False) -> list[AuditEntry]:
-        """Entries after the cursor, oldest first; or before it, newest first (for a console)."""
-        if newest_first:
-            bound = "WHERE id < ?" if after is not None else ""
-            params: tuple[Any, ...] = (after, limit) if after is not None else (limit,)
-            sql = f"SELECT {_AUDIT_COLUMNS} FROM audit_log {bound} ORDER BY id DESC LIMIT ?"
-        else:
-            sql, params = f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE id > ? ORDER BY id LIMIT ?", (after or 0, limit)
-        rows = await self._read(sql, params)
+    async def list_audit(self, *, after: int | None, limit: int, newest_first: bool = False,
+                         tenant_id: str | None = None) -> list[AuditEntry]:
+        """Entries after the cursor, oldest first; or before it, newest first (for a console);
+        with `tenant_id`, that tenant's only."""
+        where: list[str] = []
+        params: list[Any] = []
+        if after is not None or not newest_first:
+            where.append("id < ?" if newest_first else "id > ?")
+            params.append(after or 0)
+        if tenant_id is not None:
+            where.append("tenant_id = ?")
+            params.append(tenant_id)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        order = "DESC" if newest_first else "ASC"
+        rows = await self._read(f"SELECT {_AUDIT_COLUMNS} FROM audit_log{clause} ORDER BY id {order} LIMIT ?",
+                                (*params, limit))
         return [
             AuditEntry(id=r[0], at=_dt(r[1]), actor=r[2], action=r[3], target_type=r[4], target_id=r[5],
-                       tenant_id=r[6], key_name=r[7], source_ip=r[8])
+                       tenant_id=r[6], key_name=r[7], source_ip=r[8], actor_email=r[9])
             for r in rows
         ]
 
@@ -217,7 +236,8 @@ class SQLiteRecordStore:
         )
 
     async def list_calls(
-        self, *, cursor: int | None, newest_first: bool, limit: int, key_id: str | None, status: int | None
+        self, *, cursor: int | None, newest_first: bool, limit: int, key_id: str | None, status: int | None,
+        tenant_id: str | None = None,
     ) -> list[CallEntry]:
         """Entries after the cursor, oldest first; or before it, newest first (for a console)."""
         where: list[str] = []
@@ -225,6 +245,9 @@ class SQLiteRecordStore:
         if cursor is not None:
             where.append("id < ?" if newest_first else "id > ?")
             params.append(cursor)
+        if tenant_id is not None:  # no index of its own: one per call-log row would cost every request
+            where.append("tenant_id = ?")
+            params.append(tenant_id)
         if key_id is not None:
             where.append("key_id = ?")
             params.append(key_id)

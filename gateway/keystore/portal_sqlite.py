@@ -1,0 +1,134 @@
+"""The tenant portal's rows in the SQLite store: sign-ins, single-use links and sessions.
+
+A mixin of `SQLiteKeyStore` (its connection, write lock and transactions). Secrets never reach
+this file: only SHA-256 hashes of link tokens and session ids, and argon2id hashes of passwords.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from gateway.keystore import rows
+from gateway.keystore.models import Login, PortalSession, PortalToken, SessionView, User
+from gateway.keystore.sqlite_times import parse_ts, ts
+
+_VALID_TOKEN = ("token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ? AND user_id IN "
+                "(SELECT u.id FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.disabled = 0 AND t.disabled = 0)")
+_TOKEN_USER = "(SELECT user_id FROM portal_tokens WHERE token_hash = ?)"
+
+
+class SQLitePortalQueries:
+    if TYPE_CHECKING:
+        async def _write(self, statements: list[tuple[str, Any]], *, first_must_change: bool = False) -> int | None: ...
+        async def _one(self, sql: str, params: Any = ()) -> Any: ...
+        async def _all(self, sql: str, params: Any = ()) -> list[Any]: ...
+        async def get_user(self, user_id: str) -> User | None: ...
+
+    async def create_invited_user(self, user: User, email: str, token: PortalToken) -> User:
+        """The user, their sign-in email (no password yet) and the invitation, in one transaction;
+        `DuplicateError` when the email already signs someone in."""
+        await self._write([
+            ("INSERT INTO users (id, tenant_id, name, email, role, disabled, created_at, updated_at) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             (user.id, user.tenant_id, user.name, user.email, user.role, int(user.disabled),
+              ts(user.created_at), ts(user.updated_at))),
+            ("INSERT INTO user_logins (user_id, email) VALUES (?, ?)", (user.id, email)),
+            _insert_token(token),
+        ])
+        return user
+
+    async def add_token(self, token: PortalToken) -> None:
+        """A new link for the user; their earlier unused links of the same purpose stop working."""
+        await self._write([
+            ("UPDATE portal_tokens SET used_at = ? WHERE user_id = ? AND purpose = ? AND used_at IS NULL",
+             (ts(token.created_at), token.user_id, token.purpose)),
+            _insert_token(token),
+        ])
+
+    async def login_by_email(self, email: str) -> Login | None:
+        row = await self._one(rows.LOGIN_SELECT + "l.email = ?", (email,))
+        return rows.login_row(row, parse_ts) if row else None
+
+    async def login_of(self, user_id: str) -> Login | None:
+        row = await self._one(rows.LOGIN_SELECT + "l.user_id = ?", (user_id,))
+        return rows.login_row(row, parse_ts) if row else None
+
+    async def logins_of_tenant(self, tenant_id: str) -> list[Login]:
+        found = await self._all(rows.LOGIN_SELECT + "u.tenant_id = ? ORDER BY u.created_at, u.id", (tenant_id,))
+        return [rows.login_row(r, parse_ts) for r in found]
+
+    async def token_login(self, token_hash: str, purpose: str, now: dt.datetime) -> Login | None:
+        """Whose link this is, while it can still be used."""
+        row = await self._one(
+            rows.LOGIN_SELECT + f"l.user_id IN (SELECT user_id FROM portal_tokens WHERE {_VALID_TOKEN})",
+            (token_hash, purpose, ts(now)))
+        return rows.login_row(row, parse_ts) if row else None
+
+    async def redeem_token(self, token_hash: str, purpose: str, now: dt.datetime, password_hash: str,
+                           name: str | None = None) -> User | None:
+        """Spend a valid link and set the password, in one transaction; None when the link was
+        unknown, used, expired, or its user or tenant is disabled. Every other link and session
+        of the user ends with it."""
+        statements: list[tuple[str, Any]] = [
+            (f"UPDATE portal_tokens SET used_at = ? WHERE {_VALID_TOKEN}", (ts(now), token_hash, purpose, ts(now))),
+            (f"UPDATE user_logins SET password_hash = ?, password_at = ? WHERE user_id = {_TOKEN_USER}",
+             (password_hash, ts(now), token_hash)),
+            (f"UPDATE portal_tokens SET used_at = ? WHERE user_id = {_TOKEN_USER} AND used_at IS NULL",
+             (ts(now), token_hash)),
+            (f"DELETE FROM portal_sessions WHERE user_id = {_TOKEN_USER}", (token_hash,)),
+        ]
+        if name is not None:
+            statements.append((f"UPDATE users SET name = ?, updated_at = ? WHERE id = {_TOKEN_USER}",
+                               (name, ts(now), token_hash)))
+        if await self._write(statements, first_must_change=True) is None:
+            return None
+        row = await self._one("SELECT user_id FROM portal_tokens WHERE token_hash = ?", (token_hash,))
+        return await self.get_user(row[0]) if row else None
+
+    async def set_password(self, user_id: str, password_hash: str, at: dt.datetime) -> None:
+        await self._write([("UPDATE user_logins SET password_hash = ?, password_at = ? WHERE user_id = ?",
+                            (password_hash, ts(at), user_id))])
+
+    async def put_login(self, user_id: str, email: str, password_hash: str | None) -> None:
+        """A login as it is (`gateway store migrate`)."""
+        await self._write([("INSERT INTO user_logins (user_id, email, password_hash) VALUES (?, ?, ?)",
+                            (user_id, email, password_hash))])
+
+    async def create_session(self, session: PortalSession, *, replaces: str | None = None) -> None:
+        statements: list[tuple[str, Any]] = [(
+            "INSERT INTO portal_sessions (id_hash, user_id, created_at, seen_at, expires_at, client_ip, user_agent) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (session.id_hash, session.user_id, ts(session.created_at), ts(session.seen_at),
+             ts(session.expires_at), session.client_ip, session.user_agent))]
+        if replaces is not None:
+            statements.append(("DELETE FROM portal_sessions WHERE id_hash = ?", (replaces,)))
+        await self._write(statements)
+
+    async def get_session(self, id_hash: str) -> SessionView | None:
+        row = await self._one(rows.SESSION_SELECT + "?", (id_hash,))
+        return rows.session_row(row, parse_ts) if row else None
+
+    async def touch_session(self, id_hash: str, at: dt.datetime) -> None:
+        await self._write([("UPDATE portal_sessions SET seen_at = ? WHERE id_hash = ? AND seen_at < ?",
+                            (ts(at), id_hash, ts(at)))])
+
+    async def delete_session(self, id_hash: str) -> None:
+        await self._write([("DELETE FROM portal_sessions WHERE id_hash = ?", (id_hash,))])
+
+    async def delete_user_sessions(self, user_id: str) -> None:
+        await self._write([("DELETE FROM portal_sessions WHERE user_id = ?", (user_id,))])
+
+    async def purge_portal(self, now: dt.datetime, idle_before: dt.datetime) -> None:
+        """Sessions past either timeout and links past their expiry: nothing in them can be used."""
+        await self._write([
+            ("DELETE FROM portal_sessions WHERE expires_at <= ? OR seen_at < ?", (ts(now), ts(idle_before))),
+            ("DELETE FROM portal_tokens WHERE expires_at <= ?", (ts(now),)),
+        ])
+
+
+def _insert_token(token: PortalToken) -> tuple[str, Any]:
+    return ("INSERT INTO portal_tokens (token_hash, purpose, user_id, created_at, expires_at, used_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (token.token_hash, token.purpose, token.user_id, ts(token.created_at), ts(token.expires_at),
+             ts(token.used_at)))
