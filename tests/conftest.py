@@ -250,10 +250,13 @@ def no_secret_is_ever_logged() -> Any:
     in-process (operational logs at DEBUG, and the access log)."""
     import logging
 
+    import secrets as secrets_module
+
     from gateway.accounts import service
+    from gateway.accounts.passwords import Passwords
     from gateway.credentials.tokens import TokenService
     from gateway.observability.accesslog import AccessLog
-    from gateway.observability.logs import JsonFormatter
+    from gateway.observability.logs import JsonFormatter, quiet_libraries
 
     created: set[str] = {ADMIN_TOKEN}
     lines: list[str] = []
@@ -267,6 +270,23 @@ def no_secret_is_ever_logged() -> Any:
                 lines.append(repr(record.__dict__))
 
     original_generate, original_mint, original_render = service.generate_key, TokenService.mint, AccessLog.render
+    original_hash, original_verify, original_token = Passwords.hash, Passwords.verify, secrets_module.token_urlsafe
+
+    async def hash_password(self: Passwords, password: str) -> str:
+        hashed = await original_hash(self, password)
+        created.update((password, hashed))  # a password, and its argon2id hash
+        return hashed
+
+    async def verify_password(self: Passwords, stored: str | None, password: str) -> bool:
+        if len(password) >= 8:
+            created.add(password)  # wrong ones too: a mistyped password is nearly the right one
+        return await original_verify(self, stored, password)
+
+    def token_urlsafe(nbytes: int | None = None) -> str:
+        token = original_token(nbytes)
+        if nbytes == 32:
+            created.add(token)  # portal session ids and invitation / reset link tokens
+        return token
 
     def generate_key(prefix: str, environment: str) -> str:
         secret = original_generate(prefix, environment)
@@ -288,8 +308,13 @@ def no_secret_is_ever_logged() -> Any:
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     service.generate_key, TokenService.mint, AccessLog.render = generate_key, mint, render  # type: ignore[method-assign]
+    Passwords.hash, Passwords.verify = hash_password, verify_password  # type: ignore[method-assign]
+    secrets_module.token_urlsafe = token_urlsafe
+    quiet_libraries()  # as `gateway run` sets them
     yield
     service.generate_key, TokenService.mint, AccessLog.render = original_generate, original_mint, original_render  # type: ignore[method-assign]
+    Passwords.hash, Passwords.verify = original_hash, original_verify  # type: ignore[method-assign]
+    secrets_module.token_urlsafe = original_token
     root.removeHandler(handler)
     root.setLevel(level)
     text = "\n".join(lines)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 _MAX_CLIENTS = 65_536  # addresses remembered; the least recently failing are forgotten first
 
 
-def _client(address: str) -> str:
+def client_key(address: str) -> str:
     """An IPv6 client is its /64 (one host usually holds all of one), an IPv4 one its address."""
     if ":" not in address:
         return address
@@ -57,7 +57,7 @@ class AuthFailureThrottle:
     def failed(self, client_ip: str) -> float:
         """Count one failed credential from this address; how long its answer should wait."""
         now = self._clock()
-        client_ip = _client(client_ip)
+        client_ip = client_key(client_ip)
         buckets = self._buckets
         bucket = buckets.pop(client_ip, None)  # re-inserted below: dict order is recency
         if bucket is None:

@@ -99,9 +99,10 @@ class Accounts:
         self._clock = clock
         self._expiries_since: dt.datetime | None = None  # the first look covers all time
 
-    def record(self, actor: Actor, action: str, target_type: str, target_id: str) -> None:
-        """An audit entry for an operator action outside accounts (a config reload, say)."""
-        self._audit(actor, action, target_type, target_id)
+    def record(self, actor: Actor, action: str, target_type: str, target_id: str, *,
+               tenant_id: str | None = None) -> None:
+        """An audit entry for an action outside this service (a config reload, an invitation)."""
+        self._audit(actor, action, target_type, target_id, tenant_id=tenant_id)
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc)

@@ -15,7 +15,7 @@ RECORDER: web.AppKey[Recorder] = web.AppKey("recorder", Recorder)
 MAX_LIMIT = 1000
 
 
-def _limit(query: Mapping[str, str]) -> int:
+def limit_param(query: Mapping[str, str]) -> int:
     raw = query.get("limit", "100")
     try:
         value = int(raw)
@@ -26,7 +26,7 @@ def _limit(query: Mapping[str, str]) -> int:
     return value
 
 
-def _order(query: Mapping[str, str]) -> bool:
+def order_param(query: Mapping[str, str]) -> bool:
     order = query.get("order", "asc")
     if order not in ("asc", "desc"):
         raise ValidationError(details=[{"field": "order", "issue": "must be asc or desc"}])
@@ -37,8 +37,8 @@ async def audit(request: web.Request) -> web.Response:
     """Oldest first after `after`; with `order=desc`, newest first before `after` (console paging)."""
     recorder = request.app[RECORDER]
     after = decode_cursor(request.query.get("after"))
-    limit = _limit(request.query)
-    newest_first = _order(request.query)
+    limit = limit_param(request.query)
+    newest_first = order_param(request.query)
     await recorder.audit_buffer.flush()
     entries = await recorder.store.list_audit(after=after, limit=limit, newest_first=newest_first)
     last = entries[-1].id if entries else after
@@ -54,8 +54,8 @@ async def calls(request: web.Request) -> web.Response:
     recorder = request.app[RECORDER]
     query = request.query
     cursor = decode_cursor(query.get("after"))
-    limit = _limit(query)
-    newest_first = _order(query)
+    limit = limit_param(query)
+    newest_first = order_param(query)
     status = None
     if "status" in query:
         try:

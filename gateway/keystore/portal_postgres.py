@@ -14,12 +14,13 @@ from gateway.keystore.models import Login, PortalSession, PortalToken, SessionVi
 
 # $1 token hash, $2 purpose, $3 now
 _VALID_TOKEN = ("token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 AND user_id IN "
-                "(SELECT u.id FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE NOT u.disabled AND NOT t.disabled)")
+                "(SELECT u.id FROM users u JOIN tenants t ON t.id = u.tenant_id "
+                "WHERE NOT u.disabled AND NOT t.disabled)")
 _TOKEN_USER = "(SELECT user_id FROM portal_tokens WHERE token_hash = $1)"
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.astimezone(dt.timezone.utc) if value is not None else None
+    return value.astimezone(dt.UTC) if value is not None else None
 
 
 class PostgresPortalQueries:

@@ -14,7 +14,8 @@ from gateway.keystore.models import Login, PortalSession, PortalToken, SessionVi
 from gateway.keystore.sqlite_times import parse_ts, ts
 
 _VALID_TOKEN = ("token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ? AND user_id IN "
-                "(SELECT u.id FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.disabled = 0 AND t.disabled = 0)")
+                "(SELECT u.id FROM users u JOIN tenants t ON t.id = u.tenant_id "
+                "WHERE u.disabled = 0 AND t.disabled = 0)")
 _TOKEN_USER = "(SELECT user_id FROM portal_tokens WHERE token_hash = ?)"
 
 

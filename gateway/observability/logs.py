@@ -37,5 +37,12 @@ def setup_logging(level: str = "info", stream: object = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Libraries whose chatter would duplicate ours or leak what we keep out of logs."""
     # aiohttp's own access log would duplicate ours and its server log is noisy on bad clients.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiosqlite's debug lines quote every statement with its parameters: password hashes among them.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)

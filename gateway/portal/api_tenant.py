@@ -1,0 +1,174 @@
+"""The tenant-scoped API (contract section 9): the signed-in person's own tenant only, in the
+admin API's shapes. Every id in a path is resolved through the `Caller` (404 for another
+tenant's), every list is filtered by the caller's tenant in the store query itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.accounts import rules
+from gateway.admin.api import KEY_SORTS, KEY_STATUSES, listing, paging, sort_param
+from gateway.admin.records_api import limit_param, order_param
+from gateway.errors import InsufficientScope, ValidationError
+from gateway.observability.records import AuditEntry, decode_cursor, encode_cursor, entry_json
+from gateway.portal.authz import Caller, Endpoints
+from gateway.portal.http import json_response, read_json
+from gateway.portal.services import PORTAL, person
+
+routes = Endpoints()
+SET_BY_PORTAL = ("tenant_id", "user_id", "rate_limit_per_minute")
+
+
+# keys
+
+
+@routes.add("GET", "/keys", needs="read")
+async def list_keys(request: web.Request, caller: Caller) -> web.StreamResponse:
+    portal = request.app[PORTAL]
+    page, per_page = paging(request.query)
+    sort = sort_param(request.query, KEY_SORTS, "-created_at")
+    status = request.query.get("status")
+    if status is not None and status not in KEY_STATUSES:
+        raise ValidationError(details=[{"field": "status", "issue": "must be one of " + ", ".join(KEY_STATUSES)}])
+    keys, total = await portal.accounts.store.list_keys(
+        tenant_id=caller.tenant.id, status=status, now=portal.accounts.now(), page=page, per_page=per_page, sort=sort)
+    return json_response(listing([portal.key(k) for k in keys], total, page, per_page))
+
+
+@routes.add("POST", "/keys", needs="keys")
+async def create_key(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """A key of the caller's tenant that belongs to the caller (so their role caps it)."""
+    portal = request.app[PORTAL]
+    body = rules.require_object(await read_json(request))
+    fixed = [{"field": name, "issue": "is set by the portal"} for name in SET_BY_PORTAL if name in body]
+    if fixed:
+        raise ValidationError(details=fixed)
+    key, secret = await portal.accounts.create_key(
+        {**body, "tenant_id": caller.tenant.id, "user_id": caller.user.id}, caller.actor)
+    return json_response(portal.key(key, secret), 201)
+
+
+@routes.add("GET", "/keys/{key_id}", needs="read")
+async def get_key(request: web.Request, caller: Caller) -> web.StreamResponse:
+    return json_response(request.app[PORTAL].key(await caller.key(request.match_info["key_id"])))
+
+
+@routes.add("POST", "/keys/{key_id}/rotate", needs="keys")
+async def rotate_key(request: web.Request, caller: Caller) -> web.StreamResponse:
+    portal = request.app[PORTAL]
+    key = await caller.key(request.match_info["key_id"])
+    rotated, secret = await portal.accounts.rotate_key(key.id, caller.actor)
+    return json_response(portal.key(rotated, secret), 201)
+
+
+@routes.add("POST", "/keys/{key_id}/revoke", needs="keys")
+async def revoke_key(request: web.Request, caller: Caller) -> web.StreamResponse:
+    portal = request.app[PORTAL]
+    key = await caller.key(request.match_info["key_id"])
+    return json_response(portal.key(await portal.accounts.revoke_key(key.id, caller.actor)))
+
+
+# users (members of the tenant)
+
+
+@routes.add("GET", "/users", needs="read")
+async def list_users(request: web.Request, caller: Caller) -> web.StreamResponse:
+    store = request.app[PORTAL].accounts.store
+    logins = {login.user.id: login for login in await store.logins_of_tenant(caller.tenant.id)}
+    users = [person(u, logins.get(u.id)) for u in await store.list_users(caller.tenant.id)]
+    return json_response(listing(users, len(users), 1, max(1, len(users))))
+
+
+def _grantable(caller: Caller) -> tuple[str, ...]:
+    """Owners make and manage owners; admins everyone below."""
+    return rules.ROLES if caller.can("owners") else tuple(r for r in rules.ROLES if r != "owner")
+
+
+@routes.add("POST", "/users", needs="users")
+async def invite(request: web.Request, caller: Caller) -> web.StreamResponse:
+    portal = request.app[PORTAL]
+    user, url = await portal.people.invite(caller.tenant.id, await read_json(request), caller.actor,
+                                           origin=portal.origins.own(request), roles=_grantable(caller))
+    return json_response({**person(user, None), "status": "invited", "invitation_url": url}, 201)
+
+
+@routes.add("POST", "/users/{user_id}/invitation", needs="users")
+async def reinvite(request: web.Request, caller: Caller) -> web.StreamResponse:
+    portal = request.app[PORTAL]
+    user = await caller.member(request.match_info["user_id"])
+    if user.role not in _grantable(caller):
+        raise InsufficientScope("only an owner can invite an owner")
+    url = await portal.people.reinvite(user, caller.actor, origin=portal.origins.own(request))
+    return json_response({**person(user, None), "status": "invited", "invitation_url": url}, 201)
+
+
+@routes.add("PATCH", "/users/{user_id}", needs="users")
+async def update_user(request: web.Request, caller: Caller) -> web.StreamResponse:
+    portal = request.app[PORTAL]
+    user = await caller.member(request.match_info["user_id"])
+    body = rules.require_object(await read_json(request))
+    grantable = _grantable(caller)
+    if user.role not in grantable or body.get("role") == "owner" and "owner" not in grantable:
+        raise InsufficientScope("only an owner can change an owner, or make one")
+    demoted = "role" in body and body["role"] != "owner" or body.get("disabled") is True
+    if user.role == "owner" and demoted and not user.disabled:
+        owners = [u for u in await portal.accounts.store.list_users(caller.tenant.id)
+                  if u.role == "owner" and not u.disabled]
+        if len(owners) <= 1:
+            raise ValidationError("the tenant needs at least one owner",
+                                  details=[{"field": "role" if "role" in body else "disabled",
+                                            "issue": "this is the tenant's last owner"}])
+    updated = await portal.accounts.update_user(user.id, body, caller.actor)
+    login = await portal.accounts.store.login_of(user.id)
+    return json_response(person(updated, login))
+
+
+# what happened
+
+
+@routes.add("GET", "/audit", needs="read")
+async def audit(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """The tenant's audit trail; an operator's address is not the tenant's business."""
+    recorder = request.app[PORTAL].recorder
+    after = decode_cursor(request.query.get("after"))
+    limit, newest_first = limit_param(request.query), order_param(request.query)
+    entries: list[AuditEntry] = []
+    if recorder is not None:
+        await recorder.audit_buffer.flush()
+        entries = await recorder.store.list_audit(after=after, limit=limit, newest_first=newest_first,
+                                                  tenant_id=caller.tenant.id)
+    last = entries[-1].id if entries else after
+    next_cursor = encode_cursor(last) if last is not None else (None if newest_first else encode_cursor(0))
+    return json_response({"data": [_audit_view(e) for e in entries], "next_cursor": next_cursor})
+
+
+def _audit_view(entry: AuditEntry) -> dict[str, Any]:
+    view = entry_json(entry)
+    if not entry.actor.startswith("user:"):
+        view.pop("source_ip", None)
+    return view
+
+
+@routes.add("GET", "/calls", needs="read")
+async def calls(request: web.Request, caller: Caller) -> web.StreamResponse:
+    recorder = request.app[PORTAL].recorder
+    query = request.query
+    cursor = decode_cursor(query.get("after"))
+    limit, newest_first = limit_param(query), order_param(query)
+    status = None
+    if "status" in query:
+        status = int(query["status"]) if query["status"].isdigit() else 0
+        if not 100 <= status <= 599:
+            raise ValidationError(details=[{"field": "status", "issue": "must be an HTTP status code"}])
+    entries = []
+    if recorder is not None:
+        await recorder.call_buffer.flush()
+        entries = await recorder.store.list_calls(cursor=cursor, newest_first=newest_first, limit=limit,
+                                                  key_id=query.get("key_id") or None, status=status,
+                                                  tenant_id=caller.tenant.id)
+    last = entries[-1].id if entries else cursor
+    return json_response({"data": [entry_json(e) for e in entries],
+                          "next_cursor": encode_cursor(last) if last is not None else None})

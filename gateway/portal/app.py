@@ -1,0 +1,39 @@
+"""The portal's aiohttp application: the tenant-scoped API under `<portal.path>/api`.
+
+Middlewares, outermost first: the contract's JSON errors (shared with the admin listener), then
+the Origin check of every state-changing request. Each API route is installed from an
+`Endpoints` table, so each one passes the session, CSRF and role checks of `authz.py`.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.admin.errors import error_middleware
+from gateway.errors import SERVER
+from gateway.portal import api_session, api_tenant
+from gateway.portal.authz import Endpoints
+from gateway.portal.http import API_HEADERS, MAX_BODY, client_of
+from gateway.portal.services import PORTAL, Portal
+
+TABLES: tuple[Endpoints, ...] = (api_session.routes, api_tenant.routes)
+
+
+async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER
+    for name, value in API_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+def api_prefix(path: str) -> str:
+    return path.rstrip("/") + "/api"
+
+
+def portal_app(portal: Portal) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, portal.origins.middleware()], client_max_size=MAX_BODY)
+    app.on_response_prepare.append(_headers)
+    app[PORTAL] = portal
+    for table in TABLES:
+        table.install(app, api_prefix(portal.path), portal.sessions, portal.accounts, client_of)
+    app.on_cleanup.append(lambda _: portal.close())
+    return app
