@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", required=True, help="YAML config file")
     common.add_argument("--json", action="store_true", help="machine-readable output")
     add_parsers(sub, common)
-    for name in ("tenants", "keys"):
+    for name in ("tenants", "users", "keys"):
         sub.choices[name].set_defaults(func=cmd_accounts)
     return parser
 

@@ -1,4 +1,4 @@
-"""`gateway tenants ...` and `gateway keys ...`: bootstrap and scripting on the configured store.
+"""`gateway tenants|users|keys ...`: bootstrap and scripting on the configured store.
 
 They go through the same `Accounts` service as the admin API, so the same rules apply. A gateway
 already running on the same store sees a change within `store.cache_ttl`. Every change is in the
@@ -72,6 +72,46 @@ async def tenants_list(accounts: Accounts, args: argparse.Namespace) -> None:
     tenants, _ = await accounts.store.list_tenants(page=1, per_page=10_000, sort="created_at")
     rows = [f"{t.id}\t{t.name}\t{t.plan}\t{'disabled' if t.disabled else 'active'}" for t in tenants]
     _print(args, [plain(t) for t in tenants], rows or ["no tenants"])
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in ("true", "yes", "on", "1"):
+        return True
+    if text.lower() in ("false", "no", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError("must be true or false")
+
+
+def _changes(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+async def tenants_update(accounts: Accounts, args: argparse.Namespace) -> None:
+    body = _changes(args, ("name", "plan", "disabled", "api_enabled", "write_enabled"))
+    tenant = await accounts.update_tenant(args.tenant_id, body, CLI)
+    _print(args, plain(tenant), [
+        f"updated tenant {tenant.id}: plan {tenant.plan}, {'disabled' if tenant.disabled else 'active'}, "
+        f"API access {'on' if tenant.api_enabled else 'off'}, write access {'on' if tenant.write_enabled else 'off'}"])
+
+
+async def users_create(accounts: Accounts, args: argparse.Namespace) -> None:
+    body: dict[str, Any] = {"name": args.name, "role": args.role}
+    if args.email:
+        body["email"] = args.email
+    user = await accounts.create_user(args.tenant, body, CLI)
+    _print(args, plain(user), [f"created user {user.id} ({user.name}, {user.role}) in tenant {user.tenant_id}"])
+
+
+async def users_list(accounts: Accounts, args: argparse.Namespace) -> None:
+    tenant = await accounts.tenant(args.tenant)
+    users = await accounts.store.list_users(tenant.id)
+    rows = [f"{u.id}\t{u.name}\t{u.email or '-'}\t{u.role}\t{'disabled' if u.disabled else 'active'}" for u in users]
+    _print(args, [plain(u) for u in users], rows or ["no users"])
+
+
+async def users_update(accounts: Accounts, args: argparse.Namespace) -> None:
+    user = await accounts.update_user(args.user_id, _changes(args, ("name", "role", "disabled")), CLI)
+    _print(args, plain(user), [f"updated user {user.id}: {user.role}, {'disabled' if user.disabled else 'active'}"])
 
 
 def _permission(text: str) -> dict[str, Any]:
@@ -162,6 +202,32 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(action_fn=tenants_create)
     p = tenants.add_parser("list", parents=[common])
     p.set_defaults(action_fn=tenants_list)
+    p = tenants.add_parser("update", parents=[common], help="rename, change plan, disable, or set the gates")
+    p.add_argument("tenant_id")
+    p.add_argument("--name")
+    p.add_argument("--plan")
+    p.add_argument("--disabled", type=_flag, metavar="true|false")
+    p.add_argument("--api-enabled", type=_flag, metavar="true|false", help="may the tenant's keys be used at all")
+    p.add_argument("--write-enabled", type=_flag, metavar="true|false", help="may they use write methods")
+    p.set_defaults(action_fn=tenants_update)
+
+    users = sub.add_parser("users", help="create, list and update a tenant's users").add_subparsers(
+        dest="action", required=True)
+    p = users.add_parser("create", parents=[common])
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--email")
+    p.add_argument("--role", required=True, choices=["owner", "admin", "member", "viewer"])
+    p.set_defaults(action_fn=users_create)
+    p = users.add_parser("list", parents=[common])
+    p.add_argument("--tenant", required=True)
+    p.set_defaults(action_fn=users_list)
+    p = users.add_parser("update", parents=[common], help="change role, name, or disable (ends their sessions)")
+    p.add_argument("user_id")
+    p.add_argument("--name")
+    p.add_argument("--role", choices=["owner", "admin", "member", "viewer"])
+    p.add_argument("--disabled", type=_flag, metavar="true|false")
+    p.set_defaults(action_fn=users_update)
 
     keys = sub.add_parser("keys", help="create, list, show, rotate and revoke API keys").add_subparsers(dest="action", required=True)
     p = keys.add_parser("create", parents=[common])

@@ -1,10 +1,11 @@
 """`gateway store migrate --from URL --to URL`: move a gateway's data to another store, once.
 
 Typically from the embedded SQLite file to PostgreSQL when a second instance is added. Tenants,
-users, keys (their hashes: secrets were never stored), the audit trail and the call log are
-copied through the stores' own interfaces, so every backend pair works. The destination must be
-empty; the source must exist (a mistyped SQLite path is an error, not an empty store) and is only
-read. A long copy reports its rate and the time left about once a second.
+users and their portal sign-ins (email and password hash), keys (their hashes: secrets were never
+stored), the audit trail and the call log are copied through the stores' own interfaces, so every
+backend pair works; portal sessions and unused links are not (people sign in again). The
+destination must be empty; the source must exist (a mistyped SQLite path is an error, not an
+empty store) and is only read. A long copy reports its rate and the time left about once a second.
 """
 
 from __future__ import annotations
@@ -130,6 +131,9 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
             for user in await src.list_users(tenant.id):
                 await dst.create_user(user)
                 copied.users += 1
+                login = await src.login_of(user.id)  # portal sign-ins (sessions and pending links are not copied)
+                if login is not None:
+                    await dst.put_login(user.id, login.email, login.password_hash)
             rows.add(1)
         progress(f"{copied.tenants} tenants, {copied.users} users")
         _, keys = await src.list_keys(now=far_past, page=1, per_page=1, sort="created_at")

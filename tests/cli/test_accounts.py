@@ -97,11 +97,37 @@ def test_store_migrate_copies_everything_from_sqlite_to_postgresql(tmp_path: Pat
     made = json.loads(gateway("keys", "create", *c, "--tenant", "acme", "--name", "one", "--json", cwd=tmp_path).stdout)
     gone = json.loads(gateway("keys", "create", *c, "--tenant", "acme", "--name", "two", "--json", cwd=tmp_path).stdout)
     gateway("keys", "revoke", *c, gone["id"], cwd=tmp_path)
+    assert gateway("tenants", "update", *c, "acme", "--write-enabled", "false", cwd=tmp_path).returncode == 0
+
+    async def signs_in(url: str, add: bool) -> tuple[object, object]:
+        import datetime as dt
+
+        from gateway.keystore.models import PortalToken, User
+        from gateway.keystore.postgres import PostgresKeyStore
+        from gateway.keystore.sqlite import SQLiteKeyStore
+
+        store = SQLiteKeyStore(url[len("sqlite:///"):]) if url.startswith("sqlite") else PostgresKeyStore(url)
+        await store.open()
+        try:
+            if add:
+                now = dt.datetime.now(dt.timezone.utc)
+                ada = User("usr_ada", "acme", "Ada", "ada@example.com", "owner", False, now, now)
+                await store.create_invited_user(ada, "ada@example.com",
+                                                PortalToken("h" * 64, "invitation", ada.id, now, now))
+                await store.set_password(ada.id, "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", now)
+            login = await store.login_by_email("ada@example.com")
+            return (login.password_hash if login else None), await store.get_tenant("acme")
+        finally:
+            await store.close()
+
+    before, _ = asyncio.run(signs_in(cfg["store"]["url"], add=True))
     target = postgres_url(tmp_path)
     try:
         moved = gateway("store", "migrate", "--from", cfg["store"]["url"], "--to", target, cwd=tmp_path)
         assert moved.returncode == 0, moved.stderr
-        assert "1 tenants, 0 users, 2 keys, 4 audit entries" in moved.stdout
+        assert "1 tenants, 1 users, 2 keys, 5 audit entries" in moved.stdout
+        after, tenant = asyncio.run(signs_in(target, add=False))
+        assert after == before and tenant.write_enabled is False  # type: ignore[attr-defined]
         again = gateway("store", "migrate", "--from", cfg["store"]["url"], "--to", target, cwd=tmp_path)
         assert again.returncode == 2 and "empty store" in again.stderr
         # the same keys, secrets included, work against the new store
@@ -125,3 +151,30 @@ def test_store_migrate_copies_everything_from_sqlite_to_postgresql(tmp_path: Pat
         assert found is not None and found.key.id == made["id"]  # type: ignore[attr-defined]
     finally:
         asyncio.run(drop_schema(target))
+
+
+def test_tenant_gates_and_users_from_the_command_line(tmp_path: Path, server_cert) -> None:
+    cfg = write_config(tmp_path, base_config(tmp_path, server_cert))
+    c = ["--config", str(cfg)]
+    assert gateway("tenants", "create", *c, "--id", "acme", "--name", "Acme", "--plan", "starter",
+                   cwd=tmp_path).returncode == 0
+    gated = gateway("tenants", "update", *c, "acme", "--api-enabled", "false", "--write-enabled", "no", "--json",
+                    cwd=tmp_path)
+    assert gated.returncode == 0, gated.stderr
+    assert (json.loads(gated.stdout)["api_enabled"], json.loads(gated.stdout)["write_enabled"]) == (False, False)
+    refused = gateway("keys", "create", *c, "--tenant", "acme", "--name", "k", cwd=tmp_path)
+    assert refused.returncode == 1 and "API access is not enabled" in refused.stderr
+    assert gateway("tenants", "update", *c, "acme", "--api-enabled", "maybe", cwd=tmp_path).returncode == 2
+
+    made = gateway("users", "create", *c, "--tenant", "acme", "--name", "Ada", "--email", "ada@example.com",
+                   "--role", "admin", "--json", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    user = json.loads(made.stdout)
+    assert (user["tenant_id"], user["role"], user["disabled"]) == ("acme", "admin", False)
+    changed = json.loads(gateway("users", "update", *c, user["id"], "--role", "viewer", "--disabled", "true",
+                                 "--json", cwd=tmp_path).stdout)
+    assert (changed["role"], changed["disabled"]) == ("viewer", True)
+    listed = gateway("users", "list", *c, "--tenant", "acme", cwd=tmp_path)
+    assert "ada@example.com" in listed.stdout and "disabled" in listed.stdout
+    missing = gateway("users", "update", *c, "usr_nope", "--role", "viewer", cwd=tmp_path)
+    assert missing.returncode == 1 and "no user" in missing.stderr
