@@ -34,6 +34,7 @@ LAYERS = [
     ["gateway.observability"],
     ["gateway.proxy"],
     ["gateway.admin"],
+    ["gateway.portal"],
     ["gateway.services", "gateway.app", "gateway.store_migrate", "gateway.demo", "gateway.cli_accounts",
      "gateway.cli_certs"],
     ["gateway.cli", "gateway.workers", "gateway.__main__"],
