@@ -101,9 +101,14 @@ class ProxyHandler:
             raise
 
     def _handle(self, request: Request, scope: RequestScope) -> Awaitable[Response]:
-        """Everything before the upstream, run without a coroutine of its own: what it returns
-        is the forwarder's (or an endpoint's) coroutine, awaited by `__call__` directly, so a
-        request waits for its upstream through one coroutine level fewer. A refusal raises here."""
+        """Everything before the upstream, in the request's order: transport, target, the
+        gateway's own endpoints, route, access, forward. A refusal raises here.
+
+        It makes no coroutine of its own: what it returns is the forwarder's (or an endpoint's)
+        coroutine, awaited by `__call__` directly, so a request waits for its upstream through one
+        coroutine level fewer. Fast path: the guard decided at once (`Upstream`), and the request
+        is forwarded from here. Slow path: the guard returned an awaitable (the store or a remote
+        limiter had to be asked), and `_forward_when_admitted` awaits it, then forwards."""
         peer = self._transport.peer(request, plain=self._plain)
         scope.client_ip = peer.client_ip
         target = request.raw_path
@@ -117,21 +122,23 @@ class ProxyHandler:
             return endpoint(request, scope)
         match = self.routes.match(request.method, path)
         scope.route = match.route
-        upstream = self._guard(request, scope, match)
-        if not isinstance(upstream, Upstream):  # the store or a remote limiter had to be asked
-            return self._forward_after(upstream, request, scope, match, peer, sep + query)
-        return self._forward(request, scope, match, upstream, peer, sep + query)
+        decision = self._guard(request, scope, match)
+        if isinstance(decision, Upstream):
+            return self._forward(request, scope, match, decision, peer, sep + query)
+        return self._forward_when_admitted(decision, request, scope, match, peer, sep + query)
 
-    async def _forward_after(
-        self, admitted: Awaitable[Upstream], request: Request, scope: RequestScope, match: Match, peer: Peer,
+    async def _forward_when_admitted(
+        self, decision: Awaitable[Upstream], request: Request, scope: RequestScope, match: Match, peer: Peer,
         query: str,
     ) -> Response:
-        upstream = await admitted
+        upstream = await decision
         return await self._forward(request, scope, match, upstream, peer, query)
 
     def _forward(
         self, request: Request, scope: RequestScope, match: Match, upstream: Upstream, peer: Peer, query: str
     ) -> Awaitable[Response]:
+        """The forwarded request's head (client headers cleaned, the gateway's added) and the
+        forwarder's coroutine that sends it and streams the answer back."""
         scope.response_headers.append(("X-Request-Id", scope.request_id))
         headers = upstream_request_headers(request.headers, scope.upstream_headers)
         headers.append(("Host", upstream.host_header))

@@ -37,6 +37,11 @@ class BackendError(Exception):
 
 
 class RateLimiter(Protocol):
+    """Counts one request against each (bucket, limit per minute) and answers for the strictest.
+
+    A backend that decides in memory may also offer `hit_sync(checks) -> Decision`: the guard
+    then calls it without awaiting, and a request with a cached identity makes no coroutine."""
+
     async def hit(self, checks: Sequence[tuple[str, int]]) -> Decision: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
