@@ -11,10 +11,11 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.credentials.parse import KINDS as AUTH_KINDS  # declared once, with the parser
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-AUTH_KINDS = ("bearer", "api_key_header", "basic")
 
 
 class ConfigError(Exception):

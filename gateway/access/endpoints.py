@@ -8,14 +8,14 @@ from typing import Any
 
 from gateway.access.authorize import authorize_identity
 from gateway.access.guard import AccessGuard
-from gateway.credentials.parse import Credential, extract
+from gateway.credentials.parse import KINDS, Credential, extract
 from gateway.credentials.tokens import TokenService
 from gateway.errors import BadRequest, InvalidCredentials, MethodNotAllowed
 from gateway.exchange import RequestScope
 from gateway.http.body import read_body
 from gateway.http.messages import Request, Response, json_response
 
-_ALL_KINDS = frozenset({"bearer", "api_key_header", "basic"})
+_ALL_KINDS = frozenset(KINDS)
 _MAX_BODY = 8192
 
 

@@ -19,6 +19,7 @@ from gateway.config import Config
 from gateway.credentials.keyformat import display_prefix, generate_key, hash_key, last4, new_id
 from gateway.errors import Conflict, NotFound, ValidationError
 from gateway.keystore.base import DuplicateError, KeyStore
+from gateway.keystore.cache import Invalidator
 from gateway.keystore.models import ApiKey, Tenant, User
 
 
@@ -59,12 +60,6 @@ class AuditSink(Protocol):
         tenant_id: str | None = None,
         key_name: str | None = None,
     ) -> None: ...
-
-
-class Invalidator(Protocol):
-    def invalidate_key(self, key_id: str) -> object: ...
-    def invalidate_tenant(self, tenant_id: str) -> object: ...
-    def invalidate_user(self, user_id: str) -> object: ...
 
 
 class Propagator(Protocol):
@@ -313,7 +308,7 @@ class Accounts:
     def _changed(self, kind: str, target: str) -> None:
         """Drop the object from this instance's caches now, and tell the other instances."""
         for cache in self._invalidators:
-            getattr(cache, f"invalidate_{kind}")(target)
+            cache.invalidate(kind, target)
         if self._propagator is not None:
             self._propagator.announce(kind, target)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from aiohttp import web
 from collections.abc import Callable
 
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from gateway.observability.metrics import scrape_registry

@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from multidict import CIMultiDictProxy
 
 from gateway.errors import BadRequest, InvalidCredentials, MissingCredentials
 
 Kind = Literal["bearer", "api_key_header", "basic"]
+KINDS: tuple[Kind, ...] = get_args(Kind)  # every kind, in the order the config documents them
 MAX_HEADER = 1024
 
 

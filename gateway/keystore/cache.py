@@ -16,6 +16,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+CHANGE_KINDS = frozenset({"key", "tenant", "user"})  # what a change to the accounts can be about
+
+
+class Invalidator(Protocol):
+    """What a change to a key, tenant or user must reach at once: this process's identity caches."""
+
+    def invalidate(self, kind: str, target: str) -> object: ...
+    def clear(self) -> None: ...
+
 
 class Owned(Protocol):
     """What invalidation needs to know about a cached value."""
@@ -145,6 +154,16 @@ class IdentityCache(Generic[V]):
         for k in doomed:
             del self._entries[k]
         return len(doomed)
+
+    def invalidate(self, kind: str, target: str) -> int:
+        """Drop what a change to one key, tenant or user (`kind`, one of CHANGE_KINDS) made stale."""
+        if kind == "key":
+            return self.invalidate_key(target)
+        if kind == "tenant":
+            return self.invalidate_tenant(target)
+        if kind == "user":
+            return self.invalidate_user(target)
+        raise ValueError(f"no such kind of change: {kind!r}")
 
     def invalidate_key(self, key_id: str) -> int:
         return self._drop(lambda v: v.key_id == key_id)

@@ -19,13 +19,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.keystore.cache import CHANGE_KINDS, Invalidator
 from gateway.tasks import cancel_and_wait
-from typing import Any
-
 
 log = logging.getLogger("gateway.invalidation")
-
-_KINDS = ("key", "tenant", "user")
 
 
 class _Pending:
@@ -66,7 +63,7 @@ class InvalidationBus:
     def __init__(
         self,
         url: str,
-        caches: tuple[Any, ...],
+        caches: tuple[Invalidator, ...],
         *,
         channel: str = "gw:invalidate",
         on_lag: Callable[[float], None] | None = None,
@@ -173,11 +170,11 @@ class InvalidationBus:
             if pending is not None:
                 pending.confirm()
             return
-        if message.get("from") == self.instance or message.get("kind") not in _KINDS:
+        if message.get("from") == self.instance or message.get("kind") not in CHANGE_KINDS:
             return
         kind, target = message["kind"], str(message.get("target"))
         for cache in self._caches:
-            getattr(cache, f"invalidate_{kind}")(target)
+            cache.invalidate(kind, target)
         self.received += 1
         at = message.get("at")
         if self._on_lag is not None and isinstance(at, (int, float)):

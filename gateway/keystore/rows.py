@@ -49,7 +49,6 @@ def key_row(r: Any, when: When) -> ApiKey:
     )
 
 
-
 def principal_row(r: Any, when: When) -> Principal:
     """A key row joined with its tenant (from column 17) and user (from column 25, NULL without)."""
     user = user_row(r, when, KEY_WIDTH + TENANT_WIDTH) if r[KEY_WIDTH + TENANT_WIDTH] is not None else None

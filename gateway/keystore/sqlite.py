@@ -15,9 +15,9 @@ from typing import Any
 
 import aiosqlite
 
+from gateway.keystore import rows
 from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, StoreError
 from gateway.keystore.batch import BatchedLookup
-from gateway.keystore import rows
 from gateway.keystore.models import ApiKey, Principal, Tenant, User
 from gateway.keystore.portal_sqlite import SQLitePortalQueries
 from gateway.keystore.sqlite_times import parse_ts, ts

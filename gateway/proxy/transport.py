@@ -10,9 +10,8 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.http.messages import Request
-
 from gateway.errors import HttpsRequired
+from gateway.http.messages import Request
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -6,6 +6,8 @@ import asyncio
 import os
 from dataclasses import dataclass
 
+import pytest
+
 from gateway.keystore.cache import IdentityCache
 
 
@@ -130,3 +132,22 @@ async def test_a_waiter_loads_anew_when_the_caller_loading_its_key_goes_away() -
     release.set()
     assert await asyncio.wait_for(second, 5) == Who("key_1", "acme")
     assert first.cancelled() and loads == 2
+
+
+async def test_a_change_names_its_kind_and_drops_what_that_kind_names() -> None:
+    c = cache(Clock())
+
+    async def load_a() -> Who:
+        return Who("key_a", "acme", "usr_1")
+
+    async def load_b() -> Who:
+        return Who("key_b", "beta")
+
+    for kind, target, left in (("user", "usr_1", {"b"}), ("tenant", "beta", {"a"}), ("key", "key_a", {"b"})):
+        c.clear()
+        await c.get("a", load_a)
+        await c.get("b", load_b)
+        assert c.invalidate(kind, target) == 1
+        assert {name for name in ("a", "b") if c.peek(name)[0]} == left
+    with pytest.raises(ValueError):
+        c.invalidate("plan", "pro")  # a kind nobody handles is an error, not a silent no-op
