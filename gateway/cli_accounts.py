@@ -1,6 +1,7 @@
 """`gateway tenants|users|keys ...`: bootstrap and scripting on the configured store.
 
-They go through the same `Accounts` service as the admin API, so the same rules apply. A gateway
+They go through the same service as the admin API, built by the same code (`services.py`), so
+the same rules apply and whatever the service does on a change happens here too. A gateway
 already running on the same store sees a change within `store.cache_ttl`. Every change is in the
 audit trail with the actor `cli`.
 """
@@ -19,9 +20,7 @@ from gateway.accounts.service import Accounts, Actor, key_view, plain
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.keystore.base import StoreError
-from gateway.keystore.factory import create_store
-from gateway.observability.recorder import Recorder
-from gateway.observability.record_store import create_record_store
+from gateway.services import open_services
 
 CLI = Actor("cli")
 Action = Callable[[Accounts, argparse.Namespace], Awaitable[Any]]
@@ -36,17 +35,9 @@ def _print(args: argparse.Namespace, payload: Any, lines: list[str]) -> None:
 
 def run_action(cfg: Config, args: argparse.Namespace, action: Action) -> int:
     async def go() -> int:
-        async with AsyncExitStack() as stack:
-            store = create_store(cfg.store)
-            await store.open()
-            stack.push_async_callback(store.close)
-            records = create_record_store(cfg)
-            await records.open()
-            stack.push_async_callback(records.close)
-            recorder = Recorder(records, cfg.call_log)
-            recorder.start()
-            stack.push_async_callback(recorder.stop)  # flushes this command's audit entries
-            await action(Accounts(store, cfg, audit=recorder.audit), args)
+        async with AsyncExitStack() as stack:  # closing it flushes this command's audit entries
+            services = await open_services(cfg, stack)
+            await action(services.accounts, args)
         return 0
 
     try:

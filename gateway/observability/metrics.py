@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -228,27 +228,6 @@ class _Pushed:
         self.in_flight.set(m.in_flight)
 
 
-class StatsCollector(Collector):
-    """Figures owned by other objects (cache, buffers), read at scrape time rather than pushed."""
-
-    def __init__(self, read: Callable[[], Iterable[tuple[str, str, str, float]]]) -> None:
-        self._read = read
-
-    def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
-        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
-        for kind, name, doc, value in self._read():
-            family = families.get(name)
-            if family is None:
-                family = (
-                    CounterMetricFamily(name.removesuffix("_total"), doc)
-                    if kind == "counter"
-                    else GaugeMetricFamily(name, doc)
-                )
-                families[name] = family
-            family.add_metric([], value)
-        return list(families.values())
-
-
 def multiprocess_dir() -> str | None:
     """Set (by the workers supervisor) when several processes serve one gateway."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
@@ -264,32 +243,3 @@ def scrape_registry(registry: CollectorRegistry) -> CollectorRegistry:
     merged = CollectorRegistry()
     multiprocess.MultiProcessCollector(merged)
     return merged
-
-
-class StatsPusher:
-    """Multiprocess mode: the figures StatsCollector reads at scrape time, pushed instead into
-    metrics that prometheus-client aggregates across workers (counters as increments, gauges
-    summed over live processes)."""
-
-    def __init__(self, read: Callable[[], Iterable[tuple[str, str, str, float]]], registry: CollectorRegistry) -> None:
-        self._read = read
-        self._metrics: dict[str, Counter | Gauge] = {}
-        self._last: dict[str, float] = {}
-        for kind, name, doc, _ in read():
-            if kind == "counter":
-                self._metrics[name] = Counter(name, doc, registry=registry)
-            else:
-                self._metrics[name] = Gauge(name, doc, registry=registry, multiprocess_mode="livesum")
-
-    def push(self) -> None:
-        for kind, name, _, value in self._read():
-            metric = self._metrics.get(name)
-            if metric is None:
-                continue
-            if isinstance(metric, Counter):
-                delta = value - self._last.get(name, 0.0)
-                if delta > 0:
-                    metric.inc(delta)
-                self._last[name] = value
-            else:
-                metric.set(value)

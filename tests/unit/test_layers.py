@@ -35,7 +35,7 @@ LAYERS = [
     ["gateway.proxy"],
     ["gateway.admin"],
     ["gateway.portal"],
-    ["gateway.services", "gateway.app", "gateway.store_migrate", "gateway.demo", "gateway.cli_accounts",
+    ["gateway.services", "gateway.readiness", "gateway.app", "gateway.store_migrate", "gateway.demo", "gateway.cli_accounts",
      "gateway.cli_certs"],
     ["gateway.cli", "gateway.workers", "gateway.__main__"],
 ]

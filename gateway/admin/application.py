@@ -1,0 +1,50 @@
+"""The admin listener's aiohttp application: its middlewares, what its handlers read, its routes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from gateway.accounts.service import Accounts
+from gateway.admin import api, console, docs, health, metrics_endpoint, records_api
+from gateway.admin.auth import token_middleware
+from gateway.admin.errors import error_middleware
+from gateway.errors import SERVER
+from gateway.observability.recorder import Recorder
+from gateway.reload import Reloader
+
+
+def admin_application(
+    *,
+    token: str | None,
+    accounts: Accounts,
+    recorder: Recorder,
+    registry: CollectorRegistry,
+    reloader: Reloader,
+    readiness: Sequence[health.ReadinessCheck],
+    token_path: str,
+    before_scrape: Callable[[], None] | None = None,
+) -> web.Application:
+    """`before_scrape`: with several workers, pushes this one's figures before it answers a scrape."""
+    app = web.Application(middlewares=[error_middleware, token_middleware(token)], client_max_size=api.MAX_BODY)
+    app.on_response_prepare.append(_name_the_server)
+    app[health.READINESS_CHECKS] = readiness
+    app[api.ACCOUNTS] = accounts
+    app[records_api.RECORDER] = recorder
+    app[metrics_endpoint.REGISTRY] = registry
+    app[api.RELOADER] = reloader
+    if before_scrape is not None:
+        app[metrics_endpoint.BEFORE_SCRAPE] = before_scrape
+    health.add_routes(app)
+    metrics_endpoint.add_routes(app)
+    api.add_routes(app)
+    records_api.add_routes(app)
+    docs.add_routes(app, token_path)
+    console.add_routes(app)
+    return app
+
+
+async def _name_the_server(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER  # not aiohttp's name and version
