@@ -35,8 +35,8 @@ LAYERS = [
     ["gateway.proxy"],
     ["gateway.admin"],
     ["gateway.portal"],
-    ["gateway.services", "gateway.readiness", "gateway.app", "gateway.store_migrate", "gateway.demo", "gateway.cli_accounts",
-     "gateway.cli_certs"],
+    ["gateway.services", "gateway.readiness", "gateway.app", "gateway.store_migrate", "gateway.demo",
+     "gateway.cli_accounts", "gateway.cli_certs"],
     ["gateway.cli", "gateway.workers", "gateway.__main__"],
 ]
 # (importer prefix, imported prefix): never, at any level, even within the layering above
