@@ -3,6 +3,8 @@
 The page is public (it holds nothing until the operator signs in with the admin token, which
 stays in sessionStorage and goes out only in the Authorization header of API calls). Its CSP
 allows scripts and styles from this origin only, so nothing rendered from the API can run.
+The scripts are components shared with other modes (see `console/js/main.js`); the view and its
+filters live in the URL's fragment, so the server has one page to serve.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-cache",
 }
-_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript"}
+_TYPES = {
+    ".html": "text/html", ".css": "text/css", ".js": "text/javascript",
+    ".svg": "image/svg+xml", ".ico": "image/vnd.microsoft.icon",
+}
 
 
 def _files() -> dict[str, tuple[bytes, str]]:
@@ -52,6 +57,11 @@ def add_routes(app: web.Application) -> None:
     async def asset(request: web.Request) -> web.Response:
         return serve(request.match_info["name"])
 
+    async def favicon(request: web.Request) -> web.Response:
+        """Browsers ask for it at the root whatever the page links; without it every visit logs a 404."""
+        return serve("favicon.ico")
+
     app.router.add_get("/admin", redirect)
     app.router.add_get("/admin/", index)
     app.router.add_get("/admin/console/{name:.+}", asset)
+    app.router.add_get("/favicon.ico", favicon)

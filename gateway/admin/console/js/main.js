@@ -1,64 +1,79 @@
-// Sign-in, navigation between views, sign-out. The token lives in sessionStorage only.
-import { api, ApiError, token } from "./api.js";
+/* The operator's console: the "admin mode" of the shared components in this folder.
+ *
+ * Everything else here is mode-free. A view is `render(root, ctx)`; ctx carries
+ *   client     createClient({ base, auth }) from api.js: the API root and how calls authenticate
+ *   caps       { tenants, createKeys, manageKeys, chooseOwner }: what this person may see and do
+ *   tenants()  the tenants keys may be filtered by / created in; users(tenantId) their users
+ * and the shell adds params (from the URL), navigate() and refresh().
+ *
+ * A second mode, the tenant portal, mounts the same components from its own page and module:
+ *   const client = createClient({ base: "/portal/api", auth: cookieAuth(() => me.csrf_token),
+ *                                 onUnauthorized: () => shell.expired() });
+ *   const writer = ["owner", "admin"].includes(me.user.role);
+ *   const shell = mountShell({ title: "API access", session: ...email and password...,
+ *     views: [{ name: "keys", label: "Keys", render: keysView }, ...audit, calls, its own members view],
+ *     ctx: { client, caps: { tenants: false, createKeys: writer, manageKeys: writer, chooseOwner: false },
+ *            tenants: async () => [me.tenant], users: async () => (await client.get("/users")).data } });
+ * Its page keeps this page's skeleton (#nav, #sign-out, #sign-in-view, #view) and stylesheet.
+ */
+import { bearerAuth, createClient } from "./api.js";
 import { auditView, callsView } from "./records.js";
 import { keysView } from "./keys.js";
+import { mountShell } from "./shell.js";
 import { tenantsView } from "./tenants.js";
 
-const VIEWS = { keys: keysView, tenants: tenantsView, audit: auditView, calls: callsView };
+const TOKEN = "gateway.adminToken"; // sessionStorage only: gone when the tab closes, never in a URL
+const token = {
+  get: () => sessionStorage.getItem(TOKEN),
+  set: (value) => sessionStorage.setItem(TOKEN, value),
+  clear: () => sessionStorage.removeItem(TOKEN),
+};
 const $ = (id) => document.getElementById(id);
 
-function signedIn(yes) {
-  $("sign-in-view").hidden = yes;
-  $("nav").hidden = !yes;
-  $("sign-out").hidden = !yes;
-  if (!yes) $("view").replaceChildren();
-}
+const client = createClient({ base: "/admin", auth: bearerAuth(token.get), onUnauthorized: () => shell.expired() });
 
-async function show(name) {
-  for (const b of document.querySelectorAll("#nav button")) {
-    if (b.dataset.view === name) b.setAttribute("aria-current", "page");
-    else b.removeAttribute("aria-current");
-  }
-  try {
-    await VIEWS[name]($("view"));
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) {
-      token.clear();
-      signedIn(false);
-      $("sign-in-error").textContent = "Your session is no longer valid; sign in again.";
-      return;
-    }
-    $("view").replaceChildren(Object.assign(document.createElement("p"), { className: "error", textContent: String(err.message || err) }));
-  }
-}
+const shell = mountShell({
+  title: "gateway console",
+  views: [
+    { name: "keys", label: "Keys", render: keysView },
+    { name: "tenants", label: "Tenants", render: tenantsView },
+    { name: "audit", label: "Audit", render: auditView },
+    { name: "calls", label: "Calls", render: callsView },
+  ],
+  session: {
+    isSignedIn: () => Boolean(token.get()),
+    signOut: () => token.clear(),
+    prompt(message) {
+      $("sign-in-error").textContent = message;
+      $("token").focus();
+    },
+  },
+  ctx: {
+    client,
+    caps: { tenants: true, createKeys: true, manageKeys: true, chooseOwner: true },
+    tenants: async () => (await client.get("/tenants", { per_page: 100, sort: "id" })).data,
+    users: async (tenantId) => (await client.get(`/tenants/${encodeURIComponent(tenantId)}/users`)).data,
+  },
+});
 
 $("sign-in").addEventListener("submit", async (event) => {
   event.preventDefault();
+  const candidate = $("token").value;
+  const submit = event.submitter || $("sign-in").querySelector("button");
   $("sign-in-error").textContent = "";
-  token.set($("token").value);
+  if (!candidate) { $("sign-in-error").textContent = "Enter the admin token."; $("token").focus(); return; }
+  submit.disabled = true;
   try {
-    await api("GET", "/admin/version");
+    await createClient({ base: "/admin", auth: bearerAuth(() => candidate) }).get("/version");
   } catch (err) {
-    token.clear();
-    $("sign-in-error").textContent = err instanceof ApiError && err.status === 401 ? "That token is not valid." : String(err.message);
+    $("sign-in-error").textContent = err.status === 401 ? "That token is not valid." : String(err.message || err);
     return;
+  } finally {
+    submit.disabled = false;
   }
+  token.set(candidate);
   $("token").value = "";
-  signedIn(true);
-  await show("keys");
+  await shell.signedIn();
 });
 
-$("sign-out").addEventListener("click", () => {
-  token.clear();
-  signedIn(false);
-  $("token").focus();
-});
-
-for (const b of document.querySelectorAll("#nav button")) b.addEventListener("click", () => show(b.dataset.view));
-
-if (token.get()) {
-  signedIn(true);
-  show("keys");
-} else {
-  signedIn(false);
-}
+shell.render();

@@ -1,44 +1,61 @@
-// The audit trail and the call log, newest first, with "load more" by cursor.
-import { api, query } from "./api.js";
-import { button, h } from "./dom.js";
+// The audit trail and the call log: newest first, "Load more" by cursor, filters in the URL.
+import { button, h, heading, truncated } from "./dom.js";
 import { date } from "./format.js";
+import { dataTable } from "./table.js";
 
-const AUDIT = [["at", "When"], ["actor", "Actor"], ["action", "Action"], ["target_type", "Type"], ["target_id", "Target"],
-  ["tenant_id", "Tenant"], ["key_name", "Key name"], ["source_ip", "Source"]];
-const CALLS = [["at", "When"], ["method", "Method"], ["path", "Path"], ["status", "Status"], ["route", "Route"],
-  ["key_name", "Key"], ["tenant_id", "Tenant"], ["latency_ms", "ms"], ["upstream_latency_ms", "Upstream ms"],
-  ["rate_limited", "Limited"], ["request_id", "Request id"]];
+const PAGE = 50;
+const text = (f) => (e) => e[f] ?? "";
+const cut = (f) => (e) => truncated(String(e[f] ?? ""));
+const when = { label: "When", cls: "nowrap", cell: (e) => date(e.at) };
 
-function cell(field, value) {
-  if (field === "at") return date(value);
-  if (field === "rate_limited") return value ? "yes" : "";
-  return value ?? "";
-}
+const AUDIT = [
+  when, { label: "Actor", cell: (e) => (e.actor_email ? `${e.actor} (${e.actor_email})` : e.actor) },
+  { label: "Action", cell: text("action") }, { label: "Type", cell: text("target_type") },
+  { label: "Target", cell: cut("target_id") }, { label: "Tenant", tenant: true, cell: cut("tenant_id") },
+  { label: "Key name", cell: cut("key_name") }, { label: "Source", cell: text("source_ip") },
+];
+const CALLS = [
+  when, { label: "Method", cell: text("method") }, { label: "Path", cell: cut("path") },
+  { label: "Status", cell: text("status") }, { label: "Route", cell: text("route") }, { label: "Key", cell: cut("key_name") },
+  { label: "Tenant", tenant: true, cell: cut("tenant_id") }, { label: "ms", cell: text("latency_ms") },
+  { label: "Upstream ms", cell: text("upstream_latency_ms") },
+  { label: "Limited", cell: (e) => (e.rate_limited ? "yes" : "") }, { label: "Request id", cls: "mono", cell: text("request_id") },
+];
 
-async function listing(root, { title, path, columns, filters }) {
-  const body = h("tbody");
-  const more = button("Load more", () => load(), { id: "load-more" });
-  const filterValues = {};
+// filters: [{ name, label, type, inputmode? }] - each one a query parameter of the API and of the URL.
+async function listing(root, ctx, { title, id, path, columns, filters }) {
+  const cols = columns.filter((c) => !c.tenant || ctx.caps.tenants);
+  const values = Object.fromEntries(filters.map((f) => [f.name, ctx.params[f.name] || ""]));
   let cursor = null;
-  async function load(reset = false) {
-    if (reset) { cursor = null; body.replaceChildren(); }
-    const page = await api("GET", `${path}${query({ order: "desc", limit: 50, after: cursor, ...filterValues })}`);
-    body.append(...page.data.map((e) => h("tr", {}, columns.map(([f]) => h("td", {}, cell(f, e[f]))))));
+  let table = null;
+  const more = button("Load more", () => load(), { id: "load-more" });
+  const status = h("p", { class: "hint", role: "status" });
+  const rows = [];
+  async function load() {
+    const page = await ctx.client.get(path, { order: "desc", limit: PAGE, after: cursor, ...values });
+    rows.push(...page.data);
     cursor = page.next_cursor;
-    more.disabled = page.data.length < 50;
+    const fresh = dataTable({ id, caption: title, columns: cols, rows, empty: "Nothing recorded yet" });
+    if (table) table.replaceWith(fresh);
+    table = fresh;
+    more.disabled = page.data.length < PAGE;
+    status.textContent = `${rows.length} shown`;
   }
-  const bar = h("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); load(true); } },
-    filters.map(([name, label, type]) => h("div", {}, h("label", { for: `f-${name}` }, label),
-      h("input", { id: `f-${name}`, type, oninput: (e) => { filterValues[name] = e.target.value; } }))),
-    filters.length ? h("button", { type: "submit" }, "Apply") : null);
-  root.replaceChildren(h("h2", {}, title), bar, h("div", { class: "table-wrap" }, h("table", {},
-    h("thead", {}, h("tr", {}, columns.map(([, label]) => h("th", { scope: "col" }, label)))), body)),
-    h("div", { class: "pager" }, more));
-  await load(true);
+  const inputs = filters.map((f) => h("input", { id: `f-${f.name}`, type: f.type, inputmode: f.inputmode, value: values[f.name],
+    autocomplete: "off" }));
+  const bar = filters.length ? h("form", { class: "toolbar", role: "search", "aria-label": `Filter the ${title.toLowerCase()}`,
+    onsubmit: (e) => {
+      e.preventDefault();
+      ctx.navigate(Object.fromEntries(filters.map((f, i) => [f.name, inputs[i].value.trim()])));
+    } },
+  filters.map((f, i) => h("div", { class: "filter" }, h("label", { for: `f-${f.name}` }, f.label), inputs[i])),
+  h("div", { class: "toolbar-end" }, h("button", { type: "submit" }, "Apply"))) : null;
+  await load();
+  root.replaceChildren(...[heading(title), bar, table, h("div", { class: "pager" }, more, status)].filter(Boolean));
 }
 
-export const auditView = (root) => listing(root, { title: "Audit trail", path: "/admin/audit", columns: AUDIT, filters: [] });
-export const callsView = (root) => listing(root, {
-  title: "Call log", path: "/admin/calls", columns: CALLS,
-  filters: [["key_id", "Key id", "text"], ["status", "Status", "number"]],
+export const auditView = (root, ctx) => listing(root, ctx, { title: "Audit trail", id: "audit", path: "/audit", columns: AUDIT, filters: [] });
+export const callsView = (root, ctx) => listing(root, ctx, {
+  title: "Call log", id: "calls", path: "/calls", columns: CALLS,
+  filters: [{ name: "key_id", label: "Key id", type: "text" }, { name: "status", label: "Status", type: "text", inputmode: "numeric" }],
 });

@@ -1,18 +1,26 @@
-// Tenants: plan, limit, active keys, and each tenant's users with their roles.
-import { api } from "./api.js";
-import { h } from "./dom.js";
+// The operator's view of tenants: plan, limit, active keys (a link to their keys) and users.
+import { h, heading, truncated } from "./dom.js";
+import { href } from "./router.js";
+import { dataTable } from "./table.js";
 
-export async function tenantsView(root) {
-  const page = await api("GET", "/admin/tenants?per_page=100&sort=id");
-  const details = await Promise.all(page.data.map((t) => api("GET", `/admin/tenants/${encodeURIComponent(t.id)}`)));
-  const rows = details.map((t) => h("tr", { "data-tenant-id": t.id },
-    h("td", {}, t.id), h("td", { class: "tenant-name" }, t.name), h("td", {}, t.plan),
-    h("td", {}, `${t.requests_per_minute ?? "—"} / min`), h("td", {}, `${t.active_keys} of ${t.max_keys}`),
-    h("td", {}, t.disabled ? "disabled" : "active"),
-    h("td", {}, (t.users || []).length ? h("ul", {}, t.users.map((u) => h("li", {}, `${u.name} (${u.role}${u.disabled ? ", disabled" : ""})`)))
-      : h("span", { class: "muted" }, "none"))));
-  root.replaceChildren(h("h2", {}, "Tenants"), h("div", { class: "table-wrap" }, h("table", { id: "tenants" },
-    h("thead", {}, h("tr", {}, ["Id", "Name", "Plan", "Limit", "Active keys", "State", "Users"].map((c) => h("th", { scope: "col" }, c)))),
-    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No tenants"))))),
-    h("p", { class: "muted" }, `${page.meta.total} tenants`));
+const COLUMNS = [
+  { label: "Id", cell: (t) => truncated(t.id, "truncate short") },
+  { label: "Name", cls: "cell-name tenant-name", cell: (t) => truncated(t.name) },
+  { label: "Plan", cell: (t) => t.plan },
+  { label: "Limit", cell: (t) => `${t.requests_per_minute ?? "—"} / min` },
+  { label: "Active keys", cell: (t) => h("a", { href: href("keys", { tenant: t.id }), "aria-label": `Keys of ${t.name}: ${t.active_keys} of ${t.max_keys} active` },
+    `${t.active_keys} of ${t.max_keys}`) },
+  { label: "State", cell: (t) => (t.disabled ? "disabled" : "active") },
+  { label: "Users", cls: "cell-users", cell: (t) => ((t.users || []).length
+    ? h("ul", { class: "users" }, t.users.map((u) => h("li", {}, truncated(`${u.name} (${u.role}${u.disabled ? ", disabled" : ""})`))))
+    : h("span", { class: "muted" }, "none")) },
+];
+
+export async function tenantsView(root, ctx) {
+  const page = await ctx.client.get("/tenants", { per_page: 100, sort: "id" });
+  const details = await Promise.all(page.data.map((t) => ctx.client.get(`/tenants/${encodeURIComponent(t.id)}`)));
+  root.replaceChildren(heading("Tenants"),
+    dataTable({ id: "tenants", caption: "Tenants", columns: COLUMNS, rows: details, rowAttrs: (t) => ({ "data-tenant-id": t.id }),
+      empty: "No tenants yet" }),
+    h("p", { class: "hint" }, page.meta.total > details.length ? `First ${details.length} of ${page.meta.total} tenants` : `${page.meta.total} tenants`));
 }
