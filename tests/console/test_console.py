@@ -34,6 +34,19 @@ async def test_page_is_locked_down_and_sign_in_checks_the_token(console) -> None
     assert await page.evaluate("sessionStorage.length") == 0
 
 
+async def test_favicon_is_served_and_linked(console) -> None:
+    gw, page = console
+    async with aiohttp.ClientSession() as client:
+        async with client.get(admin_url(gw, "/favicon.ico")) as resp:
+            assert resp.status == 200 and resp.content_type == "image/vnd.microsoft.icon"
+            assert (await resp.read())[:4] == b"\x00\x00\x01\x00"  # an icon resource
+        links = await page.locator("link[rel=icon]").all()
+        assert len(links) == 2  # the .ico for every browser, the SVG where it is understood
+        for link in links:
+            async with client.get(admin_url(gw, await link.get_attribute("href"))) as resp:
+                assert resp.status == 200 and resp.content_type.startswith("image/")
+
+
 async def test_navigation_shows_only_once_signed_in(console) -> None:
     gw, page = console
     nav = page.get_by_role("navigation", name="Views")
@@ -139,7 +152,7 @@ async def test_create_shows_the_secret_once_and_it_works_through_the_proxy(conso
     await page.wait_for_selector("#new-name-error:not(:empty)")  # the API's 422 detail, beside the field
     assert await dialog.is_visible()
     await dialog.get_by_label("Name").fill("checkout service")
-    await dialog.get_by_role("button", name="Create").click()
+    await dialog.get_by_role("button", name="Create", exact=True).click()
     secret = await page.text_content("#new-secret", timeout=5000)
     assert secret and secret.startswith("gw_live_")
     assert "will not see it again" in (await page.text_content("#dialog"))
@@ -166,11 +179,11 @@ async def test_create_dialog_offers_what_the_api_takes(console, https) -> None:
     await dialog.get_by_label("Rate limit (requests per minute)").fill("0")
     await dialog.get_by_role("button", name="Add resource limit").click()
     await dialog.get_by_label("Values, comma-separated").fill("loc_001, loc_002")
-    await dialog.get_by_role("button", name="Create").click()
+    await dialog.get_by_role("button", name="Create", exact=True).click()
     await dialog.get_by_text("Name the route parameter").wait_for()  # a half-filled row, caught here
     assert await page.evaluate("document.activeElement.className") == "res-name"
     await dialog.get_by_label("Route parameter").fill("location")
-    await dialog.get_by_role("button", name="Create").click()
+    await dialog.get_by_role("button", name="Create", exact=True).click()
     # each of the API's 422 details beside its own field
     await page.wait_for_selector("#new-validity-error:has-text('from 10 to')")
     assert "positive integer" in await page.text_content("#new-rate-error")
@@ -180,7 +193,7 @@ async def test_create_dialog_offers_what_the_api_takes(console, https) -> None:
     await dialog.get_by_label("Path").fill("/v1/locations/*")
     await dialog.get_by_label("Expires after (days)").fill("30")
     await dialog.get_by_label("Rate limit (requests per minute)").fill("5")
-    await dialog.get_by_role("button", name="Create").click()
+    await dialog.get_by_role("button", name="Create", exact=True).click()
     secret = await page.text_content("#new-secret", timeout=5000)
     await page.get_by_role("button", name="Done").click()
     made = (await gw.accounts.store.list_keys(tenant_id="acme", status=None, now=gw.accounts.now(), page=1,
@@ -196,7 +209,7 @@ async def test_create_dialog_offers_what_the_api_takes(console, https) -> None:
     await dialog.get_by_label("Name").fill("forever")
     await dialog.get_by_label("Never expires").check()
     assert await dialog.get_by_label("Expires after (days)").is_disabled()
-    await dialog.get_by_role("button", name="Create").click()
+    await dialog.get_by_role("button", name="Create", exact=True).click()
     await page.get_by_role("button", name="Done").click()
     await expect(page.locator("#keys tr", has_text="forever").locator("td.expiry")).to_have_text("never")
 
