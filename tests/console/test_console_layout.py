@@ -46,6 +46,7 @@ KEY_ROWS = """() => {
   const wrap = document.querySelector("#keys").closest(".table-wrap");
   return {
     vw: document.documentElement.clientWidth, scroll: wrap.scrollWidth, client: wrap.clientWidth,
+    heads: [...document.querySelectorAll("#keys thead th")].map(box),
     rows: [...document.querySelectorAll("#keys tbody tr")].map((tr) => {
       const name = tr.querySelector("td.cell-name");
       const text = name.querySelector(".truncate");
@@ -84,8 +85,10 @@ async def check_key_rows(page: Any, width: int, long_key: str) -> None:
             assert inside(b, row) and b["right"] <= vw, f"a button of {r['id']} is out of its row: {b} {row}"
         if width >= 1000:
             assert facts["scroll"] <= facts["client"], "the key table needs a scrollbar at a desktop width"
-            for c in r["cells"]:  # the cells share the row's borders: no cell dropped below or sticking out
+            assert len(r["cells"]) == len(facts["heads"])
+            for c, head in zip(r["cells"], facts["heads"]):  # each cell fills its row's line and its column
                 assert abs(c["top"] - row["top"]) <= 1 and abs(c["bottom"] - row["bottom"]) <= 1, (r["id"], c, row)
+                assert abs(c["left"] - head["left"]) <= 1 and abs(c["right"] - head["right"]) <= 1, (r["id"], c, head)
             assert len({round(b["top"]) for b in r["buttons"]}) <= 1, "the actions wrapped"
             assert row["bottom"] - row["top"] < 60, "a row taller than one line of buttons"
     long = next(r for r in facts["rows"] if r["id"] == long_key)
