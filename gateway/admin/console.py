@@ -28,9 +28,10 @@ _TYPES = {
 }
 
 
-def _files() -> dict[str, tuple[bytes, str]]:
+def assets() -> dict[str, tuple[bytes, str]]:
     """Every asset read once at startup: the set of servable names is fixed, so no path is ever
-    joined from the request."""
+    joined from the request. A second page built on the same components (the tenant portal)
+    serves these same files under its own path, with the same headers."""
     out: dict[str, tuple[bytes, str]] = {}
     for path in STATIC.rglob("*"):
         if path.is_file() and path.suffix in _TYPES:
@@ -39,7 +40,7 @@ def _files() -> dict[str, tuple[bytes, str]]:
 
 
 def add_routes(app: web.Application) -> None:
-    files = _files()
+    files = assets()
 
     def serve(name: str) -> web.Response:
         found = files.get(name)

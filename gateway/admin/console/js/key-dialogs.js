@@ -59,7 +59,7 @@ export function createKeyDialog(ctx, tenants, preset) {
     button("Add permission", () => permRows.append(permissionRow())),
     h("p", { class: "field-error", id: "new-permissions-error", role: "alert" }));
   scope.addEventListener("change", () => { perms.hidden = scope.value !== "custom"; });
-  const days = h("input", { id: "new-validity", type: "number", inputmode: "numeric", min: 1, step: 1, value: 90 });
+  const days = h("input", { id: "new-validity", type: "number", inputmode: "numeric", min: 1, step: 1, placeholder: "the default" });
   const never = h("input", { id: "new-never", type: "checkbox" });
   never.addEventListener("change", () => { days.disabled = never.checked; });
   const env = h("select", { id: "new-environment" }, ["live", "test"].map((e) => h("option", { value: e }, e)));
@@ -98,9 +98,7 @@ export function createKeyDialog(ctx, tenants, preset) {
       caps.tenants ? field("new-tenant", "Tenant", tenant) : null,
       caps.chooseOwner ? field("new-owner", "Owner", owner, "A key with an owner never allows more than the owner's role.") : null,
       field("new-scope", "Scope", scope), perms,
-      h("div", { class: "pair" },
-        field("new-validity", "Expires after (days)", days),
-        h("div", { class: "field check-field" }, h("label", { class: "check" }, never, "Never expires"))),
+      expiryField(days, never),
       h("div", { class: "pair" },
         field("new-environment", "Environment", env),
         field("new-rate", "Rate limit (requests per minute)", rate)),
@@ -116,7 +114,8 @@ export function createKeyDialog(ctx, tenants, preset) {
     const body = { name: name.value, scope: scope.value, environment: env.value };
     if (caps.tenants) body.tenant_id = tenant.value;
     if (caps.chooseOwner && owner.value) body.user_id = owner.value;
-    body.validity_days = never.checked ? null : numberOrText(days.value);
+    if (never.checked) body.validity_days = null;
+    else if (days.value.trim() !== "") body.validity_days = numberOrText(days.value);
     if (rate.value.trim() !== "") body.rate_limit_per_minute = numberOrText(rate.value);
     if (scope.value === "custom") {
       body.permissions = [...permRows.querySelectorAll(".perm")].map((line) => ({
@@ -134,6 +133,15 @@ export function createKeyDialog(ctx, tenants, preset) {
       if (!(err instanceof ApiError) || !placeErrors(err, permRows, resRows)) throw err;
     }
   }
+}
+
+// Days, or no expiry at all: one field, the checkbox beside the number it switches off.
+function expiryField(days, never) {
+  const f = field("new-validity", "Expires after (days)", days, "Empty: the gateway's default.");
+  const line = h("div", { class: "inline-controls" });
+  days.replaceWith(line);
+  line.append(days, h("label", { class: "check" }, never, "Never expires"));
+  return f;
 }
 
 // A typed number as a number; anything else as typed, for the API to name what is wrong.

@@ -56,6 +56,10 @@ export async function keysView(root, ctx) {
   const data = await client.get("/keys", { page: state.page, per_page: PER_PAGE, sort: state.sort,
     tenant_id: state.tenant, status: state.status });
   const meta = data.meta;
+  if (!data.data.length && state.page > meta.total_pages) { // e.g. the last key of the last page revoked
+    ctx.navigate(urlParams({ ...state, page: meta.total_pages }), { replace: true });
+    return;
+  }
   root.replaceChildren(
     heading("API keys"),
     toolbar(ctx, state, tenants, set, cols),

@@ -28,8 +28,9 @@ async function listing(root, ctx, { title, id, path, columns, filters }) {
   const values = Object.fromEntries(filters.map((f) => [f.name, ctx.params[f.name] || ""]));
   let cursor = null;
   let table = null;
-  const more = button("Load more", () => load(), { id: "load-more" });
   const status = h("p", { class: "hint", role: "status" });
+  const more = button("Load more", () => load().catch((err) => { status.textContent = String(err?.message || err); }),
+    { id: "load-more" });
   const rows = [];
   async function load() {
     const page = await ctx.client.get(path, { order: "desc", limit: PAGE, after: cursor, ...values });

@@ -1,7 +1,7 @@
 // The page's frame, shared by every mode: navigation between views, the signed-in/out switch, the
 // view named in the URL rendered into #view. A mode says which views exist and how sessions work.
 import { ApiError } from "./api.js";
-import { h } from "./dom.js";
+import { closeDialog, h } from "./dom.js";
 import { current, go, href, onChange } from "./router.js";
 
 const $ = (id) => document.getElementById(id);
@@ -30,6 +30,7 @@ export function mountShell({ title, views, session, ctx }) {
   function signOut(message = "") {
     seq += 1; // a render still in flight must not appear after signing out
     session.signOut();
+    closeDialog();
     show(false);
     session.prompt(message);
   }
