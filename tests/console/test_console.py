@@ -294,3 +294,34 @@ async def test_tenant_names_render_as_text_and_records_views_list_newest_first(c
     await page.get_by_role("button", name="Apply").click()
     await page.wait_for_selector("#calls tr.empty")
     await page.screenshot(path=shot("calls-filtered-1280"))
+
+
+async def test_the_components_mount_in_a_second_mode_with_fewer_capabilities(console) -> None:
+    """What the tenant portal will do: the same views, another client and a viewer's capabilities."""
+    gw, page = console
+    await gw.accounts.create_key({"tenant_id": "acme", "name": "shared", "scope": "read_only"}, ADMIN)
+    await sign_in(page)
+    await page.get_by_role("table", name="API keys").wait_for()
+    mounted = await page.evaluate("""async () => {
+      const { bearerAuth, createClient } = await import("/admin/console/js/api.js");
+      const { keysView } = await import("/admin/console/js/keys.js");
+      const { auditView } = await import("/admin/console/js/records.js");
+      const calls = [];
+      const client = createClient({ base: "/admin", auth: bearerAuth(() => sessionStorage.getItem("gateway.adminToken")) });
+      const traced = { get: (path, params) => { calls.push(path); return client.get(path, params); } };
+      const ctx = { client: traced, caps: { tenants: false, createKeys: false, manageKeys: false, chooseOwner: false },
+                    tenants: async () => [{ id: "acme", name: "Acme Corp" }], params: {}, navigate() {}, refresh() {} };
+      const keys = document.createElement("div");
+      const audit = document.createElement("div");
+      await keysView(keys, ctx);
+      await auditView(audit, ctx);
+      const texts = (root, sel) => [...root.querySelectorAll(sel)].map((e) => e.textContent.trim());
+      return { calls, keyHeads: texts(keys, "th"), keyButtons: texts(keys, "button"), names: texts(keys, "td.cell-name"),
+               selects: [...keys.querySelectorAll("select")].map((s) => s.id), auditHeads: texts(audit, "th") };
+    }""")
+    assert mounted["calls"] == ["/keys", "/audit"]  # paths under the client's base, nothing of the admin API's own
+    assert mounted["names"] == ["shared"]
+    assert "Tenant" not in mounted["keyHeads"] and "Actions" not in mounted["keyHeads"]
+    assert not {"New key", "Rotate", "Revoke"} & set(mounted["keyButtons"])
+    assert "filter-tenant" not in mounted["selects"] and "filter-status" in mounted["selects"]
+    assert "Tenant" not in mounted["auditHeads"] and "Action" in mounted["auditHeads"]
