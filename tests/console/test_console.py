@@ -112,8 +112,7 @@ async def test_views_and_filters_live_in_the_url(console) -> None:
     await page.get_by_role("heading", name="Call log").wait_for()
 
     await page.goto(admin_url(gw, "/admin/#/calls?status=404"))  # a link to a filtered view
-    await page.get_by_role("heading", name="Call log").wait_for()
-    assert await page.get_by_label("Status").input_value() == "404"
+    await expect(page.get_by_label("Status")).to_have_value("404")
     await page.goto(admin_url(gw, "/admin/#/tenants"))
     await page.get_by_role("link", name="Keys of Acme Corp: 1 of 4 active").click()
     await page.wait_for_url(re.compile(r"#/keys\?tenant=acme$"))
@@ -276,11 +275,13 @@ async def test_create_is_disabled_at_the_tenant_maximum(console) -> None:
 async def test_tenant_names_render_as_text_and_records_views_list_newest_first(console, https) -> None:
     gw, page = console
     hostile = '<img src=x onerror=alert(1)><script>alert(2)</script>'
+    await gw.accounts.update_tenant("acme", {"write_enabled": False}, ADMIN)
     await gw.accounts.create_tenant({"id": "evil", "name": hostile, "plan": "starter"}, ADMIN)
     _, secret = await gw.accounts.create_key({"tenant_id": "evil", "name": "probe", "scope": "read_write"}, ADMIN)
     await call(https, gw, "/api/v1/visitors", **{"X-API-Key": secret})
     await sign_in(page)
     await page.get_by_role("link", name="Tenants", exact=True).click()
+    await expect(page.locator("tr[data-tenant-id=acme] td[data-label=State]")).to_have_text("active · read only")
     cell = page.locator("tr[data-tenant-id=evil] td.tenant-name")
     assert await cell.text_content() == hostile
     assert await page.locator("#tenants img, #tenants script").count() == 0

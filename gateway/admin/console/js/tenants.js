@@ -10,11 +10,18 @@ const COLUMNS = [
   { label: "Limit", cell: (t) => `${t.requests_per_minute ?? "—"} / min` },
   { label: "Active keys", cell: (t) => h("a", { href: href("keys", { tenant: t.id }), "aria-label": `Keys of ${t.name}: ${t.active_keys} of ${t.max_keys} active` },
     `${t.active_keys} of ${t.max_keys}`) },
-  { label: "State", cell: (t) => (t.disabled ? "disabled" : "active") },
+  { label: "State", cell: state },
   { label: "Users", cls: "cell-users", cell: (t) => ((t.users || []).length
     ? h("ul", { class: "users" }, t.users.map((u) => h("li", {}, truncated(`${u.name} (${u.role}${u.disabled ? ", disabled" : ""})`))))
     : h("span", { class: "muted" }, "none")) },
 ];
+
+// Disabled, or active with the operator's gates (contract section 9) when one is closed.
+function state(t) {
+  if (t.disabled) return "disabled";
+  const gates = [t.api_enabled === false ? "API access off" : null, t.write_enabled === false ? "read only" : null].filter(Boolean);
+  return gates.length ? `active · ${gates.join(", ")}` : "active";
+}
 
 export async function tenantsView(root, ctx) {
   const page = await ctx.client.get("/tenants", { per_page: 100, sort: "id" });
