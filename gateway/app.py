@@ -51,7 +51,7 @@ from gateway.observability.recorder import Recorder
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.handler import ProxyHandler
 from gateway.proxy.transport import TransportPolicy
-from gateway.ratelimit import RateLimiter, create_rate_limiter
+from gateway.ratelimit import limiter_for
 from gateway.readiness import readiness_checks
 from gateway.reload import Reloader
 from gateway.routing import RouteTable
@@ -213,7 +213,8 @@ class Gateway:
     async def _serve(self, sockets: list[socket.socket], ssl_ctx: ssl.SSLContext) -> None:
         """The proxy pipeline on its listeners, then the admin application on its own."""
         cfg, stack = self.cfg, self._stack
-        limiter = self._limiter()
+        limiter = limiter_for(cfg.ratelimit, clock=self.clock,
+                              on_backend_error=lambda exc: self.metrics.limiter_errors.inc())
         stack.push_async_callback(limiter.close)
         self.upstream_pool = UpstreamPool(
             keepalive=cfg.server.upstream_keepalive, connect_timeout=cfg.server.upstream_connect_timeout
@@ -264,18 +265,6 @@ class Gateway:
             self._handlers.append(pipeline(plain=True))
             await self._serve_proxy(self._handlers[1], sockets[1], None)
         await self._serve_admin(self.admin_app(), admin_sock)
-
-    def _limiter(self) -> RateLimiter:
-        rl = self.cfg.ratelimit
-        if rl.backend == "redis":
-            return create_rate_limiter(
-                "redis",
-                url=rl.redis_url,
-                prefix=rl.redis_prefix,
-                on_backend_error=rl.on_backend_error,
-                on_error_callback=lambda exc: self.metrics.limiter_errors.inc(),
-            )
-        return create_rate_limiter("memory", clock=self.clock)
 
     def admin_app(self) -> web.Application:
         return admin_application(
