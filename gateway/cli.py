@@ -159,7 +159,7 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
     except STARTUP_ERRORS as exc:
         return fail(str(exc))
     print(f"migrated {copied.tenants} tenants, {copied.users} users, {copied.keys} keys, "
-          f"{copied.audit} audit entries, {copied.calls} call log rows")
+          f"{copied.audit} audit entries, {copied.calls} call log rows, {copied.webhooks} webhook endpoints")
     return 0
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from gateway.events.settings import WebhookSettings
 from gateway.keystore.base import KeyStore, StoreError
 from gateway.keystore.factory import is_postgres
 from gateway.observability.records import AuditEntry, CallEntry, RecordStore, call_row
@@ -33,6 +34,7 @@ class Copied:
     keys: int = 0
     audit: int = 0
     calls: int = 0
+    webhooks: int = 0
 
 
 async def _all(fetch: Callable[[int], Awaitable[tuple[list[T], int]]]) -> AsyncIterator[T]:
@@ -149,6 +151,18 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
             if key_id not in pending:
                 await dst.note_expiry(key_id)
         progress(f"{copied.keys} keys")
+        # webhook endpoints (with their signing secrets: receivers keep verifying); keys already
+        # inside a key.expiring threshold are noted as announced, and deliveries still pending in
+        # the source are not copied (the gateway is stopped to migrate: say so, not silently)
+        async for endpoint in _all(lambda page: src.list_endpoints(page=page, per_page=_PAGE)):
+            await dst.create_endpoint(endpoint)
+            copied.webhooks += 1
+        for days in WebhookSettings().expiring_days:
+            for near in await dst.expiring_unnoted(now, dt.timedelta(days=days), days, 2**31):
+                await dst.note_expiring(near.id, [days], now)
+        waiting, _ = await src.backlog()
+        progress(f"{copied.webhooks} webhook endpoints" + (
+            f" ({waiting} deliveries pending in the source were not copied)" if waiting else ""))
         span = _id_span(await src_records.list_audit(after=None, limit=1),
                         await src_records.list_audit(after=None, limit=1, newest_first=True))
         rows = Progress("audit entries", span, progress, clock, every)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.accounts import rules
+from gateway.accounts.events import user_event
 from gateway.accounts.passwords import MAX_LENGTH, Passwords, check_password
 from gateway.accounts.service import Accounts, Actor
 from gateway.credentials.keyformat import new_id
@@ -105,7 +106,8 @@ class People:
                     role=role, disabled=False, created_at=now, updated_at=now)  # type: ignore[arg-type]
         link, secret = self._new_link(user.id, "invitation")
         try:
-            await self.store.create_invited_user(user, normal_email(email), link)
+            await self.store.create_invited_user(user, normal_email(email), link,
+                                                 events=[user_event("user.created", user, at=now, actor=actor.name)])
         except DuplicateError:
             raise Conflict("this email already has an account on this gateway") from None
         self.accounts.record(actor, "user.invited", "user", user.id, tenant_id=tenant.id)

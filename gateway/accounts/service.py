@@ -2,15 +2,17 @@
 
 The admin API and the CLI both call this, so a key created either way obeys the same rules, and
 every change drops the affected identities from this process's cache before it returns, so a
-revoked key fails on its very next request here.
+revoked key fails on its very next request here. Each change writes its webhook event in its own
+store transaction (the outbox), so an event is never lost nor sent for a change that failed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +20,7 @@ from gateway.accounts import rules
 from gateway.config import Config
 from gateway.credentials.keyformat import display_prefix, generate_key, hash_key, last4, new_id
 from gateway.errors import Conflict, NotFound, ValidationError
+from gateway.accounts.events import key_data, key_event, tenant_event, user_event
 from gateway.keystore.base import DuplicateError, KeyStore
 from gateway.keystore.cache import Invalidator
 from gateway.keystore.models import ApiKey, Tenant, User
@@ -125,7 +128,8 @@ class Accounts:
             write_enabled=defaults.write_enabled if write_enabled is None else write_enabled,
         )
         try:
-            created = await self.store.create_tenant(tenant)
+            created = await self.store.create_tenant(
+                tenant, events=[tenant_event("tenant.created", tenant, at=now, actor=actor.name)])
         except DuplicateError:
             raise Conflict(f"tenant {tenant.id} already exists") from None
         self._audit(actor, "tenant.created", "tenant", created.id, tenant_id=created.id)
@@ -147,9 +151,15 @@ class Accounts:
         api_enabled = rules.flag(body, "api_enabled", problems)
         write_enabled = rules.flag(body, "write_enabled", problems)
         problems.raise_if_any()
+        now = self.now()
+        current = await self.tenant(tenant_id)
+        changes = {k: v for k, v in (("name", name), ("plan", plan), ("disabled", disabled),
+                                     ("api_enabled", api_enabled), ("write_enabled", write_enabled)) if v is not None}
+        after = dataclasses.replace(current, updated_at=now, **changes)  # type: ignore[arg-type]
+        event = tenant_event("tenant.updated", after, at=now, actor=actor.name, changes=sorted(changes))
         updated = await self.store.update_tenant(
             tenant_id, name=name, plan=plan, disabled=disabled, api_enabled=api_enabled,
-            write_enabled=write_enabled, at=self.now()
+            write_enabled=write_enabled, at=now, events=[event]
         )
         if updated is None:
             raise NotFound(f"no tenant {tenant_id}")
@@ -181,7 +191,8 @@ class Accounts:
             id=new_id("usr"), tenant_id=tenant_id, name=str(name), email=email,
             role=role, disabled=False, created_at=now, updated_at=now,  # type: ignore[arg-type]
         )
-        created = await self.store.create_user(user)
+        created = await self.store.create_user(
+            user, events=[user_event("user.created", user, at=now, actor=actor.name)])
         self._audit(actor, "user.created", "user", created.id, tenant_id=tenant_id)
         return created
 
@@ -193,8 +204,15 @@ class Accounts:
         disabled = rules.flag(body, "disabled", problems)
         name = rules.text(body, "name", problems, required=False)
         problems.raise_if_any()
+        now = self.now()
+        current = await self.store.get_user(user_id)
+        if current is None:
+            raise NotFound(f"no user {user_id}")
+        changes = {k: v for k, v in (("role", role), ("disabled", disabled), ("name", name)) if v is not None}
+        after = dataclasses.replace(current, updated_at=now, **changes)  # type: ignore[arg-type]
+        event = user_event("user.updated", after, at=now, actor=actor.name, changes=sorted(changes))
         updated = await self.store.update_user(
-            user_id, role=role, disabled=disabled, name=name, at=self.now()
+            user_id, role=role, disabled=disabled, name=name, at=now, events=[event]
         )
         if updated is None:
             raise NotFound(f"no user {user_id}")
@@ -244,8 +262,9 @@ class Accounts:
             if user is None or user.tenant_id != tenant.id:
                 raise ValidationError(details=[{"field": "user_id", "issue": "no such user in this tenant"}])
         await self._check_capacity(tenant.id)
-        key, secret = self._mint(spec, self.now())
-        created = await self.store.create_key(key)
+        now = self.now()
+        key, secret = self._mint(spec, now)
+        created = await self.store.create_key(key, events=[key_event("key.created", key, at=now, actor=actor.name)])
         self._audit(actor, "key.created", "key", created.id, tenant_id=created.tenant_id, key_name=created.name)
         return created, secret
 
@@ -267,7 +286,9 @@ class Accounts:
             user_id=old.user_id, rate_limit_per_minute=old.rate_limit_per_minute,
         )
         new, secret = self._mint(spec, now)
-        rotated = await self.store.rotate_key(key_id, new, now)
+        event = key_event("key.rotated", dataclasses.replace(old, revoked_at=now, replaced_by=new.id), at=now,
+                          actor=actor.name, new_key=key_data(new))
+        rotated = await self.store.rotate_key(key_id, new, now, events=[event])
         if rotated is None:  # revoked or rotated by someone else since we read it
             raise Conflict(f"key {key_id} is revoked and cannot be rotated")
         self._forget_key(key_id)
@@ -275,7 +296,11 @@ class Accounts:
         return rotated, secret
 
     async def revoke_key(self, key_id: str, actor: Actor) -> ApiKey:
-        revoked = await self.store.revoke_key(key_id, self.now())
+        """Revoked at once; revoking a revoked key changes nothing (and makes no event)."""
+        now = self.now()
+        current = await self.key(key_id)
+        event = key_event("key.revoked", dataclasses.replace(current, revoked_at=now), at=now, actor=actor.name)
+        revoked = await self.store.revoke_key(key_id, now, events=[event])
         if revoked is None:
             raise NotFound(f"no key {key_id}")
         self._forget_key(key_id)
@@ -290,17 +315,39 @@ class Accounts:
             now = self.now()
             found = await self.store.expired_unnoted(now, batch, self._expiries_since)
             for key_id in found:
-                if not await self.store.note_expiry(key_id):
-                    continue  # another instance (or worker) got there first
                 key = await self.store.get_key(key_id)
-                if key is not None:
-                    self._audit(SYSTEM, "key.expired", "key", key_id, tenant_id=key.tenant_id, key_name=key.name)
-                    noted += 1
+                if key is None:
+                    continue
+                event = key_event("key.expired", key, at=now, actor=None)
+                if not await self.store.note_expiry(key_id, events=[event]):
+                    continue  # another instance (or worker) got there first
+                self._audit(SYSTEM, "key.expired", "key", key_id, tenant_id=key.tenant_id, key_name=key.name)
+                noted += 1
             if len(found) < batch:
                 # later looks start a margin before this one (clocks of instances differ a little),
                 # not at the beginning of time: the keys table is not scanned every period
                 self._expiries_since = now - _EXPIRY_MARGIN
                 return noted
+
+    async def note_expiring(self, thresholds: Sequence[int], *, batch: int = 500) -> int:
+        """`key.expiring` for each live key that came within a threshold (days) of its expiry: once
+        per key and threshold, across instances. A key that crossed several thresholds since the
+        last look (a short validity, or a long pause) gets one event, for the nearest."""
+        sent = 0
+        for days in sorted(set(thresholds)):
+            wider = sorted(d for d in set(thresholds) if d > days)
+            while True:
+                now = self.now()
+                found = await self.store.expiring_unnoted(now, dt.timedelta(days=days), days, batch)
+                for key in found:
+                    left = (key.expires_at - now).total_seconds() / 86400 if key.expires_at else 0.0
+                    event = key_event("key.expiring", key, at=now, actor=None, days_left=math.ceil(left),
+                                      threshold_days=days)
+                    if await self.store.note_expiring(key.id, [days, *wider], now, events=[event]):
+                        sent += 1
+                if len(found) < batch:
+                    break
+        return sent
 
     def _forget_key(self, key_id: str) -> None:
         self._changed("key", key_id)

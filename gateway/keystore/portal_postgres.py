@@ -7,10 +7,12 @@ Only SHA-256 hashes of link tokens and session ids, and argon2id hashes of passw
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.keystore import rows
 from gateway.keystore.models import Login, PortalSession, PortalToken, SessionView, User
+from gateway.keystore.outbox import NewEvent
 
 # $1 token hash, $2 purpose, $3 now
 _VALID_TOKEN = ("token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 AND user_id IN "
@@ -26,12 +28,13 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 class PostgresPortalQueries:
     if TYPE_CHECKING:
         async def _write(self, statements: list[tuple[str, tuple[Any, ...]]], *,
-                         first_must_change: bool = False) -> bool: ...
+                         first_must_change: bool = False, events: Sequence[NewEvent] = ()) -> bool: ...
         async def _one(self, sql: str, *args: Any) -> Any: ...
         async def _fetch(self, sql: str, *args: Any) -> list[Any]: ...
         async def get_user(self, user_id: str) -> User | None: ...
 
-    async def create_invited_user(self, user: User, email: str, token: PortalToken) -> User:
+    async def create_invited_user(self, user: User, email: str, token: PortalToken, *,
+                                  events: Sequence[NewEvent] = ()) -> User:
         """The user, their sign-in email (no password yet) and the invitation, in one transaction;
         `DuplicateError` when the email already signs someone in."""
         await self._write([
@@ -41,7 +44,7 @@ class PostgresPortalQueries:
               user.updated_at)),
             ("INSERT INTO user_logins (user_id, email) VALUES ($1, $2)", (user.id, email)),
             _insert_token(token),
-        ])
+        ], events=events)
         return user
 
     async def add_token(self, token: PortalToken) -> None:

@@ -7,10 +7,12 @@ this file: only SHA-256 hashes of link tokens and session ids, and argon2id hash
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.keystore import rows
 from gateway.keystore.models import Login, PortalSession, PortalToken, SessionView, User
+from gateway.keystore.outbox import NewEvent
 from gateway.keystore.sqlite_times import parse_ts, ts
 
 _VALID_TOKEN = ("token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ? AND user_id IN "
@@ -21,12 +23,14 @@ _TOKEN_USER = "(SELECT user_id FROM portal_tokens WHERE token_hash = ?)"
 
 class SQLitePortalQueries:
     if TYPE_CHECKING:
-        async def _write(self, statements: list[tuple[str, Any]], *, first_must_change: bool = False) -> int | None: ...
+        async def _write(self, statements: list[tuple[str, Any]], *, first_must_change: bool = False,
+                         events: Sequence[NewEvent] = ()) -> int | None: ...
         async def _one(self, sql: str, params: Any = ()) -> Any: ...
         async def _all(self, sql: str, params: Any = ()) -> list[Any]: ...
         async def get_user(self, user_id: str) -> User | None: ...
 
-    async def create_invited_user(self, user: User, email: str, token: PortalToken) -> User:
+    async def create_invited_user(self, user: User, email: str, token: PortalToken, *,
+                                  events: Sequence[NewEvent] = ()) -> User:
         """The user, their sign-in email (no password yet) and the invitation, in one transaction;
         `DuplicateError` when the email already signs someone in."""
         await self._write([
@@ -36,7 +40,7 @@ class SQLitePortalQueries:
               ts(user.created_at), ts(user.updated_at))),
             ("INSERT INTO user_logins (user_id, email) VALUES (?, ?)", (user.id, email)),
             _insert_token(token),
-        ])
+        ], events=events)
         return user
 
     async def add_token(self, token: PortalToken) -> None:

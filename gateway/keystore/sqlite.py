@@ -9,19 +9,23 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from gateway.keystore import rows
+from gateway.keystore.outbox import NewEvent
+from gateway.keystore.outbox_sqlite import SQLiteWebhooks, event_statements
 from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, StoreError
 from gateway.keystore.batch import BatchedLookup
 from gateway.keystore.models import ApiKey, Principal, Tenant, User
 from gateway.keystore.portal_sqlite import SQLitePortalQueries
 from gateway.keystore.sqlite_times import parse_ts, ts
 from gateway.keystore.rows import KEY_COLUMNS, TENANT_COLUMNS, USER_COLUMNS, key_params, order_by, status_case
+
+T = TypeVar("T")
 
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, [
@@ -66,6 +70,33 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             seen_at TEXT NOT NULL, expires_at TEXT NOT NULL, client_ip TEXT, user_agent TEXT)""",
         "CREATE INDEX portal_sessions_user ON portal_sessions (user_id)",
     ]),
+    (4, [  # webhooks: endpoints, the transactional outbox of events, and their deliveries
+        """CREATE TABLE webhook_endpoints (
+            id TEXT PRIMARY KEY, url TEXT NOT NULL, tenant_id TEXT REFERENCES tenants(id), description TEXT,
+            secret TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0, disabled_reason TEXT,
+            failing_since TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)""",
+        "CREATE INDEX webhook_endpoints_tenant ON webhook_endpoints (tenant_id)",
+        """CREATE TABLE webhook_subscriptions (
+            endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+            event_type TEXT NOT NULL, PRIMARY KEY (endpoint_id, event_type))""",
+        """CREATE TABLE webhook_events (
+            id TEXT PRIMARY KEY, type TEXT NOT NULL, tenant_id TEXT, created_at TEXT NOT NULL, payload TEXT NOT NULL)""",
+        "CREATE INDEX webhook_events_created ON webhook_events (created_at)",
+        """CREATE TABLE webhook_deliveries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL REFERENCES webhook_events(id) ON DELETE CASCADE,
+            endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+            status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at TEXT, retry_from TEXT NOT NULL,
+            lease_until TEXT, lease_token TEXT, last_attempt_at TEXT, response_status INTEGER, error TEXT,
+            created_at TEXT NOT NULL, delivered_at TEXT)""",
+        "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending'",
+        "CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id)",
+        "CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id)",
+        # key.expiring: once per key and threshold (days), whichever instance sees it first
+        """CREATE TABLE key_expiring_notes (
+            key_id TEXT NOT NULL, threshold_days INTEGER NOT NULL, noted_at TEXT NOT NULL,
+            PRIMARY KEY (key_id, threshold_days))""",
+    ]),
 ]
 
 _TENANT, _USER, _KEY = TENANT_COLUMNS, USER_COLUMNS, KEY_COLUMNS
@@ -84,13 +115,14 @@ def key_row(r: Any) -> ApiKey:
     return rows.key_row(r, parse_ts)
 
 
-class SQLiteKeyStore(SQLitePortalQueries):
+class SQLiteKeyStore(SQLitePortalQueries, SQLiteWebhooks):
     def __init__(self, path: str, *, busy_timeout: float = 5.0) -> None:
         self.path = path
         self._busy_ms = int(busy_timeout * 1000)
         self._db: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._by_hash = BatchedLookup(self._principals_by_hash)
+        self.on_events: Callable[[], None] | None = None
 
     async def open(self) -> None:
         try:
@@ -157,9 +189,24 @@ class SQLiteKeyStore(SQLitePortalQueries):
         rows = await self._all(sql, params)
         return rows[0] if rows else None
 
-    async def _write(self, statements: list[tuple[str, Any]], *, first_must_change: bool = False) -> int | None:
+    async def _write(self, statements: list[tuple[str, Any]], *, first_must_change: bool = False,
+                     events: Sequence[NewEvent] = ()) -> int | None:
         """Run the statements as one transaction; None (rolled back) if the first was a no-op
-        and `first_must_change`. The lock keeps another coroutine's statements out of it.
+        and `first_must_change`. `events` join the same transaction (the outbox), so a change
+        that commits always has its events, and one that does not never has them."""
+        everything = statements + event_statements(events) if events else statements
+        changed = await self._in_write(lambda db: self._transaction(db, everything, first_must_change))
+        if events and changed is not None and self.on_events is not None:
+            self.on_events()
+        return changed
+
+    async def _write_fetch(self, statements: list[tuple[str, Any]]) -> list[Any]:
+        """The statements as one transaction; the rows of the last one (`... RETURNING`)."""
+        return await self._in_write(lambda db: self._fetching_transaction(db, statements))
+
+    async def _in_write(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """`work` (which begins and commits) under the lock that keeps another coroutine's
+        statements out of its transaction.
 
         `BEGIN IMMEDIATE` takes the write lock first, waiting up to `busy_timeout` for another
         connection (the record writer, another worker, the CLI) to finish; a deferred transaction
@@ -171,7 +218,7 @@ class SQLiteKeyStore(SQLitePortalQueries):
         async with self._write_lock:
             while True:
                 try:
-                    return await self._transaction(db, statements, first_must_change)
+                    return await work(db)
                 except sqlite3.OperationalError as exc:
                     await self._rollback(db)
                     if "locked" in str(exc) or "busy" in str(exc):
@@ -189,6 +236,9 @@ class SQLiteKeyStore(SQLitePortalQueries):
                     raise StoreError(f"key store write failed: {exc}") from None
                 except ValueError as exc:
                     raise StoreError(f"key store unavailable: {exc}") from None
+                except BaseException:  # cancelled mid-transaction: nothing half-written stays open
+                    await self._rollback(db)
+                    raise
 
     @staticmethod
     async def _transaction(db: aiosqlite.Connection, statements: list[tuple[str, Any]], first_must_change: bool) -> int | None:
@@ -204,6 +254,15 @@ class SQLiteKeyStore(SQLitePortalQueries):
         return changed
 
     @staticmethod
+    async def _fetching_transaction(db: aiosqlite.Connection, statements: list[tuple[str, Any]]) -> list[Any]:
+        await db.execute("BEGIN IMMEDIATE")
+        rows: list[Any] = []
+        for sql, params in statements:
+            rows = list(await db.execute_fetchall(sql, params))
+        await db.commit()
+        return rows
+
+    @staticmethod
     async def _rollback(db: aiosqlite.Connection) -> None:
         try:
             await db.rollback()
@@ -215,12 +274,12 @@ class SQLiteKeyStore(SQLitePortalQueries):
 
     # tenants
 
-    async def create_tenant(self, tenant: Tenant) -> Tenant:
+    async def create_tenant(self, tenant: Tenant, *, events: Sequence[NewEvent] = ()) -> Tenant:
         await self._write([(
             f"INSERT INTO tenants ({_TENANT.replace('t.', '')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (tenant.id, tenant.name, tenant.plan, int(tenant.disabled), ts(tenant.created_at), ts(tenant.updated_at),
              int(tenant.api_enabled), int(tenant.write_enabled)),
-        )])
+        )], events=events)
         return tenant
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None:
@@ -237,23 +296,25 @@ class SQLiteKeyStore(SQLitePortalQueries):
 
     async def update_tenant(self, tenant_id: str, *, name: str | None = None, plan: str | None = None,
                             disabled: bool | None = None, api_enabled: bool | None = None,
-                            write_enabled: bool | None = None, at: dt.datetime) -> Tenant | None:
+                            write_enabled: bool | None = None, at: dt.datetime,
+                            events: Sequence[NewEvent] = ()) -> Tenant | None:
         flags = {"disabled": disabled, "api_enabled": api_enabled, "write_enabled": write_enabled}
         changes: dict[str, Any] = {"name": name, "plan": plan,
                                    **{k: None if v is None else int(v) for k, v in flags.items()}}
         sets = [(k, v) for k, v in changes.items() if v is not None]
         assignments = ", ".join([f"{k} = ?" for k, _ in sets] + ["updated_at = ?"])
-        await self._write([(f"UPDATE tenants SET {assignments} WHERE id = ?", (*[v for _, v in sets], ts(at), tenant_id))])
+        await self._write([(f"UPDATE tenants SET {assignments} WHERE id = ?", (*[v for _, v in sets], ts(at), tenant_id))],
+                          first_must_change=True, events=events)
         return await self.get_tenant(tenant_id)
 
     # users
 
-    async def create_user(self, user: User) -> User:
+    async def create_user(self, user: User, *, events: Sequence[NewEvent] = ()) -> User:
         await self._write([(
             "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (user.id, user.tenant_id, user.name, user.email, user.role, int(user.disabled),
              ts(user.created_at), ts(user.updated_at)),
-        )])
+        )], events=events)
         return user
 
     async def get_user(self, user_id: str) -> User | None:
@@ -265,7 +326,7 @@ class SQLiteKeyStore(SQLitePortalQueries):
         return [user_row(r) for r in rows]
 
     async def update_user(self, user_id: str, *, role: str | None = None, disabled: bool | None = None,
-                          name: str | None = None, at: dt.datetime) -> User | None:
+                          name: str | None = None, at: dt.datetime, events: Sequence[NewEvent] = ()) -> User | None:
         changes = {"role": role, "name": name, "disabled": None if disabled is None else int(disabled)}
         sets = [(k, v) for k, v in changes.items() if v is not None]
         assignments = ", ".join([f"{k} = ?" for k, _ in sets] + ["updated_at = ?"])
@@ -273,7 +334,7 @@ class SQLiteKeyStore(SQLitePortalQueries):
             (f"UPDATE users SET {assignments} WHERE id = ?", (*[v for _, v in sets], ts(at), user_id))]
         if disabled:  # in the same transaction: no session of a disabled user outlives the change
             statements.append(("DELETE FROM portal_sessions WHERE user_id = ?", (user_id,)))
-        await self._write(statements)
+        await self._write(statements, first_must_change=True, events=events)
         return await self.get_user(user_id)
 
     # keys
@@ -284,8 +345,8 @@ class SQLiteKeyStore(SQLitePortalQueries):
 
     _INSERT_KEY = f"INSERT INTO api_keys ({_KEY.replace('k.', '')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
-    async def create_key(self, key: ApiKey) -> ApiKey:
-        await self._write([(self._INSERT_KEY, self._key_params(key))])
+    async def create_key(self, key: ApiKey, *, events: Sequence[NewEvent] = ()) -> ApiKey:
+        await self._write([(self._INSERT_KEY, self._key_params(key))], events=events)
         return key
 
     async def get_key(self, key_id: str) -> ApiKey | None:
@@ -343,24 +404,38 @@ class SQLiteKeyStore(SQLitePortalQueries):
             (ts(since) if since else "", ts(now), limit))
         return [row[0] for row in found]
 
-    async def note_expiry(self, key_id: str) -> bool:
+    async def note_expiry(self, key_id: str, *, events: Sequence[NewEvent] = ()) -> bool:
         done = await self._write([(
             "INSERT INTO key_expiry_notes VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (key_id, ts(dt.datetime.now(dt.timezone.utc))))], first_must_change=True)
+            (key_id, ts(dt.datetime.now(dt.timezone.utc))))], first_must_change=True, events=events)
         return done is not None
 
-    async def revoke_key(self, key_id: str, at: dt.datetime) -> ApiKey | None:
-        await self._write([("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (ts(at), key_id))])
+    async def expiring_unnoted(self, now: dt.datetime, within: dt.timedelta, threshold_days: int,
+                               limit: int) -> list[ApiKey]:
+        rows = await self._all(
+            f"SELECT {_KEY} FROM api_keys k WHERE k.expires_at > ? AND k.expires_at <= ? AND k.revoked_at IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM key_expiring_notes n WHERE n.key_id = k.id AND n.threshold_days = ?) "
+            "ORDER BY k.expires_at LIMIT ?", (ts(now), ts(now + within), threshold_days, limit))
+        return [key_row(r) for r in rows]
+
+    async def note_expiring(self, key_id: str, thresholds: Sequence[int], at: dt.datetime, *, events: Sequence[NewEvent] = ()) -> bool:
+        noted = [("INSERT INTO key_expiring_notes VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (key_id, days, ts(at)))
+                 for days in thresholds]
+        return await self._write(noted, first_must_change=True, events=events) is not None
+
+    async def revoke_key(self, key_id: str, at: dt.datetime, *, events: Sequence[NewEvent] = ()) -> ApiKey | None:
+        await self._write([("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (ts(at), key_id))],
+                          first_must_change=True, events=events)
         return await self.get_key(key_id)
 
-    async def rotate_key(self, old_id: str, new: ApiKey, at: dt.datetime) -> ApiKey | None:
+    async def rotate_key(self, old_id: str, new: ApiKey, at: dt.datetime, *, events: Sequence[NewEvent] = ()) -> ApiKey | None:
         # Conditional on the old key being live, in one transaction: two concurrent rotations
         # of one key leave one successor, not two.
         done = await self._write([
             ("UPDATE api_keys SET revoked_at = ?, replaced_by = ? WHERE id = ? AND revoked_at IS NULL",
              (ts(at), new.id, old_id)),
             (self._INSERT_KEY, self._key_params(new)),
-        ], first_must_change=True)
+        ], first_must_change=True, events=events)
         return new if done is not None else None
 
     async def record_last_used(self, times: Mapping[str, dt.datetime]) -> None:

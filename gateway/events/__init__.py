@@ -1,0 +1,1 @@
+"""Key lifecycle events: the transactional outbox, signed webhook deliveries and their dispatcher."""

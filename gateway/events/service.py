@@ -1,0 +1,223 @@
+"""Webhook endpoints and their deliveries, with their rules and audit, for every caller.
+
+The admin API calls this with no tenant (every endpoint); a tenant's own people (the portal)
+call it with their tenant, which confines them to that tenant's endpoints: another tenant's ids
+answer 404 exactly as ids that do not exist, and their endpoints receive their tenant's events
+only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import ThreadedResolver
+
+from gateway.accounts import rules
+from gateway.accounts.service import Actor, AuditSink
+from gateway.credentials.keyformat import new_id
+from gateway.errors import Conflict, NotFound, ValidationError
+from gateway.keystore.outbox import Delivery, Endpoint
+from gateway.accounts.events import ALL_EVENTS, EVENT_TYPES
+from gateway.accounts.events import iso, webhook_test_event
+from gateway.events.settings import WebhookSettings
+from gateway.events.signing import new_secret
+from gateway.keystore.outbox import delivery_public_id, parse_delivery_id
+from gateway.keystore.base import KeyStore
+
+FIELDS = {"url", "events", "tenant_id", "description", "disabled"}
+MAX_DELIVERIES_PAGE = 1000
+
+
+def endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
+    """An endpoint as the API shows it: never its secret (that is shown once, at creation)."""
+    return {
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "events": list(endpoint.events),
+        "tenant_id": endpoint.tenant_id,
+        "description": endpoint.description,
+        "disabled": endpoint.disabled,
+        "disabled_reason": endpoint.disabled_reason,
+        "failing_since": iso(endpoint.failing_since),
+        "created_at": iso(endpoint.created_at),
+        "updated_at": iso(endpoint.updated_at),
+    }
+
+
+def delivery_view(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "id": delivery_public_id(delivery.id),
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "webhook_id": delivery.endpoint_id,
+        "attempts": delivery.attempts,
+        "status": delivery.status,
+        "response_status": delivery.response_status,
+        "error": delivery.error,
+        "last_attempt_at": iso(delivery.last_attempt_at),
+        "next_attempt_at": iso(delivery.next_attempt_at),
+        "created_at": iso(delivery.created_at),
+        "delivered_at": iso(delivery.delivered_at),
+    }
+
+
+def _events(value: Any, problems: rules.Problems) -> tuple[str, ...] | None:
+    if not isinstance(value, list) or not value:
+        problems.add("events", 'must be a non-empty list of event types, or ["*"] for all')
+        return None
+    chosen: set[str] = set()
+    for i, item in enumerate(value):
+        if item != ALL_EVENTS and item not in EVENT_TYPES:
+            problems.add(f"events[{i}]", "must be one of " + ", ".join(EVENT_TYPES) + ", or *")
+        else:
+            chosen.add(item)
+    if ALL_EVENTS in chosen:
+        return (ALL_EVENTS,)
+    return tuple(sorted(chosen))
+
+
+class Webhooks:
+    def __init__(
+        self,
+        store: KeyStore,
+        settings: WebhookSettings,
+        *,
+        audit: AuditSink,
+        clock: Callable[[], float] = time.time,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self._audit = audit
+        self._clock = clock
+        self._resolver = resolver if resolver is not None else ThreadedResolver()
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc)
+
+    async def _url(self, body: Mapping[str, Any], problems: rules.Problems, *, required: bool) -> str | None:
+        if "url" not in body:
+            if required:
+                problems.add("url", "is required")
+            return None
+        url = body["url"]
+        try:
+            async with asyncio.timeout(self.settings.timeout):  # a resolver that never answers
+                await self.settings.policy().check_url(url, self._resolver)
+        except ValueError as exc:
+            problems.add("url", str(exc))
+            return None
+        except TimeoutError:
+            problems.add("url", f"its host could not be resolved within {self.settings.timeout:g} s")
+            return None
+        return str(url)
+
+    @staticmethod
+    def _description(body: Mapping[str, Any], problems: rules.Problems) -> str | None:
+        if body.get("description") is None:
+            return None
+        return rules.text(body, "description", problems, required=False, limit=512)
+
+    async def create(self, body: Any, actor: Actor, *, tenant: str | None = None) -> tuple[Endpoint, str]:
+        """A new endpoint and its signing secret, which only this return value carries."""
+        body = rules.require_object(body)
+        problems = rules.Problems()
+        rules.check_unknown(body, FIELDS - {"disabled"}, problems)
+        url = await self._url(body, problems, required=True)
+        events = _events(body.get("events"), problems) if "events" in body else None
+        if "events" not in body:
+            problems.add("events", "is required")
+        description = self._description(body, problems)
+        tenant_id = body.get("tenant_id")
+        if tenant is not None and tenant_id not in (None, tenant):
+            problems.add("tenant_id", "must be your own tenant")
+        elif tenant_id is not None:
+            if not isinstance(tenant_id, str) or await self.store.get_tenant(tenant_id) is None:
+                problems.add("tenant_id", "no such tenant")
+        problems.raise_if_any()
+        assert url is not None and events is not None
+        now = self.now()
+        endpoint = Endpoint(
+            id=new_id("whk"), url=url, tenant_id=tenant if tenant is not None else tenant_id,
+            description=description, events=events, secret=new_secret(), disabled=False, disabled_reason=None,
+            failing_since=None, created_at=now, updated_at=now,
+        )
+        await self.store.create_endpoint(endpoint)
+        self._audit(actor, "webhook.created", "webhook", endpoint.id, tenant_id=endpoint.tenant_id)
+        return endpoint, endpoint.secret
+
+    async def get(self, endpoint_id: str, *, tenant: str | None = None) -> Endpoint:
+        endpoint = await self.store.get_endpoint(endpoint_id)
+        if endpoint is None or (tenant is not None and endpoint.tenant_id != tenant):
+            raise NotFound(f"no webhook {endpoint_id}")
+        return endpoint
+
+    async def list_endpoints(self, *, tenant: str | None = None, tenant_filter: str | None = None,
+                   page: int = 1, per_page: int = 25) -> tuple[list[Endpoint], int]:
+        return await self.store.list_endpoints(tenant_id=tenant if tenant is not None else tenant_filter,
+                                               page=page, per_page=per_page)
+
+    async def update(self, endpoint_id: str, body: Any, actor: Actor, *, tenant: str | None = None) -> Endpoint:
+        await self.get(endpoint_id, tenant=tenant)
+        body = rules.require_object(body)
+        problems = rules.Problems()
+        rules.check_unknown(body, FIELDS - {"tenant_id"}, problems)
+        changes: dict[str, Any] = {}
+        url = await self._url(body, problems, required=False)
+        if url is not None:
+            changes["url"] = url
+        events = _events(body["events"], problems) if "events" in body else None
+        if "description" in body:
+            changes["description"] = self._description(body, problems)
+        disabled = rules.flag(body, "disabled", problems)
+        if disabled is not None:
+            changes["disabled"] = disabled
+            changes["disabled_reason"] = "admin" if disabled else None
+        problems.raise_if_any()
+        updated = await self.store.update_endpoint(endpoint_id, changes=changes, events=events, at=self.now())
+        if updated is None:
+            raise NotFound(f"no webhook {endpoint_id}")
+        self._audit(actor, "webhook.updated", "webhook", endpoint_id, tenant_id=updated.tenant_id)
+        return updated
+
+    async def delete(self, endpoint_id: str, actor: Actor, *, tenant: str | None = None) -> None:
+        endpoint = await self.get(endpoint_id, tenant=tenant)
+        if not await self.store.delete_endpoint(endpoint_id):
+            raise NotFound(f"no webhook {endpoint_id}")
+        self._audit(actor, "webhook.deleted", "webhook", endpoint_id, tenant_id=endpoint.tenant_id)
+
+    async def send_test(self, endpoint_id: str, actor: Actor, *, tenant: str | None = None) -> str:
+        """A `webhook.test` event to this endpoint alone; its id."""
+        endpoint = await self.get(endpoint_id, tenant=tenant)
+        if endpoint.disabled:
+            raise Conflict(f"webhook {endpoint_id} is disabled")
+        event = webhook_test_event(endpoint.id, endpoint.tenant_id, at=self.now(), actor=actor.name)
+        await self.store.add_events([event])
+        return event.id
+
+    async def deliveries(self, endpoint_id: str, *, after: int | None, limit: int, newest_first: bool = False,
+                         tenant: str | None = None) -> list[Delivery]:
+        await self.get(endpoint_id, tenant=tenant)
+        if not 1 <= limit <= MAX_DELIVERIES_PAGE:
+            raise ValidationError(details=[{"field": "limit", "issue": f"must be from 1 to {MAX_DELIVERIES_PAGE}"}])
+        return await self.store.list_deliveries(endpoint_id, after=after, limit=limit, newest_first=newest_first)
+
+    async def retry(self, delivery_id: str, actor: Actor, *, tenant: str | None = None) -> Delivery:
+        """Pending again at once, retried for `retry_for` anew if it keeps failing."""
+        number = parse_delivery_id(delivery_id)
+        delivery = await self.store.get_delivery(number) if number is not None else None
+        endpoint = await self.store.get_endpoint(delivery.endpoint_id) if delivery is not None else None
+        if delivery is None or endpoint is None or (tenant is not None and endpoint.tenant_id != tenant):
+            raise NotFound(f"no delivery {delivery_id}")
+        if endpoint.disabled:
+            raise Conflict(f"webhook {endpoint.id} is disabled: enable it first")
+        retried = await self.store.retry_delivery(delivery.id, self.now())
+        if retried is None:
+            raise NotFound(f"no delivery {delivery_id}")
+        self._audit(actor, "webhook.delivery_retried", "delivery", delivery_id, tenant_id=endpoint.tenant_id)
+        return retried
