@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from tests.cli.test_run import gateway, write_config
 from tests.conftest import STORE_BACKEND, base_config
@@ -83,6 +84,25 @@ def test_unopenable_store_is_one_line_exit_2(tmp_path: Path, server_cert) -> Non
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
 
 
+async def _add_endpoint(path: str) -> Any:
+    import datetime as dt
+
+    from gateway.keystore.outbox import Endpoint
+    from gateway.events.signing import new_secret
+    from gateway.keystore.sqlite import SQLiteKeyStore
+
+    store = SQLiteKeyStore(path)
+    await store.open()
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    hook = Endpoint(id="whk_1", url="https://hooks.example.com/x", tenant_id="acme", description="ops",
+                    events=("key.revoked",), secret=new_secret(), disabled=False, disabled_reason=None,
+                    failing_since=None, created_at=now, updated_at=now)
+    try:
+        return await store.create_endpoint(hook)
+    finally:
+        await store.close()
+
+
 def test_store_migrate_copies_everything_from_sqlite_to_postgresql(tmp_path: Path, server_cert) -> None:
     import asyncio
 
@@ -121,6 +141,7 @@ def test_store_migrate_copies_everything_from_sqlite_to_postgresql(tmp_path: Pat
             await store.close()
 
     before, _ = asyncio.run(signs_in(cfg["store"]["url"], add=True))
+    hook = asyncio.run(_add_endpoint(f"{tmp_path}/data/gateway.db"))
     target = postgres_url(tmp_path)
     try:
         moved = gateway("store", "migrate", "--from", cfg["store"]["url"], "--to", target, cwd=tmp_path)
@@ -128,6 +149,7 @@ def test_store_migrate_copies_everything_from_sqlite_to_postgresql(tmp_path: Pat
         assert "1 tenants, 1 users, 2 keys, 5 audit entries" in moved.stdout
         after, tenant = asyncio.run(signs_in(target, add=False))
         assert after == before and tenant.write_enabled is False  # type: ignore[attr-defined]
+        assert "1 webhook endpoints" in moved.stdout
         again = gateway("store", "migrate", "--from", cfg["store"]["url"], "--to", target, cwd=tmp_path)
         assert again.returncode == 2 and "empty store" in again.stderr
         # the same keys, secrets included, work against the new store
@@ -149,6 +171,18 @@ def test_store_migrate_copies_everything_from_sqlite_to_postgresql(tmp_path: Pat
 
         found = asyncio.run(principal())
         assert found is not None and found.key.id == made["id"]  # type: ignore[attr-defined]
+
+        async def endpoint() -> object:
+            from gateway.keystore.postgres import PostgresKeyStore
+
+            store = PostgresKeyStore(target)
+            await store.open()
+            try:
+                return await store.get_endpoint(hook.id)
+            finally:
+                await store.close()
+
+        assert asyncio.run(endpoint()) == hook  # its secret too: receivers keep verifying
     finally:
         asyncio.run(drop_schema(target))
 

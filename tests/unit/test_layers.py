@@ -31,7 +31,7 @@ LAYERS = [
     ["gateway.config", "gateway.config_parse", "gateway.reload"],
     ["gateway.keystore", "gateway.ratelimit"],
     ["gateway.access", "gateway.accounts"],
-    ["gateway.observability"],
+    ["gateway.observability", "gateway.events"],
     ["gateway.proxy"],
     ["gateway.admin"],
     ["gateway.portal"],
