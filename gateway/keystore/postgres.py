@@ -16,11 +16,11 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from gateway.keystore import rows
-from gateway.keystore.outbox import NewEvent
-from gateway.keystore.outbox_postgres import PostgresWebhooks, event_statements
 from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, StoreError
 from gateway.keystore.batch import BatchedLookup
 from gateway.keystore.models import ApiKey, Principal, Tenant, User
+from gateway.keystore.outbox import NewEvent
+from gateway.keystore.outbox_postgres import PostgresWebhooks, event_statements
 from gateway.keystore.portal_postgres import PostgresPortalQueries
 from gateway.keystore.rows import KEY_COLUMNS, TENANT_COLUMNS, USER_COLUMNS, key_params, order_by, status_case
 

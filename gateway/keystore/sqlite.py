@@ -16,14 +16,14 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from gateway.keystore import rows
-from gateway.keystore.outbox import NewEvent
-from gateway.keystore.outbox_sqlite import SQLiteWebhooks, event_statements
 from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, StoreError
 from gateway.keystore.batch import BatchedLookup
 from gateway.keystore.models import ApiKey, Principal, Tenant, User
+from gateway.keystore.outbox import NewEvent
+from gateway.keystore.outbox_sqlite import SQLiteWebhooks, event_statements
 from gateway.keystore.portal_sqlite import SQLitePortalQueries
-from gateway.keystore.sqlite_times import parse_ts, ts
 from gateway.keystore.rows import KEY_COLUMNS, TENANT_COLUMNS, USER_COLUMNS, key_params, order_by, status_case
+from gateway.keystore.sqlite_times import parse_ts, ts
 
 T = TypeVar("T")
 
