@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, ConfigError, check_file, load_config
 from gateway.admin.auth import AdminTokenError
 from gateway.cli_certs import add_parser as add_certs_parser
 from gateway.credentials.tokens import SigningKeyError
@@ -107,10 +107,17 @@ def run_one(config_path: str, cfg: Config | None = None) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    cfg = load(args.config)
-    if cfg is None:
+    """The file's shape; a value naming an unset variable is noted, not refused (unless --require-env)."""
+    try:
+        checked = check_file(args.config) if not args.require_env else None
+        cfg = checked.config if checked is not None else load_config(args.config)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
         return EXIT_USAGE
     print(f"{args.config}: ok ({len(cfg.routes)} routes)")
+    for where, names in (checked.unresolved.items() if checked is not None else ()):
+        print(f"{args.config}: {where}: not checked: uses {', '.join(names)}, not set here")
     return 0
 
 
@@ -172,8 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, help="YAML config file")
     run.set_defaults(func=cmd_run)
 
-    check = sub.add_parser("check-config", help="validate a config file")
+    check = sub.add_parser("check-config", help="validate a config file (every problem, one line each)")
     check.add_argument("--config", required=True, help="YAML config file")
+    check.add_argument("--require-env", action="store_true",
+                       help="refuse ${NAME} references to unset variables (by default such a value is "
+                            "noted and left unchecked, so the check runs where secrets are absent)")
     check.set_defaults(func=cmd_check_config)
 
     demo = sub.add_parser("demo", help="run a self-contained demo: TLS, store, echo upstream, a key")

@@ -1,0 +1,35 @@
+"""The gateway's configuration: each section declared once (`sections.py`), read from YAML whole.
+
+`parse_config` / `load_config` validate a file and report every problem at once with its
+zero-based field path (`routes[1].upstream: must be an http(s) URL ...`); `check_file` does the
+same without requiring the file's environment variables to be set (check-config).
+"""
+
+from gateway.config.fields import Network
+from gateway.config.parse import Checked, check_file, load_config, parse_config, read_config
+from gateway.config.problems import ConfigError
+from gateway.config.sections import (
+    ALL_METHODS,
+    AUTH_KINDS,
+    DEFAULT_PLANS,
+    AdminConfig,
+    CallLogConfig,
+    Config,
+    KeysConfig,
+    LoggingConfig,
+    MetricsConfig,
+    PlanConfig,
+    RateLimitConfig,
+    RouteConfig,
+    ServerConfig,
+    StoreConfig,
+    TLSConfig,
+    TokensConfig,
+)
+
+__all__ = [
+    "ALL_METHODS", "AUTH_KINDS", "DEFAULT_PLANS", "AdminConfig", "CallLogConfig", "Checked", "Config", "ConfigError",
+    "KeysConfig", "LoggingConfig", "MetricsConfig", "Network", "PlanConfig", "RateLimitConfig", "RouteConfig",
+    "ServerConfig", "StoreConfig", "TLSConfig", "TokensConfig", "check_file", "load_config", "parse_config",
+    "read_config",
+]

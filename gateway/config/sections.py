@@ -1,0 +1,343 @@
+"""The configuration, declared once: each section's keys, types, bounds, defaults and help text.
+
+Everything else is derived from these classes: the parser's checks (`parse.py`, through the
+rules in `fields.py`), the reference `docs/configuration.md` (`python -m gateway.config.docs`) and
+the defaults the gateway runs with. They are frozen, slotted dataclasses, so the request path
+reads plain attributes. The docstring under a key is its help text.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict
+from pydantic.json_schema import SkipJsonSchema
+
+from gateway.config.fields import (
+    BOOL,
+    HTTP_URL,
+    NETWORK,
+    REDIS_URL,
+    ROUTE_PATH,
+    STORE_URL,
+    TEXT,
+    Int,
+    List,
+    Network,
+    Number,
+    OneOf,
+    Pattern,
+    Rule,
+    Table,
+    unique,
+    unique_upper,
+)
+from gateway.credentials.parse import KINDS, Kind
+
+SECTION = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+AuthKind = Kind           # the credential kinds, declared once with their parser
+AUTH_KINDS = KINDS
+
+Flag = Annotated[bool, BOOL]
+Text = Annotated[str, TEXT]
+Port = Annotated[int, Int(0, 65535)]
+Seconds = Annotated[float, Number()]
+Count = Annotated[int, Int(1)]
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    """Set `cert_file` and `key_file`, or `self_signed: true` (one of the two)."""
+
+    __pydantic_config__ = SECTION
+    cert_file: Text | None = None
+    """PEM certificate chain."""
+    key_file: Text | None = None
+    """PEM private key."""
+    self_signed: Flag = False
+    """Development only: generate a certificate under `data_dir` and reuse it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """The proxy listener (HTTPS only)."""
+
+    __pydantic_config__ = SECTION
+    tls: TLSConfig
+    """The listener's certificate (required)."""
+    host: Text = "127.0.0.1"
+    """Listen address."""
+    port: Port = 8443
+    """HTTPS port."""
+    plain_http_port: Port | None = None
+    """Optional plain-HTTP port: every request there gets 403 HTTPS_REQUIRED, unless it comes from
+    `trusted_proxies` with `X-Forwarded-Proto: https`."""
+    trusted_proxies: Annotated[tuple[Annotated[Network, NETWORK], ...], List("must be a list of CIDRs")] = ()
+    """CIDRs of TLS-terminating proxies whose `X-Forwarded-Proto` / `X-Forwarded-For` are believed."""
+    max_body_bytes: Annotated[int, Int()] = 10485760
+    """Larger request bodies get 413 PAYLOAD_TOO_LARGE."""
+    workers: Annotated[int, Int(1, 256)] = 1
+    """Processes sharing the listening sockets (more than 1 needs `ratelimit.backend: redis`)."""
+    grace_period: Seconds = 30.0
+    """On SIGTERM, how long in-flight requests may take to finish."""
+    keepalive_timeout: Seconds = 75.0
+    """Idle client connections are closed after this."""
+    header_timeout: Seconds = 10.0
+    """A request head must arrive within this (slowloris), else 408 and close."""
+    body_timeout: Seconds = 30.0
+    """Longest wait for more request body bytes, else 408 REQUEST_TIMEOUT and close."""
+    send_timeout: Seconds = 60.0
+    """Longest wait for a client to take more response bytes, else the connection is cut."""
+    upstream_keepalive: Seconds = 15.0
+    """Idle upstream connections are closed after this (keep it below the upstream's own)."""
+    upstream_connect_timeout: Seconds = 5.0
+    """TCP connect timeout to an upstream."""
+    max_header_bytes: Annotated[int, Int(1024, 1 << 20)] = 16384
+    """Longest request header field."""
+    max_header_total_bytes: Annotated[int, Int(1024, 1 << 24)] = 65536
+    """All request header fields together (431 above; at most 128 fields)."""
+    max_line_bytes: Annotated[int, Int(1024, 1 << 20)] = 8190
+    """Longest request line."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """The admin listener (plain HTTP): admin API, console, `/metrics`, `/healthz`, `/readyz`."""
+
+    __pydantic_config__ = SECTION
+    host: Text = "127.0.0.1"
+    """Listen address (keep it off the internet)."""
+    port: Port = 9090
+    """Admin port."""
+    token_env: Text = "GATEWAY_ADMIN_TOKEN"
+    """Environment variable holding the admin bearer token (at least 24 characters)."""
+    allow_weak_token: Flag = False
+    """Allow a short or missing token, only on a loopback admin listener."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where tenants, users and keys live."""
+
+    __pydantic_config__ = SECTION
+    url: Annotated[str, STORE_URL] = "sqlite:///./data/gateway.db"
+    """`sqlite:///PATH` or `postgresql://user@host/db` (for several instances). When absent:
+    `gateway.db` under `data_dir`."""
+    cache_ttl: Seconds = 5.0
+    """Longest time a key changed on ANOTHER instance may still pass here."""
+    cache_size: Count = 100000
+    """Cached identities (LRU)."""
+    negative_cache_ttl: Seconds = 2.0
+    """How long an unknown key is remembered as unknown."""
+    negative_cache_size: Count = 10000
+    """Remembered unknown keys."""
+    last_used_flush_interval: Seconds = 5.0
+    """Last-used times are written in batches this often."""
+    busy_timeout: Annotated[float, Number(0, 600, open_lo=False)] = 5.0
+    """SQLite: how long a write waits on another process's lock before failing."""
+    invalidation_redis_url: Annotated[str, REDIS_URL] | None = None
+    """Redis for pushing key, tenant and user changes to other instances; null: `ratelimit.redis_url`
+    when `ratelimit.backend` is redis, else none."""
+    invalidation_channel: Text = "gw:invalidate"
+    """Redis channel of those changes."""
+
+    @property
+    def sqlite_path(self) -> str | None:
+        return self.url[len("sqlite:///"):] if self.url.startswith("sqlite:///") else None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """Per-key sliding windows of 60 seconds, at the plan's rate."""
+
+    __pydantic_config__ = SECTION
+    enabled: Flag = True
+    """false: no limits are counted or enforced, no `X-RateLimit-*` headers."""
+    backend: Annotated[Literal["memory", "redis"], OneOf("memory", "redis")] = "memory"
+    """redis is needed for `server.workers` > 1 and for several instances."""
+    redis_url: Annotated[str, REDIS_URL] = "redis://127.0.0.1:6379/0"
+    """The Redis of the redis backend."""
+    on_backend_error: Annotated[Literal["allow", "deny"], OneOf("allow", "deny")] = "allow"
+    """What to do while Redis is unreachable."""
+    ietf_headers: Flag = False
+    """Also send the IETF `RateLimit-Policy` / `RateLimit` fields."""
+    redis_prefix: Text = "gw:rl:"
+    """Key prefix in Redis."""
+    failed_auth_per_minute: Annotated[int, Int(0, 10**9)] = 1200
+    """Wrong keys or tokens per client address and minute before its 401s are held (0: never)."""
+    failed_auth_delay: Annotated[float, Number(0.0, 60.0)] = 1.0
+    """How long each 401 past that budget waits, in seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanConfig:
+    """A plan a tenant can be on."""
+
+    __pydantic_config__ = SECTION
+    requests_per_minute: Annotated[int, Int(1, 10_000_000)]
+    """The requests per minute of each of the tenant's keys."""
+
+
+DEFAULT_PLANS = types.MappingProxyType({
+    "starter": PlanConfig(100), "professional": PlanConfig(500), "enterprise": PlanConfig(2000),
+})
+
+
+@dataclass(frozen=True, slots=True)
+class KeysConfig:
+    """API keys: their format and the rules for creating them."""
+
+    __pydantic_config__ = SECTION
+    prefix: Annotated[str, Pattern("[a-z0-9]{1,16}", "must be 1-16 lowercase letters or digits")] = "gw"
+    """Keys look like `<prefix>_live_<random><checksum>` or `<prefix>_test_...`."""
+    max_per_tenant: Annotated[int, Int(1, 100000)] = 4
+    """Active keys per tenant."""
+    default_validity_days: Annotated[int, Int(1, 36500)] = 90
+    """Validity of a key created without `validity_days` (between the min and the max)."""
+    min_validity_days: Annotated[int, Int(1, 36500)] = 10
+    """Shortest `validity_days` a key can be created with."""
+    max_validity_days: Annotated[int, Int(1, 36500)] = 365
+    """Longest `validity_days` a key can be created with (null asks for no expiry)."""
+    expiring_soon_days: Annotated[int, Int(0, 36500)] = 20
+    """Keys expiring sooner are flagged in the admin API and console."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokensConfig:
+    """The API key to JWT exchange, and the identity assertion sent upstream."""
+
+    __pydantic_config__ = SECTION
+    path: Annotated[str, Pattern(r"/[^?#\s]*", "must be a path starting with /")] = "/api/v1/auth/token"
+    """The exchange endpoint on the proxy listener (no route may have this path)."""
+    ttl: Annotated[int, Int(1, 86400 * 30)] = 3600
+    """Token lifetime in seconds."""
+    issuer: Text = "gateway"
+    """`iss` claim."""
+    audience: Text = "gateway"
+    """`aud` claim of exchanged tokens (no route may have this name)."""
+    algorithm: Annotated[Literal["EdDSA", "RS256", "ES256"], OneOf("EdDSA", "RS256", "ES256")] = "EdDSA"
+    """Signing algorithm."""
+    leeway: Annotated[float, Number(0, 300, open_lo=False)] = 5.0
+    """Clock skew allowed on `exp` / `nbf`."""
+    signing_keys: Annotated[tuple[Annotated[str, TEXT], ...], Rule("must be a list of PEM file paths")] = ()
+    """PEM private keys (the first signs, all verify); empty: one is generated under `data_dir`."""
+    identity_ttl: Annotated[int, Int(1, 60)] = 60
+    """Lifetime of the `X-Gateway-Identity` assertion sent upstream."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """Process logs and the access log (JSON lines on stderr)."""
+
+    __pydantic_config__ = SECTION
+    level: Annotated[Literal["debug", "info", "warning", "error"], OneOf("debug", "info", "warning", "error")] = "info"
+    """Least severity logged."""
+    access_log: Flag = True
+    """One JSON line per request."""
+    access_log_sample_rate: Annotated[float, Number(0, 1, open_lo=False)] = 1.0
+    """Fraction of requests logged."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Prometheus metrics at `/metrics` on the admin listener."""
+
+    __pydantic_config__ = SECTION
+    enabled: Flag = True
+    """false: request metrics are not counted (cache and buffer figures still are)."""
+    per_tenant_label: Flag = False
+    """Add a tenant label to request metrics (one series per tenant!)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallLogConfig:
+    """One row per proxied request, readable at `/admin/calls`."""
+
+    __pydantic_config__ = SECTION
+    enabled: Flag = True
+    """false: no rows are kept."""
+    # Small batches often: a second's rows written at once held the event loop (binding the
+    # parameters takes the GIL) long enough to double the open-loop p99 at half load (9-10 ->
+    # ~5 ms), for ~2 % more CPU per request at 0.1 s.
+    flush_interval: Seconds = 0.2
+    """Rows are written in batches this often (small batches: a big one holds the event loop)."""
+    buffer_size: Count = 10000
+    """Rows kept in memory while the store is slow (overflow is counted)."""
+    retention_days: Count = 30
+    """Rows older than this are removed."""
+    max_rows: Count = 1000000
+    """At most this many rows are kept (the oldest go first)."""
+
+
+RouteName = Annotated[str, Pattern("[A-Za-z0-9_.-]{1,64}", "must be 1-64 letters, digits, '_', '.' or '-'")]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """A path prefix and where its requests go."""
+
+    __pydantic_config__ = SECTION
+    name: RouteName
+    """Unique name (the audience of the identity assertion sent upstream)."""
+    path: Annotated[str, ROUTE_PATH]
+    """Matches this path and everything below it, by whole segments; a `{name}` segment matches
+    one segment and can be checked against a key's resources."""
+    upstream: Annotated[str, HTTP_URL]
+    """Where requests go (`http://` or `https://`, an optional base path, no query)."""
+    methods: Annotated[tuple[str, ...], Rule(
+        "must be a non-empty list of HTTP methods", {"min_length": 1}, check=unique_upper,
+        placeholder=ALL_METHODS)] = ALL_METHODS
+    """Methods served; others get 405."""
+    sandbox_upstream: Annotated[str, HTTP_URL] | None = None
+    """Optional: requests made with test keys go here."""
+    strip_prefix: Flag = False
+    """true: `/api/v1/visitors/42` reaches the upstream as `/42`."""
+    auth: Annotated[tuple[AuthKind, ...], Rule(
+        "must be a list of " + ", ".join(AUTH_KINDS) + " ([] for a public route)", check=unique,
+        placeholder=AUTH_KINDS)] = AUTH_KINDS
+    """Credentials accepted: any of bearer, api_key_header, basic; [] makes the route public."""
+    timeout: Annotated[float, Number(0, 3600)] = 30.0
+    """The whole upstream exchange, in seconds; 504 UPSTREAM_TIMEOUT past it."""
+    rate_limit_per_minute: Annotated[int, Int(1, 10_000_000)] | None = None
+    """Optional per-key cap on this route, on top of the plan."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole file. Durations are seconds. Relative paths are relative to the directory the
+    gateway starts in. `${NAME}` or `${NAME:-default}` in any string is read from the environment."""
+
+    __pydantic_config__ = SECTION
+    server: ServerConfig
+    """The proxy listener."""
+    data_dir: Text = "./data"
+    """Self-signed certificate, token signing keys, SQLite files."""
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    """The admin listener."""
+    store: StoreConfig = field(default_factory=StoreConfig)
+    """The key store."""
+    ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    """Rate limits."""
+    plans: Annotated[Mapping[str, PlanConfig], Table(
+        "must be a non-empty mapping of plan name to {requests_per_minute}")] = field(
+        default_factory=lambda: DEFAULT_PLANS)
+    """A tenant's plan sets its keys' requests per minute."""
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    """API keys."""
+    tokens: TokensConfig = field(default_factory=TokensConfig)
+    """Token exchange."""
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    """Logs."""
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    """Metrics."""
+    call_log: CallLogConfig = field(default_factory=CallLogConfig)
+    """The call log."""
+    routes: Annotated[tuple[RouteConfig, ...], List("must be a list of routes")] = ()
+    """The routes, matched by longest path prefix."""
+    source: SkipJsonSchema[str | None] = None
+    """The file this was read from (set by the loader, not a key of the file)."""
