@@ -1,5 +1,9 @@
 """The one set of rules for tenants, users and keys, shared by the admin API and the CLI.
 
+Tenant, user and key requests are models (`requests.py`, also the admin OpenAPI document), read
+here with the configured values their rules need (plans, validity bounds); the helpers below
+remain for the portal's sign-in bodies.
+
 Each validator reads a JSON-like mapping, collects every problem as a `details` entry, and
 raises one `ValidationError` (422) naming each field, so clients can show errors beside fields.
 """
@@ -11,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.config import KeysConfig
+from gateway.accounts.requests import KeyInput, TenantInput, TenantPatch, UserInput, UserPatch, parse
+from gateway.config import Config, KeysConfig
 from gateway.errors import ValidationError
 from gateway.keystore.models import Permission, Tenant
 
@@ -119,111 +124,37 @@ class KeySpec:
     rate_limit_per_minute: int | None = None
 
 
-KEY_FIELDS = {
-    "tenant_id", "name", "scope", "permissions", "validity_days",
-    "environment", "resources", "user_id", "rate_limit_per_minute",
-}
+def tenant_input(body: Any, cfg: Config) -> TenantInput:
+    return parse(TenantInput, body, plans=tuple(cfg.plans))
 
 
-def _permissions(value: Any, problems: Problems) -> tuple[Permission, ...]:
-    if not isinstance(value, list):
-        problems.add("permissions", "must be a list of {methods, path}")
-        return ()
-    out: list[Permission] = []
-    for i, item in enumerate(value):
-        where = f"permissions[{i}]"
-        if not isinstance(item, Mapping) or set(item) - {"methods", "path"}:
-            problems.add(where, "must be an object with methods and path")
-            continue
-        methods = item.get("methods")
-        path = item.get("path")
-        if (
-            not isinstance(methods, list)
-            or not methods
-            or not all(isinstance(m, str) and m.upper() in METHODS for m in methods)
-        ):
-            problems.add(f"{where}.methods", "must be a non-empty list of HTTP methods")
-            continue
-        if not isinstance(path, str) or not path.startswith("/") or len(path) > 1024 or not path.isprintable():
-            problems.add(f"{where}.path", "must be a path starting with /, optionally ending in /*")
-            continue
-        out.append(Permission(methods=tuple(m.upper() for m in methods), path=path))
-    return tuple(out)
+def tenant_patch(body: Any, cfg: Config) -> TenantPatch:
+    return parse(TenantPatch, body, plans=tuple(cfg.plans))
 
 
-def _resources(value: Any, problems: Problems) -> dict[str, tuple[str, ...]]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        problems.add("resources", "must be an object mapping a route parameter to a list of values")
-        return {}
-    out: dict[str, tuple[str, ...]] = {}
-    for name, values in value.items():
-        if (
-            not isinstance(values, list)
-            or not values
-            or not all(isinstance(v, str) and 0 < len(v) <= 256 for v in values)
-        ):
-            problems.add(f"resources.{name}", "must be a non-empty list of strings")
-            continue
-        out[str(name)] = tuple(values)
-    return out
+def user_input(body: Any) -> UserInput:
+    return parse(UserInput, body)
+
+
+def user_patch(body: Any) -> UserPatch:
+    return parse(UserPatch, body)
 
 
 def key_spec(body: Any, keys: KeysConfig) -> KeySpec:
     """A validated key request, or a 422 naming every broken field."""
-    body = require_object(body)
-    problems = Problems()
-    check_unknown(body, KEY_FIELDS, problems)
-    tenant_id = text(body, "tenant_id", problems, required=True, limit=64)
-    name = body.get("name", _MISSING)
-    if name is _MISSING:
-        problems.add("name", "is required")
-    elif (issue := name_problem(name)) is not None:
-        problems.add("name", issue)
-    scope = choice(body, "scope", SCOPES, problems, default=None)
-    permissions: tuple[Permission, ...] = ()
-    if "permissions" in body and body["permissions"] is not None:
-        permissions = _permissions(body["permissions"], problems)
-    if scope == "custom" and not permissions:
-        problems.add("permissions", "a custom scope needs at least one permission")
-    elif scope in ("read_only", "read_write") and permissions:
-        problems.add("permissions", "only a custom scope takes permissions")
-    validity: int | None = keys.default_validity_days
-    if "validity_days" in body:
-        raw = body["validity_days"]
-        if raw is None:
-            validity = None
-        elif (
-            isinstance(raw, bool)
-            or not isinstance(raw, int)
-            or not keys.min_validity_days <= raw <= keys.max_validity_days
-        ):
-            problems.add(
-                "validity_days",
-                f"must be an integer from {keys.min_validity_days} to {keys.max_validity_days}, "
-                "or null for a key that never expires",
-            )
-        else:
-            validity = raw
-    environment = choice(body, "environment", ENVIRONMENTS, problems, default="live")
-    resources = _resources(body.get("resources"), problems)
-    user_id = None
-    if body.get("user_id") is not None:
-        user_id = text(body, "user_id", problems, required=False, limit=64)
-    rate = positive_int_or_null(body, "rate_limit_per_minute", problems)
-    problems.raise_if_any()
-    assert tenant_id is not None and scope is not None and environment is not None
+    request = parse(KeyInput, body, validity_days=(keys.min_validity_days, keys.max_validity_days))
+    validity = request.validity_days if "validity_days" in request.model_fields_set else keys.default_validity_days
     return KeySpec(
-        tenant_id=tenant_id,
-        name=str(name),
-        scope=scope,
-        permissions=permissions,
+        tenant_id=request.tenant_id,
+        name=request.name,
+        scope=request.scope,
+        permissions=tuple(Permission(methods=tuple(m.upper() for m in p.methods), path=p.path)
+                          for p in request.permissions or ()),
         validity_days=validity,
-        environment=environment,
-        resources=resources,
-        user_id=user_id,
-        rate_limit_per_minute=rate,
+        environment=request.environment,
+        resources={name: tuple(values) for name, values in (request.resources or {}).items()},
+        user_id=request.user_id,
+        rate_limit_per_minute=request.rate_limit_per_minute,
     )
 
 

@@ -108,21 +108,12 @@ class Accounts:
     # tenants
 
     async def create_tenant(self, body: Any, actor: Actor) -> Tenant:
-        body = rules.require_object(body)
-        problems = rules.Problems()
-        rules.check_unknown(body, {"id", "name", "plan", "api_enabled", "write_enabled"}, problems)
-        tenant_id = rules.text(body, "id", problems, required=False, limit=64)
-        if tenant_id is not None and not rules.TENANT_ID.fullmatch(tenant_id):
-            problems.add("id", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
-        name = rules.text(body, "name", problems, required=True)
-        plan = rules.choice(body, "plan", tuple(self.cfg.plans), problems, default=None)
-        api_enabled = rules.flag(body, "api_enabled", problems)
-        write_enabled = rules.flag(body, "write_enabled", problems)
-        problems.raise_if_any()
+        request = rules.tenant_input(body, self.cfg)
+        api_enabled, write_enabled = request.api_enabled, request.write_enabled
         now = self.now()
         defaults = self.tenant_defaults
         tenant = Tenant(
-            id=tenant_id or new_id("ten"), name=str(name), plan=str(plan),
+            id=request.id or new_id("ten"), name=request.name, plan=request.plan,
             disabled=False, created_at=now, updated_at=now,
             api_enabled=defaults.api_enabled if api_enabled is None else api_enabled,
             write_enabled=defaults.write_enabled if write_enabled is None else write_enabled,
@@ -142,15 +133,9 @@ class Accounts:
         return tenant
 
     async def update_tenant(self, tenant_id: str, body: Any, actor: Actor) -> Tenant:
-        body = rules.require_object(body)
-        problems = rules.Problems()
-        rules.check_unknown(body, {"name", "plan", "disabled", "api_enabled", "write_enabled"}, problems)
-        name = rules.text(body, "name", problems, required=False)
-        plan = rules.choice(body, "plan", tuple(self.cfg.plans), problems, default="") or None
-        disabled = rules.flag(body, "disabled", problems)
-        api_enabled = rules.flag(body, "api_enabled", problems)
-        write_enabled = rules.flag(body, "write_enabled", problems)
-        problems.raise_if_any()
+        patch = rules.tenant_patch(body, self.cfg)
+        name, plan, disabled = patch.name, patch.plan, patch.disabled
+        api_enabled, write_enabled = patch.api_enabled, patch.write_enabled
         now = self.now()
         current = await self.tenant(tenant_id)
         changes = {k: v for k, v in (("name", name), ("plan", plan), ("disabled", disabled),
@@ -175,21 +160,11 @@ class Accounts:
 
     async def create_user(self, tenant_id: str, body: Any, actor: Actor) -> User:
         await self.tenant(tenant_id)
-        body = rules.require_object(body)
-        problems = rules.Problems()
-        rules.check_unknown(body, {"name", "email", "role"}, problems)
-        name = rules.text(body, "name", problems, required=True)
-        email = None
-        if body.get("email") is not None:
-            email = rules.text(body, "email", problems, required=False, limit=320)
-            if email is not None and not rules.EMAIL.fullmatch(email):
-                problems.add("email", "must be an email address")
-        role = rules.choice(body, "role", rules.ROLES, problems, default=None)
-        problems.raise_if_any()
+        request = rules.user_input(body)
         now = self.now()
         user = User(
-            id=new_id("usr"), tenant_id=tenant_id, name=str(name), email=email,
-            role=role, disabled=False, created_at=now, updated_at=now,  # type: ignore[arg-type]
+            id=new_id("usr"), tenant_id=tenant_id, name=request.name, email=request.email,
+            role=request.role, disabled=False, created_at=now, updated_at=now,
         )
         created = await self.store.create_user(
             user, events=[user_event("user.created", user, at=now, actor=actor.name)])
@@ -197,13 +172,8 @@ class Accounts:
         return created
 
     async def update_user(self, user_id: str, body: Any, actor: Actor) -> User:
-        body = rules.require_object(body)
-        problems = rules.Problems()
-        rules.check_unknown(body, {"role", "disabled", "name"}, problems)
-        role = rules.choice(body, "role", rules.ROLES, problems, default="") or None
-        disabled = rules.flag(body, "disabled", problems)
-        name = rules.text(body, "name", problems, required=False)
-        problems.raise_if_any()
+        patch = rules.user_patch(body)
+        role, disabled, name = patch.role, patch.disabled, patch.name
         now = self.now()
         current = await self.store.get_user(user_id)
         if current is None:
@@ -255,12 +225,13 @@ class Accounts:
         spec = rules.key_spec(body, self.cfg.keys)
         tenant = await self.store.get_tenant(spec.tenant_id)
         if tenant is None:
-            raise ValidationError(details=[{"field": "tenant_id", "issue": "no such tenant"}])
+            raise NotFound(f"no tenant {spec.tenant_id}", details=[{"field": "tenant_id", "issue": "no such tenant"}])
         rules.check_gates(tenant, spec.scope, spec.permissions)
         if spec.user_id is not None:
             user = await self.store.get_user(spec.user_id)
             if user is None or user.tenant_id != tenant.id:
-                raise ValidationError(details=[{"field": "user_id", "issue": "no such user in this tenant"}])
+                raise NotFound(f"no user {spec.user_id} in tenant {tenant.id}",
+                               details=[{"field": "user_id", "issue": "no such user in this tenant"}])
         await self._check_capacity(tenant.id)
         now = self.now()
         key, secret = self._mint(spec, now)

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.accounts.service import Accounts, Actor, key_view, plain
+from gateway.admin.queries import KeyList, Revoke, TenantList, read_query
 from gateway.config import ConfigError
 from gateway.errors import BadRequest, PayloadTooLarge, ValidationError
 from gateway.reload import Reloader, problems_as_details
@@ -49,6 +50,8 @@ def json_response(payload: Any, status: int = 200) -> web.Response:
     )
 
 
+# The portal's readers (gateway/portal/api_tenant.py); the admin handlers read the models of
+# gateway/admin/queries.py, which the OpenAPI document is made of.
 def paging(query: Mapping[str, str]) -> tuple[int, int]:
     """`page` from 1 and `per_page` from 1 to 100; out of range is a 422, never a silent clamp."""
     details = []
@@ -67,18 +70,6 @@ def paging(query: Mapping[str, str]) -> tuple[int, int]:
     return values["page"], values["per_page"]
 
 
-def listing(data: list[Any], total: int, page: int, per_page: int) -> dict[str, Any]:
-    return {
-        "data": data,
-        "meta": {
-            "total": total,
-            "page": page,
-            "per_page": per_page,
-            "total_pages": max(1, math.ceil(total / per_page)),
-        },
-    }
-
-
 def sort_param(query: Mapping[str, str], allowed: frozenset[str], default: str) -> str:
     sort = query.get("sort", default)
     if sort.lstrip("-") not in allowed:
@@ -92,6 +83,18 @@ TENANT_SORTS = frozenset({"id", "name", "plan", "created_at"})
 KEY_SORTS = frozenset(
     {"name", "created_at", "last_used_at", "expires_at", "status", "scope", "environment", "tenant_id", "last4"}
 )
+
+
+def listing(data: list[Any], total: int, page: int, per_page: int) -> dict[str, Any]:
+    return {
+        "data": data,
+        "meta": {
+            "total": total,
+            "page": page,
+            "per_page": per_page,
+            "total_pages": max(1, math.ceil(total / per_page)),
+        },
+    }
 
 
 async def version(request: web.Request) -> web.Response:
@@ -116,11 +119,10 @@ async def create_tenant(request: web.Request) -> web.Response:
 
 async def list_tenants(request: web.Request) -> web.Response:
     accounts = request.app[ACCOUNTS]
-    page, per_page = paging(request.query)
-    sort = sort_param(request.query, TENANT_SORTS, "created_at")
-    tenants, total = await accounts.store.list_tenants(page=page, per_page=per_page, sort=sort)
+    q = read_query(TenantList, request.query)
+    tenants, total = await accounts.store.list_tenants(page=q.page, per_page=q.per_page, sort=q.sort)
     views = [await _tenant_view(accounts, t) for t in tenants]
-    return json_response(listing(views, total, page, per_page))
+    return json_response(listing(views, total, q.page, q.per_page))
 
 
 async def get_tenant(request: web.Request) -> web.Response:
@@ -170,17 +172,12 @@ async def create_key(request: web.Request) -> web.Response:
 
 async def list_keys(request: web.Request) -> web.Response:
     accounts = request.app[ACCOUNTS]
-    query = request.query
-    page, per_page = paging(query)
-    sort = sort_param(query, KEY_SORTS, "-created_at")
-    status = query.get("status")
-    if status is not None and status not in KEY_STATUSES:
-        raise ValidationError(details=[{"field": "status", "issue": "must be one of " + ", ".join(KEY_STATUSES)}])
+    q = read_query(KeyList, request.query)
     keys, total = await accounts.store.list_keys(
-        tenant_id=query.get("tenant_id") or None, status=status, now=accounts.now(),
-        page=page, per_page=per_page, sort=sort,
+        tenant_id=q.tenant_id or None, status=q.status, now=accounts.now(),
+        page=q.page, per_page=q.per_page, sort=q.sort,
     )
-    return json_response(listing([_key(accounts, k) for k in keys], total, page, per_page))
+    return json_response(listing([_key(accounts, k) for k in keys], total, q.page, q.per_page))
 
 
 async def get_key(request: web.Request) -> web.Response:
@@ -197,9 +194,7 @@ async def rotate_key(request: web.Request) -> web.Response:
 async def revoke_key(request: web.Request) -> web.Response:
     """`?wait=true`: answer once every other instance has dropped the key (at most 5 s)."""
     accounts = request.app[ACCOUNTS]
-    wait = request.query.get("wait", "false")
-    if wait not in ("true", "false"):
-        raise ValidationError(details=[{"field": "wait", "issue": "must be true or false"}])
+    wait = read_query(Revoke, request.query).wait
     key = await accounts.revoke_key(request.match_info["id"], actor(request))
     body = _key(accounts, key)
     if wait == "true":

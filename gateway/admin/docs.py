@@ -11,7 +11,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.admin.api import ACCOUNTS
 from gateway.admin.openapi import document, for_swagger_ui_4
+from gateway.config import Config
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -38,12 +40,22 @@ SECURITY_HEADERS = {
 }
 
 
-def add_routes(app: web.Application, token_path: str) -> None:
-    doc = document(token_path)
-    body = json.dumps(doc).encode()
-    ui_body = json.dumps(for_swagger_ui_4(doc)).encode()
+def add_routes(app: web.Application, token_path: str | None = None) -> None:
+    """`token_path` is read from the running configuration; the argument is kept for callers."""
+    rendered: dict[int, tuple[Config, bytes, bytes]] = {}
+
+    def bodies(cfg: Config) -> tuple[bytes, bytes]:
+        # the document follows the running configuration (a reload can change the plans)
+        cached = rendered.get(id(cfg))
+        if cached is None or cached[0] is not cfg:
+            doc = document(cfg)
+            cached = (cfg, json.dumps(doc).encode(), json.dumps(for_swagger_ui_4(doc)).encode())
+            rendered.clear()
+            rendered[id(cfg)] = cached
+        return cached[1], cached[2]
 
     async def openapi(request: web.Request) -> web.Response:
+        body, ui_body = bodies(request.app[ACCOUNTS].cfg)
         payload = ui_body if request.query.get("ui") == "3.0" else body
         return web.Response(body=payload, content_type="application/json")
 

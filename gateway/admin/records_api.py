@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from gateway.admin.api import json_response
+from gateway.admin.queries import AuditPage, CallPage, read_query
 from gateway.errors import ValidationError
 from gateway.observability.recorder import Recorder
 from gateway.observability.records import decode_cursor, encode_cursor, entry_json
@@ -15,6 +16,7 @@ RECORDER: web.AppKey[Recorder] = web.AppKey("recorder", Recorder)
 MAX_LIMIT = 1000
 
 
+# The portal's readers (gateway/portal/api_tenant.py); the admin handlers read queries.AuditPage/CallPage.
 def limit_param(query: Mapping[str, str]) -> int:
     raw = query.get("limit", "100")
     try:
@@ -36,9 +38,8 @@ def order_param(query: Mapping[str, str]) -> bool:
 async def audit(request: web.Request) -> web.Response:
     """Oldest first after `after`; with `order=desc`, newest first before `after` (console paging)."""
     recorder = request.app[RECORDER]
-    after = decode_cursor(request.query.get("after"))
-    limit = limit_param(request.query)
-    newest_first = order_param(request.query)
+    q = read_query(AuditPage, request.query)
+    after, limit, newest_first = decode_cursor(q.after), q.limit, q.order == "desc"
     await recorder.audit_buffer.flush()
     entries = await recorder.store.list_audit(after=after, limit=limit, newest_first=newest_first)
     last = entries[-1].id if entries else after
@@ -52,22 +53,11 @@ async def audit(request: web.Request) -> web.Response:
 async def calls(request: web.Request) -> web.Response:
     """Oldest first after `after`; with `order=desc`, newest first before `after` (console paging)."""
     recorder = request.app[RECORDER]
-    query = request.query
-    cursor = decode_cursor(query.get("after"))
-    limit = limit_param(query)
-    newest_first = order_param(query)
-    status = None
-    if "status" in query:
-        try:
-            status = int(query["status"])
-        except ValueError:
-            status = 0
-        if not 100 <= status <= 599:
-            raise ValidationError(details=[{"field": "status", "issue": "must be an HTTP status code"}])
+    q = read_query(CallPage, request.query)
+    cursor, limit, newest_first = decode_cursor(q.after), q.limit, q.order == "desc"
     await recorder.call_buffer.flush()
     entries = await recorder.store.list_calls(
-        cursor=cursor, newest_first=newest_first, limit=limit,
-        key_id=query.get("key_id") or None, status=status,
+        cursor=cursor, newest_first=newest_first, limit=limit, key_id=q.key_id or None, status=q.status,
     )
     last = entries[-1].id if entries else cursor
     next_cursor = encode_cursor(last) if last is not None else None

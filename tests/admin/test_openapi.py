@@ -33,7 +33,7 @@ def test_document_is_valid_openapi_3_1_and_3_0_for_the_ui() -> None:
 
 async def test_every_admin_route_is_documented(start_gateway) -> None:
     gw = await start_gateway()
-    doc = document(gw.cfg.tokens.path)
+    doc = document(gw.cfg)
     app = gw.admin_app()
     missing = []
     for route in app.router.routes():
@@ -60,12 +60,16 @@ async def test_docs_page_is_served_from_the_package(start_gateway) -> None:
                 assert resp.status == 200, asset
 
 
-async def test_schemathesis_finds_no_server_errors_or_schema_violations(tmp_path: Path, server_cert, upstream) -> None:
+async def test_schemathesis_all_checks_positive_and_negative_find_nothing(tmp_path: Path, server_cert, upstream) -> None:
+    """Every check (schema-valid requests accepted, invalid ones refused, every status and answer as
+    documented), with positive and negative data: the document is exact."""
     st = shutil.which("st") or str(Path(sys.executable).with_name("st"))
     admin_port = free_port()
     cfg = base_config(
         tmp_path, server_cert, server={"port": free_port()}, admin={"port": admin_port},
         routes=[{"name": "api", "path": "/api", "upstream": upstream[0]}],
+        # the documented 422 for a tenant at its key limit is state, not schema: out of reach here
+        keys={"max_per_tenant": 100000},
     )
     running = await start_gateway_process(write_config(tmp_path, cfg), tmp_path, ENV)
     try:
@@ -75,12 +79,14 @@ async def test_schemathesis_finds_no_server_errors_or_schema_violations(tmp_path
         result = await asyncio.to_thread(
             subprocess.run,
             [st, "run", f"{base}/admin/openapi.json", "-H", f"Authorization: Bearer {ADMIN_TOKEN}",
-             "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
-             "--max-examples", "15", "--seed", "1", "--exclude-path", cfg.get("tokens", {}).get("path", "/api/v1/auth/token"),
-             "--phases", "examples,coverage,fuzzing", "--workers", "1", "--request-timeout", "10"],
+             "--checks", "all", "--mode", "all", "--max-examples", "10", "--seed", "1",
+             "--exclude-path", cfg.get("tokens", {}).get("path", "/api/v1/auth/token"),
+             "--phases", "examples,coverage,fuzzing", "--workers", "1", "--request-timeout", "10",
+             "--suppress-health-check", "too_slow", "--generation-database", "none"],
             capture_output=True, text=True, timeout=400, cwd=tmp_path,
             env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
         )
         assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+        assert " 0 passed" not in result.stdout and "failures" not in result.stdout.split("SUMMARY")[-1].lower()
     finally:
         await running.stop()

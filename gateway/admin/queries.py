@@ -1,0 +1,108 @@
+"""The admin API's query parameters, declared once: they validate each list request and are the
+parameters of the OpenAPI document (with their enums, bounds and patterns), so the two agree.
+
+A query value is text; an integer parameter takes digits alone (`5`, never `5.0` or ` 5`).
+Unknown parameters are ignored. A broken value is a 422 naming the parameter; a cursor that this
+gateway did not make is a 400, as a malformed request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError as PydanticError
+
+from gateway.config.fields import Invalid, Rule
+from gateway.errors import ValidationError
+from gateway.observability.records import CURSOR_PATTERN, decode_cursor
+
+_DIGITS = re.compile(r"-?[0-9]{1,18}")
+
+
+def _integer(lo: int, hi: int) -> Rule:
+    def check(value: Any) -> int:
+        if not isinstance(value, str) or not _DIGITS.fullmatch(value) or not lo <= int(value) <= hi:
+            raise Invalid()
+        return int(value)
+    return Rule(f"must be an integer from {lo} to {hi}", {"ge": lo, "le": hi}, check=check, native=False)
+
+
+def _cursor(value: Any) -> str:
+    decode_cursor(value)  # a 400 for a cursor this gateway did not make
+    return str(value)
+
+
+Page = Annotated[int, _integer(1, 1_000_000)]
+PerPage = Annotated[int, _integer(1, 100)]
+Limit = Annotated[int, _integer(1, 1000)]
+Cursor = Annotated[str, Rule("must be a cursor from next_cursor", {"pattern": CURSOR_PATTERN},
+                             check=_cursor, native=False)]
+Order = Annotated[Literal["asc", "desc"], Rule("must be asc or desc")]
+
+TenantSort = Literal["id", "-id", "name", "-name", "plan", "-plan", "created_at", "-created_at"]
+KeySort = Literal[
+    "name", "-name", "created_at", "-created_at", "last_used_at", "-last_used_at", "expires_at", "-expires_at",
+    "status", "-status", "scope", "-scope", "environment", "-environment", "tenant_id", "-tenant_id",
+    "last4", "-last4",
+]
+
+
+class Query(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, use_attribute_docstrings=True)
+
+
+class Paging(Query):
+    page: Page = 1
+    """Page number, from 1."""
+    per_page: PerPage = 25
+    """Items per page."""
+
+
+class TenantList(Paging):
+    sort: Annotated[TenantSort, Rule("must be one of id, name, plan, created_at (prefix - for descending)")] = "created_at"
+    """Field to sort by; `-field` for descending."""
+
+
+class KeyList(Paging):
+    sort: Annotated[KeySort, Rule("must be one of name, created_at, last_used_at, expires_at, status, scope, "
+                                  "environment, tenant_id, last4 (prefix - for descending)")] = "-created_at"
+    """Field to sort by; `-field` for descending."""
+    tenant_id: str | None = None
+    """Only this tenant's keys."""
+    status: Annotated[Literal["active", "expired", "revoked"], Rule("must be one of active, expired, revoked")] | None = None
+    """Only keys in this state."""
+
+
+class Revoke(Query):
+    wait: Annotated[Literal["true", "false"], Rule("must be true or false")] = "false"
+    """true: answer once every other instance has dropped the key (at most 5 s)."""
+
+
+class AuditPage(Query):
+    after: Cursor = ""
+    """Entries after this cursor (`next_cursor` of the previous page); empty: from the start."""
+    limit: Limit = 100
+    """Entries per page."""
+    order: Order = "asc"
+    """desc: newest first, before the cursor (the console's paging)."""
+
+
+class CallPage(AuditPage):
+    key_id: str | None = None
+    """Only this key's calls."""
+    status: Annotated[int, _integer(100, 599)] | None = None
+    """Only calls answered with this HTTP status."""
+
+
+Q = TypeVar("Q", bound=Query)
+
+
+def read_query(model: type[Q], query: Mapping[str, str]) -> Q:
+    """The query as `model`, or a 422 naming each broken parameter (a foreign cursor: 400)."""
+    try:
+        return model.model_validate({k: query[k] for k in model.model_fields if k in query})
+    except PydanticError as err:
+        details = [{"field": ".".join(str(p) for p in e["loc"]), "issue": e["msg"]} for e in err.errors(include_url=False)]
+        raise ValidationError(details=details) from None

@@ -1,0 +1,91 @@
+"""The admin API's answers as JSON schemas (the requests are models: accounts/requests.py,
+admin/queries.py). schemathesis checks every answer of the running API against these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+STR = {"type": "string"}
+BOOL = {"type": "boolean"}
+INT = {"type": "integer"}
+TIME = {"type": "string", "format": "date-time"}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def page_of(item: str) -> dict[str, Any]:
+    meta = obj({"total": INT, "page": INT, "per_page": INT, "total_pages": INT},
+               ["total", "page", "per_page", "total_pages"])
+    return obj({"data": {"type": "array", "items": ref(item)}, "meta": meta}, ["data", "meta"])
+
+
+def cursor_page(item: str) -> dict[str, Any]:
+    return obj({"data": {"type": "array", "items": ref(item)}, "next_cursor": nullable(STR)}, ["data", "next_cursor"])
+
+
+PERMISSION = obj({"methods": {"type": "array", "items": STR, "minItems": 1}, "path": STR}, ["methods", "path"])
+
+RESPONSES: dict[str, Any] = {
+    "Error": obj({"error": obj({
+        "code": STR, "message": STR,
+        "details": {"type": "array", "items": obj({"field": STR, "issue": STR}, ["field", "issue"])},
+    }, ["code", "message", "details"])}, ["error"]),
+    "Version": obj({"version": STR}, ["version"]),
+    "User": obj({"id": STR, "tenant_id": STR, "name": STR, "email": nullable(STR),
+                 "role": {"enum": ["owner", "admin", "member", "viewer"]}, "disabled": BOOL,
+                 "created_at": TIME, "updated_at": TIME},
+                ["id", "tenant_id", "name", "email", "role", "disabled"]),
+    "Tenant": obj({"id": STR, "name": STR, "plan": STR, "disabled": BOOL, "created_at": TIME, "updated_at": TIME,
+                   "api_enabled": BOOL, "write_enabled": BOOL,
+                   "requests_per_minute": nullable(INT), "active_keys": INT, "max_keys": INT,
+                   "users": {"type": "array", "items": ref("User")}},
+                  ["id", "name", "plan", "disabled", "requests_per_minute", "active_keys"]),
+    "Key": obj({
+        "id": STR, "name": STR, "tenant_id": STR, "user_id": nullable(STR), "masked": STR, "last4": STR,
+        "scope": {"enum": ["read_only", "read_write", "custom"]},
+        "permissions": {"type": "array", "items": PERMISSION},
+        "resources": {"type": "object", "additionalProperties": {"type": "array", "items": STR}},
+        "environment": {"enum": ["live", "test"]}, "rate_limit_per_minute": nullable(INT),
+        "created_at": TIME, "last_used_at": nullable(TIME), "expires_at": nullable(TIME),
+        "expires_in_days": nullable(INT), "expiring_soon": BOOL,
+        "status": {"enum": ["active", "expired", "revoked"]}, "revoked_at": nullable(TIME),
+        "replaced_by": nullable(STR),
+    }, ["id", "name", "tenant_id", "masked", "last4", "scope", "permissions", "environment", "created_at",
+        "last_used_at", "expires_at", "expires_in_days", "expiring_soon", "status"]),
+    "KeyWithSecret": {"allOf": [ref("Key"), obj({"key": STR}, ["key"])]},
+    "RevokedKey": {"allOf": [ref("Key"), obj({"propagation": obj(
+        {"instances": INT, "confirmed": INT, "complete": BOOL, "seconds": {"type": "number"}},
+        ["instances", "confirmed", "complete", "seconds"])}, [])]},
+    "AuditEntry": obj({"id": INT, "at": TIME, "actor": STR, "action": STR, "target_type": STR, "target_id": STR,
+                       "key_name": STR, "tenant_id": STR, "source_ip": STR, "actor_email": STR},
+                      ["id", "at", "actor", "action", "target_type", "target_id"]),
+    "CallEntry": obj({"id": INT, "at": TIME, "request_id": STR, "tenant_id": nullable(STR), "key_id": nullable(STR),
+                      "key_name": nullable(STR), "method": STR, "route": nullable(STR), "path": STR, "status": INT,
+                      "latency_ms": {"type": "number"}, "upstream_latency_ms": nullable({"type": "number"}),
+                      "rate_limited": BOOL},
+                     ["id", "at", "request_id", "method", "path", "status", "latency_ms", "rate_limited"]),
+    "Reloaded": obj({"routes": INT, "plans": {"type": "array", "items": STR},
+                     "not_applied": {"type": "array", "items": STR}}, ["routes", "plans", "not_applied"]),
+    "TenantPage": page_of("Tenant"),
+    "KeyPage": page_of("Key"),
+    "UserPage": page_of("User"),
+    "AuditPage": cursor_page("AuditEntry"),
+    "CallPage": cursor_page("CallEntry"),
+    "TokenRequest": {**obj({"api_key": STR}, ["api_key"]), "additionalProperties": False},
+    "TokenResponse": obj({"token": STR, "expires_at": TIME, "token_type": {"const": "Bearer"}},
+                         ["token", "expires_at", "token_type"]),
+}
