@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic import ValidationError as PydanticError
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from gateway.config.fields import Invalid, Rule
@@ -160,7 +161,7 @@ class PermissionInput(Request):
 
 
 # `custom` takes one permission or more, the other scopes none: as JSON schema, for the document.
-_SCOPE_RULE = {"allOf": [{
+_SCOPE_RULE: JsonDict = {"allOf": [{
     "if": {"properties": {"scope": {"const": "custom"}}, "required": ["scope"]},
     "then": {"properties": {"permissions": {"type": "array", "minItems": 1}}, "required": ["permissions"]},
     "else": {"properties": {"permissions": {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": 0}]}}},

@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.accounts.requests import KeyInput, TenantInput, TenantPatch, UserInput, UserPatch, parse
+from gateway.accounts.requests import (
+    KeyInput,
+    TenantInput,
+    TenantPatch,
+    UserInput,
+    UserPatch,
+    parse,
+)
 from gateway.config import Config, KeysConfig
 from gateway.errors import ValidationError
 from gateway.keystore.models import Permission, Tenant

@@ -17,7 +17,13 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from gateway import __version__
-from gateway.accounts.requests import KeyInput, TenantInput, TenantPatch, UserInput, UserPatch
+from gateway.accounts.requests import (
+    KeyInput,
+    TenantInput,
+    TenantPatch,
+    UserInput,
+    UserPatch,
+)
 from gateway.admin import queries
 from gateway.admin.responses import RESPONSES, ref
 from gateway.config import Config, parse_config
@@ -199,4 +205,5 @@ def for_swagger_ui_4(doc: dict[str, Any]) -> dict[str, Any]:
             return [walk(v) for v in node]
         return node
 
-    return walk(doc)
+    converted: dict[str, Any] = walk(doc)
+    return converted

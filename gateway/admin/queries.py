@@ -12,7 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError as PydanticError
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticError
 
 from gateway.config.fields import Invalid, Rule
 from gateway.errors import ValidationError

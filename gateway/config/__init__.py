@@ -6,7 +6,13 @@ same without requiring the file's environment variables to be set (check-config)
 """
 
 from gateway.config.fields import Network
-from gateway.config.parse import Checked, check_file, load_config, parse_config, read_config
+from gateway.config.parse import (
+    Checked,
+    check_file,
+    load_config,
+    parse_config,
+    read_config,
+)
 from gateway.config.problems import ConfigError
 from gateway.config.sections import (
     ALL_METHODS,

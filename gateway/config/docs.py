@@ -40,7 +40,7 @@ def _kind(prop: dict[str, Any]) -> str:
     if rule is None:
         for option in prop.get("anyOf", []):
             if "x-rule" in option:
-                return option["x-rule"].removeprefix("must be ") + ", or null"
+                return str(option["x-rule"]).removeprefix("must be ") + ", or null"
         return "mapping"
     return str(rule).removeprefix("must be ")
 
@@ -55,7 +55,8 @@ def _default(f: dataclasses.Field[Any]) -> str:
     if dataclasses.is_dataclass(value):
         return ""
     if isinstance(value, typing.Mapping):
-        value = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in value.items()}
+        value = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) and not isinstance(v, type) else v
+                 for k, v in value.items()}
     if isinstance(value, tuple):
         value = list(value)
     return "`" + (value if isinstance(value, str) else json.dumps(value)) + "`"
@@ -65,7 +66,7 @@ def _walk(cls: type, prefix: str, section: str, defs: dict[str, Any]) -> Iterato
     yield Section(section, " ".join(str(cls.__doc__).split()))
     props = defs[cls.__name__]["properties"] if cls.__name__ in defs else _schema()["properties"]
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         if f.name in NOT_IN_FILE:
             continue
         prop = props[f.name]

@@ -84,12 +84,12 @@ def _env_bool(text: str) -> Any:
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def Int(lo: int = 0, hi: int = 2**62) -> Rule:  # noqa: N802 - reads as a type in annotations
+def Int(lo: int = 0, hi: int = 2**62) -> Rule:
     return Rule(f"must be an integer between {lo} and {hi}", {"strict": True, "ge": lo, "le": hi},
                 from_env=_env_int, placeholder=lo)
 
 
-def Number(lo: float = 0.0, hi: float = 1e9, *, open_lo: bool = True) -> Rule:  # noqa: N802
+def Number(lo: float = 0.0, hi: float = 1e9, *, open_lo: bool = True) -> Rule:
     bound = {"gt": lo} if open_lo else {"ge": lo}
     return Rule(f"must be a number {'>' if open_lo else '>='} {lo:g} and <= {hi:g}",
                 {"strict": True, "allow_inf_nan": False, **bound, "le": hi},
@@ -100,19 +100,19 @@ BOOL = Rule("must be true or false", {"strict": True}, from_env=_env_bool, place
 TEXT = Rule("must be a non-empty string", {"strict": True, "min_length": 1})
 
 
-def Pattern(pattern: str, problem: str) -> Rule:  # noqa: N802
+def Pattern(pattern: str, problem: str) -> Rule:
     """A text matching `pattern` whole (written for both Python and JSON-schema regexes)."""
     return Rule(problem, {"strict": True, "pattern": f"^(?:{pattern})$"})
 
 
-def OneOf(*options: str) -> Rule:  # noqa: N802 - over a Literal: its message lists the options
+def OneOf(*options: str) -> Rule:
     return Rule("must be one of " + ", ".join(options), placeholder=options[0])
 
 
 def _http_url(value: str) -> str:
     try:
         parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises on a bad port
+        _ = parts.port  # raises on a bad port
     except ValueError:
         raise Invalid() from None
     if not (parts.scheme in ("http", "https") and parts.hostname and not parts.query and not parts.fragment
@@ -160,12 +160,12 @@ NETWORK = Rule("not an IP network", check=_network, native=False, placeholder=ip
                json={"type": "string", "format": "cidr"})
 
 
-def List(problem: str, *, placeholder: Any = ()) -> Rule:  # noqa: N802
+def List(problem: str, *, placeholder: Any = ()) -> Rule:
     """A list refused whole with `problem` when it is no list; its items report their own paths."""
     return _Shape(problem, placeholder=placeholder)
 
 
-def Table(problem: str) -> Rule:  # noqa: N802
+def Table(problem: str) -> Rule:
     """A non-empty mapping (text keys) refused whole when it is not one; its values report their own paths."""
     return _Shape(problem, kind=dict, check=lambda v: types.MappingProxyType(dict(v)), json={"minProperties": 1})
 

@@ -18,7 +18,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from gateway.config.env import Expansion
-from gateway.config.problems import ConfigError, Problem, Path
+from gateway.config.problems import ConfigError, Path, Problem
 from gateway.config.rules import Rules
 from gateway.config.sections import Config, RouteConfig
 

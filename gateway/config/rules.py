@@ -11,7 +11,13 @@ from typing import Any
 
 from gateway.config.fields import route_shape
 from gateway.config.problems import Problem
-from gateway.config.sections import KeysConfig, RateLimitConfig, RouteConfig, ServerConfig, TokensConfig
+from gateway.config.sections import (
+    KeysConfig,
+    RateLimitConfig,
+    RouteConfig,
+    ServerConfig,
+    TokensConfig,
+)
 
 
 class Rules:
