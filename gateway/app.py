@@ -27,13 +27,14 @@ from gateway.access.assertion import IdentityAssertions
 from gateway.access.endpoints import TokenEndpoints
 from gateway.access.failures import AuthFailureThrottle
 from gateway.access.guard import AccessGuard
-from gateway.accounts.service import Accounts
+from gateway.accounts.service import SYSTEM, Accounts
 from gateway.admin import listener as admin_listener
 from gateway.admin.application import admin_application
 from gateway.admin.auth import check_admin_token
 from gateway.admin.health import ReadinessCheck
 from gateway.config import Config, ServerConfig
 from gateway.credentials.tokens import TokenService, load_signing_keys
+from gateway.errors import NotFound
 from gateway.exchange import Endpoint, Identity
 from gateway.http.connection import Limits
 from gateway.http.server import HttpServer
@@ -48,6 +49,8 @@ from gateway.observability.accesslog import AccessLog
 from gateway.observability.metrics import Metrics, multiprocess_dir
 from gateway.observability.observer import RequestObserver
 from gateway.observability.recorder import Recorder
+from gateway.observability.usage_anomaly import Anomaly
+from gateway.observability.usage_monitor import UsageConfig, UsageMonitor
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.handler import ProxyHandler
 from gateway.proxy.transport import TransportPolicy
@@ -103,6 +106,7 @@ class Gateway:
     upstream_pool: UpstreamPool
     access_log: AccessLog
     auth_failures: AuthFailureThrottle | None  # None: ratelimit.failed_auth_per_minute is 0
+    usage: UsageMonitor
 
     def __init__(
         self,
@@ -199,6 +203,11 @@ class Gateway:
         stack.push_async_callback(self.last_used.stop)
         expiries = asyncio.get_running_loop().create_task(self._note_expiries(self.accounts))
         stack.push_async_callback(cancel_and_wait, expiries)  # before the store and recorder close
+        # the `usage:` config section arrives with the declared config schema
+        self.usage = UsageMonitor(self.recorder.store, UsageConfig(), on_anomaly=self._report_anomaly,
+                                  clock=self.clock)
+        self.usage.start()
+        stack.push_async_callback(self.usage.stop)  # before the store closes
         if cfg.store.sqlite_path is None and not cfg.tokens.signing_keys:
             log.warning("tokens.signing_keys is not set: tokens are signed with a key under data_dir, "
                         "and other instances accept them only if they share that key (or data_dir)")
@@ -306,6 +315,15 @@ class Gateway:
             except Exception:  # a periodic look must not die, nor fail the shutdown that cancels it
                 log.exception("looking for expired keys failed")
             await asyncio.sleep(EXPIRY_CHECK_PERIOD)  # a period, not synchronisation
+
+    async def _report_anomaly(self, anomaly: Anomaly) -> None:
+        """A key's unusual usage, seen first by this instance: an audit entry (`key.anomaly`, by
+        `system`). The webhooks' `key.anomaly` event is to be raised here too, once they exist."""
+        try:
+            key = await self.accounts.key(anomaly.key_id)
+        except NotFound:
+            return  # deleted since
+        self.recorder.audit(SYSTEM, "key.anomaly", "key", key.id, tenant_id=key.tenant_id, key_name=key.name)
 
     async def _push_stats(self) -> None:
         while True:

@@ -1,7 +1,10 @@
 """Feeds the audit trail and the call log through their buffers, and reads them back.
 
 Audit entries are rare and precious: appending one wakes the writer at once, and a read flushes
-first, so an admin sees their own change. Call-log entries ride the periodic batch.
+first, so an admin sees their own change. Call-log entries ride the periodic batch, and the
+usage rollups are folded from each batch as its rows are made (usage.py), then written in the
+batch's transaction. With the call log off, requests still ride the batch for the rollups alone
+(the same record the call log would keep, no row written); with both off, none is made.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from gateway.config import CallLogConfig
 from gateway.observability.buffer import BufferedWriter
 from gateway.observability.records import AuditEntry, CallRow, RecordStore
 from gateway.observability.request_record import RequestRecord
+from gateway.observability.usage import Rollup
 from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.records")
@@ -28,10 +32,12 @@ _ROWS_PER_TURN = 400
 
 class Recorder:
     def __init__(
-        self, store: RecordStore, cfg: CallLogConfig, *, clock: Callable[[], float] = time.time
+        self, store: RecordStore, cfg: CallLogConfig, *, usage: bool = True, clock: Callable[[], float] = time.time
     ) -> None:
         self.store = store
         self._cfg = cfg
+        self._usage = usage
+        self._wanted = cfg.enabled or usage
         self._clock = clock
         self.audit_buffer: BufferedWriter[AuditEntry] = BufferedWriter(
             "audit trail", store.append_audit, interval=cfg.flush_interval, capacity=100_000, batch=200
@@ -66,21 +72,27 @@ class Recorder:
 
     @property
     def calls_enabled(self) -> bool:
-        return self._cfg.enabled
+        """Whether finished requests are wanted at all (the call log, the usage rollups or both)."""
+        return self._wanted
 
     def call(self, record: RequestRecord) -> None:
         """A routed request into the call log: its row is made when the batch is written, in
         one tight loop, rather than per request in the middle of everything else."""
-        if self._cfg.enabled and record.route is not None:
+        if self._wanted and record.route is not None:
             self.call_buffer.append(record)
 
     async def _append_calls(self, calls: Sequence[RequestRecord]) -> None:
         rows: list[CallRow] = []
+        keep, rollup = self._cfg.enabled, Rollup() if self._usage else None
         for start in range(0, len(calls), _ROWS_PER_TURN):
             if start:
                 await asyncio.sleep(0)  # the requests waiting meanwhile go first
-            rows += [_row(record) for record in calls[start : start + _ROWS_PER_TURN]]
-        await self.store.append_calls(rows)
+            made = [_row(record) for record in calls[start : start + _ROWS_PER_TURN]]
+            if rollup is not None:
+                rollup.add(made)
+            if keep:
+                rows += made
+        await self.store.append_calls(rows, rollup)
 
     async def _prune(self) -> None:
         while True:

@@ -16,6 +16,9 @@ import asyncpg
 from gateway.keystore.base import StoreError
 from gateway.keystore.postgres import UNAVAILABLE, connect_args, create_pool
 from gateway.observability.records import AuditEntry, CallEntry, CallRow
+from gateway.observability.usage import Rollup
+from gateway.observability.usage_postgres import PostgresUsage, write_rollup
+from gateway.observability.usage_sql import POSTGRES
 
 _AUDIT_LOCK = 0x67617401
 _CALL_LOCK = 0x67617402
@@ -33,6 +36,7 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS call_log_at ON call_log (at)",
     "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS actor_email TEXT",
     "CREATE INDEX IF NOT EXISTS audit_log_tenant ON audit_log (tenant_id, id)",
+    *POSTGRES.schema(),
 ]
 
 _AUDIT_COLUMNS = ("at", "actor", "action", "target_type", "target_id", "tenant_id", "key_name", "source_ip",
@@ -45,7 +49,7 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.timezone.utc)
 
 
-class PostgresRecordStore:
+class PostgresRecordStore(PostgresUsage):
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
         self._dsn, self._schema = connect_args(url)
         self._timeout = timeout
@@ -72,11 +76,15 @@ class PostgresRecordStore:
             raise StoreError("record store is not open")
         return self._pool.acquire(timeout=self._timeout)
 
-    async def _append(self, table: str, lock: int, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    async def _append(
+        self, table: str, lock: int, columns: tuple[str, ...], rows: list[tuple[Any, ...]], usage: Rollup | None = None
+    ) -> None:
         try:
             async with self._acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
-                await conn.copy_records_to_table(table, records=rows, columns=list(columns))
+                if rows:
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
+                    await conn.copy_records_to_table(table, records=rows, columns=list(columns))
+                await write_rollup(conn, usage)
         except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
             raise StoreError(f"record write failed: {exc}") from None
 
@@ -115,9 +123,11 @@ class PostgresRecordStore:
             for r in rows
         ]
 
-    async def append_calls(self, rows: Sequence[CallRow]) -> None:
+    async def append_calls(self, rows: Sequence[CallRow], usage: Rollup | None = None) -> None:
+        """Rows, and the usage they add up to, in one transaction: a batch written again after
+        a failure is never counted twice."""
         utc, at = dt.timezone.utc, dt.datetime.fromtimestamp
-        await self._append("call_log", _CALL_LOCK, _CALL_COLUMNS, [(at(row[0], utc), *row[1:]) for row in rows])
+        await self._append("call_log", _CALL_LOCK, _CALL_COLUMNS, [(at(row[0], utc), *row[1:]) for row in rows], usage)
 
     async def list_calls(
         self, *, cursor: int | None, newest_first: bool, limit: int, key_id: str | None, status: int | None,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,6 +20,9 @@ import aiosqlite
 from gateway.config import Config
 from gateway.keystore.base import StoreError
 from gateway.observability.records import AuditEntry, CallEntry, CallRow
+from gateway.observability.usage import Rollup
+from gateway.observability.usage_sql import SQLITE
+from gateway.observability.usage_sqlite import SQLiteUsage, Statement, usage_statements
 
 E = TypeVar("E")
 
@@ -56,6 +60,7 @@ _SCHEMA = [
     """,
     "CREATE INDEX IF NOT EXISTS call_log_key ON call_log (key_id, id)",
     "CREATE INDEX IF NOT EXISTS call_log_at ON call_log (at)",
+    *SQLITE.schema(),
 ]
 # Added later, to files made before: (table, column, declaration); then what needs the columns.
 _COLUMNS = [("audit_log", "actor_email", "TEXT")]
@@ -117,7 +122,7 @@ def _call_params(rows: Sequence[CallRow]) -> list[Any]:
     return params
 
 
-class SQLiteRecordStore:
+class SQLiteRecordStore(SQLiteUsage):
     def __init__(self, path: str, *, busy_timeout: float = 5.0) -> None:
         self._path = path
         self._busy_ms = int(busy_timeout * 1000)
@@ -155,26 +160,33 @@ class SQLiteRecordStore:
             raise StoreError("record store is closed")
         return self._db
 
-    async def _write(
+    def _inserts(
         self, table: str, columns: tuple[str, ...], entries: Sequence[E], params: Callable[[Sequence[E]], list[Any]]
-    ) -> None:
-        """Insert entries in multi-row statements of up to `_ROWS_PER_STATEMENT`, one transaction;
-        `params` gives one statement's parameters, row after row.
+    ) -> Iterator[Statement]:
+        """Entries in multi-row statements of up to `_ROWS_PER_STATEMENT`; `params` gives one
+        statement's parameters, row after row.
 
         `executemany` steps once per row, and Python's sqlite3 releases and retakes the GIL on
         every step: with the event loop busy on the other side of the GIL, each row then waits
         for a thread switch. A few large statements take the GIL a few times per batch. Rows are
-        rendered one statement at a time, between awaits: rendering a whole second's batch at
-        once held the event loop for milliseconds, which every request in flight then waited.
+        rendered one statement at a time, between awaits (this is a generator): rendering a
+        whole second's batch at once held the event loop for milliseconds, which every request
+        in flight then waited.
         """
-        db = self._conn()
-        width = len(columns)
         head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-        one = "(" + ", ".join("?" * width) + ")"
+        one = "(" + ", ".join("?" * len(columns)) + ")"
+        for start in range(0, len(entries), _ROWS_PER_STATEMENT):
+            chunk = entries[start : start + _ROWS_PER_STATEMENT]
+            yield head + ", ".join([one] * len(chunk)), params(chunk)
+
+    async def _run(self, statements: Iterator[Statement], *, what: str = "record write") -> int:
+        """Statements in one transaction; the rows they changed."""
+        db = self._conn()
+        changed = 0
         try:
-            for start in range(0, len(entries), _ROWS_PER_STATEMENT):
-                chunk = entries[start : start + _ROWS_PER_STATEMENT]
-                await db.execute(head + ", ".join([one] * len(chunk)), params(chunk))
+            for sql, params in statements:
+                cursor = await db.execute(sql, params)
+                changed += max(0, cursor.rowcount)
             await db.commit()
         except BaseException as exc:
             # Also when cancelled (a flush asked for by an admin request that went away): the
@@ -185,8 +197,9 @@ class SQLiteRecordStore:
             except (aiosqlite.Error, asyncio.CancelledError):
                 pass
             if isinstance(exc, aiosqlite.Error):
-                raise StoreError(f"record write failed: {exc}") from None
+                raise StoreError(f"{what} failed: {exc}") from None
             raise
+        return changed
 
     async def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:
@@ -195,14 +208,14 @@ class SQLiteRecordStore:
             raise StoreError(f"record read failed: {exc}") from None
 
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
-        await self._write(
+        await self._run(self._inserts(
             "audit_log", ("at", "actor", "action", "target_type", "target_id", "tenant_id", "key_name", "source_ip",
                           "actor_email"),
             entries,
             lambda chunk: [value for e in chunk for value in (
                 _ts(e.at), e.actor, e.action, e.target_type, e.target_id, e.tenant_id, e.key_name, e.source_ip,
                 e.actor_email)],
-        )
+        ))
 
     async def list_audit(self, *, after: int | None, limit: int, newest_first: bool = False,
                          tenant_id: str | None = None) -> list[AuditEntry]:
@@ -226,14 +239,17 @@ class SQLiteRecordStore:
             for r in rows
         ]
 
-    async def append_calls(self, rows: Sequence[CallRow]) -> None:
-        await self._write(
+    async def append_calls(self, rows: Sequence[CallRow], usage: Rollup | None = None) -> None:
+        """Rows, and the usage they add up to, in one transaction: a batch written again after
+        a failure is never counted twice."""
+        calls = self._inserts(
             "call_log",
             ("at", "request_id", "tenant_id", "key_id", "key_name", "method", "route", "path", "status",
              "latency_ms", "upstream_latency_ms", "rate_limited"),
             rows,
             _call_params,
         )
+        await self._run(itertools.chain(calls, usage_statements(usage)))
 
     async def list_calls(
         self, *, cursor: int | None, newest_first: bool, limit: int, key_id: str | None, status: int | None,
@@ -267,16 +283,8 @@ class SQLiteRecordStore:
         ]
 
     async def prune_calls(self, *, older_than: dt.datetime, max_rows: int) -> int:
-        db = self._conn()
-        try:
-            cursor = await db.execute("DELETE FROM call_log WHERE at < ?", (_ts(older_than),))
-            removed = cursor.rowcount
-            cursor = await db.execute(
-                "DELETE FROM call_log WHERE id <= (SELECT id FROM call_log ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (max_rows,),
-            )
-            removed += cursor.rowcount
-            await db.commit()
-        except aiosqlite.Error as exc:
-            raise StoreError(f"call log pruning failed: {exc}") from None
-        return max(0, removed)
+        return await self._run(iter([
+            ("DELETE FROM call_log WHERE at < ?", [_ts(older_than)]),
+            ("DELETE FROM call_log WHERE id <= (SELECT id FROM call_log ORDER BY id DESC LIMIT 1 OFFSET ?)",
+             [max_rows]),
+        ]), what="call log pruning")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,26 +13,10 @@ import pytest
 from gateway.config import CallLogConfig
 from gateway.observability.recorder import Recorder
 from gateway.observability.records import AuditEntry, CallEntry, CallRow, RecordStore, call_row
-from gateway.observability.records_postgres import PostgresRecordStore
 from gateway.observability.records_sqlite import SQLiteRecordStore
 from gateway.observability.request_record import RequestRecord
-from tests.services import drop_schema, postgres_url, require_postgres
 
 T0 = dt.datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def records(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RecordStore]:
-    if request.param == "postgres":
-        require_postgres()
-        store: RecordStore = PostgresRecordStore(postgres_url(tmp_path))
-    else:
-        store = SQLiteRecordStore(str(tmp_path / "records.db"))
-    await store.open()
-    yield store
-    await store.close()
-    if request.param == "postgres":
-        await drop_schema(postgres_url(tmp_path))
 
 
 def call(i: int, *, key: str | None = "key_a", status: int = 200, at: dt.datetime = T0) -> CallRow:
@@ -165,7 +148,7 @@ async def test_a_large_batch_is_converted_between_requests_and_written_whole() -
     class Store:
         async def append_audit(self, entries: list[AuditEntry]) -> None: ...
 
-        async def append_calls(self, rows: list[CallRow]) -> None:
+        async def append_calls(self, rows: list[CallRow], usage: Any = None) -> None:
             written.append(list(rows))
 
     identity = SimpleNamespace(tenant_id="acme", key_id="key_a", key_name="k")

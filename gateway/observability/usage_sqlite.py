@@ -1,0 +1,96 @@
+"""Usage rollups and anomalies in the SQLite record store (a mixin of `SQLiteRecordStore`).
+
+The rollup of a call-log batch is written by `usage_statements`, inside the batch's own
+transaction (see `SQLiteRecordStore.append_calls`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from gateway.observability.usage import GRANULARITIES, TENANT_TOTAL, Granularity, Rollup, UsageRow, order
+from gateway.observability.usage_anomaly import Anomaly
+from gateway.observability.usage_sql import ANOMALY_COLUMNS, COLUMNS, SQLITE
+
+_ROWS_PER_UPSERT = 300  # 44 columns: 13,200 parameters, under SQLite's 32,766 limit
+_KEYS_PER_LIST = 500
+Statement = tuple[str, list[Any]]
+
+
+def upserts(granularity: Granularity, rows: Sequence[UsageRow]) -> Iterator[Statement]:
+    for start in range(0, len(rows), _ROWS_PER_UPSERT):
+        chunk = rows[start : start + _ROWS_PER_UPSERT]
+        yield SQLITE.upsert(granularity, len(chunk)), [v for r in chunk for v in (r.key_id, r.t, r.tenant_id, *r.counts)]
+
+
+def usage_statements(rollup: Rollup | None) -> Iterator[Statement]:
+    """A batch's rollup added to the minute, hour and day tables (in that order, rows in primary-key order)."""
+    if rollup:
+        for granularity in GRANULARITIES:
+            yield from upserts(granularity, rollup.rows(granularity))
+
+
+def _row(r: Any, tenant_id: str, key_id: str) -> UsageRow:
+    return UsageRow(r[0], tenant_id, key_id, tuple(r[1:]))
+
+
+class SQLiteUsage:
+    """Needs the record store's `_conn`, `_read` and `_run` (its transaction of statements)."""
+
+    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        raise NotImplementedError
+
+    async def _run(self, statements: Iterator[Statement], *, what: str = "record write") -> int:
+        raise NotImplementedError
+
+    async def add_usage(self, granularity: Granularity, rows: Sequence[UsageRow]) -> None:
+        """Add rows to a table as they are (store migration, generated stores)."""
+        await self._run(upserts(granularity, sorted(rows, key=order)))
+
+    async def usage_series(self, granularity: Granularity, *, start: int, end: int, tenant_id: str | None,
+                           key_id: str | None) -> list[UsageRow]:
+        if key_id is None and tenant_id is None:
+            raise ValueError("a series is of a key or a tenant")
+        key = key_id if key_id is not None else TENANT_TOTAL
+        sql = SQLITE.series(granularity, with_tenant=tenant_id is not None)
+        params = (key, tenant_id, start, end) if tenant_id is not None else (key, start, end)
+        return [_row(r, tenant_id or "", key) for r in await self._read(sql, params)]
+
+    async def usage_totals(self, granularity: Granularity, *, start: int, end: int, min_requests: int,
+                           key_ids: Sequence[str] | None = None) -> list[UsageRow]:
+        if key_ids is None:
+            rows = await self._read(SQLITE.totals(granularity, key_list=None), (start, end, min_requests))
+        else:
+            rows = []
+            for first in range(0, len(key_ids), _KEYS_PER_LIST):
+                chunk = key_ids[first : first + _KEYS_PER_LIST]
+                condition = f"key_id IN ({', '.join('?' * len(chunk))})"
+                rows += await self._read(SQLITE.totals(granularity, key_list=condition),
+                                         (start, end, *chunk, min_requests))
+        return [UsageRow(start, r[1], r[0], tuple(r[2:])) for r in rows]
+
+    async def prune_usage(self, granularity: Granularity, *, before: int) -> int:
+        table = f"usage_{granularity}"
+        return await self._run(iter([(f"DELETE FROM {table} WHERE t < ?", [before])]), what="usage retention")
+
+    async def add_anomaly(self, anomaly: Anomaly) -> bool:
+        """True when this call stored it (no instance had stored it for its key, kind and hour)."""
+        values = [getattr(anomaly, c) for c in ANOMALY_COLUMNS]
+        sql = (f"INSERT INTO usage_anomalies ({', '.join(ANOMALY_COLUMNS)}) VALUES ({', '.join('?' * len(values))}) "
+               "ON CONFLICT DO NOTHING")
+        return await self._run(iter([(sql, values)]), what="anomaly write") > 0
+
+    async def latest_anomalies(self, key_ids: Sequence[str], *, since: float) -> dict[str, Anomaly]:
+        """Each key's latest anomaly seen at or after `since`."""
+        found: dict[str, Anomaly] = {}
+        for first in range(0, len(key_ids), _KEYS_PER_LIST):
+            chunk = key_ids[first : first + _KEYS_PER_LIST]
+            rows = await self._read(
+                f"SELECT {', '.join(ANOMALY_COLUMNS)} FROM usage_anomalies WHERE at >= ? "
+                f"AND key_id IN ({', '.join('?' * len(chunk))}) ORDER BY at", (since, *chunk))
+            found.update((r[0], Anomaly(*r)) for r in rows)
+        return found
+
+    async def prune_anomalies(self, *, before: float) -> int:
+        return await self._run(iter([("DELETE FROM usage_anomalies WHERE at < ?", [before])]), what="usage retention")
