@@ -8,7 +8,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway.accounts.service import Accounts
-from gateway.admin import api, console, docs, health, metrics_endpoint, records_api
+from gateway.admin import api, console, docs, health, metrics_endpoint, records_api, usage_api
 from gateway.admin.auth import token_middleware
 from gateway.admin.errors import error_middleware
 from gateway.errors import SERVER
@@ -41,6 +41,7 @@ def admin_application(
     metrics_endpoint.add_routes(app)
     api.add_routes(app)
     records_api.add_routes(app)
+    usage_api.add_routes(app)
     docs.add_routes(app, token_path)
     console.add_routes(app)
     return app

@@ -14,6 +14,7 @@ from gateway.admin.api import KEY_SORTS, KEY_STATUSES, listing, paging, sort_par
 from gateway.admin.records_api import limit_param, order_param
 from gateway.errors import InsufficientScope, ValidationError
 from gateway.observability.records import AuditEntry, decode_cursor, encode_cursor, entry_json
+from gateway.observability.usage_query import parse_query, series
 from gateway.portal.authz import Caller, Endpoints
 from gateway.portal.http import json_response, read_json
 from gateway.portal.services import PORTAL, person
@@ -172,3 +173,16 @@ async def calls(request: web.Request, caller: Caller) -> web.StreamResponse:
     last = entries[-1].id if entries else cursor
     return json_response({"data": [entry_json(e) for e in entries],
                           "next_cursor": encode_cursor(last) if last is not None else None})
+
+
+@routes.add("GET", "/usage", needs="read")
+async def usage(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """The tenant's usage, or one of its keys' (another tenant's key: 404, as one that does not exist)."""
+    portal = request.app[PORTAL]
+    query = parse_query(request.query, now=portal.accounts.now().timestamp(), tenant_id=caller.tenant.id)
+    if query.key_id is not None:
+        await caller.key(query.key_id)
+    if portal.recorder is None:
+        return json_response({"data": []})
+    await portal.recorder.call_buffer.flush()  # what was served until now is counted
+    return json_response(await series(portal.recorder.store, query))

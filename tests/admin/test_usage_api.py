@@ -1,0 +1,103 @@
+"""`GET /admin/usage` over real HTTP, with traffic sent through the real proxy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.accounts.service import Actor
+from tests.admin.test_api import Admin
+from tests.conftest import proxy_url
+
+OPERATOR = Actor("test")
+
+
+@pytest.fixture
+async def admin(start_gateway, upstream):
+    gw = await start_gateway(routes=[{"name": "api", "path": "/api", "upstream": upstream[0]}])
+    async with aiohttp.ClientSession() as session:
+        yield Admin(gw, session)
+
+
+async def send(https: Any, gw: Any, secret: str, count: int, method: str = "GET") -> list[int]:
+    statuses = []
+    for _ in range(count):
+        async with https.request(method, proxy_url(gw, "/api/things"), headers={"X-API-Key": secret}) as resp:
+            await resp.read()
+            statuses.append(resp.status)
+    return statuses
+
+
+def totals(points: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "requests": sum(p["requests"] for p in points),
+        "status": {c: sum(p["status"][c] for p in points) for c in ("2xx", "3xx", "4xx", "5xx")},
+        "rate_limited": sum(p["rate_limited"] for p in points),
+    }
+
+
+async def test_usage_of_a_key_and_its_tenant_counts_what_the_proxy_served(admin, https) -> None:
+    accounts = admin.gw.accounts
+    for tenant in ("acme", "globex"):
+        await accounts.create_tenant({"id": tenant, "name": tenant, "plan": "starter"}, OPERATOR)
+    limited, limited_secret = await accounts.create_key(
+        {"tenant_id": "acme", "name": "limited", "scope": "read_write", "rate_limit_per_minute": 3}, OPERATOR)
+    reader, reader_secret = await accounts.create_key(
+        {"tenant_id": "acme", "name": "reader", "scope": "read_only"}, OPERATOR)
+    other, other_secret = await accounts.create_key(
+        {"tenant_id": "globex", "name": "other", "scope": "read_write"}, OPERATOR)
+    assert await send(https, admin.gw, limited_secret, 5) == [200, 200, 200, 429, 429]
+    assert await send(https, admin.gw, reader_secret, 2) + await send(https, admin.gw, reader_secret, 2, "POST") == [
+        200, 200, 403, 403]
+    assert await send(https, admin.gw, other_secret, 1) == [200]
+
+    status, body = await admin("GET", f"/admin/usage?key_id={limited.id}&granularity=minute")
+    assert status == 200, body
+    assert len(body["data"]) == 61 and body["meta"]["granularity"] == "minute"  # the last hour, by minute
+    assert totals(body["data"]) == {"requests": 5, "status": {"2xx": 3, "3xx": 0, "4xx": 2, "5xx": 0},
+                                    "rate_limited": 2}
+    busy = [p for p in body["data"] if p["requests"]]
+    assert all(0 < p["p50_ms"] <= p["p99_ms"] for p in busy)
+    assert all(p["p50_ms"] is None and p["p99_ms"] is None for p in body["data"] if not p["requests"])
+
+    status, body = await admin("GET", "/admin/usage?tenant_id=acme")  # by hour, the last day
+    assert status == 200 and len(body["data"]) == 25
+    assert totals(body["data"]) == {"requests": 9, "status": {"2xx": 5, "3xx": 0, "4xx": 4, "5xx": 0},
+                                    "rate_limited": 2}
+    status, body = await admin("GET", f"/admin/usage?tenant_id=acme&key_id={reader.id}&granularity=day")
+    assert status == 200 and len(body["data"]) == 31  # the last 30 days and today, by day
+    assert totals(body["data"])["requests"] == 4
+
+    # a key asked for under another tenant, or that does not exist, or a tenant that does not
+    status, body = await admin("GET", f"/admin/usage?tenant_id=acme&key_id={other.id}")
+    assert (status, body["error"]["code"]) == (404, "NOT_FOUND")
+    status, body = await admin("GET", "/admin/usage?key_id=key_nope")
+    assert (status, body["error"]["code"]) == (404, "NOT_FOUND")
+    status, body = await admin("GET", "/admin/usage?tenant_id=nope")
+    assert (status, body["error"]["code"]) == (404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize(("query", "fields"), [
+    ("", {"tenant_id"}),
+    ("tenant_id=acme&granularity=week", {"granularity"}),
+    ("tenant_id=acme&from=yesterday&to=2026-03-01T00:00:00", {"from", "to"}),
+    ("tenant_id=acme&from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z", {"from"}),
+    ("tenant_id=acme&granularity=minute&from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z", {"from"}),
+    ("tenant_id=acme&from=nan", {"from"}),
+    ("tenant_id=acme&to=1e300", {"to"}),
+])
+async def test_bad_parameters_are_422_naming_each_field(admin, query: str, fields: set[str]) -> None:
+    status, body = await admin("GET", f"/admin/usage?{query}")
+    assert (status, body["error"]["code"]) == (422, "VALIDATION_ERROR"), body
+    assert {d["field"] for d in body["error"]["details"]} == fields
+
+
+async def test_a_range_is_aligned_to_its_granularity(admin) -> None:
+    await admin.gw.accounts.create_tenant({"id": "acme", "name": "acme", "plan": "starter"}, OPERATOR)
+    status, body = await admin("GET", "/admin/usage?tenant_id=acme&granularity=hour"
+                                      "&from=2026-03-01T10:30:00Z&to=1772366400")  # 2026-03-01T12:00:00Z
+    assert status == 200
+    assert [p["t"] for p in body["data"]] == ["2026-03-01T10:00:00Z", "2026-03-01T11:00:00Z"]
+    assert body["meta"]["from"] == "2026-03-01T10:00:00Z" and body["meta"]["to"] == "2026-03-01T12:00:00Z"
