@@ -4,7 +4,10 @@ Each request goes through four steps, cheapest refusals first:
 
 1. identify: the credential (header parsing and the key's checksum cost no lookup), then its
    identity from the cache, or on a miss from the store (a store that cannot answer is a 503,
-   not a guess), checked live (not revoked, not expired);
+   not a guess), checked live (not revoked, not expired). A revoked or expired key's 401 still
+   names the key in the scope, so the call log and the key's usage show it (a burst of them is
+   an anomaly: a leaked or forgotten key in use); the `try` around it costs nothing unless it
+   raises;
 2. authorize: scope, resources, the owner's role, tenant and owner not disabled (`authorize.py`);
 3. count: the key's (and the route's) rate limits, 429 when over;
 4. admit: last-used time, identity headers for the upstream, and the upstream itself.
@@ -99,7 +102,11 @@ class AccessGuard:
         found, cached = self._cache.peek(lookup)
         if not found or self._remote_limiter:
             return self._decide(request, scope, match, credential, None if found else lookup, cached)
-        identity = scope.identity = self._live(credential, cached)           # 1. identify
+        try:
+            identity = scope.identity = self._live(credential, cached)       # 1. identify
+        except (RevokedCredentials, ExpiredCredentials):
+            scope.identity = cached  # the refused key's own: its 401s are in its call log and usage
+            raise
         authorize(identity, request.method, match)                          # 2. authorize
         if self._hit_now is not None:                                       # 3. count
             self._enforce(self._hit_now(self._buckets(identity, route)), scope)
@@ -112,7 +119,11 @@ class AccessGuard:
         """The slow path: the same four steps, awaiting the store (`lookup` is set on a cache
         miss) and the limiter."""
         fetched = await self._fetch(credential, lookup) if lookup is not None else cached
-        identity = scope.identity = self._live(credential, fetched)         # 1. identify
+        try:
+            identity = scope.identity = self._live(credential, fetched)     # 1. identify
+        except (RevokedCredentials, ExpiredCredentials):
+            scope.identity = fetched  # the refused key's own, as on the fast path
+            raise
         authorize(identity, request.method, match)                          # 2. authorize
         await self.count(identity, match.route, scope)                      # 3. count
         return self._admit(identity, credential, match.route, scope)        # 4. admit

@@ -101,3 +101,17 @@ async def test_a_range_is_aligned_to_its_granularity(admin) -> None:
     assert status == 200
     assert [p["t"] for p in body["data"]] == ["2026-03-01T10:00:00Z", "2026-03-01T11:00:00Z"]
     assert body["meta"]["from"] == "2026-03-01T10:00:00Z" and body["meta"]["to"] == "2026-03-01T12:00:00Z"
+
+
+async def test_a_revoked_keys_401s_count_in_its_usage_and_call_log(admin, https) -> None:
+    # a burst of them is what the anomaly check looks for: a leaked or forgotten key still in use
+    accounts = admin.gw.accounts
+    await accounts.create_tenant({"id": "acme", "name": "acme", "plan": "starter"}, OPERATOR)
+    key, secret = await accounts.create_key({"tenant_id": "acme", "name": "old", "scope": "read_only"}, OPERATOR)
+    assert await send(https, admin.gw, secret, 1) == [200]
+    await accounts.revoke_key(key.id, OPERATOR)
+    assert await send(https, admin.gw, secret, 3) == [401, 401, 401]
+    status, body = await admin("GET", f"/admin/usage?key_id={key.id}&granularity=minute")
+    assert status == 200 and totals(body["data"])["status"] == {"2xx": 1, "3xx": 0, "4xx": 3, "5xx": 0}
+    status, body = await admin("GET", f"/admin/calls?key_id={key.id}")
+    assert [c["status"] for c in body["data"]] == [200, 401, 401, 401]
