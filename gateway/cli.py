@@ -166,7 +166,8 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
     except STARTUP_ERRORS as exc:
         return fail(str(exc))
     print(f"migrated {copied.tenants} tenants, {copied.users} users, {copied.keys} keys, "
-          f"{copied.audit} audit entries, {copied.calls} call log rows, {copied.webhooks} webhook endpoints")
+          f"{copied.audit} audit entries, {copied.calls} call log rows, {copied.usage} usage rows, "
+          f"{copied.webhooks} webhook endpoints")
     return 0
 
 

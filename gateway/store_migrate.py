@@ -2,8 +2,9 @@
 
 Typically from the embedded SQLite file to PostgreSQL when a second instance is added. Tenants,
 users and their portal sign-ins (email and password hash), keys (their hashes: secrets were never
-stored), the audit trail and the call log are copied through the stores' own interfaces, so every
-backend pair works; portal sessions and unused links are not (people sign in again). The
+stored), the audit trail, the call log and the usage rollups are copied through the stores' own
+interfaces, so every backend pair works; portal sessions, unused links and the anomaly marks of
+keys are not (people sign in again; a mark is an hour's news). The
 destination must be empty; the source must exist (a mistyped SQLite path is an error, not an
 empty store) and is only read. A long copy reports its rate and the time left about once a second.
 """
@@ -22,6 +23,7 @@ from gateway.events.settings import WebhookSettings
 from gateway.keystore.base import KeyStore, StoreError
 from gateway.keystore.factory import is_postgres
 from gateway.observability.records import AuditEntry, CallEntry, RecordStore, call_row
+from gateway.observability.usage import GRANULARITIES, UsageRow
 
 _PAGE = 500
 T = TypeVar("T")
@@ -35,6 +37,7 @@ class Copied:
     audit: int = 0
     calls: int = 0
     webhooks: int = 0
+    usage: int = 0
 
 
 async def _all(fetch: Callable[[int], Awaitable[tuple[list[T], int]]]) -> AsyncIterator[T]:
@@ -183,5 +186,11 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
             copied.calls += len(calls)
             cursor = calls[-1].id
             rows.add(len(calls))
-        progress(f"{copied.audit} audit entries, {copied.calls} call log rows")
+        for granularity in GRANULARITIES:
+            last: UsageRow | None = None
+            while usage := await src_records.usage_rows(granularity, after=last, limit=_PAGE * 4):
+                await dst_records.add_usage(granularity, usage)
+                copied.usage += len(usage)
+                last = usage[-1]
+        progress(f"{copied.audit} audit entries, {copied.calls} call log rows, {copied.usage} usage rows")
     return copied

@@ -60,6 +60,15 @@ class Dialect:
         return (f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES {values} "
                 f"ON CONFLICT (tenant_id, key_id, t) DO UPDATE SET {adds}")
 
+    def page(self, granularity: Granularity, *, first: bool) -> str:
+        """Rows in primary-key order, after a row's key unless `first`; parameters: [tenant,
+        key, t,] limit."""
+        table = TABLE[granularity]
+        marks = self.marks(1 if first else 4)
+        after = "" if first else f" WHERE (tenant_id, key_id, t) > ({marks[0]}, {marks[1]}, {marks[2]})"
+        return (f"SELECT t, tenant_id, key_id, {', '.join(COUNTERS)} FROM {table}{after} "
+                f"ORDER BY tenant_id, key_id, t LIMIT {marks[-1]}")
+
     def sums(self) -> str:
         return ", ".join(self.sum.format(c) for c in COUNTERS)
 

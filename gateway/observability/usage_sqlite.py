@@ -57,6 +57,12 @@ class SQLiteUsage:
         params = (key, tenant_id, start, end) if tenant_id is not None else (key, start, end)
         return [_row(r, tenant_id or "", key) for r in await self._read(sql, params)]
 
+    async def usage_rows(self, granularity: Granularity, *, after: UsageRow | None, limit: int) -> list[UsageRow]:
+        """Every row of a table, a page at a time in primary-key order (store migration)."""
+        params: tuple[Any, ...] = (limit,) if after is None else (after.tenant_id, after.key_id, after.t, limit)
+        rows = await self._read(SQLITE.page(granularity, first=after is None), params)
+        return [UsageRow(r[0], r[1], r[2], tuple(r[3:])) for r in rows]
+
     async def usage_totals(self, granularity: Granularity, *, start: int, end: int, min_requests: int,
                            key_ids: Sequence[str] | None = None) -> list[UsageRow]:
         if key_ids is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gateway.observability.records import AuditEntry, CallRow
 from gateway.observability.records_sqlite import SQLiteRecordStore
+from gateway.observability.usage import WIDTH, UsageRow, with_tenant_totals
 from gateway.store_migrate import Progress, migrate
 from tests.cli.test_run import gateway
 
@@ -35,6 +36,10 @@ async def seed(path: Path, calls: int) -> None:
         rows: list[CallRow] = [(start + i, f"req{i}", None, None, None, "GET", "api", "/api/x", 200, 1.5, 1.0, False)
                                for i in range(calls)]
         await records.append_calls(rows)
+        for granularity, step in (("minute", 60), ("hour", 3600), ("day", 86400)):
+            await records.add_usage(granularity, with_tenant_totals(  # type: ignore[arg-type]
+                UsageRow(int(start) + i * step, "acme", f"key_{k}", (i + k + 1,) + (0,) * (WIDTH - 1))
+                for i in range(700) for k in range(2)))
     finally:
         await records.close()
 
@@ -56,7 +61,15 @@ async def test_a_long_copy_reports_rows_per_second_and_time_left(tmp_path: Path)
     etas = [int(m.group(4)) for m in parsed if m]
     assert etas == sorted(etas, reverse=True)  # the time left shrinks as the copy goes on
     assert reports[0] == "call log rows: 2,000 of ~20,000 (10 %), 2,000 rows/s, ETA 9 s"
-    assert lines[-1] == "10 audit entries, 20000 call log rows"
+    assert lines[-1] == "10 audit entries, 20000 call log rows, 6300 usage rows"  # 3 x 700 x (2 keys + tenant)
+    copy = SQLiteRecordStore(str(tmp_path / "copy.db"))
+    await copy.open()
+    try:
+        start = int(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc).timestamp())
+        series = await copy.usage_series("hour", start=start, end=start + 700 * 3600, tenant_id="acme", key_id=None)
+        assert [row.requests for row in series] == [2 * i + 3 for i in range(700)]
+    finally:
+        await copy.close()
 
 
 def test_progress_line_without_a_known_total() -> None:

@@ -234,3 +234,14 @@ def test_a_series_has_every_bucket_of_its_range() -> None:
     assert [(p.t, p.counts[0]) for p in points] == [(DAY0, 0), (DAY0 + 60, 0), (DAY0 + 120, 5), (DAY0 + 180, 0)]
     assert points[0].json() == {"t": "2026-03-01T00:00:00Z", "requests": 0, "status": {"2xx": 0, "3xx": 0, "4xx": 0,
                                 "5xx": 0}, "rate_limited": 0, "p50_ms": None, "p99_ms": None}
+
+
+async def test_every_row_pages_out_in_key_order(records: RecordStore) -> None:
+    # what `gateway store migrate` copies
+    made = with_tenant_totals(UsageRow(DAY0 + i * 3600, tenant, key, (i + 1,) + (0,) * (WIDTH - 1))
+                              for i in range(5) for key, tenant in KEYS.items())
+    await records.add_usage("hour", made)
+    got: list[UsageRow] = []
+    while page := await records.usage_rows("hour", after=got[-1] if got else None, limit=4):
+        got += page
+    assert got == made
