@@ -279,7 +279,7 @@ class Gateway:
         return admin_application(
             token=self.admin_token, accounts=self.accounts, recorder=self.recorder, registry=self.registry,
             reloader=self.reloader, readiness=self._readiness, token_path=self.cfg.tokens.path,
-            before_scrape=self._push_metrics if self._pusher is not None else None,
+            before_scrape=self._push_metrics if self._pusher is not None else None, usage=self.usage,
         )
 
     async def _serve_proxy(self, handler: ProxyHandler, sock: socket.socket, ssl_ctx: ssl.SSLContext | None) -> None:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.accounts.service import Accounts, Actor, key_view, plain
+from gateway.admin.key_marks import mark, marks_of
 from gateway.admin.queries import KeyList, Revoke, TenantList, read_query
 from gateway.config import ConfigError
 from gateway.errors import BadRequest, PayloadTooLarge, ValidationError
@@ -177,12 +178,16 @@ async def list_keys(request: web.Request) -> web.Response:
         tenant_id=q.tenant_id or None, status=q.status, now=accounts.now(),
         page=q.page, per_page=q.per_page, sort=q.sort,
     )
-    return json_response(listing([_key(accounts, k) for k in keys], total, q.page, q.per_page))
+    views = [_key(accounts, k) for k in keys]
+    await mark(marks_of(request.app), views)
+    return json_response(listing(views, total, q.page, q.per_page))
 
 
 async def get_key(request: web.Request) -> web.Response:
     accounts = request.app[ACCOUNTS]
-    return json_response(_key(accounts, await accounts.key(request.match_info["id"])))
+    view = _key(accounts, await accounts.key(request.match_info["id"]))
+    await mark(marks_of(request.app), [view])
+    return json_response(view)
 
 
 async def rotate_key(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ from gateway.accounts.service import Accounts
 from gateway.admin import api, console, docs, health, metrics_endpoint, records_api, usage_api
 from gateway.admin.auth import token_middleware
 from gateway.admin.errors import error_middleware
+from gateway.admin.key_marks import USAGE, Marks
 from gateway.errors import SERVER
 from gateway.observability.recorder import Recorder
 from gateway.reload import Reloader
@@ -26,8 +27,10 @@ def admin_application(
     readiness: Sequence[health.ReadinessCheck],
     token_path: str,
     before_scrape: Callable[[], None] | None = None,
+    usage: Marks | None = None,
 ) -> web.Application:
-    """`before_scrape`: with several workers, pushes this one's figures before it answers a scrape."""
+    """`before_scrape`: with several workers, pushes this one's figures before it answers a scrape;
+    `usage`: where the key views' anomaly marks come from."""
     app = web.Application(middlewares=[error_middleware, token_middleware(token)], client_max_size=api.MAX_BODY)
     app.on_response_prepare.append(_name_the_server)
     app[health.READINESS_CHECKS] = readiness
@@ -35,6 +38,8 @@ def admin_application(
     app[records_api.RECORDER] = recorder
     app[metrics_endpoint.REGISTRY] = registry
     app[api.RELOADER] = reloader
+    if usage is not None:
+        app[USAGE] = usage
     if before_scrape is not None:
         app[metrics_endpoint.BEFORE_SCRAPE] = before_scrape
     health.add_routes(app)

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.accounts.service import Actor
 from tests.admin.test_api import Admin
-from tests.conftest import proxy_url
+from tests.conftest import FakeClock, proxy_url
 
 OPERATOR = Actor("test")
 
@@ -115,3 +115,38 @@ async def test_a_revoked_keys_401s_count_in_its_usage_and_call_log(admin, https)
     assert status == 200 and totals(body["data"])["status"] == {"2xx": 1, "3xx": 0, "4xx": 3, "5xx": 0}
     status, body = await admin("GET", f"/admin/calls?key_id={key.id}")
     assert [c["status"] for c in body["data"]] == [200, 401, 401, 401]
+
+
+async def test_a_traffic_jump_marks_the_key_and_is_audited_once(start_gateway, upstream, https) -> None:
+    clock = FakeClock()
+    gw = await start_gateway(clock=clock, routes=[{"name": "api", "path": "/api", "upstream": upstream[0]}])
+    await gw.accounts.create_tenant({"id": "acme", "name": "acme", "plan": "starter"}, OPERATOR)
+    jumpy, jumpy_secret = await gw.accounts.create_key({"tenant_id": "acme", "name": "jumpy", "scope": "read_only"},
+                                                       OPERATOR)
+    steady, steady_secret = await gw.accounts.create_key({"tenant_id": "acme", "name": "steady",
+                                                          "scope": "read_only"}, OPERATOR)
+    for _ in range(25):  # a day of one request an hour each: the baseline
+        await send(https, gw, jumpy_secret, 1)
+        await send(https, gw, steady_secret, 1)
+        clock.advance(3600)
+    for _ in range(12):  # then 120 requests in the last hour for one of them
+        clock.advance(300)
+        await send(https, gw, jumpy_secret, 10)
+        await send(https, gw, steady_secret, 1)
+    await gw.recorder.call_buffer.flush()
+    [found] = await gw.usage.check()
+    assert (found.key_id, found.kind, found.requests) == (jumpy.id, "traffic", 120)
+    assert await gw.usage.check() == []  # once per key, kind and hour
+
+    async with aiohttp.ClientSession() as session:
+        admin = Admin(gw, session)
+        status, key = await admin("GET", f"/admin/keys/{jumpy.id}")
+        assert status == 200 and key["anomaly"]["kind"] == "traffic" and key["anomaly"]["requests"] == 120
+        assert "120 requests in an hour" in key["anomaly"]["message"]
+        status, page = await admin("GET", "/admin/keys?tenant_id=acme")
+        assert {k["name"]: (k["anomaly"] or {}).get("kind") for k in page["data"]} == {"jumpy": "traffic",
+                                                                                        "steady": None}
+        status, audit = await admin("GET", "/admin/audit")
+        marked = [e for e in audit["data"] if e["action"] == "key.anomaly"]
+        assert [(e["actor"], e["target_id"], e["key_name"], e["tenant_id"]) for e in marked] == [
+            ("system", jumpy.id, "jumpy", "acme")]

@@ -142,3 +142,10 @@ async def test_every_view_fits_and_keeps_its_controls_in_reach(console, console_
         await page.get_by_role("heading", name=heading).wait_for()
         await page.locator("tbody tr:not(.empty)").first.wait_for()
         await check_page(page, view.lower(), width)
+
+    await page.get_by_role("link", name="Usage", exact=True).click()
+    await page.get_by_role("heading", name="Usage of Acme Corp").wait_for()
+    await page.locator("#usage-latency canvas").wait_for()
+    for summary in await page.get_by_text("Table view", exact=True).all():
+        await summary.click()
+    await check_page(page, "usage", width)

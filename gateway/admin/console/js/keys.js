@@ -3,7 +3,7 @@
 import { button, h, heading, truncated } from "./dom.js";
 import { date, expiry, maskedSecret, relative } from "./format.js";
 import { confirmRevoke, confirmRotate, createKeyDialog, fullTenant } from "./key-dialogs.js";
-import { intParam, oneOf } from "./router.js";
+import { href, intParam, oneOf } from "./router.js";
 import { dataTable, sortSelect } from "./table.js";
 
 const STATUSES = ["active", "expired", "revoked"];
@@ -12,7 +12,8 @@ const PER_PAGE = 25;
 function columns(ctx) {
   const { caps } = ctx;
   const cols = [
-    { label: "Name", sort: "name", cls: "cell-name", cell: (k) => truncated(k.name) },
+    { label: "Name", sort: "name", cls: "cell-name", cell: (k) => h("a", { href: href("usage", { key: k.id }), class: "truncate",
+      title: k.name }, k.name) },
     { label: "Secret", sort: "last4", cls: "mono", cell: (k) => maskedSecret(k) },
     { label: "Scope", sort: "scope", cell: (k) => k.scope },
     { label: "Env", sort: "environment", cell: (k) => k.environment },
@@ -21,10 +22,17 @@ function columns(ctx) {
     { label: "Last used", sort: "last_used_at", cell: (k) => (k.last_used_at ? relative(k.last_used_at) : "never"),
       title: (k) => date(k.last_used_at) || null },
     { label: "Expires", sort: "expires_at", cls: "expiry", cell: expiryCell, title: (k) => expiry(k).title },
-    { label: "Status", sort: "status", cell: (k) => h("span", { class: `status status-${k.status}` }, k.status) },
+    { label: "Status", sort: "status", cell: statusCell },
   ];
   if (caps.manageKeys) cols.push({ label: "Actions", cls: "cell-actions", cell: (k) => actions(ctx, k) });
   return cols.filter(Boolean);
+}
+
+// The status, and the mark of unusual usage the gateway saw lately (its usage view says what).
+function statusCell(key) {
+  const anomaly = key.anomaly ? h("a", { class: "mark warn", href: href("usage", { key: key.id }), "data-anomaly": key.anomaly.kind,
+    title: `Unusual usage: ${key.anomaly.message}`, "aria-label": `Unusual usage: ${key.anomaly.message}` }, "⚠") : null;
+  return h("span", {}, h("span", { class: `status status-${key.status}` }, key.status), anomaly);
 }
 
 function expiryCell(key) {

@@ -11,7 +11,7 @@
  *                                 onUnauthorized: () => shell.expired() });
  *   const writer = ["owner", "admin"].includes(me.user.role);
  *   const shell = mountShell({ title: "API access", session: ...email and password...,
- *     views: [{ name: "keys", label: "Keys", render: keysView }, ...audit, calls, its own members view],
+ *     views: [{ name: "keys", label: "Keys", render: keysView }, ...usage, audit, calls, its own members view],
  *     ctx: { client, caps: { tenants: false, createKeys: writer, manageKeys: writer, chooseOwner: false },
  *            tenants: async () => [me.tenant], users: async () => (await client.get("/users")).data } });
  * Its page keeps this page's skeleton (#nav, #sign-out, #sign-in-view, #view) and stylesheet.
@@ -21,6 +21,7 @@ import { auditView, callsView } from "./records.js";
 import { keysView } from "./keys.js";
 import { mountShell } from "./shell.js";
 import { tenantsView } from "./tenants.js";
+import { usageView } from "./usage.js";
 
 const TOKEN = "gateway.adminToken"; // sessionStorage only: gone when the tab closes, never in a URL
 const token = {
@@ -37,6 +38,7 @@ const shell = mountShell({
   views: [
     { name: "keys", label: "Keys", render: keysView },
     { name: "tenants", label: "Tenants", render: tenantsView },
+    { name: "usage", label: "Usage", render: usageView },
     { name: "audit", label: "Audit", render: auditView },
     { name: "calls", label: "Calls", render: callsView },
   ],

@@ -11,6 +11,7 @@ const COLUMNS = [
   { label: "Active keys", cell: (t) => h("a", { href: href("keys", { tenant: t.id }), "aria-label": `Keys of ${t.name}: ${t.active_keys} of ${t.max_keys} active` },
     `${t.active_keys} of ${t.max_keys}`) },
   { label: "State", cell: state },
+  { label: "Usage", cell: (t) => h("a", { href: href("usage", { tenant: t.id }), "aria-label": `Usage of ${t.name}` }, "Usage") },
   { label: "Users", cls: "cell-users", cell: (t) => ((t.users || []).length
     ? h("ul", { class: "users" }, t.users.map((u) => h("li", {}, truncated(`${u.name} (${u.role}${u.disabled ? ", disabled" : ""})`))))
     : h("span", { class: "muted" }, "none")) },
