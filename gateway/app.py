@@ -27,14 +27,13 @@ from gateway.access.assertion import IdentityAssertions
 from gateway.access.endpoints import TokenEndpoints
 from gateway.access.failures import AuthFailureThrottle
 from gateway.access.guard import AccessGuard
-from gateway.accounts.service import SYSTEM, Accounts
+from gateway.accounts.service import Accounts
 from gateway.admin import listener as admin_listener
 from gateway.admin.application import admin_application
 from gateway.admin.auth import check_admin_token
 from gateway.admin.health import ReadinessCheck
 from gateway.config import Config, ServerConfig
 from gateway.credentials.tokens import TokenService, load_signing_keys
-from gateway.errors import NotFound
 from gateway.exchange import Endpoint, Identity
 from gateway.http.connection import Limits
 from gateway.http.server import HttpServer
@@ -317,13 +316,9 @@ class Gateway:
             await asyncio.sleep(EXPIRY_CHECK_PERIOD)  # a period, not synchronisation
 
     async def _report_anomaly(self, anomaly: Anomaly) -> None:
-        """A key's unusual usage, seen first by this instance: an audit entry (`key.anomaly`, by
-        `system`). The webhooks' `key.anomaly` event is to be raised here too, once they exist."""
-        try:
-            key = await self.accounts.key(anomaly.key_id)
-        except NotFound:
-            return  # deleted since
-        self.recorder.audit(SYSTEM, "key.anomaly", "key", key.id, tenant_id=key.tenant_id, key_name=key.name)
+        """A key's unusual usage, seen first by this instance: the `key.anomaly` webhook event and
+        audit entry."""
+        await self.accounts.note_anomaly(anomaly.key_id, anomaly.json())
 
     async def _push_stats(self) -> None:
         while True:

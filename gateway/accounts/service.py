@@ -300,6 +300,17 @@ class Accounts:
                 self._expiries_since = now - _EXPIRY_MARGIN
                 return noted
 
+    async def note_anomaly(self, key_id: str, anomaly: Mapping[str, Any]) -> bool:
+        """A key's unusual usage (`anomaly`: what the usage check found, as the key's `anomaly`
+        field shows it): the `key.anomaly` event with it, and its audit entry by `system`. The
+        caller reports each anomaly once across instances; False if the key is gone."""
+        key = await self.store.get_key(key_id)
+        if key is None:
+            return False
+        await self.store.add_events([key_event("key.anomaly", key, at=self.now(), actor=None, anomaly=dict(anomaly))])
+        self._audit(SYSTEM, "key.anomaly", "key", key_id, tenant_id=key.tenant_id, key_name=key.name)
+        return True
+
     async def note_expiring(self, thresholds: Sequence[int], *, batch: int = 500) -> int:
         """`key.expiring` for each live key that came within a threshold (days) of its expiry: once
         per key and threshold, across instances. A key that crossed several thresholds since the

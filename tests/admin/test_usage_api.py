@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import Any
 
 import aiohttp
 import pytest
 
 from gateway.accounts.service import Actor
+from gateway.keystore.outbox import Endpoint
 from tests.admin.test_api import Admin
 from tests.conftest import FakeClock, proxy_url
 
@@ -133,6 +136,10 @@ async def test_a_traffic_jump_marks_the_key_and_is_audited_once(start_gateway, u
         clock.advance(300)
         await send(https, gw, jumpy_secret, 10)
         await send(https, gw, steady_secret, 1)
+    hook = Endpoint(id="whk_anomalies", url="https://hooks.example.com/x", tenant_id=None, description=None,
+                    events=("key.anomaly",), secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", disabled=False,
+                    disabled_reason=None, failing_since=None, created_at=gw.accounts.now(), updated_at=gw.accounts.now())
+    await gw.store.create_endpoint(hook)
     await gw.recorder.call_buffer.flush()
     [found] = await gw.usage.check()
     assert (found.key_id, found.kind, found.requests) == (jumpy.id, "traffic", 120)
@@ -150,3 +157,9 @@ async def test_a_traffic_jump_marks_the_key_and_is_audited_once(start_gateway, u
         marked = [e for e in audit["data"] if e["action"] == "key.anomaly"]
         assert [(e["actor"], e["target_id"], e["key_name"], e["tenant_id"]) for e in marked] == [
             ("system", jumpy.id, "jumpy", "acme")]
+    # and the webhooks' key.anomaly event, in the outbox for the endpoints subscribed to it
+    now = gw.accounts.now()
+    [claim] = await gw.store.claim_deliveries(now, lease_until=now + dt.timedelta(minutes=1), limit=10)
+    event = json.loads(claim.body)
+    assert (claim.event_type, event["type"], event["data"]["key"]["id"]) == ("key.anomaly", "key.anomaly", jumpy.id)
+    assert event["data"]["anomaly"] == key["anomaly"]
