@@ -19,7 +19,7 @@ class Marks(Protocol):
     async def marks(self, key_ids: Sequence[str]) -> dict[str, Anomaly]: ...
 
 
-USAGE: web.AppKey[Marks] = web.AppKey("usage marks", Marks)  # type: ignore[type-abstract]
+USAGE: web.AppKey[Marks] = web.AppKey("usage marks", Marks)
 
 
 async def mark(source: Marks | None, views: Sequence[dict[str, Any]]) -> None:
