@@ -49,7 +49,7 @@ from gateway.observability.metrics import Metrics, multiprocess_dir
 from gateway.observability.observer import RequestObserver
 from gateway.observability.recorder import Recorder
 from gateway.observability.usage_anomaly import Anomaly
-from gateway.observability.usage_monitor import UsageConfig, UsageMonitor
+from gateway.observability.usage_monitor import UsageMonitor
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.handler import ProxyHandler
 from gateway.proxy.transport import TransportPolicy
@@ -202,8 +202,7 @@ class Gateway:
         stack.push_async_callback(self.last_used.stop)
         expiries = asyncio.get_running_loop().create_task(self._note_expiries(self.accounts))
         stack.push_async_callback(cancel_and_wait, expiries)  # before the store and recorder close
-        # the `usage:` config section arrives with the declared config schema
-        self.usage = UsageMonitor(self.recorder.store, UsageConfig(), on_anomaly=self._report_anomaly,
+        self.usage = UsageMonitor(self.recorder.store, cfg.usage, on_anomaly=self._report_anomaly,
                                   clock=self.clock)
         self.usage.start()
         stack.push_async_callback(self.usage.stop)  # before the store closes

@@ -53,7 +53,7 @@ async def open_services(
     records = create_record_store(cfg)
     await records.open()
     stack.push_async_callback(records.close)
-    recorder = Recorder(records, cfg.call_log, clock=clock)
+    recorder = Recorder(records, cfg.call_log, usage=cfg.usage.enabled, clock=clock)
     recorder.start()
     stack.push_async_callback(recorder.stop)  # flushes the audit trail and the call log
     invalidation = _invalidation_bus(cfg, stack, caches, on_lag) if caches else None

@@ -122,6 +122,12 @@ PATHS: dict[str, Any] = {
                                "200", "AuditPage", ("400", "422", *STORE), query=queries.AuditPage)},
     "/admin/calls": {"get": op("Call log after a cursor", "200", "CallPage", ("400", "422", *STORE),
                                query=queries.CallPage)},
+    "/admin/usage": {"get": op(
+        "A tenant's or a key's usage from its rollups (not the call log): every bucket of [from, to), aligned to "
+        "the granularity, with requests by status class, rate-limited requests and p50/p99 latency (null in an "
+        "empty bucket). 404: no such tenant or key, or a key of another tenant than tenant_id; 422 also when "
+        "neither tenant_id nor key_id is given, from is not before to, or the range has over 3000 buckets",
+        "200", "UsageSeries", ("404", "422", *STORE), query=queries.Usage)},
 }
 
 TOKEN_OPERATION: dict[str, Any] = {"post": {

@@ -12,12 +12,13 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
 from gateway.config.fields import Invalid, Rule
 from gateway.errors import ValidationError
 from gateway.observability.records import CURSOR_PATTERN, decode_cursor
+from gateway.observability.usage_query import TIME_PATTERN, TIME_RULE, parse_time
 
 _DIGITS = re.compile(r"-?[0-9]{1,18}")
 
@@ -97,13 +98,44 @@ class CallPage(AuditPage):
     """Only calls answered with this HTTP status."""
 
 
+def _time(value: Any) -> float:
+    if not isinstance(value, str):
+        raise Invalid()
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise Invalid() from None
+
+
+UsageTime = Annotated[float, Rule(TIME_RULE, check=_time, native=False, json={"type": "string", "pattern": TIME_PATTERN})]
+Id = Annotated[str, Rule("must be an id of at most 128 characters", {"max_length": 128})]
+
+
+class Usage(Query):
+    """`GET /admin/usage` (and the portal's `/api/usage`, whose tenant is the caller's). The rules
+    between the parameters are usage_query.plan_query's."""
+
+    tenant_id: Id = ""
+    """The tenant's usage (its keys' together); with `key_id`, the key must be this tenant's."""
+    key_id: Id = ""
+    """One key's usage. One of tenant_id and key_id is required."""
+    granularity: Annotated[Literal["minute", "hour", "day"], Rule("must be minute, hour or day")] = "hour"
+    """Bucket size."""
+    from_: UsageTime | None = Field(None, alias="from")
+    """Start (RFC 3339 with a zone, or Unix seconds), rounded down to the granularity; default: `to`
+    less an hour (minute), a day (hour) or 30 days (day)."""
+    to: UsageTime | None = None
+    """End, exclusive, rounded up to the granularity; default: now. At most 3000 buckets."""
+
+
 Q = TypeVar("Q", bound=Query)
 
 
 def read_query(model: type[Q], query: Mapping[str, str]) -> Q:
     """The query as `model`, or a 422 naming each broken parameter (a foreign cursor: 400)."""
     try:
-        return model.model_validate({k: query[k] for k in model.model_fields if k in query})
+        names = [f.alias or name for name, f in model.model_fields.items()]
+        return model.model_validate({k: query[k] for k in names if k in query})
     except PydanticError as err:
         details = [{"field": ".".join(str(p) for p in e["loc"]), "issue": e["msg"]} for e in err.errors(include_url=False)]
         raise ValidationError(details=details) from None

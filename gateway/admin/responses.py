@@ -64,6 +64,10 @@ RESPONSES: dict[str, Any] = {
         "expires_in_days": nullable(INT), "expiring_soon": BOOL,
         "status": {"enum": ["active", "expired", "revoked"]}, "revoked_at": nullable(TIME),
         "replaced_by": nullable(STR),
+        "anomaly": nullable(obj({
+            "kind": {"enum": ["traffic", "errors"]}, "at": TIME, "window_start": TIME, "requests": INT, "errors": INT,
+            "baseline_requests_per_hour": {"type": "number"}, "baseline_errors_per_hour": {"type": "number"},
+            "message": STR}, ["kind", "at", "window_start", "requests", "errors", "message"])),
     }, ["id", "name", "tenant_id", "masked", "last4", "scope", "permissions", "environment", "created_at",
         "last_used_at", "expires_at", "expires_in_days", "expiring_soon", "status"]),
     "KeyWithSecret": {"allOf": [ref("Key"), obj({"key": STR}, ["key"])]},
@@ -73,6 +77,17 @@ RESPONSES: dict[str, Any] = {
     "AuditEntry": obj({"id": INT, "at": TIME, "actor": STR, "action": STR, "target_type": STR, "target_id": STR,
                        "key_name": STR, "tenant_id": STR, "source_ip": STR, "actor_email": STR},
                       ["id", "at", "actor", "action", "target_type", "target_id"]),
+    "UsagePoint": obj({
+        "t": TIME, "requests": INT,
+        "status": obj({"2xx": INT, "3xx": INT, "4xx": INT, "5xx": INT}, ["2xx", "3xx", "4xx", "5xx"]),
+        "rate_limited": INT, "p50_ms": nullable({"type": "number"}), "p99_ms": nullable({"type": "number"}),
+    }, ["t", "requests", "status", "rate_limited", "p50_ms", "p99_ms"]),
+    "UsageSeries": obj({
+        "data": {"type": "array", "items": ref("UsagePoint")},
+        "meta": obj({"granularity": {"enum": ["minute", "hour", "day"]}, "from": TIME, "to": TIME,
+                     "tenant_id": nullable(STR), "key_id": nullable(STR)},
+                    ["granularity", "from", "to", "tenant_id", "key_id"]),
+    }, ["data", "meta"]),
     "CallEntry": obj({"id": INT, "at": TIME, "request_id": STR, "tenant_id": nullable(STR), "key_id": nullable(STR),
                       "key_name": nullable(STR), "method": STR, "route": nullable(STR), "path": STR, "status": INT,
                       "latency_ms": {"type": "number"}, "upstream_latency_ms": nullable({"type": "number"}),

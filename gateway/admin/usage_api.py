@@ -7,7 +7,8 @@ from aiohttp import web
 from gateway.admin.api import ACCOUNTS, json_response
 from gateway.admin.records_api import RECORDER
 from gateway.errors import NotFound
-from gateway.observability.usage_query import parse_query, series
+from gateway.admin.queries import Usage, read_query
+from gateway.observability.usage_query import plan_query, series
 
 
 async def usage(request: web.Request) -> web.Response:
@@ -15,7 +16,9 @@ async def usage(request: web.Request) -> web.Response:
     Unix seconds; default: the granularity's usual span up to now) and `granularity`."""
     accounts = request.app[ACCOUNTS]
     recorder = request.app[RECORDER]
-    query = parse_query(request.query, now=accounts.now().timestamp())
+    q = read_query(Usage, request.query)
+    query = plan_query(granularity=q.granularity, start=q.from_, to=q.to, tenant_id=q.tenant_id or None,
+                       key_id=q.key_id or None, now=accounts.now().timestamp())
     if query.key_id is not None:
         key = await accounts.key(query.key_id)
         if query.tenant_id is not None and key.tenant_id != query.tenant_id:

@@ -274,6 +274,50 @@ class CallLogConfig:
     """At most this many rows are kept (the oldest go first)."""
 
 
+@dataclass(frozen=True, slots=True)
+class UsageAnomaliesConfig:
+    """Keys whose last hour is far above their own hourly average over the 24 hours before: the
+    key shows it (`anomaly`), and a `key.anomaly` event and audit entry are made, once per key,
+    kind and hour however many instances look."""
+
+    __pydantic_config__ = SECTION
+    enabled: Flag = True
+    """false: no look for unusual keys."""
+    check_interval: Annotated[float, Number(1, 3600, open_lo=False)] = 60.0
+    """Seconds between looks (every instance looks; an anomaly is reported once)."""
+    traffic_factor: Annotated[float, Number(1, 1e6, open_lo=False)] = 10.0
+    """Traffic: the last hour at least this many times the key's hourly average (a key with no
+    traffic before has no average and is not judged)..."""
+    min_requests: Count = 100
+    """...and at least this many requests."""
+    error_factor: Annotated[float, Number(1, 1e6, open_lo=False)] = 5.0
+    """Errors: 4xx/5xx answers (the gateway's own 429s aside) at least this many times the key's
+    hourly average of them, making at least half its requests..."""
+    min_errors: Count = 50
+    """...and at least this many."""
+    mark_hours: Annotated[int, Int(1, 8760)] = 24
+    """How long a key shows its latest anomaly."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageConfig:
+    """Usage per key and tenant (requests by status class, rate-limited, latency) rolled up per
+    minute, hour and day from the call log's batches: `/admin/usage`, the console's charts."""
+
+    __pydantic_config__ = SECTION
+    enabled: Flag = True
+    """false: no rollups are kept (usage answers empty series); the call log is not affected. On
+    with the call log off, usage is counted from the same per-request record, no row written."""
+    minute_retention_hours: Annotated[int, Int(1, 8760)] = 48
+    """Minute rollups older than this are removed."""
+    hour_retention_days: Annotated[int, Int(1, 3650)] = 90
+    """Hour rollups (and anomaly marks) older than this are removed."""
+    day_retention_days: Annotated[int, Int(1, 36500)] = 730
+    """Day rollups older than this are removed."""
+    anomalies: UsageAnomaliesConfig = field(default_factory=UsageAnomaliesConfig)
+    """Unusual keys."""
+
+
 RouteName = Annotated[str, Pattern("[A-Za-z0-9_.-]{1,64}", "must be 1-64 letters, digits, '_', '.' or '-'")]
 
 
@@ -337,6 +381,8 @@ class Config:
     """Metrics."""
     call_log: CallLogConfig = field(default_factory=CallLogConfig)
     """The call log."""
+    usage: UsageConfig = field(default_factory=UsageConfig)
+    """Usage rollups and unusual keys."""
     routes: Annotated[tuple[RouteConfig, ...], List("must be a list of routes")] = ()
     """The routes, matched by longest path prefix."""
     source: SkipJsonSchema[str | None] = None

@@ -10,9 +10,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
+from gateway.config import UsageAnomaliesConfig, UsageConfig
 from gateway.observability.usage import Granularity
 from gateway.observability.usage_anomaly import Anomaly, AnomalyRules, OnAnomaly, UsageReader, find_anomalies
 from gateway.tasks import cancel_and_wait
@@ -21,33 +21,15 @@ log = logging.getLogger("gateway.usage")
 PRUNE_PERIOD = 3600.0
 
 
-@dataclass(frozen=True, slots=True)
-class UsageAnomalies:
-    enabled: bool = True
-    check_interval: float = 60
-    traffic_factor: float = 10
-    min_requests: int = 100
-    error_factor: float = 5
-    min_errors: int = 50
-    mark_hours: int = 24  # how long a key shows its latest anomaly
-
-    def rules(self) -> AnomalyRules:
-        return AnomalyRules(traffic_factor=self.traffic_factor, min_requests=self.min_requests,
-                            error_factor=self.error_factor, min_errors=self.min_errors)
+def rules(cfg: UsageAnomaliesConfig) -> AnomalyRules:
+    return AnomalyRules(traffic_factor=cfg.traffic_factor, min_requests=cfg.min_requests,
+                        error_factor=cfg.error_factor, min_errors=cfg.min_errors)
 
 
-@dataclass(frozen=True, slots=True)
-class UsageConfig:
-    enabled: bool = True
-    minute_retention_hours: int = 48
-    hour_retention_days: int = 90
-    day_retention_days: int = 730
-    anomalies: UsageAnomalies = field(default_factory=UsageAnomalies)
-
-    def retention(self) -> dict[Granularity, int]:
-        """Seconds each granularity is kept."""
-        return {"minute": self.minute_retention_hours * 3600, "hour": self.hour_retention_days * 86400,
-                "day": self.day_retention_days * 86400}
+def retention(cfg: UsageConfig) -> dict[Granularity, int]:
+    """Seconds each granularity is kept."""
+    return {"minute": cfg.minute_retention_hours * 3600, "hour": cfg.hour_retention_days * 86400,
+            "day": cfg.day_retention_days * 86400}
 
 
 class UsageStore(UsageReader, Protocol):
@@ -67,7 +49,7 @@ class UsageMonitor:
 
     async def check(self) -> list[Anomaly]:
         """Look once; report (and return) the anomalies no instance had stored yet."""
-        new = await find_anomalies(self._store, self._cfg.anomalies.rules(), now=self._clock())
+        new = await find_anomalies(self._store, rules(self._cfg.anomalies), now=self._clock())
         for anomaly in new:
             log.warning("unusual key usage", extra={"key_id": anomaly.key_id, "tenant_id": anomaly.tenant_id,
                                                     "kind": anomaly.kind, "detail": anomaly.describe()})
@@ -81,7 +63,7 @@ class UsageMonitor:
         """Rollups past their granularity's retention, and anomalies past the hours' retention."""
         now = self._clock()
         removed = 0
-        for granularity, keep in self._cfg.retention().items():
+        for granularity, keep in retention(self._cfg).items():
             removed += await self._store.prune_usage(granularity, before=int(now - keep))
         removed += await self._store.prune_anomalies(before=now - self._cfg.hour_retention_days * 86400)
         return removed

@@ -1,5 +1,5 @@
-"""A usage series as the API answers it: the query's parameters checked, the range aligned to
-the granularity, the rollups read and every bucket of the range given, empty ones as zeros.
+"""A usage series as the API answers it: the query's rules, the range aligned to the
+granularity, the rollups read and every bucket of the range given, empty ones as zeros.
 
 Shared by `GET /admin/usage` and the portal's `GET <portal.path>/api/usage`: each decides which
 tenant and key the caller may see, this reads them.
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from gateway.errors import ValidationError
 from gateway.observability.records import iso
-from gateway.observability.usage import GRANULARITIES, STEP, Granularity, UsageRow, dense
+from gateway.observability.usage import STEP, Granularity, UsageRow, dense
 
 MAX_POINTS = 3000  # two days by minute, four months by hour, eight years by day
 DEFAULT_SPAN: dict[Granularity, int] = {"minute": 3600, "hour": 86400, "day": 30 * 86400}
@@ -35,59 +34,46 @@ class SeriesReader(Protocol):
                            key_id: str | None) -> list[UsageRow]: ...
 
 
-def _time(value: str, field: str, problems: list[dict[str, str]]) -> float | None:
-    """RFC 3339 with a zone (`2026-03-01T00:00:00Z`), or Unix seconds."""
+# RFC 3339 with a zone, or Unix seconds (the JSON schema's pattern; `parse_time` reads them).
+TIME_PATTERN = (r"^(-?[0-9]{1,15}(\.[0-9]{1,9})?|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+                r"(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2}))$")
+TIME_RULE = "must be an RFC 3339 time with its zone, or Unix seconds, from 1970 to 9999"
+
+
+def parse_time(value: str) -> float:
+    """Epoch seconds of a query's time, or ValueError."""
     try:
         seconds = float(value)
     except ValueError:
-        try:
-            at = dt.datetime.fromisoformat(value)
-        except ValueError:
-            at = None
-        if at is None or at.tzinfo is None:
-            problems.append({"field": field, "issue": "must be an RFC 3339 time with its zone, or Unix seconds"})
-            return None
+        at = dt.datetime.fromisoformat(value.upper())  # ValueError when it is not one (RFC 3339 allows t, z)
+        if at.tzinfo is None:
+            raise ValueError("no zone") from None
         seconds = at.timestamp()
     if not math.isfinite(seconds) or not 0 <= seconds < 253402300800:  # through the year 9999
-        problems.append({"field": field, "issue": "out of range"})
-        return None
+        raise ValueError("out of range")
     return seconds
 
 
-def parse_query(params: Mapping[str, str], *, now: float, tenant_id: str | None = None) -> UsageQuery:
-    """The query string's `granularity`, `from`, `to`, `tenant_id` and `key_id`; every problem
-    at once as a 422. `tenant_id` given by the caller (the portal's own tenant) replaces the
-    query's."""
+def plan_query(*, granularity: Granularity, start: float | None, to: float | None, tenant_id: str | None,
+               key_id: str | None, now: float) -> UsageQuery:
+    """The checked parameters (`queries.Usage`: each alone) as a query: the rules between them
+    (a tenant or a key; from before to; at most MAX_POINTS buckets), all at once as a 422, and
+    the range aligned to the granularity. No `to`: now; no `from`: the granularity's usual span."""
     problems: list[dict[str, str]] = []
-    raw = params.get("granularity") or "hour"
-    if raw not in GRANULARITIES:
-        problems.append({"field": "granularity", "issue": "must be minute, hour or day"})
-        raw = "hour"
-    granularity = cast(Granularity, raw)
+    if tenant_id is None and key_id is None:
+        problems.append({"field": "tenant_id", "issue": "give tenant_id or key_id"})
     step = STEP[granularity]
-    to = _time(params["to"], "to", problems) if params.get("to") else now
-    start = _time(params["from"], "from", problems) if params.get("from") else None
-    key_id = params.get("key_id") or None
-    if tenant_id is None:
-        tenant_id = params.get("tenant_id") or None
-        if tenant_id is None and key_id is None:
-            problems.append({"field": "tenant_id", "issue": "give tenant_id or key_id"})
-    for field, value in (("tenant_id", tenant_id), ("key_id", key_id)):
-        if value is not None and (len(value) > 128 or not value.isprintable()):
-            problems.append({"field": field, "issue": "is not an id"})
-    if to is not None and start is None and "from" not in {p["field"] for p in problems}:
-        start = to - DEFAULT_SPAN[granularity]
-    if start is not None and to is not None:
-        first, end = int(start // step) * step, int(-(-to // step)) * step
-        if to <= start:
-            problems.append({"field": "from", "issue": "must be before to"})
-        elif (end - first) // step > MAX_POINTS:
-            problems.append({"field": "from", "issue": f"at most {MAX_POINTS} points: a shorter range or a coarser "
-                                                       "granularity"})
+    end_at = now if to is None else to
+    start_at = end_at - DEFAULT_SPAN[granularity] if start is None else start
+    first, end = int(start_at // step) * step, int(-(-end_at // step)) * step
+    if end_at <= start_at:
+        problems.append({"field": "from", "issue": "must be before to"})
+    elif (end - first) // step > MAX_POINTS:
+        problems.append({"field": "from", "issue": f"at most {MAX_POINTS} points: a shorter range or a coarser "
+                                                   "granularity"})
     if problems:
         raise ValidationError(details=problems)
-    assert start is not None and to is not None
-    return UsageQuery(granularity, first, end, tenant_id, key_id)
+    return UsageQuery(granularity, max(0, first), end, tenant_id, key_id)
 
 
 async def series(store: SeriesReader, query: UsageQuery) -> dict[str, Any]:

@@ -11,10 +11,11 @@ from aiohttp import web
 
 from gateway.accounts import rules
 from gateway.admin.api import KEY_SORTS, KEY_STATUSES, listing, paging, sort_param
+from gateway.admin.queries import Usage, read_query
 from gateway.admin.records_api import limit_param, order_param
 from gateway.errors import InsufficientScope, ValidationError
 from gateway.observability.records import AuditEntry, decode_cursor, encode_cursor, entry_json
-from gateway.observability.usage_query import parse_query, series
+from gateway.observability.usage_query import plan_query, series
 from gateway.portal.authz import Caller, Endpoints
 from gateway.portal.http import json_response, read_json
 from gateway.portal.services import PORTAL, person
@@ -179,7 +180,9 @@ async def calls(request: web.Request, caller: Caller) -> web.StreamResponse:
 async def usage(request: web.Request, caller: Caller) -> web.StreamResponse:
     """The tenant's usage, or one of its keys' (another tenant's key: 404, as one that does not exist)."""
     portal = request.app[PORTAL]
-    query = parse_query(request.query, now=portal.accounts.now().timestamp(), tenant_id=caller.tenant.id)
+    q = read_query(Usage, request.query)  # its tenant_id is the caller's, whatever the query says
+    query = plan_query(granularity=q.granularity, start=q.from_, to=q.to, tenant_id=caller.tenant.id,
+                       key_id=q.key_id or None, now=portal.accounts.now().timestamp())
     if query.key_id is not None:
         await caller.key(query.key_id)
     if portal.recorder is None:

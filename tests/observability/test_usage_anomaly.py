@@ -8,7 +8,8 @@ from pathlib import Path
 from gateway.observability.records import RecordStore
 from gateway.observability.usage import WIDTH, UsageRow
 from gateway.observability.usage_anomaly import Anomaly
-from gateway.observability.usage_monitor import UsageConfig, UsageMonitor
+from gateway.config import UsageConfig
+from gateway.observability.usage_monitor import UsageMonitor
 from tests.observability.conftest import second_store
 
 NOW = 1_772_323_200 + 10 * 86400 + 1800  # half past an hour

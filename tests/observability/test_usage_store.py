@@ -21,7 +21,8 @@ from gateway.observability.request_record import RequestRecord
 from gateway.observability.usage import (
     BOUNDS_MS, STEP, WIDTH, Granularity, Rollup, UsageRow, bucket_of, dense, quantile, with_tenant_totals,
 )
-from gateway.observability.usage_monitor import UsageConfig, UsageMonitor
+from gateway.config import UsageConfig
+from gateway.observability.usage_monitor import UsageMonitor
 from tests.observability.conftest import second_store
 
 DAY0 = 1_772_323_200  # 2026-03-01T00:00:00Z
