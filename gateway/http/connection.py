@@ -7,7 +7,7 @@ what it adds that aiohttp lacked:
 
 - every refusal is the contract's JSON error: malformed or ambiguous requests (llhttp refuses
   `Content-Length` with `Transfer-Encoding`, duplicate lengths, obs-fold, bare LF, NUL, bad
-  chunk sizes) get 400, oversized heads 431, and the connection closes, since its bytes can no
+  chunk sizes; this module two `Host` fields, none on HTTP/1.1, or one that is no host) get 400, oversized heads 431, and the connection closes, since its bytes can no
   longer be read unambiguously;
 - heads are bounded per field (`server.max_header_bytes`), in total
   (`server.max_header_total_bytes`), in count and in request-line length, while they arrive;
@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -66,6 +67,12 @@ _HEAD_SLICE = 1024           # this much between bodies, so that a read holding 
                              # bytes, not as parsed requests
 _LINGER_BYTES = 1 << 20      # unread body worth reading to keep a connection; more: close
 _VERSIONS = frozenset({"1.0", "1.1"})
+# RFC 9112 3.2 / RFC 3986 3.2.2: uri-host [":" port], the host a reg-name, an IPv4 address or an
+# [IP-literal]; empty is allowed (a target without authority). Anything else (spaces, "/", "@",
+# a second value after a comma and space) is a Host some server reads differently.
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[\w.~!$&'()*+,;=:-]+\]|[\w.~%!$&'()*+,;=-]*)(?::[0-9]*)?",
+                   re.ASCII)
+_NO_HOSTS: list[str] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +250,9 @@ class ClientConnection(FlowControl):
             self._refusal = BadRequest("only HTTP/1.0 and HTTP/1.1 are served")
             raise _Refused
         headers = CIMultiDictProxy(CIMultiDict(self._fields))
+        hosts = headers.getall("Host", _NO_HOSTS)
+        if len(hosts) != 1 or not _HOST.fullmatch(hosts[0]):
+            self._refuse_host(hosts, version)
         length: int | None = 0
         content = EMPTY_BODY
         if "Transfer-Encoding" in headers:  # llhttp let it through only if it ends in chunked
@@ -268,6 +278,20 @@ class ClientConnection(FlowControl):
         else:
             self._queue.append(request)
             self._update_reading()
+
+    def _refuse_host(self, hosts: list[str], version: str) -> None:
+        """RFC 9112 3.2: a 400 for two Host fields, none on HTTP/1.1, or one that is no host,
+        since a server behind may read another host than the gateway (and `X-Forwarded-Host`)
+        did. HTTP/1.0 clients may omit it."""
+        if not hosts:
+            if version == "1.0":
+                return
+            self._refusal = BadRequest("an HTTP/1.1 request needs a Host header")
+        elif len(hosts) > 1:
+            self._refusal = BadRequest("more than one Host header")
+        else:
+            self._refusal = BadRequest("the Host header is not a host")
+        raise _Refused
 
     def on_body(self, body: bytes) -> None:
         self._events += 1

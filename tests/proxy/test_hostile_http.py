@@ -47,6 +47,14 @@ HOSTILE = {
     "garbage request line": b"\x16\x03\x01 not http at all\r\n\r\n",
     "thousands of headers": b"GET /api/v1/visitors HTTP/1.1\r\nHost: x\r\n"
                             + b"".join(b"X-H%d: a\r\n" % i for i in range(3000)) + b"\r\n",
+    # RFC 9112 3.2: the gateway and a server behind it could each pick another of two hosts
+    "two Host headers": b"GET /api/v1/visitors HTTP/1.1\r\nHost: good.example\r\nHost: evil.example\r\n\r\n",
+    "two Host headers, other case": b"GET /api/v1/visitors HTTP/1.1\r\nHost: good.example\r\nhost: evil.example\r\n\r\n",
+    "two Host headers on HTTP/1.0": b"GET /api/v1/visitors HTTP/1.0\r\nHost: good.example\r\nHost: evil.example\r\n\r\n",
+    "no Host on HTTP/1.1": b"GET /api/v1/visitors HTTP/1.1\r\nAccept: */*\r\n\r\n",
+    "a Host that is two hosts": b"GET /api/v1/visitors HTTP/1.1\r\nHost: good.example, evil.example\r\n\r\n",
+    "a Host with a path": b"GET /api/v1/visitors HTTP/1.1\r\nHost: good.example/evil\r\n\r\n",
+    "a Host with userinfo": b"GET /api/v1/visitors HTTP/1.1\r\nHost: evil.example@good.example\r\n\r\n",
     "oversized header total": b"GET /api/v1/visitors HTTP/1.1\r\nHost: x\r\n"
                               + b"".join(b"X-H%d: %b\r\n" % (i, b"a" * 8000) for i in range(100)) + b"\r\n",
 }
@@ -100,6 +108,17 @@ async def test_absolute_form_target_and_foreign_host_stay_on_the_matched_route(s
     assert upstream_host == [f"Host: {script.url.removeprefix('http://')}"]
     forwarded = [line for line in script.requests[0].decode().split("\r\n") if line.lower().startswith("x-forwarded-host:")]
     assert forwarded == ["X-Forwarded-Host: evil.example"] or forwarded == []
+
+
+@pytest.mark.parametrize("host", [b"Host: good.example:8443\r\n", b"Host: [::1]\r\n", b"Host: \r\n", b""])
+async def test_one_host_or_none_on_http_1_0_is_served(start_gateway, scripted, client_ssl, host) -> None:
+    script = await scripted(ok(b"a"))
+    gw = await start_gateway(routes=[public_route(script.url)])
+    version = b"1.0" if not host else b"1.1"
+    status, _, body = parse(await exchange(gw, client_ssl, b"GET /api/v1/visitors HTTP/%b\r\n%b\r\n" % (version, host)))
+    assert (status, body) == (200, b"a")
+    forwarded = [line for line in script.requests[0].decode().split("\r\n") if line.lower().startswith("x-forwarded-host:")]
+    assert forwarded == ([f"X-Forwarded-Host: {host.decode()[6:].strip()}"] if host.strip() != b"Host:" and host else [])
 
 
 async def test_expect_100_continue_is_answered_after_the_checks(start_gateway, scripted, client_ssl) -> None:
