@@ -259,7 +259,8 @@ class Gateway:
                                 plain=plain, endpoints=endpoints, observer=observer, failures=self.auth_failures)
 
         self._pusher = stats.export(
-            stats.ServiceFigures(self.cache, self.recorder, self.auth_failures, self.last_used), self.registry)
+            stats.ServiceFigures(self.cache, self.recorder, self.auth_failures, self.last_used,
+                                 limiter if cfg.ratelimit.enabled else None), self.registry)
         if self._pusher is not None:
             push_task = asyncio.get_running_loop().create_task(self._push_stats())
             stack.callback(push_task.cancel)

@@ -17,8 +17,9 @@ from gateway.keystore.cache import IdentityCache
 from gateway.keystore.lastused import LastUsedRecorder
 from gateway.observability.metrics import multiprocess_dir
 from gateway.observability.recorder import Recorder
+from gateway.ratelimit import RateLimiter
 
-Row = tuple[str, str, str, float]  # kind ("counter" or "gauge"), name, help, value
+Row = tuple[str, str, str, float]  # kind ("counter", "gauge" or "flag": a 0/1 gauge), name, help, value
 Read = Callable[[], Iterable[Row]]
 
 
@@ -27,9 +28,10 @@ class ServiceFigures:
 
     def __init__(
         self, cache: IdentityCache[Identity], recorder: Recorder, auth_failures: AuthFailureThrottle | None,
-        last_used: LastUsedRecorder,
+        last_used: LastUsedRecorder, limiter: RateLimiter | None = None,
     ) -> None:
         self._cache = cache
+        self._limiter = limiter
         self._recorder = recorder
         self._auth_failures = auth_failures
         self._last_used = last_used
@@ -61,6 +63,10 @@ class ServiceFigures:
             ]
         rows.append(("counter", "gateway_last_used_flush_failures_total", "Failed last-used writes.",
                      self._last_used.flush_failures))
+        if self._limiter is not None:
+            rows.append(("flag", "gateway_ratelimit_degraded",
+                         "1 while the rate-limit backend is unreachable and requests are admitted without limits "
+                         "(ratelimit.on_backend_error: allow).", float(self._limiter.degraded)))
         return rows
 
 
@@ -106,6 +112,8 @@ class StatsPusher:
         for kind, name, doc, _ in read():
             if kind == "counter":
                 self._metrics[name] = Counter(name, doc, registry=registry)
+            elif kind == "flag":  # set if any live worker has it set
+                self._metrics[name] = Gauge(name, doc, registry=registry, multiprocess_mode="livemax")
             else:
                 self._metrics[name] = Gauge(name, doc, registry=registry, multiprocess_mode="livesum")
 

@@ -44,6 +44,10 @@ class RateLimiter(Protocol):
 
     async def hit(self, checks: Sequence[tuple[str, int]]) -> Decision: ...
     async def ping(self) -> None: ...
+    @property
+    def degraded(self) -> bool:
+        """Requests are being admitted without limits (a shared backend is down, and configured
+        to allow): readiness and `gateway_ratelimit_degraded` report it."""
     async def close(self) -> None: ...
 
 

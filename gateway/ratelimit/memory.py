@@ -14,6 +14,8 @@ _SWEEP_BATCH = 64
 
 
 class MemoryRateLimiter:
+    degraded = False  # decides in this process: never without its limits
+
     def __init__(self, *, clock: Callable[[], float] = time.time, window: float = WINDOW) -> None:
         self._clock = clock
         self._window = window

@@ -145,9 +145,13 @@ class RedisRateLimiter:
             else:
                 future.set_result(result)
 
-    def _fallback(self, checks: Sequence[tuple[str, int]], exc: Exception) -> Decision:
-        if self._on_error is not None:
-            self._on_error(exc)
+    @property
+    def degraded(self) -> bool:
+        """Requests are admitted without limits: the backend did not answer the last time it was
+        asked (a decision or a readiness ping) and `on_backend_error` is `allow`."""
+        return self._down and self._allow_on_error
+
+    def _went_down(self, exc: Exception) -> None:
         if not self._down:
             self._down = True
             log.warning(
@@ -155,6 +159,16 @@ class RedisRateLimiter:
                 "allowing" if self._allow_on_error else "refusing",
                 extra={"error": str(exc) or type(exc).__name__},
             )
+
+    def _came_back(self) -> None:
+        if self._down:
+            self._down = False
+            log.info("rate-limit backend reachable again")
+
+    def _fallback(self, checks: Sequence[tuple[str, int]], exc: Exception) -> Decision:
+        if self._on_error is not None:
+            self._on_error(exc)
+        self._went_down(exc)
         limit = min(limit for _, limit in checks)
         now = time.time()
         if self._allow_on_error:
@@ -169,8 +183,7 @@ class RedisRateLimiter:
         except self._errors as exc:
             return self._fallback(checks, exc)
         if self._down:
-            self._down = False
-            log.info("rate-limit backend reachable again")
+            self._came_back()
         now_us = int(raw[0])
         decisions = []
         for i, limit in enumerate(limits):
@@ -187,10 +200,13 @@ class RedisRateLimiter:
         return strictest(decisions)
 
     async def ping(self) -> None:
+        """Readiness: also what `degraded` reports until the next decision says otherwise."""
         try:
             await self._redis.ping()
         except self._errors as exc:
+            self._went_down(exc)
             raise BackendError(f"redis unreachable: {exc}") from None
+        self._came_back()
 
     async def close(self) -> None:
         if self._sending:
