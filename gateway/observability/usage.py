@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -101,12 +102,7 @@ class Rollup:
             t = minute - minute % step
             for slot in ((t, tenant_id, key_id), (t, tenant_id, TENANT_TOTAL)):
                 into = merged.get(slot)
-                if into is None:
-                    merged[slot] = list(counts)
-                else:
-                    for i, value in enumerate(counts):
-                        if value:
-                            into[i] += value
+                merged[slot] = counts if into is None else list(map(operator.add, into, counts))  # never in place
         return sorted((UsageRow(t, tenant_id, key_id, tuple(counts)) for (t, tenant_id, key_id), counts in merged.items()),
                       key=order)
 
