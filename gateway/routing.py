@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-import re
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
+from gateway.path_readings import decoded_once_more, readings
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -23,30 +23,13 @@ def _fast_path_ok(raw: str) -> bool:
     return "%" not in raw and "//" not in raw and "/." not in raw and "\\" not in raw
 
 
-def _decoded_once_more(text: str) -> str:
-    """What a proxy in between that decodes the path once makes of `%25`-escapes: `%252E` is `.`,
-    `%2573` is `s`, `%252F` is `%2F` (for the upstream to decode next)."""
-    if "%25" not in text:
-        return text
-    once = text.replace("%25", "%")
-    return _ESCAPE.sub(_unreserved_or_upper, once)
-
-
-_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
-
-
-def _unreserved_or_upper(m: re.Match[str]) -> str:
-    char = chr(int(m.group()[1:], 16))
-    return char if char in _UNRESERVED else m.group().upper()
-
-
 def _hides_a_dot_segment(segment: str) -> bool:
     """A segment harmless here that climbs the tree on some upstream: `..;x` (Tomcat and Jetty drop
     the parameter), `..%2F..` (a WSGI server decodes the slash), `..%3Bx` or `%252E%252E` (a proxy
     in between decodes once more, then Tomcat drops or resolves)."""
     if "." not in segment and "%25" not in segment:
         return False
-    for text in (segment, _decoded_once_more(segment)):
+    for text in (segment, decoded_once_more(segment)):
         for part in text.replace("%3B", ";").replace("%2F", "/").split("/"):
             if part.split(";", 1)[0] in (".", ".."):
                 return True
@@ -106,41 +89,6 @@ def normalize_path(raw: str) -> str:
     return path
 
 
-# What makes a path read differently by some upstream: an encoded slash (WSGI decodes it), a path
-# parameter (Tomcat and Spring drop `;...`), an encoded `;` (a proxy in between decodes it), an
-# encoded `%` (decoded once more by such a proxy).
-_AMBIGUOUS = ("%2F", "%3B", ";", "%25")
-_MAX_AMBIGUOUS = 32  # more in one path is refused: each costs the readings below, before any auth
-
-
-def _readings(path: str) -> set[str]:
-    """The path as upstreams may read it, each reading with the empty segments it leaves merged
-    (as those upstreams and nginx merge them)."""
-    readings = set()
-    for base in {path, _decoded_once_more(path)}:
-        for slash in (False, True):
-            for semicolon in (False, True):
-                for params in (False, True):
-                    reading = base.replace("%2F", "/") if slash else base
-                    reading = reading.replace("%3B", ";") if semicolon else reading
-                    reading = _without_params(reading) if params else reading
-                    readings.add("/" + "/".join(s for s in reading.split("/") if s))
-    return readings
-
-
-def _without_suffix(path: str) -> str | None:
-    """`/visitors.json` as Rails (`(.:format)`, after dropping a trailing `/`) and Spring MVC's
-    suffix matching (`visitors.*`, so from the first dot) read it, if it has one."""
-    path = path.rstrip("/")
-    start = path.rfind("/") + 1
-    cut = path.find(".", start + 1)  # a leading dot is a name (`.well-known`), not a suffix
-    return path[:cut] if cut > 0 else None
-
-
-def _without_params(path: str) -> str:
-    return "/".join(segment.split(";", 1)[0] for segment in path.split("/"))
-
-
 @dataclass(frozen=True, slots=True)
 class Upstream:
     scheme: str
@@ -182,6 +130,7 @@ class Route:
     timeout: float
     rate_limit_per_minute: int | None
     depth: int
+    literal_prefix: int  # how many segments the path names before its first {param}
     # What the gateway enforces and where it forwards: two routes with the same policy may take
     # each other's requests (see RouteTable.match)
     policy: tuple[Any, ...] = field(compare=False, repr=False, default=())
@@ -212,6 +161,7 @@ def compile_route(cfg: Any) -> Route:
         timeout=float(cfg.timeout),
         rate_limit_per_minute=cfg.rate_limit_per_minute,
         depth=len(segments),
+        literal_prefix=next((i for i, s in enumerate(segments) if s.startswith("{")), len(segments)),
         policy=policy,
         config=cfg,
     )
@@ -291,9 +241,10 @@ class RouteTable:
 
     def match(self, method: str, path: str) -> Match:
         """The route for a normalised path, refused (400) when an upstream may read the path as one
-        that another route covers under a different policy: `%2F`, `%3B` or `%25` decoded,
-        `;params` dropped, a format suffix dropped, letter case ignored (Express, IIS). Otherwise a
-        protected route could be reached through a public one.
+        that another route covers under a different policy (`path_readings`: escapes decoded,
+        `;params` dropped, cut at a decoded `?` or `#`, trailing dots, spaces and NTFS streams
+        trimmed, a format suffix dropped, letter case ignored, Unicode folded and NFKC-normalised).
+        Otherwise a protected route could be reached through a public one.
 
         The table never changes (a reload builds a new one), so a path matched once is matched
         from a dictionary after: most traffic repeats a few paths. Only short paths are kept, and
@@ -310,32 +261,25 @@ class RouteTable:
 
     def _checked(self, method: str, path: str) -> Match:
         found = self._match(self._root, method, path)
-        ambiguous = ("%" in path or ";" in path) and any(marker in path for marker in _AMBIGUOUS)
         fold = self._fold_always or path.lower() != path
-        if ambiguous or fold or "." in path:  # else (most requests) there is no other reading
-            readings: set[str] = set()
-            if ambiguous:
-                if sum(path.count(marker) for marker in _AMBIGUOUS) > _MAX_AMBIGUOUS:
-                    raise BadRequest("too many encoded separators or path parameters")
-                readings = _readings(path)
-            if "." in path and path.count("/", 1) >= found.route.depth:
-                # a dotted last segment below the route's own path (not `/openapi.json` itself)
-                readings |= {cut for r in (readings | {path}) if (cut := _without_suffix(r)) is not None}
-            readings.discard(path)
-            checks = [(self._root, r) for r in readings]
-            if fold:
-                checks += [(self._folded, r.lower()) for r in readings | {path}]
-            policy = found.route.policy
-            for root, reading in checks:
-                try:
-                    other = self._match(root, method, reading).route
-                except RouteNotFound:
-                    continue  # no route covers that reading: nothing of another route is reached
-                except MethodNotAllowed:
-                    other = None
-                if other is None or other.policy != policy:
-                    raise BadRequest("the path names another route as some upstreams read it "
-                                     "(%2F or %3B decoded, ;parameters or a .suffix dropped, letter case ignored)")
+        if not (fold or "%" in path or ";" in path or "." in path or ":" in path):
+            return found  # most requests: there is no other reading
+        others, unicode = readings(path, found.route.literal_prefix)
+        others.discard(path)
+        checks = [(self._root, r) for r in others]
+        if fold or unicode:
+            checks += [(self._folded, r.lower()) for r in others | {path}]
+        policy = found.route.policy
+        for root, reading in checks:
+            try:
+                other = self._match(root, method, reading).route
+            except RouteNotFound:
+                continue  # no route covers that reading: nothing of another route is reached
+            except MethodNotAllowed:
+                other = None
+            if other is None or other.policy != policy:
+                raise BadRequest("the path names another route as some upstreams read it (decoded, "
+                                 "cut at ;, ? or #, trimmed, without a .suffix, or ignoring case)")
         return found
 
     def _match(self, root: _Node, method: str, path: str) -> Match:

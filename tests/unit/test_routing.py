@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -59,7 +61,8 @@ def test_dot_segments_never_climb_out_of_the_matched_prefix(raw: str) -> None:
     assert path == prefix or path.startswith(prefix + "/")
 
 
-@pytest.mark.parametrize("raw", ["/a/%00", "/a/%5c", "/a\\b", "/a/%zz", "/a/%", "a/b", "/caf\u00e9"])
+@pytest.mark.parametrize("raw", ["/a/%00", "/a/%5c", "/a\\b", "/a/%zz", "/a/%", "a/b", "/caf\u00e9", "/a/%80",
+                                 "/a/%BF", "/a/%C0%AE", "/a/%C3", "/a/%E2%82"])
 def test_ambiguous_paths_are_refused(raw: str) -> None:
     with pytest.raises(BadRequest):
         normalize_path(raw)
@@ -81,9 +84,11 @@ def test_longest_prefix_wins_by_whole_segments_and_methods_are_checked() -> None
 # Pieces that upstreams read differently: an encoded slash, `;` or `%`, path parameters, dot
 # segments hidden behind those, a format suffix, letter case.
 LENIENT_PIECE = st.sampled_from(["api", "API", "Api", "v1", "V1", "visitors", "VISITORS", "Visitors", ";x", ";",
-                                 "%2F", "%2f", "%3B", "%3b", "%252F", "%253B", "%252E%252E", "..", ".json", "x", ""])
+                                 "%2F", "%2f", "%3B", "%3b", "%252F", "%253B", "%252E%252E", "..", ".json", "x", "",
+                                 "%3F", "%3fa=1", "%23", "%253F", "%2523x", "%20", "%2520", ".", "::$DATA",
+                                 "%3A%3A%24DATA", ":x", ".xml"])
 LENIENT_PATHS = st.lists(LENIENT_PIECE, min_size=1, max_size=8).map(lambda parts: "/" + "".join(
-    p if p.startswith(("%", ";", ".")) or not i else "/" + p for i, p in enumerate(parts)))
+    p if p.startswith(("%", ";", ".", ":")) or not i else "/" + p for i, p in enumerate(parts)))
 
 
 def resolved(text: str) -> str:
@@ -98,18 +103,36 @@ def resolved(text: str) -> str:
     return "/" + "/".join(stack)
 
 
+def _trimmed(segment: str) -> str:
+    """Windows (IIS): an NTFS stream cut off, trailing spaces and dots trimmed."""
+    segment = segment.split(":", 1)[0].rstrip(" ")
+    return segment if segment in (".", "..") else segment.rstrip(" .")
+
+
+def _unsuffixed(segment: str) -> str:
+    segment = _trimmed(segment)
+    return segment if segment in (".", "..") or "." not in segment[1:] else segment[: segment.index(".", 1)]
+
+
 def lenient_readings(path: str) -> set[str]:
     """Every way a lenient upstream chain might read a path: escapes decoded up to twice, `;params`
-    dropped, dot segments resolved after that, a format suffix dropped, letter case ignored."""
+    dropped, cut at a decoded `?` or `#`, dot segments resolved after that, trailing spaces, dots
+    and NTFS streams trimmed, a format suffix dropped, letter case ignored."""
     out = set()
     for base in (path, path.replace("%25", "%")):
-        decoded = (base.replace("%2F", "/").replace("%2f", "/").replace("%3B", ";").replace("%3b", ";")
-                   .replace("%2E", ".").replace("%2e", "."))
+        decoded = base
+        for escape, char in (("%2F", "/"), ("%3B", ";"), ("%2E", "."), ("%20", " "), ("%3A", ":"), ("%24", "$")):
+            decoded = decoded.replace(escape, char).replace(escape.lower(), char)
         for text in (base, decoded, "/".join(s.split(";", 1)[0] for s in decoded.split("/"))):
-            reading = resolved(text)
-            last = reading.rsplit("/", 1)[-1]
-            suffixless = reading[: reading.rfind(".")] if "." in last[1:] else reading
-            out |= {reading, reading.lower(), suffixless, suffixless.lower()}
+            for cut in (text, re.split("%3[Ff]|%23", text)[0]):
+                reading = resolved(cut)
+                segments = reading.split("/")
+                trimmed = resolved("/".join(map(_trimmed, segments)))
+                unsuffixed = resolved("/".join(map(_unsuffixed, segments)))
+                last = reading.rsplit("/", 1)[-1]
+                suffixless = reading[: reading.rfind(".")] if "." in last[1:] else reading
+                for r in (reading, trimmed, unsuffixed, suffixless):
+                    out |= {r, r.lower()}
     return out
 
 
@@ -204,3 +227,131 @@ def test_remembered_matches_are_the_same_and_bounded() -> None:
     long_path = "/api/items/" + "x" * 300
     assert routes.match("GET", long_path).params == {"item": "x" * 300}
     assert "GET " + long_path not in routes._matched
+
+
+def _public_site_and(*protected: str) -> RouteTable:
+    return table([{"name": "site", "path": "/", "upstream": "http://127.0.0.1:1", "auth": []}]
+                 + [{"name": f"p{i}", "path": p, "upstream": "http://127.0.0.1:1"} for i, p in enumerate(protected)])
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/vi%C5%BFitors",            # ſ: `s` to Python's re, Java and .NET ignoring case
+    "/api/v1/vis%C4%B1tors",            # ı: `i` once upper-cased
+    "/api/v1/v%C4%B0sitors",            # İ: `i` to simple lower-casing
+    "/api/v1/%EF%BD%96isitors",         # fullwidth ｖ (NFKC)
+    "/api/v1/VI%C5%BFITORS",            # ſ among capitals
+    "/api%EF%BC%8Fv1%EF%BC%8Fvisitors",  # fullwidth solidus ／
+    "/api/v1/%EF%AC%81les",             # the ligature ﬁ
+    "/api/v1/fa%EF%AC%86",              # the ligature ﬆ
+    "/api/v1/lin%E2%84%AA",             # KELVIN SIGN
+    "/api/v1/visitors%C2%A0",           # NO-BREAK SPACE: a trailing space once NFKC-normalised
+    "/api/v1/x/%EF%BC%8E%EF%BC%8E/visitors",  # fullwidth full stops: `..`
+    "/api/v1/x/%EF%BC%BC..%EF%BC%BCvisitors",  # fullwidth reverse solidus: `\\`, a slash to IIS
+    "/api/v1/vi%25C5%25BFitors",        # ſ encoded twice, for a proxy in between that decodes once
+])
+def test_unicode_case_folding_and_nfkc_do_not_reach_the_protected_route(path: str) -> None:
+    routes = _public_site_and("/api/v1/visitors", "/api/v1/files", "/api/v1/fast", "/api/v1/link")
+    with pytest.raises(BadRequest):
+        routes.match("GET", normalize_path(path))
+
+
+@pytest.mark.parametrize("path", ["/api/v1/caf%C3%A9", "/api/v1/%C5%BF", "/api/v1/visit%C3%B6rs", "/%E2%84%AA/x"])
+def test_non_ascii_paths_that_name_no_other_route_go_through(path: str) -> None:
+    routes = _public_site_and("/api/v1/visitors")
+    assert routes.match("GET", normalize_path(path)).route.name == "site"
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/visitors%3Fa=1", "/api/v1/visitors%3F", "/api/v1/visitors%23top", "/api/v1/visitors%253Fa=1",
+    "/api/v1/visitors%2523x", "/api/v1/visitors;x%3Fy",
+    "/api/v1/visitors%3f",  # lower-case escapes are normalised first
+])
+def test_an_encoded_query_or_fragment_mark_is_read_as_one(path: str) -> None:
+    routes = _public_site_and("/api/v1/visitors")
+    with pytest.raises(BadRequest):
+        routes.match("GET", normalize_path(path))
+
+
+def test_an_encoded_query_mark_elsewhere_goes_through() -> None:
+    routes = _public_site_and("/api/v1/visitors")
+    for path in ("/api/v1/visits%3Fa=1", "/search/what%3F", "/api/v1%3Fvisitors"):
+        assert routes.match("GET", normalize_path(path)).route.name == "site", path
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/visitors%20", "/api/v1/visitors%20%20/1", "/api/v1/visitors.", "/api/v1/visitors..",
+    "/api/v1/visitors.%20.", "/api/v1/visitors.xml/1", "/api/v1/visitors.json/1/x.csv",
+    "/api/v1/visitors::$DATA", "/api/v1/visitors%3A%3A%24DATA", "/api/v1/visitors::$DATA/1",
+    "/api/v1/visitors:stream:$DATA", "/api/v1/visitors%3Ax", "/api/v1%20/visitors", "/api%2E/v1/visitors",
+    "/api/v1/x/..%20/visitors",  # `.. ` trimmed is `..`, then resolved
+    "/api/v1/visitors%2520",  # a space encoded twice
+])
+def test_trailing_spaces_dots_streams_and_suffixes_do_not_reach_the_protected_route(path: str) -> None:
+    routes = _public_site_and("/api/v1/visitors")
+    with pytest.raises(BadRequest):
+        routes.match("GET", normalize_path(path))
+
+
+def test_look_alike_cuts_spare_the_matched_routes_own_segments() -> None:
+    up = "http://127.0.0.1:1"
+    routes = table([
+        {"name": "site", "path": "/", "upstream": up, "auth": []},
+        {"name": "things", "path": "/v1/things", "upstream": up},
+        {"name": "batch", "path": "/v1/things:batch", "upstream": up, "auth": []},
+        {"name": "dotted", "path": "/v2.1/x", "upstream": up, "auth": []},
+        {"name": "v2", "path": "/v2", "upstream": up},
+    ])
+    assert routes.match("POST", "/v1/things:batch").route.name == "batch"
+    assert routes.match("GET", "/v2.1/x/report.csv").route.name == "dotted"
+    assert routes.match("GET", "/docs/a%20b.txt").route.name == "site"
+    with pytest.raises(BadRequest):  # below the route's own path, the suffix is read as one
+        routes.match("GET", "/v1/things:batch/..%20/things")
+    with pytest.raises(BadRequest):
+        routes.match("GET", "/v1/things.json")
+
+
+def test_a_literal_route_beats_a_param_route_at_the_same_depth() -> None:
+    up = "http://127.0.0.1:1"
+    for order in (1, -1):
+        routes = table([{"name": "me", "path": "/x/me", "upstream": up},
+                        {"name": "any", "path": "/x/{id}", "upstream": up, "auth": []}][::order])
+        assert routes.match("GET", "/x/me").route.name == "me"
+        assert routes.match("GET", "/x/me/more").route.name == "me"
+        assert routes.match("GET", "/x/42").route.name == "any"
+        assert routes.match("GET", "/x/42").params == {"id": "42"}
+        for path in ("/x/me.json", "/x/me%20", "/x/ME", "/x/m%C3%A9"):
+            try:
+                name = routes.match("GET", normalize_path(path)).route.name
+            except BadRequest:
+                continue
+            assert name == "me" or path == "/x/m%C3%A9", path
+
+
+def test_a_deeper_param_route_beats_a_shallower_literal_one() -> None:
+    up = "http://127.0.0.1:1"
+    routes = table([{"name": "x", "path": "/x", "upstream": up},
+                    {"name": "item", "path": "/x/{id}", "upstream": up, "methods": ["GET"]}])
+    assert routes.match("GET", "/x/1").route.name == "item"
+    assert routes.match("GET", "/x").route.name == "x"
+    with pytest.raises(MethodNotAllowed) as refused:  # the best path's methods, never a fallback
+        routes.match("POST", "/x/1")
+    assert refused.value.headers["Allow"] == "GET"
+
+
+def test_strip_prefix_keeps_a_trailing_slash_and_the_upstreams_base_path() -> None:
+    routes = table([
+        {"name": "svc", "path": "/svc", "upstream": "http://127.0.0.1:1/base", "strip_prefix": True},
+        {"name": "root", "path": "/", "upstream": "http://127.0.0.1:1", "strip_prefix": True},
+        {"name": "kept", "path": "/kept", "upstream": "http://127.0.0.1:1/up/"},
+    ])
+    def forwarded(path: str) -> str:
+        match = routes.match("GET", path)
+        return match.forward_path(match.route.upstream)
+    assert forwarded("/svc") == "/base"
+    assert forwarded("/svc/") == "/base/"
+    assert forwarded("/svc/a/b") == "/base/a/b"
+    assert forwarded("/svc/a/") == "/base/a/"
+    assert forwarded("/") == "/"
+    assert forwarded("/other/") == "/other/"
+    assert forwarded("/kept/a") == "/up/kept/a"
+    assert forwarded("/kept") == "/up/kept"
