@@ -143,6 +143,7 @@ class ProxyHandler:
         headers = upstream_request_headers(request.headers, scope.upstream_headers)
         headers.append(("Host", upstream.host_header))
         headers.append(("X-Forwarded-For", peer.forwarded_for))
+        headers.append(("X-Real-IP", peer.client_ip))
         headers.append(("X-Forwarded-Proto", "https"))
         if peer.forwarded_host:
             headers.append(("X-Forwarded-Host", peer.forwarded_host))

@@ -31,6 +31,28 @@ HOP_BY_HOP = frozenset(
     }
 )
 
+# The client's address as proxies and CDNs state it, and as frameworks look for it (Rack, Express,
+# PHP's usual `HTTP_CLIENT_IP` chain, Spring): never the client's to state. The gateway sets
+# `X-Real-IP` and `X-Forwarded-For` itself, from the peer or a trusted proxy's chain.
+CLIENT_ADDRESS = frozenset(
+    {
+        "x-real-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "x-client-ip",
+        "x-cluster-client-ip",
+        "fastly-client-ip",
+        "x-original-forwarded-for",
+        "client-ip",
+        "x-forwarded",
+        "forwarded-for",
+        "x-originating-ip",
+        "x-remote-ip",
+        "x-remote-addr",
+        "x-proxyuser-ip",
+    }
+)
+
 # Set by the gateway itself, or meaningful only between the client and the gateway.
 _REQUEST_DROP = HOP_BY_HOP | {
     "authorization",
@@ -48,7 +70,10 @@ _REQUEST_DROP = HOP_BY_HOP | {
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
-}
+    # a path other than the one the gateway routed on (Symfony, Zend and IIS rewrite modules read these)
+    "x-original-url",
+    "x-rewrite-url",
+} | CLIENT_ADDRESS
 _RESPONSE_DROP = HOP_BY_HOP | {"x-request-id"}
 _RESPONSE_DROP_RAW = frozenset(name.encode("latin-1") for name in _RESPONSE_DROP)
 _SERVER_LINE = f"Server: {SERVER}".encode("latin-1")

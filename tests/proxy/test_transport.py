@@ -77,3 +77,46 @@ async def test_admin_listener_health_and_json_errors(start_gateway) -> None:
             assert resp.status == 404
             assert (await read_json(resp))["error"]["code"] == "NOT_FOUND"
             assert resp.headers["X-Request-Id"]
+
+
+CLIENT_ADDRESS_HEADERS = ["X-Real-IP", "True-Client-IP", "CF-Connecting-IP", "X-Client-IP", "X-Cluster-Client-IP",
+                          "Fastly-Client-IP", "X-Original-Forwarded-For", "Client-IP", "X-Forwarded", "Forwarded-For",
+                          "X-Originating-IP", "X-Remote-IP", "X-Remote-Addr", "X-ProxyUser-Ip",
+                          "X-Original-URL", "X-Rewrite-URL"]
+
+
+def spoofed() -> list[tuple[str, str]]:
+    """Every client-address (and path-override) header, in both spellings CGI and WSGI fold together."""
+    return [(n, "6.6.6.6") for n in CLIENT_ADDRESS_HEADERS] + [(n.replace("-", "_"), "6.6.6.6") for n in CLIENT_ADDRESS_HEADERS]
+
+
+def real_ips(seen: dict[str, Any]) -> list[str]:
+    return [v for k, v in seen["headers"] if k.lower().replace("_", "-") == "x-real-ip"]
+
+
+async def test_client_address_headers_from_the_client_never_reach_the_upstream(start_gateway, upstream, https) -> None:
+    url, _ = upstream
+    gw = await start_gateway(routes=[route(url)], server={"trusted_proxies": ["10.0.0.0/8"]})
+    async with https.get(f"https://127.0.0.1:{gw.proxy_port}/api", headers=spoofed()) as resp:
+        body = await read_json(resp)
+    seen = upstream_headers(body)
+    for name in CLIENT_ADDRESS_HEADERS:
+        lname = name.lower()
+        assert lname.replace("_", "-") == "x-real-ip" or lname not in seen, name
+        assert lname.replace("-", "_") not in seen, name
+    assert real_ips(body) == ["127.0.0.1"]  # the gateway's own, once
+    assert seen["x-forwarded-for"] == "127.0.0.1"
+
+
+async def test_x_real_ip_is_the_client_a_trusted_proxy_names(start_gateway, upstream) -> None:
+    url, _ = upstream
+    gw = await start_gateway(routes=[route(url)], server={"plain_http_port": 0, "trusted_proxies": ["127.0.0.0/8"]})
+    headers = [("X-Forwarded-Proto", "https"), ("X-Forwarded-For", "198.51.100.7, 203.0.113.9"), *spoofed()]
+    async with aiohttp.ClientSession() as plain:
+        async with plain.get(plain_url(gw, "/api"), headers=headers) as resp:
+            assert resp.status == 200
+            body = await read_json(resp)
+    assert real_ips(body) == ["203.0.113.9"]  # the address the trusted proxy saw, as in X-Forwarded-For
+    seen = upstream_headers(body)
+    assert seen["x-forwarded-for"] == "198.51.100.7, 203.0.113.9, 127.0.0.1"
+    assert "true-client-ip" not in seen and "cf-connecting-ip" not in seen and "x-original-url" not in seen

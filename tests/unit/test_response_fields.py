@@ -54,3 +54,23 @@ def test_an_upstream_reason_phrase_is_remembered_only_when_short() -> None:
     assert (200, long_reason) not in messages._status_lines
     assert messages.response_head(200, "Fine", {}, b"").startswith(b"HTTP/1.1 200 Fine\r\n")
     assert (200, "Fine") in messages._status_lines
+
+
+def test_connection_tokens_without_spaces_are_each_dropped() -> None:
+    raw = [(b"Connection", b"close,X-A,x-b"), (b"X-A", b"1"), (b"X-B", b"2"), (b"X-C", b"3")]
+    for _ in range(2):  # the second time from the cache
+        assert lines(response_fields(raw, []).lines) == [b"X-C: 3", b"Server: gateway"]
+    raw = [(b"Connection", b"X-A"), (b"Connection", b" , X-B ,"), (b"X-A", b"1"), (b"X-B", b"2"), (b"X-C", b"3")]
+    assert lines(response_fields(raw, []).lines) == [b"X-C: 3", b"Server: gateway"]
+
+
+def test_request_connection_tokens_without_spaces_are_each_dropped() -> None:
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from gateway.proxy.headers import upstream_request_headers
+
+    incoming = CIMultiDictProxy(CIMultiDict([
+        ("Connection", "keep-alive,X-A,x-b"), ("Connection", " ,X-D "), ("X-A", "1"), ("X-B", "2"), ("X-C", "3"),
+        ("X-D", "4"), ("X-Real-IP", "6.6.6.6"), ("True_Client_IP", "6.6.6.6"), ("Cf-Connecting-Ip", "6.6.6.6"),
+    ]))
+    assert upstream_request_headers(incoming, [("X-Own", "y")]) == [("X-C", "3"), ("X-Own", "y")]
