@@ -20,6 +20,6 @@ def limit_headers(decision: Decision, *, ietf: bool) -> list[tuple[str, str]]:
     if ietf:
         # draft-ietf-httpapi-ratelimit-headers: policy quota and window; remaining and reset delta.
         headers.append(("RateLimit-Policy", f'"key";q={decision.limit};w=60'))
-        delta = max(0, reset - int(time.time()))
+        delta = max(0, math.ceil(decision.reset_at - time.time()))  # at most the window, as `w` says
         headers.append(("RateLimit", f'"key";r={decision.remaining};t={delta}'))
     return headers

@@ -75,3 +75,49 @@ async def test_limits_disabled_by_config_count_nothing(start_gateway, upstream, 
         assert "X-RateLimit-Limit" not in headers
     assert statuses == [200, 200, 200]
     assert state.hits == 3
+
+
+async def test_ietf_headers_are_sent_when_configured_and_only_then(start_gateway, upstream, https) -> None:
+    url, state = upstream
+    gw = await start_gateway(routes=routes(url), ratelimit={"ietf_headers": True})
+    _, secret = await tenant_and_key(gw, rate_limit_per_minute=2)
+    h = {"X-API-Key": secret}
+    seen = []
+    for _ in range(3):
+        status, _, headers = await call(https, gw, "/api/v1/visitors", **h)
+        assert headers["RateLimit-Policy"] == '"key";q=2;w=60'
+        remaining, _, delta = headers["RateLimit"].removeprefix('"key";r=').partition(";t=")
+        assert remaining == headers["X-RateLimit-Remaining"]
+        # seconds until the window frees one: within the window, and what X-RateLimit-Reset says
+        assert 1 <= int(delta) <= 60
+        assert abs(int(headers["X-RateLimit-Reset"]) - time.time() - int(delta)) < 2
+        seen.append((status, int(remaining)))
+    assert seen == [(200, 1), (200, 0), (429, 0)]
+    assert abs(int(delta) - int(headers["Retry-After"])) <= 1
+    assert state.hits == 2
+
+    plain = await start_gateway(routes=routes(url))
+    _, secret = await tenant_and_key(plain, rate_limit_per_minute=2)
+    status, _, headers = await call(https, plain, "/api/v1/visitors", **{"X-API-Key": secret})
+    assert status == 200 and headers["X-RateLimit-Limit"] == "2"
+    assert "RateLimit" not in headers and "RateLimit-Policy" not in headers
+
+
+async def test_a_key_whose_plan_left_the_config_gets_the_smallest_plan(start_gateway, upstream, https, tmp_path,
+                                                                        server_cert) -> None:
+    from gateway.config import parse_config
+    from tests.conftest import base_config
+
+    url, state = upstream
+    plans = {"starter": {"requests_per_minute": 100}, "basic": {"requests_per_minute": 7},
+             "pro": {"requests_per_minute": 50}}
+    gw = await start_gateway(routes=routes(url), plans=plans)
+    _, secret = await tenant_and_key(gw)  # on the starter plan
+    h = {"X-API-Key": secret}
+    status, _, headers = await call(https, gw, "/api/v1/visitors", **h)
+    assert status == 200 and headers["X-RateLimit-Limit"] == "100"
+    del plans["starter"]
+    gw.apply_config(parse_config(base_config(tmp_path, server_cert, routes=routes(url), plans=plans), env={}))
+    status, _, headers = await call(https, gw, "/api/v1/visitors", **h)
+    assert status == 200 and headers["X-RateLimit-Limit"] == "7"  # never unlimited, never an error
+    assert state.hits == 2
