@@ -93,6 +93,62 @@ def test_idle_buckets_are_reclaimed() -> None:
     assert len(limiter) < 100
 
 
+def test_each_decision_exactly() -> None:
+    from gateway.ratelimit.base import Decision
+
+    clock = FakeClock(1000.0)
+    limiter = MemoryRateLimiter(clock=clock)
+    assert limiter.hit_sync([("k", 3)]) == Decision(True, 3, 2, 1060.0, 0)       # a fresh window
+    clock.advance(10)
+    assert limiter.hit_sync([("k", 3)]) == Decision(True, 3, 1, 1060.0, 0)       # reset: the oldest frees
+    assert limiter.hit_sync([("k", 3)]) == Decision(True, 3, 0, 1060.0, 0)
+    clock.advance(49.5)                                                           # 0.5 s before the oldest frees
+    assert limiter.hit_sync([("k", 3)]) == Decision(False, 3, 0, 1060.0, 1)
+    clock.advance(-30)
+    assert limiter.hit_sync([("k", 3)]) == Decision(False, 3, 0, 1060.0, 31)
+    with pytest.raises(AssertionError, match="no bucket to check"):
+        limiter.hit_sync([])
+
+
+def test_an_entry_leaves_the_window_exactly_when_it_is_a_window_old() -> None:
+    from gateway.ratelimit.base import TOLERANCE, WINDOW
+
+    later = 5000.0
+    clock = FakeClock((later - WINDOW) + TOLERANCE)  # the horizon, computed as the limiter computes it
+    limiter = MemoryRateLimiter(clock=clock)
+    limiter.hit_sync([("k", 5)])
+    clock.now = later
+    assert limiter.hit_sync([("k", 5)]).remaining == 4  # the first hit no longer counts
+    clock.now = later + 1
+    assert limiter.hit_sync([("k", 5)]).remaining == 3
+
+
+def test_the_strictest_bucket_answers_whichever_order() -> None:
+    for checks in ([("route", 1), ("key", 100)], [("key", 100), ("route", 1)]):
+        limiter = MemoryRateLimiter(clock=FakeClock(0.0))
+        assert limiter.hit_sync(checks).allowed
+        refused = limiter.hit_sync(checks)
+        assert (refused.allowed, refused.limit, refused.remaining) == (False, 1, 0)
+        assert limiter.hit_sync([("key", 100)]).remaining == 98  # the refusal spent nothing
+
+
+def test_idle_buckets_are_looked_at_every_256th_decision() -> None:
+    from gateway.ratelimit.memory import islice_keys
+
+    clock = FakeClock(0.0)
+    limiter = MemoryRateLimiter(clock=clock)
+    for round_ in range(2):
+        limiter.hit_sync([(f"idle{round_}", 10)])   # the round's first decision
+        clock.advance(60)                            # exactly a window later: idle
+        for _ in range(254):
+            limiter.hit_sync([("busy", 10**9)])
+        assert len(limiter) == 2, round_             # 255 decisions: not looked at yet
+        limiter.hit_sync([("busy", 10**9)])
+        assert len(limiter) == 1, round_             # the 256th drops it
+    assert islice_keys({"a": None, "b": None, "c": None}, 2) == ["a", "b"]  # type: ignore[dict-item]
+    assert islice_keys({"a": None}, 2) == ["a"]  # type: ignore[dict-item]
+
+
 # --- conformance: every backend --------------------------------------------------------
 
 

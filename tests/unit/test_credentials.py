@@ -14,7 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.credentials.keyformat import ALPHABET, generate_key, hash_key, parse_key
+from gateway.credentials.keyformat import (
+    ALPHABET, ParsedKey, display_prefix, generate_key, hash_key, key_length, last4, new_id, parse_key,
+)
 from gateway.credentials.tokens import TokenService, load_signing_keys
 from gateway.credentials.parse import Credential, extract
 from gateway.errors import ExpiredCredentials, GatewayError, InvalidCredentials
@@ -46,6 +48,67 @@ def test_truncated_extended_and_foreign_prefix_keys_are_refused() -> None:
     assert parse_key(key, "acme") is None
     assert hash_key(key) != hash_key(generate_key("gw", "live"))
     assert len(hash_key(key)) == 64
+
+
+def _with_checksum(body: str) -> str:
+    """A key-shaped text whose checksum holds, whatever else is wrong with it."""
+    from gateway.credentials.keyformat import _checksum
+
+    return body + _checksum(body)
+
+
+RANDOM = "A1b2C3d4E5f6G7h8J9k0LmNoPqRsTuVw"
+
+
+@pytest.mark.parametrize("body", [
+    "xw_live_" + RANDOM,              # another prefix of the same length
+    "gw-live_" + RANDOM,              # the first separator
+    "gw_live-" + RANDOM,              # the second separator
+    "gw_liv3_" + RANDOM,              # not an environment
+    "gw_prod_" + RANDOM,
+    "gw_live_-" + RANDOM[1:],         # the first random character outside the alphabet
+    "gw_live_" + RANDOM[:-1] + "-",   # the last
+    "gw_live_" + RANDOM[:15] + "_" + RANDOM[16:],
+])
+def test_a_valid_checksum_does_not_make_a_malformed_key_ours(body: str) -> None:
+    assert len(body) == 40
+    assert parse_key(_with_checksum(body), "gw") is None
+
+
+def test_a_well_formed_key_parses_to_its_environment_and_itself() -> None:
+    for env in ("live", "test"):
+        key = _with_checksum(f"gw_{env}_{RANDOM}")
+        assert parse_key(key, "gw") == ParsedKey(env, key)
+        assert parse_key(key[:-1] + ("A" if key[-1] != "A" else "B"), "gw") is None
+    long_prefix = _with_checksum(f"acme2_live_{RANDOM}")
+    assert parse_key(long_prefix, "acme2") == ParsedKey("live", long_prefix)
+    assert parse_key(long_prefix, "acme") is None
+    assert key_length("gw") == 46 and key_length("acme2") == 49
+
+
+def test_generated_keys_ids_and_what_the_console_shows() -> None:
+    key = generate_key("gw", "test")
+    assert key.startswith("gw_test_") and len(key) == key_length("gw") and parse_key(key, "gw") is not None
+    with pytest.raises(ValueError, match="live or test, not 'prod'"):
+        generate_key("gw", "prod")
+    assert display_prefix("gw_live_AbCdEfGh") == "gw_live_AbCd"
+    assert display_prefix("acme2_test_Wxyz12") == "acme2_test_Wxyz"
+    assert last4("gw_live_AbCdEfGh") == "EfGh"
+    ids = {new_id("key") for _ in range(50)}
+    assert len(ids) == 50
+    for made in ids:
+        kind, _, rest = made.partition("_")
+        assert kind == "key" and len(rest) == 20 and set(rest) <= set(ALPHABET)
+    assert len({key[8:40] for key in (generate_key("gw", "live") for _ in range(50))}) == 50
+
+
+def test_a_key_hashes_as_its_bytes() -> None:
+    import hashlib
+
+    key = _with_checksum("gw_live_" + RANDOM)
+    assert hash_key(key) == hashlib.sha256(key.encode()).hexdigest()
+    # text that came from bytes that were not text (surrogateescape) hashes as those bytes
+    assert hash_key("gw_live_\udcff") == hashlib.sha256(b"gw_live_\xff").hexdigest()
 
 
 _HEADER_TEXT = st.one_of(
