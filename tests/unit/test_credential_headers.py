@@ -74,6 +74,11 @@ def test_each_refusal(pairs: list[tuple[str, str]], expected: tuple[int, str, st
     assert outcome(pairs) == expected
 
 
+def test_a_credential_header_of_the_longest_length_is_read() -> None:
+    longest = "k" * MAX_HEADER
+    assert outcome([("X-API-Key", longest)]) == Credential("api_key_header", longest)
+
+
 def test_a_kind_the_route_does_not_accept_counts_as_missing() -> None:
     missing = (401, "MISSING_CREDENTIALS", "no credential of a kind this route accepts")
     assert outcome([("X-API-Key", KEY)], frozenset({"bearer", "basic"})) == missing

@@ -54,6 +54,7 @@ def test_upstream_server_and_date_are_kept_and_nothing_own_is_added() -> None:
     block = response_fields([(b"Server", b"nginx"), (b"Date", b"Sun, 29 Nov 2026 08:00:00 GMT")], [])
     assert lines(block.lines) == [b"Server: nginx", b"Date: Sun, 29 Nov 2026 08:00:00 GMT"]
     assert block.has_date and not block.has_length
+    assert not response_fields([(b"X-A", b"1")], []).has_length
     assert lines(response_fields([], []).lines) == [b"Server: gateway"]
 
 
