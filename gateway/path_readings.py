@@ -23,11 +23,13 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 # fragment of them), an encoded `%` (decoded once more by such a proxy).
 STRUCTURAL = ("%2F", "%3B", ";", "%25", "%3F", "%23")
 MAX_STRUCTURAL = 32  # more in one path is refused: each costs readings, before any auth
+MAX_WORK = 1024      # segments over all readings; a path that needs more is refused (see readings)
 _MAX_EACH = 8        # look-alike segments cut one at a time up to this many; beyond, all at once
 
 _ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
 _ASCII_ESCAPE = re.compile("%[0-7][0-9A-F]")
 _HIGH_RUN = re.compile("(?:%[89A-F][0-9A-F])+")
+_NON_ASCII = re.compile("[^\x00-\x7f]")
 # every upstream decodes these before routing; the structural ones are readings of their own
 _DECODED = {f"%{i:02X}": chr(i) for i in range(0x80)}
 for _kept in ("%2F", "%3B", "%3F", "%23", "%25"):
@@ -72,7 +74,7 @@ def unicode_variants(path: str) -> set[str]:
     text = _HIGH_RUN.sub(lambda m: unquote(m.group()), path)
     normal = unicodedata.normalize("NFKC", text)
     out = set()
-    for form in (normal, normal.casefold(), "".join(map(_fold_char, normal))):
+    for form in (normal, normal.casefold(), _NON_ASCII.sub(lambda m: _fold_char(m.group()), normal)):
         form = unicodedata.normalize("NFKC", form)
         out.add(quote(form, safe=_ASCII).replace("\\", "/"))
     return out
@@ -96,10 +98,13 @@ def _structural(base: str) -> set[str]:
         out |= {r.replace("%2F", "/") for r in out}
     if "%3B" in base:
         out |= {r.replace("%3B", ";") for r in out}
-    if "%3F" in base or "%23" in base:
+    query = "%3F" in base or "%23" in base
+    if query:
         out |= {_cut_query(r) for r in out}
     if ";" in base or "%3B" in base:
         out |= {_without_params(r) for r in out}
+        if query:  # `/a;x%3F/b%3F`: the parameter dropped first, then cut at the next mark
+            out |= {_cut_query(r) for r in out}
     return out
 
 
@@ -169,11 +174,17 @@ def readings(path: str, literal_prefix: int) -> tuple[set[str], bool]:
         bases |= {v for base in bases for v in unicode_variants(base)}
     own = path.split("/")[1 : literal_prefix + 1]
     out: set[str] = set()
+    work = 0  # segments looked at: bounded, so no path costs more than a few milliseconds
     for base in bases:
         for reading in _structural(base):
             segments = _resolved(_decoded(reading).replace("\\", "/").split("/"))
+            work += len(segments) + 1
+            if work <= MAX_WORK:
+                start = literal_prefix if segments[:literal_prefix] == own else 0
+                variants = _lookalikes(segments, start)
+                work += (len(segments) + 1) * len(variants)
+            if work > MAX_WORK:  # no API's paths come near: made to cost, not to be served
+                raise BadRequest("too many ways to read this path (encoded separators, suffixes, letters)")
             out.add("/" + "/".join(segments))
-            start = literal_prefix if segments[:literal_prefix] == own else 0
-            for variant in _lookalikes(segments, start):
-                out.add("/" + "/".join(_resolved(variant)))
+            out.update("/" + "/".join(_resolved(variant)) for variant in variants)
     return out, folded

@@ -355,3 +355,12 @@ def test_strip_prefix_keeps_a_trailing_slash_and_the_upstreams_base_path() -> No
     assert forwarded("/other/") == "/other/"
     assert forwarded("/kept/a") == "/up/kept/a"
     assert forwarded("/kept") == "/up/kept"
+
+
+def test_a_path_made_to_have_too_many_readings_is_refused_before_they_are_matched() -> None:
+    routes = _public_site_and("/api/v1/visitors")
+    crafted = "/x%2F%3B;a%3F%25%C5%BF/" + "/".join(f"s{i}.x%20" for i in range(8))
+    with pytest.raises(BadRequest, match="too many ways to read this path"):
+        routes.match("GET", normalize_path(crafted))
+    busy_but_real = "/projects/group%2Fname/files/My%20Report.v2.final.pdf;jsessionid=1"
+    assert routes.match("GET", normalize_path(busy_but_real)).route.name == "site"
