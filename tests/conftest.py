@@ -28,7 +28,14 @@ STORE_BACKEND = os.environ.get("GATEWAY_TEST_STORE", "sqlite")
 # Property tests: a few hundred inputs each in CI; HYPOTHESIS_PROFILE=fuzz for the long run by hand.
 settings.register_profile("ci", max_examples=300, deadline=None)
 settings.register_profile("fuzz", max_examples=200_000, deadline=None)
+settings.register_profile("mutation", max_examples=60, deadline=None)  # bench/mutation: each mutant, briefly
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def examples(n: int) -> int:
+    """A property test's own example count, except under the mutation profile, where every test runs
+    briefly: hundreds of mutants each run the tests that reach them."""
+    return min(n, settings().max_examples) if os.environ.get("HYPOTHESIS_PROFILE") == "mutation" else n
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from gateway.config import parse_config
 from gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
 from gateway.routing import RouteTable, normalize_path
+from tests.conftest import examples
 
 SEGMENT = st.one_of(
     st.sampled_from(["", ".", "..", "%2e", "%2E%2e", ".%2e", "api", "v1", "%2F", "%41", "a b", "~x", "%7e"]),
@@ -31,7 +32,7 @@ def clean(path: str) -> str | None:
 
 
 @given(PATHS)
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 def test_normalised_paths_have_no_dot_segments_and_are_stable(raw: str) -> None:
     path = clean(raw)
     if path is None:
@@ -44,7 +45,7 @@ def test_normalised_paths_have_no_dot_segments_and_are_stable(raw: str) -> None:
 
 
 @given(PATHS)
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 def test_dot_segments_never_climb_out_of_the_matched_prefix(raw: str) -> None:
     path = clean("/api/v1/" + raw.lstrip("/"))
     if path is None:
@@ -142,7 +143,7 @@ def protected_somewhere(path: str, protected: str) -> bool:
 
 @pytest.mark.parametrize("protected", ["/api/v1/visitors", "/api/Visitors"])
 @given(raw=LENIENT_PATHS)
-@settings(max_examples=1500)
+@settings(max_examples=examples(1500))
 def test_a_public_route_never_takes_a_path_some_upstream_reads_as_the_protected_one(protected: str, raw: str) -> None:
     routes = table([{"name": "site", "path": "/", "upstream": "http://127.0.0.1:1", "auth": []},
                     {"name": "protected", "path": protected, "upstream": "http://127.0.0.1:1"}])
