@@ -286,7 +286,8 @@ def test_an_encoded_query_mark_elsewhere_goes_through() -> None:
     "/api/v1/visitors:stream:$DATA", "/api/v1/visitors%3Ax", "/api/v1%20/visitors", "/api%2E/v1/visitors",
     "/api/v1/x/..%20/visitors",  # `.. ` trimmed is `..`, then resolved
     "/api/v1/visitors%2520",  # a space encoded twice
-])
+    "/api/v1/visitors:x", "/api/v1;x/visitors",
+], ids=lambda path: path.replace(":", "(colon)"))  # pytest reads `::` in an id as a separator
 def test_trailing_spaces_dots_streams_and_suffixes_do_not_reach_the_protected_route(path: str) -> None:
     routes = _public_site_and("/api/v1/visitors")
     with pytest.raises(BadRequest):
@@ -365,3 +366,100 @@ def test_a_path_made_to_have_too_many_readings_is_refused_before_they_are_matche
         routes.match("GET", normalize_path(crafted))
     busy_but_real = "/projects/group%2Fname/files/My%20Report.v2.final.pdf;jsessionid=1"
     assert routes.match("GET", normalize_path(busy_but_real)).route.name == "site"
+
+
+REFUSED = "the path names another route as some upstreams read it"
+
+
+@pytest.mark.parametrize("path", ["/a/..;x/b", "/a/..;x;y/b", "/a/.;x/b", "/a/..%2F..", "/a/x%2F..%2Fb",
+                                  "/a/..%3Bx", "/a/%252E%252E/b", "/a/.%252E;x/b", "/a/%252e%252e/b"])
+def test_dot_segments_in_disguise_are_refused_whatever_the_routes(path: str) -> None:
+    with pytest.raises(BadRequest, match="a dot segment in disguise"):
+        normalize_path(path)
+
+
+def test_dot_like_segments_that_are_names_go_through() -> None:
+    for path in ("/a/...", "/a/..x/b", "/a/x..", "/a/.well-known/b", "/a/x;..", "/a/%2525"):
+        assert normalize_path(path) == path, path
+    assert normalize_path("/a/./b/../c") == "/a/c"
+    assert normalize_path("/a/%2e/b") == "/a/b"
+
+
+def test_upstream_urls_are_read_once_into_what_a_request_needs() -> None:
+    from gateway.routing import Upstream, parse_upstream
+
+    assert parse_upstream("HTTPS://Api.Example.com/base/") == Upstream(
+        "https", "api.example.com", 443, "/base", "https://api.example.com", "api.example.com")
+    assert parse_upstream("http://127.0.0.1:8080") == Upstream(
+        "http", "127.0.0.1", 8080, "", "http://127.0.0.1:8080", "127.0.0.1:8080")
+    assert parse_upstream("http://h:80/") == Upstream("http", "h", 80, "", "http://h", "h")
+    assert parse_upstream("https://h:80") == Upstream("https", "h", 80, "", "https://h:80", "h:80")
+    assert parse_upstream("http://h:443") == Upstream("http", "h", 443, "", "http://h:443", "h:443")
+    assert parse_upstream("http://[::1]:9000/x") == Upstream("http", "::1", 9000, "/x", "http://[::1]:9000", "[::1]:9000")
+    assert parse_upstream("https://[::1]") == Upstream("https", "::1", 443, "", "https://[::1]", "[::1]")
+    assert parse_upstream("http:///x").host == ""
+
+
+def test_a_compiled_route_keeps_its_settings_and_what_makes_its_policy() -> None:
+    up = "http://127.0.0.1:1"
+    base = {"name": "r", "path": "/a/{id}", "upstream": up, "methods": ["POST", "GET"], "auth": ["bearer"],
+            "timeout": 5}
+    variants = [
+        base,
+        {**base, "name": "sandboxed", "sandbox_upstream": "http://127.0.0.1:2/s"},
+        {**base, "name": "stripped", "strip_prefix": True},
+        {**base, "name": "limited", "rate_limit_per_minute": 5},
+        {**base, "name": "public", "auth": []},
+        {**base, "name": "elsewhere", "upstream": "http://127.0.0.1:1/v2"},
+        {**base, "name": "other_param", "path": "/b/{other}"},
+    ]
+    routes = [table([v]).routes[0] for v in variants]
+    first = routes[0]
+    assert (first.name, first.path, first.methods, first.allow, first.auth, first.timeout) == (
+        "r", "/a/{id}", frozenset({"GET", "POST"}), "GET, POST", frozenset({"bearer"}), 5.0)
+    assert isinstance(first.timeout, float)
+    assert (first.sandbox_upstream, first.rate_limit_per_minute, first.strip_prefix) == (None, None, False)
+    assert (first.depth, first.literal_prefix, first.config.name) == (2, 1, "r")
+    assert routes[1].sandbox_upstream is not None and routes[1].sandbox_upstream.origin == "http://127.0.0.1:2"
+    assert routes[1].sandbox_upstream.base_path == "/s"
+    assert routes[3].rate_limit_per_minute == 5 and routes[2].strip_prefix
+    assert len({r.policy for r in routes}) == len(routes)  # each setting is part of the policy
+    same = table([{**base, "name": "twin", "path": "/c/{id}", "methods": ["GET"], "timeout": 9}]).routes[0]
+    assert same.policy == first.policy  # methods, timeout and name are not
+
+
+def test_a_capital_in_a_route_path_makes_every_request_path_compared_ignoring_case() -> None:
+    routes = _public_site_and("/api/Visitors")
+    assert routes.match("GET", "/api/Visitors").route.name == "p0"
+    assert routes.match("GET", "/api/Visitors/1").route.name == "p0"
+    for path in ("/api/visitors", "/api/visitors/1", "/API/VISITORS", "/api/vi%C5%BFitors"):
+        with pytest.raises(BadRequest, match=REFUSED):
+            routes.match("GET", normalize_path(path))
+    assert routes.match("GET", "/api/other").route.name == "site"
+
+
+def test_an_all_capitals_path_is_compared_ignoring_case() -> None:
+    routes = _public_site_and("/api/v1/visitors")
+    for path in ("/API/V1/VISITORS", "/API/V1/VISITORS/42", "/Api/V1/Visitors"):
+        with pytest.raises(BadRequest, match=REFUSED):
+            routes.match("GET", path)
+    assert routes.match("GET", "/API/V1/OTHER").route.name == "site"
+
+
+def test_a_reading_that_names_a_route_without_the_method_is_refused_too() -> None:
+    routes = table([{"name": "site", "path": "/", "upstream": "http://127.0.0.1:1", "auth": []},
+                    {"name": "visitors", "path": "/api/v1/visitors", "upstream": "http://127.0.0.1:1",
+                     "methods": ["GET"]}])
+    with pytest.raises(BadRequest, match=REFUSED):
+        routes.match("POST", normalize_path("/api/v1/vi%C5%BFitors"))
+    with pytest.raises(BadRequest, match=REFUSED):
+        routes.match("POST", normalize_path("/api/v1/visitors.json"))
+
+
+def test_readings_that_name_no_route_do_not_end_the_check() -> None:
+    up = "http://127.0.0.1:1"
+    routes = table([{"name": "a", "path": "/a", "upstream": up, "auth": []}, {"name": "b", "path": "/b", "upstream": up}])
+    # trimmed one segment at a time, most readings start with `.. ` and name no route; one is `/b`
+    with pytest.raises(BadRequest, match=REFUSED):
+        routes.match("GET", normalize_path("/a/..%20/..%20/c/..%20/..%20/d/..%20/b"))
+    assert routes.match("GET", normalize_path("/a/..%20/..%20/c")).route.name == "a"
