@@ -19,6 +19,7 @@ from gateway.path_readings import (
     ("/x/v%3Fa=1/b%23c", 0, False, ["/x/v", "/x/v%3Fa=1/b%23c"]),
     ("/a%3Fb/c%3Fd", 0, False, ["/a", "/a%3Fb/c%3Fd"]),
     ("/a%23b/c%3Fd", 0, False, ["/a", "/a%23b/c%3Fd"]),
+    ("/a%23b/c%23d", 0, False, ["/a", "/a%23b/c%23d"]),
     ("/a;x%3F/b%3F", 0, False, ["/a", "/a/b", "/a/b%3F", "/a;x", "/a;x%3F/b%3F"]),
     # a proxy in between decodes once more
     ("/p%2520q/r%253Fs", 0, False, ["/p q/r", "/p q/r%3Fs", "/p%2520q/r%253Fs"]),
@@ -27,6 +28,8 @@ from gateway.path_readings import (
     ("/a%5C..%5Cb", 0, False, ["/b"]),  # `\` is `/` to IIS
     ("/a/x%3Ay%24z%2E", 1, False, ["/a/x", "/a/x:y$z."]),
     # suffixes, trailing spaces and dots, NTFS streams: after the route's own segments
+    ("/a/boX%20/x%2509", 1, False, ["/a/boX /x%2509", "/a/boX /x\t", "/a/boX/x%2509", "/a/boX/x\t"]),
+    ("/a/boX.%20", 1, False, ["/a/boX", "/a/boX. "]),
     ("/a/b.json/c.xml", 1, False, ["/a/b.json/c", "/a/b.json/c.xml", "/a/b/c", "/a/b/c.xml"]),
     ("/s/visitors%20.%20::$DATA", 0, False, ["/s/visitors", "/s/visitors . ::$DATA"]),
     ("/a/..%20/b", 1, False, ["/a/.. /b", "/b"]),

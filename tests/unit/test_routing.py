@@ -398,6 +398,7 @@ def test_upstream_urls_are_read_once_into_what_a_request_needs() -> None:
     assert parse_upstream("http://[::1]:9000/x") == Upstream("http", "::1", 9000, "/x", "http://[::1]:9000", "[::1]:9000")
     assert parse_upstream("https://[::1]") == Upstream("https", "::1", 443, "", "https://[::1]", "[::1]")
     assert parse_upstream("http:///x").host == ""
+    assert parse_upstream("http://h/baseX/").base_path == "/baseX"
 
 
 def test_a_compiled_route_keeps_its_settings_and_what_makes_its_policy() -> None:
@@ -463,3 +464,42 @@ def test_readings_that_name_no_route_do_not_end_the_check() -> None:
     with pytest.raises(BadRequest, match=REFUSED):
         routes.match("GET", normalize_path("/a/..%20/..%20/c/..%20/..%20/d/..%20/b"))
     assert routes.match("GET", normalize_path("/a/..%20/..%20/c")).route.name == "a"
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("a/b", "the request target must be an absolute path"),
+    ("/caf\u00e9", "the path must be printable ASCII"),
+    ("/a\\b", "backslash in path"),
+    ("/a/%zz", "malformed percent-escape in path"),
+    ("/a/%0a", "encoded control character or backslash in path"),
+    ("/a/%C0%AE", "percent-encoded bytes in the path are not UTF-8"),
+    ("/a/..;x", "a dot segment in disguise in the path"),
+])
+def test_each_refused_path_says_why(raw: str, message: str) -> None:
+    with pytest.raises(BadRequest) as refused:
+        normalize_path(raw)
+    assert refused.value.message == message
+
+
+def test_empty_dot_and_trailing_segments() -> None:
+    for raw, path in [("/a//b", "/a/b"), ("//a", "/a"), ("/a/b/", "/a/b/"), ("/a/b/.", "/a/b/"), ("/a/b/..", "/a/"),
+                      ("/a/b/%2e", "/a/b/"), ("/a/b", "/a/b"), ("/", "/"), ("/..", "/"), ("/a/%41/", "/a/A/")]:
+        assert normalize_path(raw) == path, raw
+
+
+def test_the_refusal_names_what_upstreams_do() -> None:
+    routes = _public_site_and("/api/v1/visitors")
+    with pytest.raises(BadRequest) as refused:
+        routes.match("GET", "/api/v1/visitors.json")
+    assert refused.value.message == ("the path names another route as some upstreams read it (decoded, cut at ;, "
+                                     "? or #, trimmed, without a .suffix, or ignoring case)")
+
+
+def test_look_alike_cuts_follow_the_segments_a_dot_segment_moved() -> None:
+    up = "http://127.0.0.1:1"
+    routes = table([{"name": "ab", "path": "/a/b", "upstream": up, "auth": []},
+                    {"name": "ac", "path": "/a/c", "upstream": up}, {"name": "c", "path": "/c", "upstream": up}])
+    for path in ("/a/b/%EF%BC%8E%EF%BC%8E/c.json", "/a/b/%EF%BC%8E%EF%BC%8E/%EF%BC%8E%EF%BC%8E/c.json"):
+        with pytest.raises(BadRequest, match=REFUSED):  # fullwidth dots resolved, then the suffix cut
+            routes.match("GET", normalize_path(path))
+    assert routes.match("GET", normalize_path("/a/b/x.json")).route.name == "ab"
