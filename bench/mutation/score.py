@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).parent
+MODULES = ["gateway.credentials.keyformat", "gateway.credentials.parse", "gateway.access.authorize",
+           "gateway.ratelimit.memory", "gateway.routing", "gateway.path_readings", "gateway.proxy.headers"]
 
 
 def equivalents() -> set[str]:
@@ -54,4 +56,4 @@ def main(modules: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:] or MODULES))
