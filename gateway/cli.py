@@ -1,7 +1,10 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's marker: `gateway` completes in bash and zsh)
 """The `gateway` command: run, check-config, demo, and bootstrap operations on the store.
 
 Every failure an operator can cause (bad config, taken port, missing certificate, unreachable
-store) ends in one line on stderr and exit status 2, never a traceback.
+store, a mistyped option) ends in one line on stderr and exit status 2, never a traceback.
+`--config` may be left out where `GATEWAY_CONFIG` names the file. Shell completion:
+`eval "$(register-python-argcomplete gateway)"`.
 """
 
 from __future__ import annotations
@@ -10,14 +13,16 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from gateway import __version__
-from gateway.config import Config, ConfigError, check_file, load_config
 from gateway.admin.auth import AdminTokenError
 from gateway.cli_certs import add_parser as add_certs_parser
+from gateway.config import Config, ConfigError, check_file, load_config
 from gateway.credentials.tokens import SigningKeyError
 from gateway.keystore.base import StoreError
 from gateway.listeners import ListenError
@@ -33,6 +38,30 @@ STARTUP_ERRORS: tuple[type[Exception], ...] = (
     SigningKeyError,
     AdminTokenError,
 )
+
+
+CONFIG_ENV = "GATEWAY_CONFIG"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and a pointer to --help), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE",
+                        help=f"the YAML config file (default: ${CONFIG_ENV})")
+
+
+def config_from_env(args: argparse.Namespace) -> str | None:
+    """`--config`, else `$GATEWAY_CONFIG`; None (after one line on stderr) when neither is set."""
+    if args.config is None:
+        args.config = os.environ.get(CONFIG_ENV) or None
+    if args.config is None:
+        fail(f"no config file: pass --config FILE or set {CONFIG_ENV}")
+    return str(args.config) if args.config is not None else None
 
 
 def fail(message: str) -> int:
@@ -172,16 +201,19 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description="API authentication gateway")
-    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="gateway", description="An API authentication gateway: API keys, tokens, rate limits "
+                    "and an audit trail in front of your APIs.", epilog="Shell completion: eval \"$(register-python-"
+                    "argcomplete gateway)\". Exit status: 0 done, 1 refused (not found, a rule), 2 usage or setup.")
+    parser.add_argument("--version", action="version", version=f"gateway {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="serve until SIGINT/SIGTERM")
-    run.add_argument("--config", required=True, help="YAML config file")
+    run = sub.add_parser("run", help="serve until SIGINT/SIGTERM, then drain and exit 0")
+    add_config_option(run)
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-config", help="validate a config file (every problem, one line each)")
-    check.add_argument("--config", required=True, help="YAML config file")
+    add_config_option(check)
     check.add_argument("--require-env", action="store_true",
                        help="refuse ${NAME} references to unset variables (by default such a value is "
                             "noted and left unchecked, so the check runs where secrets are absent)")
@@ -189,28 +221,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run a self-contained demo: TLS, store, echo upstream, a key")
     demo.add_argument("--dir", default="./gateway-demo", help="data directory (default ./gateway-demo)")
-    demo.add_argument("--port", type=int, default=8443, help="HTTPS proxy port")
-    demo.add_argument("--admin-port", type=int, default=9090, help="admin port")
-    demo.add_argument("--upstream-port", type=int, default=9000, help="echo upstream port")
+    demo.add_argument("--port", type=int, default=8443, help="HTTPS proxy port (default 8443)")
+    demo.add_argument("--admin-port", type=int, default=9090, help="admin listener port (default 9090)")
+    demo.add_argument("--upstream-port", type=int, default=9000, help="echo upstream port (default 9000)")
     demo.set_defaults(func=cmd_demo)
 
     echo = sub.add_parser("echo", help="run the demo's echo upstream on its own")
-    echo.add_argument("--host", default="127.0.0.1")
-    echo.add_argument("--port", type=int, default=9000)
+    echo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    echo.add_argument("--port", type=int, default=9000, help="port to listen on (default 9000)")
     echo.set_defaults(func=cmd_echo)
     add_certs_parser(sub)
 
-    store = sub.add_parser("store", help="operate on key stores").add_subparsers(dest="store_command", required=True)
+    store = sub.add_parser("store", help="operate on key stores").add_subparsers(
+        dest="store_command", required=True, metavar="ACTION")
     move = store.add_parser("migrate", help="copy everything from one store into an empty one")
-    move.add_argument("--from", dest="source", required=True, help="sqlite:///PATH or postgresql://...")
-    move.add_argument("--to", dest="target", required=True, help="sqlite:///PATH or postgresql://...")
+    move.add_argument("--from", dest="source", required=True, metavar="URL",
+                      help="the store to copy: sqlite:///PATH or postgresql://...")
+    move.add_argument("--to", dest="target", required=True, metavar="URL",
+                      help="an empty store to fill: sqlite:///PATH or postgresql://...")
     move.set_defaults(func=cmd_store_migrate)
 
     from gateway.cli_accounts import add_parsers
+    from gateway.cli_output import add_output_options
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", required=True, help="YAML config file")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common = Parser(add_help=False)
+    add_config_option(common)
+    add_output_options(common)
     add_parsers(sub, common)
     for name in ("tenants", "users", "keys"):
         sub.choices[name].set_defaults(func=cmd_accounts)
@@ -218,8 +254,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions: answer and exit
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    args = parser.parse_args(argv)
+    if "config" in args and config_from_env(args) is None:
+        return EXIT_USAGE
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # here, where a closed pipe is caught, rather than at exit
+        return status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `gateway keys list | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -3,34 +3,42 @@
 They go through the same service as the admin API, built by the same code (`services.py`), so
 the same rules apply and whatever the service does on a change happens here too. A gateway
 already running on the same store sees a change within `store.cache_ttl`. Every change is in the
-audit trail with the actor `cli`.
+audit trail with the actor `cli`. `--json` prints what the admin API answers (lists as
+`{"data", "meta"}`); tables are for people. Exit status: 0 done, 1 refused (not found, a rule, a
+conflict), 2 usage or an unusable store.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from gateway.accounts.service import Accounts, Actor, key_view, plain
+from gateway.accounts.service import CLI, Accounts, plain
+from gateway.accounts.views import tenant_view
+from gateway.cli_keys import add_parser as add_keys_parser
+from gateway.cli_output import (
+    Column,
+    Row,
+    ago,
+    describe,
+    output,
+    print_json,
+    report,
+    report_list,
+    switch,
+    table,
+)
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.keystore.base import StoreError
 from gateway.services import open_services
 
-CLI = Actor("cli")
 Action = Callable[[Accounts, argparse.Namespace], Awaitable[Any]]
-
-
-def _print(args: argparse.Namespace, payload: Any, lines: list[str]) -> None:
-    if args.json:
-        print(json.dumps(payload, indent=2, sort_keys=True))
-    else:
-        print("\n".join(lines))
+ROLES = ("owner", "admin", "member", "viewer")
 
 
 def run_action(cfg: Config, args: argparse.Namespace, action: Action) -> int:
@@ -51,20 +59,6 @@ def run_action(cfg: Config, args: argparse.Namespace, action: Action) -> int:
         return 2
 
 
-async def tenants_create(accounts: Accounts, args: argparse.Namespace) -> None:
-    body: dict[str, Any] = {"name": args.name, "plan": args.plan}
-    if args.id:
-        body["id"] = args.id
-    tenant = await accounts.create_tenant(body, CLI)
-    _print(args, plain(tenant), [f"created tenant {tenant.id} ({tenant.name}, plan {tenant.plan})"])
-
-
-async def tenants_list(accounts: Accounts, args: argparse.Namespace) -> None:
-    tenants, _ = await accounts.store.list_tenants(page=1, per_page=10_000, sort="created_at")
-    rows = [f"{t.id}\t{t.name}\t{t.plan}\t{'disabled' if t.disabled else 'active'}" for t in tenants]
-    _print(args, [plain(t) for t in tenants], rows or ["no tenants"])
-
-
 def _flag(text: str) -> bool:
     if text.lower() in ("true", "yes", "on", "1"):
         return True
@@ -77,12 +71,78 @@ def _changes(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
+def _state(view: Row) -> str:
+    return "disabled" if view["disabled"] else "active"
+
+
+def tenant_columns(accounts: Accounts) -> list[Column]:
+    now = accounts.now()
+    return [
+        Column("ID", lambda t: t["id"]),
+        Column("NAME", lambda t: t["name"]),
+        Column("PLAN", lambda t: t["plan"]),
+        Column("LIMIT", lambda t: "-" if t["requests_per_minute"] is None else f"{t['requests_per_minute']}/min"),
+        Column("KEYS", lambda t: f"{t['active_keys']}/{t['max_keys']}"),
+        Column("STATUS", _state),
+        Column("API", lambda t: switch(t["api_enabled"])),
+        Column("WRITE", lambda t: switch(t["write_enabled"])),
+        Column("CREATED", lambda t: ago(t["created_at"], now), wide=True),
+    ]
+
+
+def user_columns(accounts: Accounts) -> list[Column]:
+    now = accounts.now()
+    return [
+        Column("ID", lambda u: u["id"]),
+        Column("NAME", lambda u: u["name"]),
+        Column("EMAIL", lambda u: u["email"] or "-"),
+        Column("ROLE", lambda u: u["role"]),
+        Column("STATUS", _state),
+        Column("TENANT", lambda u: u["tenant_id"], wide=True),
+        Column("CREATED", lambda u: ago(u["created_at"], now), wide=True),
+    ]
+
+
+async def tenants_create(accounts: Accounts, args: argparse.Namespace) -> None:
+    body: dict[str, Any] = {"name": args.name, "plan": args.plan}
+    if args.id:
+        body["id"] = args.id
+    tenant = await accounts.create_tenant(body, CLI)
+    report(args, await tenant_view(accounts, tenant), f"created tenant {tenant.id} ({tenant.name}, plan {tenant.plan})")
+
+
+async def tenants_list(accounts: Accounts, args: argparse.Namespace) -> None:
+    tenants, total = await accounts.store.list_tenants(page=1, per_page=1, sort="created_at")
+    tenants, _ = await accounts.store.list_tenants(page=1, per_page=max(1, total), sort="created_at")
+    views = [await tenant_view(accounts, t) for t in tenants]
+    report_list(args, views, tenant_columns(accounts), "no tenants found")
+
+
+async def tenants_show(accounts: Accounts, args: argparse.Namespace) -> None:
+    view = await tenant_view(accounts, await accounts.tenant(args.tenant_id), users=True)
+    if output(args) == "json":
+        print_json(view)
+        return
+    limit = view["requests_per_minute"]
+    print(describe([
+        ("ID", view["id"]), ("Name", view["name"]), ("Plan", view["plan"]),
+        ("Rate limit", "-" if limit is None else f"{limit} requests/minute"),
+        ("Active keys", f"{view['active_keys']} of {view['max_keys']}"), ("Status", _state(view)),
+        ("API access", switch(view["api_enabled"])), ("Write access", switch(view["write_enabled"])),
+        ("Created", view["created_at"]), ("Updated", view["updated_at"]),
+        ("Users", str(len(view["users"])) if view["users"] else "none"),
+    ]))
+    if view["users"]:
+        print()
+        print(table(view["users"], user_columns(accounts), wide=output(args) == "wide"))
+
+
 async def tenants_update(accounts: Accounts, args: argparse.Namespace) -> None:
     body = _changes(args, ("name", "plan", "disabled", "api_enabled", "write_enabled"))
     tenant = await accounts.update_tenant(args.tenant_id, body, CLI)
-    _print(args, plain(tenant), [
-        f"updated tenant {tenant.id}: plan {tenant.plan}, {'disabled' if tenant.disabled else 'active'}, "
-        f"API access {'on' if tenant.api_enabled else 'off'}, write access {'on' if tenant.write_enabled else 'off'}"])
+    report(args, await tenant_view(accounts, tenant, users=True),
+           f"updated tenant {tenant.id}: plan {tenant.plan}, {'disabled' if tenant.disabled else 'active'}, "
+           f"API access {switch(tenant.api_enabled)}, write access {switch(tenant.write_enabled)}")
 
 
 async def users_create(accounts: Accounts, args: argparse.Namespace) -> None:
@@ -90,154 +150,60 @@ async def users_create(accounts: Accounts, args: argparse.Namespace) -> None:
     if args.email:
         body["email"] = args.email
     user = await accounts.create_user(args.tenant, body, CLI)
-    _print(args, plain(user), [f"created user {user.id} ({user.name}, {user.role}) in tenant {user.tenant_id}"])
+    report(args, plain(user), f"created user {user.id} ({user.name}, {user.role}) in tenant {user.tenant_id}")
 
 
 async def users_list(accounts: Accounts, args: argparse.Namespace) -> None:
     tenant = await accounts.tenant(args.tenant)
-    users = await accounts.store.list_users(tenant.id)
-    rows = [f"{u.id}\t{u.name}\t{u.email or '-'}\t{u.role}\t{'disabled' if u.disabled else 'active'}" for u in users]
-    _print(args, [plain(u) for u in users], rows or ["no users"])
+    users = [dict(plain(u)) for u in await accounts.store.list_users(tenant.id)]
+    report_list(args, users, user_columns(accounts), f"tenant {tenant.id} has no users")
 
 
 async def users_update(accounts: Accounts, args: argparse.Namespace) -> None:
     user = await accounts.update_user(args.user_id, _changes(args, ("name", "role", "disabled")), CLI)
-    _print(args, plain(user), [f"updated user {user.id}: {user.role}, {'disabled' if user.disabled else 'active'}"])
-
-
-def _permission(text: str) -> dict[str, Any]:
-    methods, sep, path = text.partition(":")
-    if not sep:
-        raise argparse.ArgumentTypeError("permission must be METHODS:PATH, e.g. GET,POST:/api/v1/*")
-    return {"methods": [m.strip() for m in methods.split(",") if m.strip()], "path": path}
-
-
-def _resource(text: str) -> tuple[str, list[str]]:
-    name, sep, values = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError("resource must be NAME=VALUE[,VALUE...]")
-    return name, [v for v in values.split(",") if v]
-
-
-async def keys_create(accounts: Accounts, args: argparse.Namespace) -> None:
-    body: dict[str, Any] = {
-        "tenant_id": args.tenant,
-        "name": args.name,
-        "scope": args.scope,
-        "environment": args.environment,
-    }
-    if args.no_expiry:
-        body["validity_days"] = None
-    elif args.validity_days is not None:
-        body["validity_days"] = args.validity_days
-    if args.permission:
-        body["permissions"] = args.permission
-    if args.resource:
-        body["resources"] = {name: values for name, values in args.resource}
-    if args.user:
-        body["user_id"] = args.user
-    if args.rate_limit is not None:
-        body["rate_limit_per_minute"] = args.rate_limit
-    key, secret = await accounts.create_key(body, CLI)
-    view = {**key_view(key, accounts.now(), accounts.cfg.keys.expiring_soon_days), "key": secret}
-    _print(args, view, [
-        f"created key {key.id} ({key.name}) for tenant {key.tenant_id}",
-        f"secret (shown once, store it now): {secret}",
-    ])
-
-
-def _key_lines(view: dict[str, Any]) -> list[str]:
-    return [f"{k}: {v}" for k, v in view.items()]
-
-
-async def keys_list(accounts: Accounts, args: argparse.Namespace) -> None:
-    keys, _ = await accounts.store.list_keys(
-        tenant_id=args.tenant, status=args.status, now=accounts.now(), page=1, per_page=10_000,
-        sort="-created_at",
-    )
-    views = [key_view(k, accounts.now(), accounts.cfg.keys.expiring_soon_days) for k in keys]
-    rows = [
-        f"{v['id']}\t{v['tenant_id']}\t{v['name']}\t{v['masked']}{v['last4']}\t{v['scope']}\t{v['status']}"
-        for v in views
-    ]
-    _print(args, views, rows or ["no keys"])
-
-
-async def keys_show(accounts: Accounts, args: argparse.Namespace) -> None:
-    key = await accounts.key(args.key_id)
-    view = key_view(key, accounts.now(), accounts.cfg.keys.expiring_soon_days)
-    _print(args, view, _key_lines(view))
-
-
-async def keys_rotate(accounts: Accounts, args: argparse.Namespace) -> None:
-    key, secret = await accounts.rotate_key(args.key_id, CLI)
-    view = {**key_view(key, accounts.now(), accounts.cfg.keys.expiring_soon_days), "key": secret}
-    _print(args, view, [
-        f"rotated {args.key_id} -> {key.id}; the old secret no longer works",
-        f"secret (shown once, store it now): {secret}",
-    ])
-
-
-async def keys_revoke(accounts: Accounts, args: argparse.Namespace) -> None:
-    key = await accounts.revoke_key(args.key_id, CLI)
-    view = key_view(key, accounts.now(), accounts.cfg.keys.expiring_soon_days)
-    _print(args, view, [f"revoked {key.id} ({key.name})"])
+    report(args, plain(user), f"updated user {user.id}: {user.role}, {'disabled' if user.disabled else 'active'}")
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    tenants = sub.add_parser("tenants", help="create and list tenants").add_subparsers(dest="action", required=True)
-    p = tenants.add_parser("create", parents=[common])
-    p.add_argument("--name", required=True)
-    p.add_argument("--plan", required=True)
-    p.add_argument("--id")
+    """`tenants`, `users` and `keys`; `common` brings --config and the output options."""
+    tenants = sub.add_parser("tenants", help="create, list, show and update tenants").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = tenants.add_parser("create", parents=[common], help="create a tenant on a plan of the config")
+    p.add_argument("--name", required=True, help="display name")
+    p.add_argument("--plan", required=True, help="a plan named under plans: in the config")
+    p.add_argument("--id", help="the tenant's id (default: generated, ten_...)")
     p.set_defaults(action_fn=tenants_create)
-    p = tenants.add_parser("list", parents=[common])
+    p = tenants.add_parser("list", parents=[common], help="every tenant, oldest first")
     p.set_defaults(action_fn=tenants_list)
+    p = tenants.add_parser("show", parents=[common], help="one tenant, with its limit, key count and users")
+    p.add_argument("tenant_id", help="the tenant's id")
+    p.set_defaults(action_fn=tenants_show)
     p = tenants.add_parser("update", parents=[common], help="rename, change plan, disable, or set the gates")
-    p.add_argument("tenant_id")
-    p.add_argument("--name")
-    p.add_argument("--plan")
-    p.add_argument("--disabled", type=_flag, metavar="true|false")
+    p.add_argument("tenant_id", help="the tenant's id")
+    p.add_argument("--name", help="new display name")
+    p.add_argument("--plan", help="new plan (a plan named in the config)")
+    p.add_argument("--disabled", type=_flag, metavar="true|false", help="a disabled tenant's keys stop working")
     p.add_argument("--api-enabled", type=_flag, metavar="true|false", help="may the tenant's keys be used at all")
     p.add_argument("--write-enabled", type=_flag, metavar="true|false", help="may they use write methods")
     p.set_defaults(action_fn=tenants_update)
 
     users = sub.add_parser("users", help="create, list and update a tenant's users").add_subparsers(
-        dest="action", required=True)
-    p = users.add_parser("create", parents=[common])
-    p.add_argument("--tenant", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--email")
-    p.add_argument("--role", required=True, choices=["owner", "admin", "member", "viewer"])
+        dest="action", required=True, metavar="ACTION")
+    p = users.add_parser("create", parents=[common], help="add a user to a tenant")
+    p.add_argument("--tenant", required=True, help="the tenant's id")
+    p.add_argument("--name", required=True, help="the person's name")
+    p.add_argument("--email", help="their email address (their portal sign-in)")
+    p.add_argument("--role", required=True, choices=ROLES, help="what their keys may do (owner, admin, member: "
+                   "read_write; viewer: read_only)")
     p.set_defaults(action_fn=users_create)
-    p = users.add_parser("list", parents=[common])
-    p.add_argument("--tenant", required=True)
+    p = users.add_parser("list", parents=[common], help="a tenant's users")
+    p.add_argument("--tenant", required=True, help="the tenant's id")
     p.set_defaults(action_fn=users_list)
     p = users.add_parser("update", parents=[common], help="change role, name, or disable (ends their sessions)")
-    p.add_argument("user_id")
-    p.add_argument("--name")
-    p.add_argument("--role", choices=["owner", "admin", "member", "viewer"])
-    p.add_argument("--disabled", type=_flag, metavar="true|false")
+    p.add_argument("user_id", help="the user's id")
+    p.add_argument("--name", help="new name")
+    p.add_argument("--role", choices=ROLES, help="new role (caps their keys at once)")
+    p.add_argument("--disabled", type=_flag, metavar="true|false", help="a disabled user's keys stop working")
     p.set_defaults(action_fn=users_update)
 
-    keys = sub.add_parser("keys", help="create, list, show, rotate and revoke API keys").add_subparsers(dest="action", required=True)
-    p = keys.add_parser("create", parents=[common])
-    p.add_argument("--tenant", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--scope", default="read_write", choices=["read_only", "read_write", "custom"])
-    p.add_argument("--environment", default="live", choices=["live", "test"])
-    p.add_argument("--validity-days", type=int)
-    p.add_argument("--no-expiry", action="store_true", help="a key that never expires")
-    p.add_argument("--permission", action="append", type=_permission, help="METHODS:PATH for a custom scope")
-    p.add_argument("--resource", action="append", type=_resource, help="NAME=VALUE[,VALUE] resource limit")
-    p.add_argument("--user", help="owning user id")
-    p.add_argument("--rate-limit", type=int, help="requests per minute, instead of the plan's")
-    p.set_defaults(action_fn=keys_create)
-    p = keys.add_parser("list", parents=[common])
-    p.add_argument("--tenant")
-    p.add_argument("--status", choices=["active", "expired", "revoked"])
-    p.set_defaults(action_fn=keys_list)
-    for name, fn in (("show", keys_show), ("rotate", keys_rotate), ("revoke", keys_revoke)):
-        p = keys.add_parser(name, parents=[common])
-        p.add_argument("key_id")
-        p.set_defaults(action_fn=fn)
+    add_keys_parser(sub, common)

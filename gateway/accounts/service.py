@@ -49,6 +49,7 @@ class TenantDefaults:
 
 
 SYSTEM = Actor("system")
+CLI = Actor("cli")  # the `gateway tenants|users|keys` commands
 _EXPIRY_MARGIN = dt.timedelta(minutes=10)
 
 

@@ -7,7 +7,6 @@ shared `Accounts` service, render the contract's JSON. Every refusal is a `Gatew
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +14,7 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.accounts.service import Accounts, Actor, key_view, plain
+from gateway.accounts.views import listing, tenant_view, whole_listing
 from gateway.admin.key_marks import mark, marks_of
 from gateway.admin.queries import KeyList, Revoke, TenantList, read_query
 from gateway.config import ConfigError
@@ -86,56 +86,34 @@ KEY_SORTS = frozenset(
 )
 
 
-def listing(data: list[Any], total: int, page: int, per_page: int) -> dict[str, Any]:
-    return {
-        "data": data,
-        "meta": {
-            "total": total,
-            "page": page,
-            "per_page": per_page,
-            "total_pages": max(1, math.ceil(total / per_page)),
-        },
-    }
-
-
 async def version(request: web.Request) -> web.Response:
     return json_response({"version": __version__})
-
-
-async def _tenant_view(accounts: Accounts, tenant: Any, *, users: bool = False) -> dict[str, Any]:
-    view = dict(plain(tenant))
-    view["requests_per_minute"] = accounts.plan_limit(tenant)
-    view["active_keys"] = await accounts.store.count_active_keys(tenant.id, accounts.now())
-    view["max_keys"] = accounts.cfg.keys.max_per_tenant
-    if users:
-        view["users"] = [plain(u) for u in await accounts.store.list_users(tenant.id)]
-    return view
 
 
 async def create_tenant(request: web.Request) -> web.Response:
     accounts = request.app[ACCOUNTS]
     tenant = await accounts.create_tenant(await read_json(request), actor(request))
-    return json_response(await _tenant_view(accounts, tenant), 201)
+    return json_response(await tenant_view(accounts, tenant), 201)
 
 
 async def list_tenants(request: web.Request) -> web.Response:
     accounts = request.app[ACCOUNTS]
     q = read_query(TenantList, request.query)
     tenants, total = await accounts.store.list_tenants(page=q.page, per_page=q.per_page, sort=q.sort)
-    views = [await _tenant_view(accounts, t) for t in tenants]
+    views = [await tenant_view(accounts, t) for t in tenants]
     return json_response(listing(views, total, q.page, q.per_page))
 
 
 async def get_tenant(request: web.Request) -> web.Response:
     accounts = request.app[ACCOUNTS]
     tenant = await accounts.tenant(request.match_info["id"])
-    return json_response(await _tenant_view(accounts, tenant, users=True))
+    return json_response(await tenant_view(accounts, tenant, users=True))
 
 
 async def patch_tenant(request: web.Request) -> web.Response:
     accounts = request.app[ACCOUNTS]
     tenant = await accounts.update_tenant(request.match_info["id"], await read_json(request), actor(request))
-    return json_response(await _tenant_view(accounts, tenant, users=True))
+    return json_response(await tenant_view(accounts, tenant, users=True))
 
 
 async def create_user(request: web.Request) -> web.Response:
@@ -149,7 +127,7 @@ async def list_users(request: web.Request) -> web.Response:
     accounts = request.app[ACCOUNTS]
     tenant = await accounts.tenant(request.match_info["id"])
     users = [plain(u) for u in await accounts.store.list_users(tenant.id)]
-    return json_response(listing(users, len(users), 1, max(1, len(users))))
+    return json_response(whole_listing(users))
 
 
 async def patch_user(request: web.Request) -> web.Response:

@@ -22,7 +22,7 @@ def test_bootstrap_tenant_and_key_lifecycle(tmp_path: Path, server_cert) -> None
     assert dup.returncode == 1 and "already exists" in dup.stderr
 
     listed = gateway("tenants", "list", *c, "--json", cwd=tmp_path)
-    assert [t["id"] for t in json.loads(listed.stdout)] == ["acme"]
+    assert [t["id"] for t in json.loads(listed.stdout)["data"]] == ["acme"]
 
     created = gateway("keys", "create", *c, "--tenant", "acme", "--name", "backend", "--json", cwd=tmp_path)
     assert created.returncode == 0, created.stderr
@@ -42,7 +42,7 @@ def test_bootstrap_tenant_and_key_lifecycle(tmp_path: Path, server_cert) -> None
     assert rotated["id"] != key_id and rotated["key"] != secret
     revoked = json.loads(gateway("keys", "revoke", *c, rotated["id"], "--json", cwd=tmp_path).stdout)
     assert revoked["status"] == "revoked"
-    statuses = {k["id"]: k["status"] for k in json.loads(gateway("keys", "list", *c, "--json", cwd=tmp_path).stdout)}
+    statuses = {k["id"]: k["status"] for k in json.loads(gateway("keys", "list", *c, "--json", cwd=tmp_path).stdout)["data"]}
     assert statuses[key_id] == "revoked" and statuses[rotated["id"]] == "revoked"
 
     if STORE_BACKEND != "sqlite":
@@ -156,7 +156,7 @@ def test_store_migrate_copies_everything_from_sqlite_to_postgresql(tmp_path: Pat
         cfg["store"] = {"url": target}
         pg = write_config(tmp_path, cfg)
         listed = json.loads(gateway("keys", "list", "--config", str(pg), "--json", cwd=tmp_path).stdout)
-        assert {k["id"]: k["status"] for k in listed} == {made["id"]: "active", gone["id"]: "revoked"}
+        assert {k["id"]: k["status"] for k in listed["data"]} == {made["id"]: "active", gone["id"]: "revoked"}
 
         async def principal() -> object:
             from gateway.credentials.keyformat import hash_key

@@ -34,7 +34,7 @@ LAYERS = [
     ["gateway.admin"],
     ["gateway.portal"],
     ["gateway.services", "gateway.readiness", "gateway.app", "gateway.store_migrate", "gateway.demo",
-     "gateway.cli_accounts", "gateway.cli_certs"],
+     "gateway.cli_accounts", "gateway.cli_keys", "gateway.cli_output", "gateway.cli_certs"],
     ["gateway.cli", "gateway.workers", "gateway.__main__"],
 ]
 # (importer prefix, imported prefix): never, at any level, even within the layering above

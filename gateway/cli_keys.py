@@ -1,0 +1,196 @@
+"""`gateway keys create|list|show|rotate|revoke`: API keys from the command line.
+
+The secret is printed once, at creation or rotation. Revoking a key that is already revoked
+changes nothing and says so on stderr (exit 0: the key is revoked, as asked), as `gh pr close`
+does for a closed pull request; the audit trail gets no second entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from gateway.accounts.service import CLI, Accounts, iso, key_view
+from gateway.cli_output import (
+    Column,
+    Row,
+    ago,
+    describe,
+    expiry,
+    output,
+    print_json,
+    report,
+    report_list,
+    stamp,
+)
+from gateway.keystore.models import ApiKey
+
+_PAGE = 500
+
+
+def _view(accounts: Accounts, key: ApiKey, secret: str | None = None) -> dict[str, Any]:
+    view = key_view(key, accounts.now(), accounts.cfg.keys.expiring_soon_days)
+    if secret is not None:
+        view["key"] = secret
+    return view
+
+
+def _masked(view: Row) -> str:
+    return f"{view['masked']}{view['last4']}"
+
+
+def key_columns(accounts: Accounts) -> list[Column]:
+    now = accounts.now()
+    return [
+        Column("ID", lambda k: k["id"]),
+        Column("NAME", lambda k: k["name"]),
+        Column("TENANT", lambda k: k["tenant_id"]),
+        Column("KEY", _masked),
+        Column("SCOPE", lambda k: k["scope"]),
+        Column("ENV", lambda k: k["environment"]),
+        Column("STATUS", lambda k: k["status"]),
+        Column("EXPIRES", lambda k: expiry(k, now)),
+        Column("LAST USED", lambda k: ago(k["last_used_at"], now)),
+        Column("USER", lambda k: k["user_id"] or "-", wide=True),
+        Column("RATE LIMIT", lambda k: "plan" if k["rate_limit_per_minute"] is None else f"{k['rate_limit_per_minute']}/min",
+               wide=True),
+        Column("CREATED", lambda k: ago(k["created_at"], now), wide=True),
+    ]
+
+
+def _permissions(view: Row) -> str:
+    return "; ".join(f"{','.join(p['methods'])} {p['path']}" for p in view["permissions"]) or "-"
+
+
+def _resources(view: Row) -> str:
+    return "; ".join(f"{name}={','.join(values)}" for name, values in sorted(view["resources"].items())) or "any"
+
+
+def describe_key(accounts: Accounts, view: dict[str, Any]) -> str:
+    now = accounts.now()
+    limit = view["rate_limit_per_minute"]
+    return describe([
+        ("ID", view["id"]), ("Name", view["name"]), ("Tenant", view["tenant_id"]),
+        ("User", view["user_id"] or "-"), ("Key", _masked(view)), ("Scope", view["scope"]),
+        ("Permissions", _permissions(view)), ("Resources", _resources(view)),
+        ("Environment", view["environment"]),
+        ("Rate limit", "the tenant's plan" if limit is None else f"{limit} requests/minute"),
+        ("Status", view["status"] + (" (expiring soon)" if view["expiring_soon"] and view["status"] == "active" else "")),
+        ("Created", stamp(view["created_at"], now)),
+        ("Last used", stamp(view["last_used_at"], now, none="never")),
+        ("Expires", stamp(view["expires_at"], now, none="never")),
+        ("Revoked", stamp(view["revoked_at"], now)),
+        ("Replaced by", view["replaced_by"] or "-"),
+    ])
+
+
+async def keys_create(accounts: Accounts, args: argparse.Namespace) -> None:
+    body: dict[str, Any] = {
+        "tenant_id": args.tenant,
+        "name": args.name,
+        "scope": args.scope,
+        "environment": args.environment,
+    }
+    if args.no_expiry:
+        body["validity_days"] = None
+    elif args.validity_days is not None:
+        body["validity_days"] = args.validity_days
+    if args.permission:
+        body["permissions"] = args.permission
+    if args.resource:
+        body["resources"] = {name: values for name, values in args.resource}
+    if args.user:
+        body["user_id"] = args.user
+    if args.rate_limit is not None:
+        body["rate_limit_per_minute"] = args.rate_limit
+    key, secret = await accounts.create_key(body, CLI)
+    report(args, _view(accounts, key, secret),
+           f"created key {key.id} ({key.name}) for tenant {key.tenant_id}\n"
+           f"secret (shown once, store it now): {secret}")
+
+
+async def keys_list(accounts: Accounts, args: argparse.Namespace) -> None:
+    keys: list[ApiKey] = []
+    while True:  # every page, however many keys there are
+        page, total = await accounts.store.list_keys(
+            tenant_id=args.tenant, status=args.status, now=accounts.now(),
+            page=len(keys) // _PAGE + 1, per_page=_PAGE, sort="-created_at",
+        )
+        keys.extend(page)
+        if len(page) < _PAGE or len(keys) >= total:
+            break
+    report_list(args, [_view(accounts, k) for k in keys], key_columns(accounts), "no keys found")
+
+
+async def keys_show(accounts: Accounts, args: argparse.Namespace) -> None:
+    view = _view(accounts, await accounts.key(args.key_id))
+    if output(args) == "json":
+        print_json(view)
+    else:
+        print(describe_key(accounts, view))
+
+
+async def keys_rotate(accounts: Accounts, args: argparse.Namespace) -> None:
+    key, secret = await accounts.rotate_key(args.key_id, CLI)
+    report(args, _view(accounts, key, secret),
+           f"rotated {args.key_id} -> {key.id}; the old secret no longer works\n"
+           f"secret (shown once, store it now): {secret}")
+
+
+async def keys_revoke(accounts: Accounts, args: argparse.Namespace) -> None:
+    key = await accounts.key(args.key_id)
+    if key.revoked_at is not None:
+        print(f"gateway: key {key.id} ({key.name}) is already revoked (since {iso(key.revoked_at)}); nothing changed",
+              file=sys.stderr)
+        if output(args) == "json":
+            print_json(_view(accounts, key))
+        return
+    key = await accounts.revoke_key(args.key_id, CLI)
+    report(args, _view(accounts, key), f"revoked {key.id} ({key.name}); it fails on its next request")
+
+
+def _permission(text: str) -> dict[str, Any]:
+    methods, sep, path = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError("permission must be METHODS:PATH, e.g. GET,POST:/api/v1/*")
+    return {"methods": [m.strip() for m in methods.split(",") if m.strip()], "path": path}
+
+
+def _resource(text: str) -> tuple[str, list[str]]:
+    name, sep, values = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError("resource must be NAME=VALUE[,VALUE...]")
+    return name, [v for v in values.split(",") if v]
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    keys = sub.add_parser("keys", help="create, list, show, rotate and revoke API keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = keys.add_parser("create", parents=[common], help="create a key and print its secret once")
+    p.add_argument("--tenant", required=True, help="the tenant's id")
+    p.add_argument("--name", required=True, help="a name to know the key by (1-256 characters)")
+    p.add_argument("--scope", default="read_write", choices=["read_only", "read_write", "custom"],
+                   help="read_only (GET, HEAD, OPTIONS), read_write (default), or custom (with --permission)")
+    p.add_argument("--environment", default="live", choices=["live", "test"],
+                   help="live (default) or test (sent to the route's sandbox_upstream)")
+    p.add_argument("--validity-days", type=int, metavar="DAYS",
+                   help="days until it expires (default keys.default_validity_days, within the configured bounds)")
+    p.add_argument("--no-expiry", action="store_true", help="a key that never expires")
+    p.add_argument("--permission", action="append", type=_permission, metavar="METHODS:PATH",
+                   help="a permission of a custom scope, e.g. GET,POST:/api/v1/* (repeatable)")
+    p.add_argument("--resource", action="append", type=_resource, metavar="NAME=VALUE[,VALUE]",
+                   help="limit a route's {NAME} segment to these values (repeatable)")
+    p.add_argument("--user", metavar="USER_ID", help="the tenant's user who owns the key (capped by their role)")
+    p.add_argument("--rate-limit", type=int, metavar="PER_MINUTE", help="requests per minute, instead of the plan's")
+    p.set_defaults(action_fn=keys_create)
+    p = keys.add_parser("list", parents=[common], help="keys, newest first, with expiry and last use")
+    p.add_argument("--tenant", help="only this tenant's keys")
+    p.add_argument("--status", choices=["active", "expired", "revoked"], help="only keys in this state")
+    p.set_defaults(action_fn=keys_list)
+    for name, fn, text in (("show", keys_show, "one key in full (never its secret)"),
+                           ("rotate", keys_rotate, "a new secret with the same settings; the old one stops at once"),
+                           ("revoke", keys_revoke, "stop a key at once (a revoked key stays revoked)")):
+        p = keys.add_parser(name, parents=[common], help=text)
+        p.add_argument("key_id", help="the key's id (key_...)")
+        p.set_defaults(action_fn=fn)
