@@ -35,9 +35,9 @@ from gateway.cli_output import (
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.keystore.base import StoreError
-from gateway.services import open_services
+from gateway.services import Services, open_services
 
-Action = Callable[[Accounts, argparse.Namespace], Awaitable[Any]]
+Action = Callable[[Services, argparse.Namespace], Awaitable[Any]]
 ROLES = ("owner", "admin", "member", "viewer")
 
 
@@ -45,7 +45,7 @@ def run_action(cfg: Config, args: argparse.Namespace, action: Action) -> int:
     async def go() -> int:
         async with AsyncExitStack() as stack:  # closing it flushes this command's audit entries
             services = await open_services(cfg, stack)
-            await action(services.accounts, args)
+            await action(services, args)
         return 0
 
     try:
@@ -103,7 +103,8 @@ def user_columns(accounts: Accounts) -> list[Column]:
     ]
 
 
-async def tenants_create(accounts: Accounts, args: argparse.Namespace) -> None:
+async def tenants_create(services: Services, args: argparse.Namespace) -> None:
+    accounts = services.accounts
     body: dict[str, Any] = {"name": args.name, "plan": args.plan}
     if args.id:
         body["id"] = args.id
@@ -111,14 +112,16 @@ async def tenants_create(accounts: Accounts, args: argparse.Namespace) -> None:
     report(args, await tenant_view(accounts, tenant), f"created tenant {tenant.id} ({tenant.name}, plan {tenant.plan})")
 
 
-async def tenants_list(accounts: Accounts, args: argparse.Namespace) -> None:
+async def tenants_list(services: Services, args: argparse.Namespace) -> None:
+    accounts = services.accounts
     tenants, total = await accounts.store.list_tenants(page=1, per_page=1, sort="created_at")
     tenants, _ = await accounts.store.list_tenants(page=1, per_page=max(1, total), sort="created_at")
     views = [await tenant_view(accounts, t) for t in tenants]
     report_list(args, views, tenant_columns(accounts), "no tenants found")
 
 
-async def tenants_show(accounts: Accounts, args: argparse.Namespace) -> None:
+async def tenants_show(services: Services, args: argparse.Namespace) -> None:
+    accounts = services.accounts
     view = await tenant_view(accounts, await accounts.tenant(args.tenant_id), users=True)
     if output(args) == "json":
         print_json(view)
@@ -137,7 +140,8 @@ async def tenants_show(accounts: Accounts, args: argparse.Namespace) -> None:
         print(table(view["users"], user_columns(accounts), wide=output(args) == "wide"))
 
 
-async def tenants_update(accounts: Accounts, args: argparse.Namespace) -> None:
+async def tenants_update(services: Services, args: argparse.Namespace) -> None:
+    accounts = services.accounts
     body = _changes(args, ("name", "plan", "disabled", "api_enabled", "write_enabled"))
     tenant = await accounts.update_tenant(args.tenant_id, body, CLI)
     report(args, await tenant_view(accounts, tenant, users=True),
@@ -145,7 +149,8 @@ async def tenants_update(accounts: Accounts, args: argparse.Namespace) -> None:
            f"API access {switch(tenant.api_enabled)}, write access {switch(tenant.write_enabled)}")
 
 
-async def users_create(accounts: Accounts, args: argparse.Namespace) -> None:
+async def users_create(services: Services, args: argparse.Namespace) -> None:
+    accounts = services.accounts
     body: dict[str, Any] = {"name": args.name, "role": args.role}
     if args.email:
         body["email"] = args.email
@@ -153,13 +158,15 @@ async def users_create(accounts: Accounts, args: argparse.Namespace) -> None:
     report(args, plain(user), f"created user {user.id} ({user.name}, {user.role}) in tenant {user.tenant_id}")
 
 
-async def users_list(accounts: Accounts, args: argparse.Namespace) -> None:
+async def users_list(services: Services, args: argparse.Namespace) -> None:
+    accounts = services.accounts
     tenant = await accounts.tenant(args.tenant)
     users = [dict(plain(u)) for u in await accounts.store.list_users(tenant.id)]
     report_list(args, users, user_columns(accounts), f"tenant {tenant.id} has no users")
 
 
-async def users_update(accounts: Accounts, args: argparse.Namespace) -> None:
+async def users_update(services: Services, args: argparse.Namespace) -> None:
+    accounts = services.accounts
     user = await accounts.update_user(args.user_id, _changes(args, ("name", "role", "disabled")), CLI)
     report(args, plain(user), f"updated user {user.id}: {user.role}, {'disabled' if user.disabled else 'active'}")
 

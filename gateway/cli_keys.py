@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from gateway.accounts.service import CLI, Accounts, iso, key_view
+from gateway.admin.key_marks import mark
 from gateway.cli_output import (
     Column,
     Row,
@@ -25,6 +26,8 @@ from gateway.cli_output import (
     stamp,
 )
 from gateway.keystore.models import ApiKey
+from gateway.observability.usage_monitor import UsageMonitor
+from gateway.services import Services
 
 _PAGE = 500
 
@@ -34,6 +37,15 @@ def _view(accounts: Accounts, key: ApiKey, secret: str | None = None) -> dict[st
     if secret is not None:
         view["key"] = secret
     return view
+
+
+def _usage(services: Services) -> UsageMonitor:
+    """Where the admin API's key views get their `anomaly` mark (read only: nothing is started)."""
+    return UsageMonitor(services.recorder.store, services.accounts.cfg.usage, on_anomaly=_ignore)
+
+
+async def _ignore(_: object) -> None:
+    return None
 
 
 def _masked(view: Row) -> str:
@@ -82,10 +94,12 @@ def describe_key(accounts: Accounts, view: dict[str, Any]) -> str:
         ("Expires", stamp(view["expires_at"], now, none="never")),
         ("Revoked", stamp(view["revoked_at"], now)),
         ("Replaced by", view["replaced_by"] or "-"),
+        ("Unusual usage", view["anomaly"]["message"] if view.get("anomaly") else "-"),
     ])
 
 
-async def keys_create(accounts: Accounts, args: argparse.Namespace) -> None:
+async def keys_create(services: Services, args: argparse.Namespace) -> None:
+    accounts = services.accounts
     body: dict[str, Any] = {
         "tenant_id": args.tenant,
         "name": args.name,
@@ -110,7 +124,8 @@ async def keys_create(accounts: Accounts, args: argparse.Namespace) -> None:
            f"secret (shown once, store it now): {secret}")
 
 
-async def keys_list(accounts: Accounts, args: argparse.Namespace) -> None:
+async def keys_list(services: Services, args: argparse.Namespace) -> None:
+    accounts = services.accounts
     keys: list[ApiKey] = []
     while True:  # every page, however many keys there are
         page, total = await accounts.store.list_keys(
@@ -120,25 +135,31 @@ async def keys_list(accounts: Accounts, args: argparse.Namespace) -> None:
         keys.extend(page)
         if len(page) < _PAGE or len(keys) >= total:
             break
-    report_list(args, [_view(accounts, k) for k in keys], key_columns(accounts), "no keys found")
+    views = [_view(accounts, k) for k in keys]
+    await mark(_usage(services), views)
+    report_list(args, views, key_columns(accounts), "no keys found")
 
 
-async def keys_show(accounts: Accounts, args: argparse.Namespace) -> None:
+async def keys_show(services: Services, args: argparse.Namespace) -> None:
+    accounts = services.accounts
     view = _view(accounts, await accounts.key(args.key_id))
+    await mark(_usage(services), [view])
     if output(args) == "json":
         print_json(view)
     else:
         print(describe_key(accounts, view))
 
 
-async def keys_rotate(accounts: Accounts, args: argparse.Namespace) -> None:
+async def keys_rotate(services: Services, args: argparse.Namespace) -> None:
+    accounts = services.accounts
     key, secret = await accounts.rotate_key(args.key_id, CLI)
     report(args, _view(accounts, key, secret),
            f"rotated {args.key_id} -> {key.id}; the old secret no longer works\n"
            f"secret (shown once, store it now): {secret}")
 
 
-async def keys_revoke(accounts: Accounts, args: argparse.Namespace) -> None:
+async def keys_revoke(services: Services, args: argparse.Namespace) -> None:
+    accounts = services.accounts
     key = await accounts.key(args.key_id)
     if key.revoked_at is not None:
         print(f"gateway: key {key.id} ({key.name}) is already revoked (since {iso(key.revoked_at)}); nothing changed",
