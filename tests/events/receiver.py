@@ -16,6 +16,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 class Received:
     id: str
     timestamp: str
+    signature: str
     body: bytes
     verified: bool
     status: int  # what the receiver answered
@@ -52,7 +53,8 @@ class Receiver:
         status = self.answers.pop(0) if self.answers else 200
         if self.redirect_to is not None:
             status = 307
-        received = Received(headers.get("webhook-id", ""), headers.get("webhook-timestamp", ""), body, verified,
+        received = Received(headers.get("webhook-id", ""), headers.get("webhook-timestamp", ""),
+                            headers.get("webhook-signature", ""), body, verified,
                             0 if self.hang else status)  # 0: no answer (yet)
         self.got.append(received)
         self._changed.set()

@@ -1,0 +1,87 @@
+"""`/admin/webhooks` and `/admin/deliveries` (contract section 11): endpoints, test events, the
+delivery log and manual retries, on the `Webhooks` service the tenant portal uses too."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.admin.api import actor, json_response, listing, paging, read_json
+from gateway.errors import ValidationError
+from gateway.events.service import MAX_DELIVERIES_PAGE, Webhooks, delivery_view, endpoint_view
+from gateway.observability.records import decode_cursor, encode_cursor
+
+WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks", Webhooks)
+
+
+async def create_webhook(request: web.Request) -> web.Response:
+    webhooks = request.app[WEBHOOKS]
+    endpoint, secret = await webhooks.create(await read_json(request), actor(request))
+    return json_response({**endpoint_view(endpoint), "secret": secret}, 201)
+
+
+async def list_webhooks(request: web.Request) -> web.Response:
+    page, per_page = paging(request.query)
+    endpoints, total = await request.app[WEBHOOKS].list_endpoints(
+        tenant_filter=request.query.get("tenant_id") or None, page=page, per_page=per_page)
+    return json_response(listing([endpoint_view(e) for e in endpoints], total, page, per_page))
+
+
+async def get_webhook(request: web.Request) -> web.Response:
+    return json_response(endpoint_view(await request.app[WEBHOOKS].get(request.match_info["id"])))
+
+
+async def patch_webhook(request: web.Request) -> web.Response:
+    webhooks = request.app[WEBHOOKS]
+    endpoint = await webhooks.update(request.match_info["id"], await read_json(request), actor(request))
+    return json_response(endpoint_view(endpoint))
+
+
+async def delete_webhook(request: web.Request) -> web.Response:
+    await request.app[WEBHOOKS].delete(request.match_info["id"], actor(request))
+    return web.Response(status=204)
+
+
+async def send_test_event(request: web.Request) -> web.Response:
+    event_id = await request.app[WEBHOOKS].send_test(request.match_info["id"], actor(request))
+    return json_response({"event_id": event_id, "type": "webhook.test"}, 202)
+
+
+def _limit(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_DELIVERIES_PAGE:
+        raise ValidationError(details=[{"field": "limit", "issue": f"must be an integer from 1 to {MAX_DELIVERIES_PAGE}"}])
+    return value
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    """Oldest first after `after`; with `order=desc`, newest first before `after` (console paging)."""
+    query = request.query
+    order = query.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise ValidationError(details=[{"field": "order", "issue": "must be asc or desc"}])
+    after = decode_cursor(query.get("after"))
+    deliveries = await request.app[WEBHOOKS].deliveries(
+        request.match_info["id"], after=after, limit=_limit(query.get("limit", "100")), newest_first=order == "desc")
+    last = deliveries[-1].id if deliveries else after
+    return json_response({"data": [delivery_view(d) for d in deliveries],
+                          "next_cursor": encode_cursor(last if last is not None else 0)})
+
+
+async def retry_delivery(request: web.Request) -> web.Response:
+    delivery = await request.app[WEBHOOKS].retry(request.match_info["id"], actor(request))
+    return json_response(delivery_view(delivery), 202)
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/admin/webhooks", create_webhook)
+    r.add_get("/admin/webhooks", list_webhooks)
+    r.add_get("/admin/webhooks/{id}", get_webhook)
+    r.add_patch("/admin/webhooks/{id}", patch_webhook)
+    r.add_delete("/admin/webhooks/{id}", delete_webhook)
+    r.add_post("/admin/webhooks/{id}/test", send_test_event)
+    r.add_get("/admin/webhooks/{id}/deliveries", list_deliveries)
+    r.add_post("/admin/deliveries/{id}/retry", retry_delivery)

@@ -1,0 +1,52 @@
+"""Webhooks in one gateway process: the service the admin API and portal call, the dispatcher
+that delivers the outbox, its delivery client and metrics, started and stopped together."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable
+
+from aiohttp.abc import AbstractResolver
+from prometheus_client import CollectorRegistry
+
+from gateway.accounts.service import AuditSink
+from gateway.events.dispatcher import Dispatcher
+from gateway.events.metrics import WebhookMetrics
+from gateway.events.sender import WebhookSender
+from gateway.events.service import Webhooks
+from gateway.events.settings import WebhookSettings
+from gateway.keystore.base import KeyStore
+
+
+class WebhookRuntime:
+    def __init__(
+        self,
+        store: KeyStore,
+        settings: WebhookSettings,
+        *,
+        audit: AuditSink,
+        registry: CollectorRegistry,
+        clock: Callable[[], float] = time.time,
+        resolver: AbstractResolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.store = store
+        self.metrics = WebhookMetrics(registry)
+        self.sender = WebhookSender(settings.policy(), timeout=settings.timeout, resolver=resolver,
+                                    ssl_context=ssl_context)
+        self.dispatcher = Dispatcher(store, self.sender, settings, clock=clock, audit=audit, metrics=self.metrics)
+        self.service = Webhooks(store, settings, audit=audit, clock=clock, resolver=resolver)
+
+    async def start(self) -> None:
+        await self.sender.open()
+        self.store.on_events = self.dispatcher.wake  # an event committed here is delivered at once
+        self.dispatcher.start()
+
+    async def stop(self) -> None:
+        """Before the store closes: attempts in flight end (or are given back), nothing is lost."""
+        self.store.on_events = None
+        try:
+            await self.dispatcher.stop()
+        finally:
+            await self.sender.close()

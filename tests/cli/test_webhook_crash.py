@@ -1,0 +1,52 @@
+"""The transactional outbox under SIGKILL: a revocation answered just before the gateway is killed
+(its delivery attempt hanging on the receiver) reaches the receiver after a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.cli.test_run import ENV, free_port, write_config
+from tests.conftest import ADMIN_TOKEN, base_config
+from tests.events.receiver import Receiver, start_receiver
+from tests.processes import start_gateway_process
+
+
+async def test_a_revocation_answered_before_sigkill_is_delivered_after_restart(
+        tmp_path: Path, server_cert: Any, aiohttp_server: Any) -> None:
+    receiver = await start_receiver(aiohttp_server, Receiver(hang=True))  # no attempt ends before the kill
+    admin_port = free_port()
+    cfg = base_config(tmp_path, server_cert, server={"port": free_port()}, admin={"port": admin_port},
+                      webhooks={"allowed_networks": ["127.0.0.0/8"], "allow_http": True, "timeout": 1})
+    config = write_config(tmp_path, cfg)
+    base, auth = f"http://127.0.0.1:{admin_port}", {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    running = await start_gateway_process(config, tmp_path, ENV)
+    try:
+        async with aiohttp.ClientSession(headers=auth) as admin:
+            async def call(method: str, path: str, body: Any = None) -> Any:
+                async with admin.request(method, base + path, json=body) as resp:
+                    assert resp.status in (200, 201), await resp.text()
+                    return await resp.json()
+
+            hook = await call("POST", "/admin/webhooks", {"url": receiver.url, "events": ["key.revoked"]})
+            receiver.secret = hook["secret"]
+            await call("POST", "/admin/tenants", {"id": "acme", "name": "Acme", "plan": "starter"})
+            key = await call("POST", "/admin/keys", {"tenant_id": "acme", "name": "ci", "scope": "read_only"})
+            await call("POST", f"/admin/keys/{key['id']}/revoke")
+        await running.kill()  # SIGKILL, the moment the revocation was answered
+    finally:
+        await running.kill()
+    assert all(r.status == 0 for r in receiver.got)  # nothing was answered, let alone delivered
+    receiver.hang = False
+    receiver.release.set()
+    running = await start_gateway_process(config, tmp_path, ENV)
+    try:
+        await receiver.wait_for(lambda r: any(g.status == 200 for g in r.got), timeout=30)
+    finally:
+        await running.stop()
+    (delivered,) = receiver.delivered()
+    assert delivered.verified and delivered.payload["type"] == "key.revoked"
+    assert delivered.payload["data"]["key"]["id"] == key["id"]
+    assert {r.id for r in receiver.got} == {delivered.id}  # a retry of the same event, not another one
