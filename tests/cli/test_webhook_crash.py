@@ -1,5 +1,6 @@
 """The transactional outbox under SIGKILL: a revocation answered just before the gateway is killed
-(its delivery attempt hanging on the receiver) reaches the receiver after a restart."""
+reaches the receiver after a restart, whether the kill came before the first attempt or in the
+middle of it (the attempt's lease then runs out: `webhooks.timeout` + 5 s)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.cli.test_run import ENV, free_port, write_config
 from tests.conftest import ADMIN_TOKEN, base_config
@@ -14,8 +16,9 @@ from tests.events.receiver import Receiver, start_receiver
 from tests.processes import start_gateway_process
 
 
+@pytest.mark.parametrize("when", ["answered", "mid-attempt"])
 async def test_a_revocation_answered_before_sigkill_is_delivered_after_restart(
-        tmp_path: Path, server_cert: Any, aiohttp_server: Any) -> None:
+        tmp_path: Path, server_cert: Any, aiohttp_server: Any, when: str) -> None:
     receiver = await start_receiver(aiohttp_server, Receiver(hang=True))  # no attempt ends before the kill
     admin_port = free_port()
     cfg = base_config(tmp_path, server_cert, server={"port": free_port()}, admin={"port": admin_port},
@@ -35,7 +38,9 @@ async def test_a_revocation_answered_before_sigkill_is_delivered_after_restart(
             await call("POST", "/admin/tenants", {"id": "acme", "name": "Acme", "plan": "starter"})
             key = await call("POST", "/admin/keys", {"tenant_id": "acme", "name": "ci", "scope": "read_only"})
             await call("POST", f"/admin/keys/{key['id']}/revoke")
-        await running.kill()  # SIGKILL, the moment the revocation was answered
+        if when == "mid-attempt":
+            await receiver.wait_count(1)  # the attempt is under way, waiting for an answer
+        await running.kill()  # SIGKILL
     finally:
         await running.kill()
     assert all(r.status == 0 for r in receiver.got)  # nothing was answered, let alone delivered
