@@ -34,6 +34,8 @@ from gateway.admin.auth import check_admin_token
 from gateway.admin.health import ReadinessCheck
 from gateway.config import Config, ServerConfig
 from gateway.credentials.tokens import TokenService, load_signing_keys
+from gateway.events.runtime import WebhookDelivery
+from gateway.events.settings import webhook_settings
 from gateway.exchange import Endpoint, Identity
 from gateway.http.connection import Limits
 from gateway.http.server import HttpServer
@@ -106,6 +108,7 @@ class Gateway:
     access_log: AccessLog
     auth_failures: AuthFailureThrottle | None  # None: ratelimit.failed_auth_per_minute is 0
     usage: UsageMonitor
+    webhook_delivery: WebhookDelivery
 
     def __init__(
         self,
@@ -200,7 +203,12 @@ class Gateway:
         self.last_used = LastUsedRecorder(self.store, interval=cfg.store.last_used_flush_interval, clock=self.clock)
         self.last_used.start()
         stack.push_async_callback(self.last_used.stop)
-        expiries = asyncio.get_running_loop().create_task(self._note_expiries(self.accounts))
+        webhooks = webhook_settings(cfg.webhooks)
+        self.webhook_delivery = WebhookDelivery(self.store, webhooks, audit=self.recorder.audit,
+                                                registry=self.registry, clock=self.clock)
+        await self.webhook_delivery.start()
+        stack.push_async_callback(self.webhook_delivery.stop)  # before the store closes
+        expiries = asyncio.get_running_loop().create_task(self._note_expiries(self.accounts, webhooks.expiring_days))
         stack.push_async_callback(cancel_and_wait, expiries)  # before the store and recorder close
         self.usage = UsageMonitor(self.recorder.store, cfg.usage, on_anomaly=self._report_anomaly,
                                   clock=self.clock)
@@ -277,6 +285,7 @@ class Gateway:
     def admin_app(self) -> web.Application:
         return admin_application(
             token=self.admin_token, accounts=self.accounts, recorder=self.recorder, registry=self.registry,
+            webhooks=self.services.webhooks,
             reloader=self.reloader, readiness=self._readiness, token_path=self.cfg.tokens.path,
             before_scrape=self._push_metrics if self._pusher is not None else None, usage=self.usage,
         )
@@ -304,11 +313,13 @@ class Gateway:
         self.cache.clear()  # cached identities carry the old plan limits
 
     @staticmethod
-    async def _note_expiries(accounts: Accounts) -> None:
-        """The audit trail's `key.expired`, within a period of a key's validity running out."""
+    async def _note_expiries(accounts: Accounts, expiring_days: tuple[int, ...]) -> None:
+        """The audit trail's `key.expired` (and its event) within a period of a key's validity
+        running out, and the `key.expiring` events at each of `webhooks.expiring_days`."""
         while True:
             try:
                 await accounts.note_expired()
+                await accounts.note_expiring(expiring_days)
             except StoreError as exc:
                 log.warning("could not look for expired keys", extra={"error": str(exc)})
             except Exception:  # a periodic look must not die, nor fail the shutdown that cancels it

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from gateway.accounts.service import Accounts
 from gateway.config import Config
+from gateway.events.service import Webhooks
+from gateway.events.settings import webhook_settings
 from gateway.keystore.base import KeyStore
 from gateway.keystore.cache import Invalidator
 from gateway.keystore.factory import create_store
@@ -33,6 +35,7 @@ class Services:
     recorder: Recorder
     accounts: Accounts
     invalidation: InvalidationBus | None  # changes told to other instances (Redis pub/sub), if configured
+    webhooks: Webhooks  # endpoints and their delivery log (the dispatcher runs in `gateway run` only)
 
 
 async def open_services(
@@ -58,7 +61,8 @@ async def open_services(
     stack.push_async_callback(recorder.stop)  # flushes the audit trail and the call log
     invalidation = _invalidation_bus(cfg, stack, caches, on_lag) if caches else None
     accounts = Accounts(store, cfg, invalidators=caches, propagator=invalidation, audit=recorder.audit, clock=clock)
-    return Services(store, recorder, accounts, invalidation)
+    webhooks = Webhooks(store, webhook_settings(cfg.webhooks), audit=recorder.audit, clock=clock)
+    return Services(store, recorder, accounts, invalidation, webhooks)
 
 
 def _invalidation_bus(

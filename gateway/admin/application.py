@@ -8,11 +8,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway.accounts.service import Accounts
-from gateway.admin import api, console, docs, health, metrics_endpoint, records_api, usage_api
+from gateway.admin import api, console, docs, health, metrics_endpoint, records_api, usage_api, webhooks_api
 from gateway.admin.auth import token_middleware
 from gateway.admin.errors import error_middleware
 from gateway.admin.key_marks import USAGE, Marks
 from gateway.errors import SERVER
+from gateway.events.service import Webhooks
 from gateway.observability.recorder import Recorder
 from gateway.reload import Reloader
 
@@ -23,6 +24,7 @@ def admin_application(
     accounts: Accounts,
     recorder: Recorder,
     registry: CollectorRegistry,
+    webhooks: Webhooks,
     reloader: Reloader,
     readiness: Sequence[health.ReadinessCheck],
     token_path: str,
@@ -40,6 +42,7 @@ def admin_application(
     app[api.RELOADER] = reloader
     if usage is not None:
         app[USAGE] = usage
+    app[webhooks_api.WEBHOOKS] = webhooks
     if before_scrape is not None:
         app[metrics_endpoint.BEFORE_SCRAPE] = before_scrape
     health.add_routes(app)
@@ -47,6 +50,7 @@ def admin_application(
     api.add_routes(app)
     records_api.add_routes(app)
     usage_api.add_routes(app)
+    webhooks_api.add_routes(app)
     docs.add_routes(app, token_path)
     console.add_routes(app)
     return app

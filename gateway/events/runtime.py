@@ -1,5 +1,6 @@
-"""Webhooks in one gateway process: the service the admin API and portal call, the dispatcher
-that delivers the outbox, its delivery client and metrics, started and stopped together."""
+"""Webhook delivery in a serving gateway process: the dispatcher that empties the outbox, its
+delivery client and its metrics, started and stopped together (the endpoint service, which the
+CLI has too, is in `gateway/services.py`)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,11 @@ from gateway.accounts.service import AuditSink
 from gateway.events.dispatcher import Dispatcher
 from gateway.events.metrics import WebhookMetrics
 from gateway.events.sender import WebhookSender
-from gateway.events.service import Webhooks
 from gateway.events.settings import WebhookSettings
 from gateway.keystore.base import KeyStore
 
 
-class WebhookRuntime:
+class WebhookDelivery:
     def __init__(
         self,
         store: KeyStore,
@@ -36,7 +36,6 @@ class WebhookRuntime:
         self.sender = WebhookSender(settings.policy(), timeout=settings.timeout, resolver=resolver,
                                     ssl_context=ssl_context)
         self.dispatcher = Dispatcher(store, self.sender, settings, clock=clock, audit=audit, metrics=self.metrics)
-        self.service = Webhooks(store, settings, audit=audit, clock=clock, resolver=resolver)
 
     async def start(self) -> None:
         await self.sender.open()
@@ -44,7 +43,7 @@ class WebhookRuntime:
         self.dispatcher.start()
 
     async def stop(self) -> None:
-        """Before the store closes: attempts in flight end (or are given back), nothing is lost."""
+        """Before the store closes: attempts in flight end, or are given back for the next claim."""
         self.store.on_events = None
         try:
             await self.dispatcher.stop()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from gateway.events.addresses import AddressPolicy, Network
 
@@ -29,3 +30,8 @@ class WebhookSettings:
 
     def policy(self) -> AddressPolicy:
         return AddressPolicy(self.allowed_networks, self.allow_http)
+
+
+def webhook_settings(section: Any) -> WebhookSettings:
+    """The settings of the config's `webhooks` section (fields of the same names)."""
+    return WebhookSettings(**{f.name: getattr(section, f.name) for f in fields(WebhookSettings)})

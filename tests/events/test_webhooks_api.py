@@ -180,3 +180,25 @@ async def test_the_readme_receiver_verifies_a_real_delivery(admin: Admin, aiohtt
             "webhook-signature": delivery.signature})
     assert Webhook(hook["secret"]).verify(delivery.body, {"webhook-id": delivery.id, "webhook-timestamp": delivery.timestamp,
                                                           "webhook-signature": delivery.signature})
+
+
+async def test_metrics_count_deliveries_and_the_backlog(admin: Admin, aiohttp_server: Any) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    up = await start_receiver(aiohttp_server)
+    down = await start_receiver(aiohttp_server, Receiver(answers=[503] * 100))
+    await register(admin, up, events=["tenant.created"])
+    await register(admin, down, events=["tenant.created"])
+    await admin("POST", "/admin/tenants", {"id": "acme", "name": "Acme", "plan": "starter"})
+    await up.wait_count(1)
+    await down.wait_count(1)
+    await admin.gw.webhook_delivery.dispatcher.maintain()  # the backlog's figures (every 30 s on their own)
+    async with admin.session.get(admin_url(admin.gw, "/metrics")) as resp:
+        text = await resp.text()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("gateway_webhook_deliveries_total", (("result", "delivered"),))] == 1
+    assert samples[("gateway_webhook_deliveries_total", (("result", "retrying"),))] >= 1
+    assert samples[("gateway_webhook_attempt_duration_seconds_count", ())] >= 2
+    assert samples[("gateway_webhook_backlog", ())] == 1
+    assert samples[("gateway_webhook_oldest_pending_seconds", ())] >= 0
