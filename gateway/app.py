@@ -35,7 +35,6 @@ from gateway.admin.health import ReadinessCheck
 from gateway.config import Config, ServerConfig
 from gateway.credentials.tokens import TokenService, load_signing_keys
 from gateway.events.runtime import WebhookDelivery
-from gateway.events.settings import webhook_settings
 from gateway.exchange import Endpoint, Identity
 from gateway.http.connection import Limits
 from gateway.http.server import HttpServer
@@ -203,7 +202,7 @@ class Gateway:
         self.last_used = LastUsedRecorder(self.store, interval=cfg.store.last_used_flush_interval, clock=self.clock)
         self.last_used.start()
         stack.push_async_callback(self.last_used.stop)
-        webhooks = webhook_settings(cfg.webhooks)
+        webhooks = cfg.webhooks
         self.webhook_delivery = WebhookDelivery(self.store, webhooks, audit=self.recorder.audit,
                                                 registry=self.registry, clock=self.clock)
         await self.webhook_delivery.start()

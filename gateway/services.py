@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from gateway.accounts.service import Accounts
 from gateway.config import Config
 from gateway.events.service import Webhooks
-from gateway.events.settings import webhook_settings
 from gateway.keystore.base import KeyStore
 from gateway.keystore.cache import Invalidator
 from gateway.keystore.factory import create_store
@@ -61,7 +60,7 @@ async def open_services(
     stack.push_async_callback(recorder.stop)  # flushes the audit trail and the call log
     invalidation = _invalidation_bus(cfg, stack, caches, on_lag) if caches else None
     accounts = Accounts(store, cfg, invalidators=caches, propagator=invalidation, audit=recorder.audit, clock=clock)
-    webhooks = Webhooks(store, webhook_settings(cfg.webhooks), audit=recorder.audit, clock=clock)
+    webhooks = Webhooks(store, cfg.webhooks, audit=recorder.audit, clock=clock)
     return Services(store, recorder, accounts, invalidation, webhooks)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from gateway.events.settings import WebhookSettings
+from gateway.config import WebhooksConfig
 from gateway.keystore.base import KeyStore, StoreError
 from gateway.keystore.factory import is_postgres
 from gateway.observability.records import AuditEntry, CallEntry, RecordStore, call_row
@@ -160,7 +160,7 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
         async for endpoint in _all(lambda page: src.list_endpoints(page=page, per_page=_PAGE)):
             await dst.create_endpoint(endpoint)
             copied.webhooks += 1
-        for days in WebhookSettings().expiring_days:
+        for days in WebhooksConfig().expiring_days:
             for near in await dst.expiring_unnoted(now, dt.timedelta(days=days), days, 2**31):
                 await dst.note_expiring(near.id, [days], now)
         waiting, _ = await src.backlog()

@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 from gateway.credentials.keyformat import new_id
-from gateway.keystore.outbox import NewEvent
 from gateway.keystore.models import ApiKey, Tenant, User
+from gateway.keystore.outbox import NewEvent
 
 KEY_EVENTS = ("key.created", "key.rotated", "key.revoked", "key.expiring", "key.expired", "key.exposed",
               "key.canary_used", "key.anomaly")

@@ -25,11 +25,13 @@ from gateway.accounts.requests import (
     UserPatch,
 )
 from gateway.admin import queries
+from gateway.events.requests import WebhookInput, WebhookPatch
 from gateway.admin.responses import RESPONSES, ref
 from gateway.config import Config, parse_config
 
 JSON = "application/json"
-BODIES: tuple[type[BaseModel], ...] = (TenantInput, TenantPatch, UserInput, UserPatch, KeyInput)
+BODIES: tuple[type[BaseModel], ...] = (TenantInput, TenantPatch, UserInput, UserPatch, KeyInput, WebhookInput,
+                                       WebhookPatch)
 STATUS_TEXT = {
     "400": "Malformed request, JSON or cursor", "401": "Missing or wrong admin token", "404": "No such object",
     "409": "Conflict with the current state", "413": "Body over 64 KiB",
@@ -128,6 +130,28 @@ PATHS: dict[str, Any] = {
         "empty bucket). 404: no such tenant or key, or a key of another tenant than tenant_id; 422 also when "
         "neither tenant_id nor key_id is given, from is not before to, or the range has over 3000 buckets",
         "200", "UsageSeries", ("404", "422", *STORE), query=queries.Usage)},
+    "/admin/webhooks": {
+        "post": {**op("Register a webhook endpoint (its signing secret is in this answer only). 422 also for a "
+                      "URL that is not https:// or whose host is, or resolves to, an address inside the network",
+                      "201", "WebhookWithSecret", (*BODY, *STORE), body="WebhookInput"),
+                 "operationId": "createWebhook"},
+        "get": op("List webhook endpoints", "200", "WebhookPage", ("422", *STORE), query=queries.WebhookList),
+    },
+    "/admin/webhooks/{id}": {
+        "get": op("A webhook endpoint (never its secret)", "200", "Webhook", ("404", *STORE), path_id=True),
+        "patch": op("Change url, events, description or disabled (disabling fails its pending deliveries)", "200",
+                    "Webhook", (*BODY, "404", *STORE), body="WebhookPatch", path_id=True),
+        "delete": op("Delete the endpoint and its delivery log", "204", None, ("404", *STORE), path_id=True),
+    },
+    "/admin/webhooks/{id}/test": {
+        "post": op("Send a webhook.test event to this endpoint (409: it is disabled)", "202", "WebhookTest",
+                   ("404", "409", *STORE), path_id=True)},
+    "/admin/webhooks/{id}/deliveries": {
+        "get": op("The endpoint's deliveries after a cursor, oldest first (order=desc: before it, newest first)",
+                  "200", "DeliveryPage", ("400", "404", "422", *STORE), query=queries.DeliveryLog, path_id=True)},
+    "/admin/deliveries/{id}/retry": {
+        "post": op("Attempt a delivery again now, retried for webhooks.retry_for anew if it fails (409: its "
+                   "endpoint is disabled)", "202", "Delivery", ("404", "409", *STORE), path_id=True)},
 }
 
 TOKEN_OPERATION: dict[str, Any] = {"post": {
@@ -172,7 +196,7 @@ def document(cfg: Config | None = None, *, include_token: bool = True) -> dict[s
     return {
         "openapi": "3.1.0",
         "info": {"title": "gateway admin API", "version": __version__,
-                 "description": "Tenants, users and API keys; audit trail and call log; the token exchange."},
+                 "description": "Tenants, users and API keys; webhooks; audit trail and call log; the token exchange."},
         "servers": [{"url": "/"}],
         "security": [{"adminToken": []}],
         "paths": paths,

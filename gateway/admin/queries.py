@@ -128,6 +128,20 @@ class Usage(Query):
     """End, exclusive, rounded up to the granularity; default: now. At most 3000 buckets."""
 
 
+class WebhookList(Paging):
+    tenant_id: str | None = None
+    """Only endpoints of this tenant."""
+
+
+class DeliveryLog(Query):
+    after: Cursor = ""
+    """Deliveries after this cursor (`next_cursor` of the previous page); empty: from the first."""
+    limit: Limit = 100
+    """Deliveries per page."""
+    order: Order = "asc"
+    """desc: newest first, before the cursor (the console's paging)."""
+
+
 Q = TypeVar("Q", bound=Query)
 
 

@@ -39,6 +39,20 @@ def cursor_page(item: str) -> dict[str, Any]:
 
 PERMISSION = obj({"methods": {"type": "array", "items": STR, "minItems": 1}, "path": STR}, ["methods", "path"])
 
+WEBHOOK = obj({
+    "id": STR, "url": STR, "events": {"type": "array", "items": STR}, "tenant_id": nullable(STR),
+    "description": nullable(STR), "disabled": BOOL, "disabled_reason": nullable({"enum": ["admin", "failing"]}),
+    "failing_since": nullable(TIME), "created_at": TIME, "updated_at": TIME,
+}, ["id", "url", "events", "tenant_id", "description", "disabled", "disabled_reason", "failing_since", "created_at",
+    "updated_at"])
+DELIVERY = obj({
+    "id": STR, "event_id": STR, "event_type": STR, "webhook_id": STR, "attempts": INT,
+    "status": {"enum": ["pending", "delivered", "failed"]}, "response_status": nullable(INT),
+    "error": nullable(STR), "last_attempt_at": nullable(TIME), "next_attempt_at": nullable(TIME),
+    "created_at": TIME, "delivered_at": nullable(TIME),
+}, ["id", "event_id", "event_type", "webhook_id", "attempts", "status", "response_status", "error",
+    "last_attempt_at", "next_attempt_at", "created_at", "delivered_at"])
+
 RESPONSES: dict[str, Any] = {
     "Error": obj({"error": obj({
         "code": STR, "message": STR,
@@ -103,4 +117,11 @@ RESPONSES: dict[str, Any] = {
     "TokenRequest": {**obj({"api_key": STR}, ["api_key"]), "additionalProperties": False},
     "TokenResponse": obj({"token": STR, "expires_at": TIME, "token_type": {"const": "Bearer"}},
                          ["token", "expires_at", "token_type"]),
+    "Webhook": WEBHOOK,
+    "WebhookWithSecret": {"allOf": [ref("Webhook"), obj({"secret": {"type": "string", "pattern": "^whsec_"}},
+                                                        ["secret"])]},
+    "WebhookPage": page_of("Webhook"),
+    "WebhookTest": obj({"event_id": STR, "type": {"const": "webhook.test"}}, ["event_id", "type"]),
+    "Delivery": DELIVERY,
+    "DeliveryPage": cursor_page("Delivery"),
 }

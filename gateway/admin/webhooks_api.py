@@ -5,25 +5,24 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin.api import actor, json_response, listing, paging, read_json
-from gateway.errors import ValidationError
-from gateway.events.service import MAX_DELIVERIES_PAGE, Webhooks, delivery_view, endpoint_view
+from gateway.admin.api import actor, json_response, listing, read_json
+from gateway.admin.queries import DeliveryLog, WebhookList, read_query
+from gateway.events.service import Webhooks, delivery_view, endpoint_view
 from gateway.observability.records import decode_cursor, encode_cursor
 
 WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks", Webhooks)
 
 
 async def create_webhook(request: web.Request) -> web.Response:
-    webhooks = request.app[WEBHOOKS]
-    endpoint, secret = await webhooks.create(await read_json(request), actor(request))
+    endpoint, secret = await request.app[WEBHOOKS].create(await read_json(request), actor(request))
     return json_response({**endpoint_view(endpoint), "secret": secret}, 201)
 
 
 async def list_webhooks(request: web.Request) -> web.Response:
-    page, per_page = paging(request.query)
+    q = read_query(WebhookList, request.query)
     endpoints, total = await request.app[WEBHOOKS].list_endpoints(
-        tenant_filter=request.query.get("tenant_id") or None, page=page, per_page=per_page)
-    return json_response(listing([endpoint_view(e) for e in endpoints], total, page, per_page))
+        tenant_filter=q.tenant_id or None, page=q.page, per_page=q.per_page)
+    return json_response(listing([endpoint_view(e) for e in endpoints], total, q.page, q.per_page))
 
 
 async def get_webhook(request: web.Request) -> web.Response:
@@ -46,25 +45,12 @@ async def send_test_event(request: web.Request) -> web.Response:
     return json_response({"event_id": event_id, "type": "webhook.test"}, 202)
 
 
-def _limit(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_DELIVERIES_PAGE:
-        raise ValidationError(details=[{"field": "limit", "issue": f"must be an integer from 1 to {MAX_DELIVERIES_PAGE}"}])
-    return value
-
-
 async def list_deliveries(request: web.Request) -> web.Response:
     """Oldest first after `after`; with `order=desc`, newest first before `after` (console paging)."""
-    query = request.query
-    order = query.get("order", "asc")
-    if order not in ("asc", "desc"):
-        raise ValidationError(details=[{"field": "order", "issue": "must be asc or desc"}])
-    after = decode_cursor(query.get("after"))
+    q = read_query(DeliveryLog, request.query)
+    after = decode_cursor(q.after)
     deliveries = await request.app[WEBHOOKS].deliveries(
-        request.match_info["id"], after=after, limit=_limit(query.get("limit", "100")), newest_first=order == "desc")
+        request.match_info["id"], after=after, limit=q.limit, newest_first=q.order == "desc")
     last = deliveries[-1].id if deliveries else after
     return json_response({"data": [delivery_view(d) for d in deliveries],
                           "next_cursor": encode_cursor(last if last is not None else 0)})

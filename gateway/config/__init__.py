@@ -33,11 +33,12 @@ from gateway.config.sections import (
     TokensConfig,
     UsageAnomaliesConfig,
     UsageConfig,
+    WebhooksConfig,
 )
 
 __all__ = [
     "ALL_METHODS", "AUTH_KINDS", "DEFAULT_PLANS", "AdminConfig", "CallLogConfig", "Checked", "Config", "ConfigError",
     "KeysConfig", "LoggingConfig", "MetricsConfig", "Network", "PlanConfig", "RateLimitConfig", "RouteConfig",
-    "ServerConfig", "StoreConfig", "TLSConfig", "TokensConfig", "UsageAnomaliesConfig", "UsageConfig", "check_file",
-    "load_config", "parse_config", "read_config",
+    "ServerConfig", "StoreConfig", "TLSConfig", "TokensConfig", "UsageAnomaliesConfig", "UsageConfig", "WebhooksConfig",
+    "check_file", "load_config", "parse_config", "read_config",
 ]

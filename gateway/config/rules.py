@@ -17,6 +17,7 @@ from gateway.config.sections import (
     RouteConfig,
     ServerConfig,
     TokensConfig,
+    WebhooksConfig,
 )
 
 
@@ -94,4 +95,12 @@ def _validity(rules: Rules) -> None:
                                       "must be between min_validity_days and max_validity_days"))
 
 
-RULES: tuple[Callable[[Rules], None], ...] = (_tls, _workers, _validity)
+def _backoff(rules: Rules) -> None:
+    webhooks: WebhooksConfig | None = rules.sections.get("webhooks")
+    if webhooks is None or not rules.known("webhooks.backoff_base", "webhooks.backoff_max"):
+        return
+    if webhooks.backoff_base > webhooks.backoff_max:
+        rules.problems.append(Problem(("webhooks", "backoff_max"), "must be at least backoff_base"))
+
+
+RULES: tuple[Callable[[Rules], None], ...] = (_tls, _workers, _validity, _backoff)

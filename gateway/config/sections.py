@@ -318,6 +318,38 @@ class UsageConfig:
     """Unusual keys."""
 
 
+@dataclass(frozen=True, slots=True)
+class WebhooksConfig:
+    """Signed webhook deliveries of key, tenant and user events (the README's Webhooks section)."""
+
+    __pydantic_config__ = SECTION
+    retry_for: Seconds = 86400
+    """A delivery that keeps failing is retried this long (from its event, or from a manual retry),
+    then marked failed."""
+    timeout: Annotated[float, Number(0, 60)] = 10
+    """An attempt's limit, from connecting to the answer's head; a slower receiver is retried."""
+    backoff_base: Seconds = 10
+    """The wait after a first failed attempt; each later one doubles (drawn from its upper half)."""
+    backoff_max: Seconds = 21600
+    """The longest wait between two attempts (at least `backoff_base`)."""
+    expiring_days: Annotated[tuple[Annotated[int, Int(1, 36500)], ...], List("must be a list of whole days")] = (20, 7, 1)
+    """`key.expiring` is sent once as a key comes within each of these numbers of days of its expiry."""
+    allowed_networks: Annotated[tuple[Annotated[Network, NETWORK], ...], List("must be a list of CIDRs")] = ()
+    """Networks a webhook may reach although they are loopback, private, link-local or otherwise not
+    public (refused by default, at creation and at every delivery)."""
+    allow_http: Flag = False
+    """true: `http://` URLs too (a receiver on the same host, tests); otherwise `https://` only."""
+    disable_after: Annotated[float, Number(0, 1e9, open_lo=False)] = 432000
+    """An endpoint whose attempts have all failed for this long is disabled, with an audit entry (0: never)."""
+    retention_days: Count = 30
+    """Delivered and failed events, with their delivery log, are kept this long."""
+    concurrency: Annotated[int, Int(1, 1000)] = 16
+    """Attempts in flight at once, per gateway process."""
+    poll_interval: Annotated[float, Number(0, 60)] = 2
+    """The longest wait before looking for due deliveries (changes made by this process start them at
+    once; other instances' within this)."""
+
+
 RouteName = Annotated[str, Pattern("[A-Za-z0-9_.-]{1,64}", "must be 1-64 letters, digits, '_', '.' or '-'")]
 
 
@@ -383,6 +415,8 @@ class Config:
     """The call log."""
     usage: UsageConfig = field(default_factory=UsageConfig)
     """Usage rollups and unusual keys."""
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    """Webhooks: events POSTed, signed, to the endpoints registered at `/admin/webhooks`."""
     routes: Annotated[tuple[RouteConfig, ...], List("must be a list of routes")] = ()
     """The routes, matched by longest path prefix."""
     source: SkipJsonSchema[str | None] = None

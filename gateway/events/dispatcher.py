@@ -18,13 +18,13 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from gateway.accounts.service import SYSTEM, AuditSink
+from gateway.config import WebhooksConfig
 from gateway.events.metrics import WebhookMetrics
-from gateway.keystore.outbox import Claim
 from gateway.events.sender import Outcome
-from gateway.events.settings import WebhookSettings
+from gateway.events.settings import lease
 from gateway.events.signing import signed_headers
-from gateway.keystore.outbox import WebhookStore
 from gateway.keystore.base import StoreError
+from gateway.keystore.outbox import Claim, WebhookStore
 from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("gateway.webhooks")
@@ -50,7 +50,7 @@ class Dispatcher:
         self,
         store: WebhookStore,
         sender: Sender,
-        settings: WebhookSettings,
+        settings: WebhooksConfig,
         *,
         clock: Callable[[], float] = time.time,
         audit: AuditSink | None = None,
@@ -85,8 +85,8 @@ class Dispatcher:
 
     async def _claim(self, limit: int) -> list[Claim]:
         now = self._now()
-        lease = now + dt.timedelta(seconds=self.settings.lease)
-        return await self.store.claim_deliveries(now, lease_until=lease, limit=limit)
+        until = now + dt.timedelta(seconds=lease(self.settings))
+        return await self.store.claim_deliveries(now, lease_until=until, limit=limit)
 
     async def _attempt(self, claim: Claim) -> None:
         headers = signed_headers(claim.secret, claim.event_id, int(self._clock()), claim.body)

@@ -12,10 +12,11 @@ from aiohttp.abc import AbstractResolver
 from prometheus_client import CollectorRegistry
 
 from gateway.accounts.service import AuditSink
+from gateway.config import WebhooksConfig
 from gateway.events.dispatcher import Dispatcher
 from gateway.events.metrics import WebhookMetrics
 from gateway.events.sender import WebhookSender
-from gateway.events.settings import WebhookSettings
+from gateway.events.settings import address_policy
 from gateway.keystore.base import KeyStore
 
 
@@ -23,7 +24,7 @@ class WebhookDelivery:
     def __init__(
         self,
         store: KeyStore,
-        settings: WebhookSettings,
+        settings: WebhooksConfig,
         *,
         audit: AuditSink,
         registry: CollectorRegistry,
@@ -33,7 +34,7 @@ class WebhookDelivery:
     ) -> None:
         self.store = store
         self.metrics = WebhookMetrics(registry)
-        self.sender = WebhookSender(settings.policy(), timeout=settings.timeout, resolver=resolver,
+        self.sender = WebhookSender(address_policy(settings), timeout=settings.timeout, resolver=resolver,
                                     ssl_context=ssl_context)
         self.dispatcher = Dispatcher(store, self.sender, settings, clock=clock, audit=audit, metrics=self.metrics)
 

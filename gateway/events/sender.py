@@ -21,6 +21,7 @@ from yarl import URL
 from gateway import __version__
 from gateway.events.addresses import AddressPolicy, AddressRefused, VettingResolver, ip_literal
 
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How one attempt ended: delivered (any 2xx), or why not."""

@@ -11,25 +11,25 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 
 from gateway.accounts import rules
+from gateway.accounts.events import iso, webhook_test_event
+from gateway.accounts.requests import parse
 from gateway.accounts.service import Actor, AuditSink
+from gateway.config import WebhooksConfig
 from gateway.credentials.keyformat import new_id
 from gateway.errors import Conflict, NotFound, ValidationError
-from gateway.keystore.outbox import Delivery, Endpoint
-from gateway.accounts.events import ALL_EVENTS, EVENT_TYPES
-from gateway.accounts.events import iso, webhook_test_event
-from gateway.events.settings import WebhookSettings
+from gateway.events.requests import WebhookInput, WebhookPatch, subscription
+from gateway.events.settings import address_policy
 from gateway.events.signing import new_secret
-from gateway.keystore.outbox import delivery_public_id, parse_delivery_id
 from gateway.keystore.base import KeyStore
+from gateway.keystore.outbox import Delivery, Endpoint, delivery_public_id, parse_delivery_id
 
-FIELDS = {"url", "events", "tenant_id", "description", "disabled"}
 MAX_DELIVERIES_PAGE = 1000
 
 
@@ -66,26 +66,11 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-def _events(value: Any, problems: rules.Problems) -> tuple[str, ...] | None:
-    if not isinstance(value, list) or not value:
-        problems.add("events", 'must be a non-empty list of event types, or ["*"] for all')
-        return None
-    chosen: set[str] = set()
-    for i, item in enumerate(value):
-        if item != ALL_EVENTS and item not in EVENT_TYPES:
-            problems.add(f"events[{i}]", "must be one of " + ", ".join(EVENT_TYPES) + ", or *")
-        else:
-            chosen.add(item)
-    if ALL_EVENTS in chosen:
-        return (ALL_EVENTS,)
-    return tuple(sorted(chosen))
-
-
 class Webhooks:
     def __init__(
         self,
         store: KeyStore,
-        settings: WebhookSettings,
+        settings: WebhooksConfig,
         *,
         audit: AuditSink,
         clock: Callable[[], float] = time.time,
@@ -100,52 +85,35 @@ class Webhooks:
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc)
 
-    async def _url(self, body: Mapping[str, Any], problems: rules.Problems, *, required: bool) -> str | None:
-        if "url" not in body:
-            if required:
-                problems.add("url", "is required")
-            return None
-        url = body["url"]
+    async def _url_problem(self, url: str) -> str | None:
+        """What the SSRF policy says of a URL now (its form, and every address its host has)."""
         try:
             async with asyncio.timeout(self.settings.timeout):  # a resolver that never answers
-                await self.settings.policy().check_url(url, self._resolver)
+                await address_policy(self.settings).check_url(url, self._resolver)
         except ValueError as exc:
-            problems.add("url", str(exc))
-            return None
+            return str(exc)
         except TimeoutError:
-            problems.add("url", f"its host could not be resolved within {self.settings.timeout:g} s")
-            return None
-        return str(url)
-
-    @staticmethod
-    def _description(body: Mapping[str, Any], problems: rules.Problems) -> str | None:
-        if body.get("description") is None:
-            return None
-        return rules.text(body, "description", problems, required=False, limit=512)
+            return f"its host could not be resolved within {self.settings.timeout:g} s"
+        return None
 
     async def create(self, body: Any, actor: Actor, *, tenant: str | None = None) -> tuple[Endpoint, str]:
-        """A new endpoint and its signing secret, which only this return value carries."""
-        body = rules.require_object(body)
+        """A new endpoint and its signing secret, which only this return value carries. `tenant`:
+        the caller's own tenant (the portal), which the endpoint then belongs to."""
+        request = parse(WebhookInput, body)
         problems = rules.Problems()
-        rules.check_unknown(body, FIELDS - {"disabled"}, problems)
-        url = await self._url(body, problems, required=True)
-        events = _events(body.get("events"), problems) if "events" in body else None
-        if "events" not in body:
-            problems.add("events", "is required")
-        description = self._description(body, problems)
-        tenant_id = body.get("tenant_id")
+        if (issue := await self._url_problem(request.url)) is not None:
+            problems.add("url", issue)
+        tenant_id = request.tenant_id
         if tenant is not None and tenant_id not in (None, tenant):
             problems.add("tenant_id", "must be your own tenant")
-        elif tenant_id is not None:
-            if not isinstance(tenant_id, str) or await self.store.get_tenant(tenant_id) is None:
-                problems.add("tenant_id", "no such tenant")
+        elif tenant_id is not None and await self.store.get_tenant(tenant_id) is None:
+            problems.add("tenant_id", "no such tenant")
         problems.raise_if_any()
-        assert url is not None and events is not None
         now = self.now()
         endpoint = Endpoint(
-            id=new_id("whk"), url=url, tenant_id=tenant if tenant is not None else tenant_id,
-            description=description, events=events, secret=new_secret(), disabled=False, disabled_reason=None,
-            failing_since=None, created_at=now, updated_at=now,
+            id=new_id("whk"), url=request.url, tenant_id=tenant if tenant is not None else tenant_id,
+            description=request.description, events=subscription(request.events), secret=new_secret(),
+            disabled=False, disabled_reason=None, failing_since=None, created_at=now, updated_at=now,
         )
         await self.store.create_endpoint(endpoint)
         self._audit(actor, "webhook.created", "webhook", endpoint.id, tenant_id=endpoint.tenant_id)
@@ -164,21 +132,19 @@ class Webhooks:
 
     async def update(self, endpoint_id: str, body: Any, actor: Actor, *, tenant: str | None = None) -> Endpoint:
         await self.get(endpoint_id, tenant=tenant)
-        body = rules.require_object(body)
-        problems = rules.Problems()
-        rules.check_unknown(body, FIELDS - {"tenant_id"}, problems)
+        patch = parse(WebhookPatch, body)
+        given = patch.model_fields_set
         changes: dict[str, Any] = {}
-        url = await self._url(body, problems, required=False)
-        if url is not None:
-            changes["url"] = url
-        events = _events(body["events"], problems) if "events" in body else None
-        if "description" in body:
-            changes["description"] = self._description(body, problems)
-        disabled = rules.flag(body, "disabled", problems)
-        if disabled is not None:
-            changes["disabled"] = disabled
-            changes["disabled_reason"] = "admin" if disabled else None
-        problems.raise_if_any()
+        if patch.url is not None:
+            if (issue := await self._url_problem(patch.url)) is not None:
+                raise ValidationError(details=[{"field": "url", "issue": issue}])
+            changes["url"] = patch.url
+        if "description" in given:
+            changes["description"] = patch.description  # null clears it
+        if patch.disabled is not None:
+            changes["disabled"] = patch.disabled
+            changes["disabled_reason"] = "admin" if patch.disabled else None
+        events = subscription(patch.events) if patch.events is not None else None
         updated = await self.store.update_endpoint(endpoint_id, changes=changes, events=events, at=self.now())
         if updated is None:
             raise NotFound(f"no webhook {endpoint_id}")

@@ -14,8 +14,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from gateway.keystore.outbox import Claim, Delivery, Endpoint, NewEvent
-from gateway.keystore.outbox import ENDPOINT_CHANGES
+from gateway.keystore.outbox import ENDPOINT_CHANGES, Claim, Delivery, Endpoint, NewEvent
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:

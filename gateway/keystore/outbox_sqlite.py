@@ -12,8 +12,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from gateway.keystore.outbox import Claim, Delivery, Endpoint, NewEvent
-from gateway.keystore.outbox import ENDPOINT_CHANGES
+from gateway.keystore.outbox import ENDPOINT_CHANGES, Claim, Delivery, Endpoint, NewEvent
 from gateway.keystore.sqlite_times import parse_ts, ts
 
 _MATCH = ("e.disabled = 0 AND (e.tenant_id IS NULL OR e.tenant_id = :tenant) AND EXISTS (SELECT 1 FROM "

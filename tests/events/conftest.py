@@ -12,23 +12,23 @@ from typing import Any
 
 import pytest
 from aiohttp.abc import AbstractResolver
+from prometheus_client import CollectorRegistry
 
 from gateway.accounts.service import Accounts, Actor
-from gateway.config import parse_config
+from gateway.config import WebhooksConfig, parse_config
 from gateway.events.dispatcher import Dispatcher
 from gateway.events.metrics import WebhookMetrics
 from gateway.events.sender import WebhookSender
 from gateway.events.service import Webhooks
-from gateway.events.settings import WebhookSettings
+from gateway.events.settings import address_policy
 from gateway.keystore.base import KeyStore
 from gateway.keystore.postgres import PostgresKeyStore
 from gateway.keystore.sqlite import SQLiteKeyStore
-from prometheus_client import CollectorRegistry
 from tests.conftest import FakeClock
 from tests.services import drop_schema, postgres_url, require_postgres
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
-TEST_SETTINGS = WebhookSettings(allowed_networks=LOOPBACK, allow_http=True, timeout=5.0)
+TEST_SETTINGS = WebhooksConfig(allowed_networks=LOOPBACK, allow_http=True, timeout=5.0)
 ADMIN = Actor("admin", "127.0.0.1")
 
 
@@ -62,7 +62,7 @@ async def make_outbox(tmp_path: Path) -> AsyncIterator[MakeOutbox]:
     made: list[Outbox] = []
     schemas: set[str] = set()
 
-    async def make(settings: WebhookSettings = TEST_SETTINGS, *, backend: str = "sqlite",
+    async def make(settings: WebhooksConfig = TEST_SETTINGS, *, backend: str = "sqlite",
                    resolver: AbstractResolver | None = None, ssl_context: Any = None,
                    clock: FakeClock | None = None, start: bool = False) -> Outbox:
         if backend == "postgres":
@@ -83,7 +83,7 @@ async def make_outbox(tmp_path: Path) -> AsyncIterator[MakeOutbox]:
 
         accounts = Accounts(store, cfg, audit=record, clock=clock)
         webhooks = Webhooks(store, settings, audit=record, clock=clock, resolver=resolver)
-        sender = WebhookSender(settings.policy(), timeout=settings.timeout, resolver=resolver, ssl_context=ssl_context)
+        sender = WebhookSender(address_policy(settings), timeout=settings.timeout, resolver=resolver, ssl_context=ssl_context)
         await sender.open()
         dispatcher = Dispatcher(store, sender, settings, clock=clock, audit=record,
                                 metrics=WebhookMetrics(registry), rnd=lambda: 1.0)

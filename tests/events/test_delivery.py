@@ -9,9 +9,9 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from gateway.accounts.events import EVENT_TYPES, key_event
 from gateway.events.dispatcher import retry_delay
-from gateway.accounts.events import EVENT_TYPES
-from gateway.accounts.events import key_event
+from gateway.events.settings import lease
 from tests.events.conftest import ADMIN, TEST_SETTINGS, MakeOutbox, Outbox, WallClock
 from tests.events.receiver import Receiver, start_receiver
 
@@ -152,11 +152,11 @@ async def test_an_instance_that_dies_mid_attempt_leaves_the_delivery_to_another(
     await first.accounts.create_tenant({"id": "acme", "name": "Acme", "plan": "starter"}, ADMIN)
     now = first.accounts.now()
     (claimed,) = await first.store.claim_deliveries(
-        now, lease_until=now + dt.timedelta(seconds=TEST_SETTINGS.lease), limit=5)
+        now, lease_until=now + dt.timedelta(seconds=lease(TEST_SETTINGS)), limit=5)
     # ... and the instance dies here, its lease on the delivery held
     second = await make_outbox(clock=first.clock)
     assert await second.dispatcher.run_once() == 0
-    first.clock.advance(TEST_SETTINGS.lease)
+    first.clock.advance(lease(TEST_SETTINGS))
     assert await second.dispatcher.run_once() == 1
     assert [(r.id, r.status) for r in receiver.got] == [(claimed.event_id, 200)]
 

@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 import trustme
 
+from gateway.config import WebhooksConfig
 from gateway.credentials.keyformat import new_id
 from gateway.errors import ValidationError
-from gateway.keystore.outbox import Endpoint
 from gateway.events.signing import new_secret
-from gateway.events.settings import WebhookSettings
+from gateway.keystore.outbox import Endpoint
 from tests.events.conftest import ADMIN, TEST_SETTINGS, MakeOutbox, Outbox
 from tests.events.receiver import Receiver, start_receiver
 from tests.events.test_addresses import FixedResolver
 
-NO_ALLOW_LIST = WebhookSettings(allow_http=True, timeout=5.0)  # http so that the address is what refuses
+NO_ALLOW_LIST = WebhooksConfig(allow_http=True, timeout=5.0)  # http so that the address is what refuses
 
 
 def targets(port: int) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,19 @@ async def register(admin: Admin, receiver: Receiver, **body: Any) -> dict[str, A
     assert status == 201, made
     receiver.secret = made["secret"]
     return made
+
+
+async def recorded(admin: Admin, hook_id: str, done: Any, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """The endpoint's delivery log once `done(deliveries)` holds: an attempt's outcome is recorded
+    after the receiver has answered, so the receiver's side alone cannot tell."""
+    async def until() -> list[dict[str, Any]]:
+        while True:
+            _, log = await admin("GET", f"/admin/webhooks/{hook_id}/deliveries")
+            if done(log["data"]):
+                return log["data"]  # type: ignore[no-any-return]
+            await asyncio.sleep(0.02)  # polling the recorded state, not standing in for an event
+
+    return await asyncio.wait_for(until(), timeout)
 
 
 async def test_an_endpoint_is_created_shown_changed_and_deleted(admin: Admin, aiohttp_server: Any) -> None:
@@ -66,7 +80,9 @@ async def test_an_endpoint_is_created_shown_changed_and_deleted(admin: Admin, ai
     ({"events": ["*"]}, "url"),
     ({"url": "https://hooks.example.com/x"}, "events"),
     ({"url": "https://hooks.example.com/x", "events": []}, "events"),
-    ({"url": "https://hooks.example.com/x", "events": ["key.made"]}, "events[0]"),
+    ({"url": "https://hooks.example.com/x", "events": ["key.made"]}, "events"),
+    ({"url": 5, "events": ["*"]}, "url"),
+    ({"url": "https://hooks.example.com/x", "events": ["*"], "description": ""}, "description"),
     ({"url": "https://hooks.example.com/x", "events": ["*"], "tenant_id": "nope"}, "tenant_id"),
     ({"url": "https://hooks.example.com/x", "events": ["*"], "colour": "red"}, "colour"),
     ({"url": "ftp://hooks.example.com/x", "events": ["*"]}, "url"),
@@ -109,6 +125,8 @@ async def test_every_admin_change_reaches_the_receiver_signed(admin: Admin, aioh
     revoked = next(r.payload for r in receiver.got if r.payload["type"] == "key.revoked")
     assert revoked["data"]["key"]["id"] == rotated["id"] and revoked["data"]["key"]["last4"] == rotated["last4"]
     assert rotated["key"] not in b"".join(r.body for r in receiver.got).decode()
+    await recorded(admin, hook["id"], lambda log: len(log) == len(expected) and
+                   all(d["status"] == "delivered" for d in log))
     status, log = await admin("GET", f"/admin/webhooks/{hook['id']}/deliveries?limit=3")
     assert status == 200 and len(log["data"]) == 3
     first = log["data"][0]
@@ -187,11 +205,11 @@ async def test_metrics_count_deliveries_and_the_backlog(admin: Admin, aiohttp_se
 
     up = await start_receiver(aiohttp_server)
     down = await start_receiver(aiohttp_server, Receiver(answers=[503] * 100))
-    await register(admin, up, events=["tenant.created"])
-    await register(admin, down, events=["tenant.created"])
+    good = await register(admin, up, events=["tenant.created"])
+    bad = await register(admin, down, events=["tenant.created"])
     await admin("POST", "/admin/tenants", {"id": "acme", "name": "Acme", "plan": "starter"})
-    await up.wait_count(1)
-    await down.wait_count(1)
+    await recorded(admin, good["id"], lambda log: [d["status"] for d in log] == ["delivered"])
+    await recorded(admin, bad["id"], lambda log: [(d["attempts"], d["response_status"]) for d in log] == [(1, 503)])
     await admin.gw.webhook_delivery.dispatcher.maintain()  # the backlog's figures (every 30 s on their own)
     async with admin.session.get(admin_url(admin.gw, "/metrics")) as resp:
         text = await resp.text()

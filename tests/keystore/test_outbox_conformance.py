@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.credentials.keyformat import new_id
-from gateway.keystore.outbox import Claim, Endpoint, NewEvent
 from gateway.accounts.events import key_event, new_event, tenant_event, webhook_test_event
+from gateway.credentials.keyformat import new_id
 from gateway.keystore.base import DuplicateError, KeyStore
+from gateway.keystore.outbox import Claim, Endpoint, NewEvent
 from tests.keystore.test_store_conformance import BACKENDS, DAY, T0, key, open_store, store, tenant  # noqa: F401
 from tests.services import drop_schema, postgres_url, require_postgres
 
