@@ -2,7 +2,7 @@
  *
  * Everything else here is mode-free. A view is `render(root, ctx)`; ctx carries
  *   client     createClient({ base, auth }) from api.js: the API root and how calls authenticate
- *   caps       { tenants, createKeys, manageKeys, chooseOwner }: what this person may see and do
+ *   caps       { tenants, createKeys, manageKeys, chooseOwner, manageWebhooks }: what this person may see and do
  *   tenants()  the tenants keys may be filtered by / created in; users(tenantId) their users
  * and the shell adds params (from the URL), navigate() and refresh().
  *
@@ -22,6 +22,7 @@ import { keysView } from "./keys.js";
 import { mountShell } from "./shell.js";
 import { tenantsView } from "./tenants.js";
 import { usageView } from "./usage.js";
+import { webhooksView } from "./webhooks.js";
 
 const TOKEN = "gateway.adminToken"; // sessionStorage only: gone when the tab closes, never in a URL
 const token = {
@@ -41,6 +42,7 @@ const shell = mountShell({
     { name: "usage", label: "Usage", render: usageView },
     { name: "audit", label: "Audit", render: auditView },
     { name: "calls", label: "Calls", render: callsView },
+    { name: "webhooks", label: "Webhooks", render: webhooksView },
   ],
   session: {
     isSignedIn: () => Boolean(token.get()),
@@ -52,7 +54,7 @@ const shell = mountShell({
   },
   ctx: {
     client,
-    caps: { tenants: true, createKeys: true, manageKeys: true, chooseOwner: true },
+    caps: { tenants: true, createKeys: true, manageKeys: true, chooseOwner: true, manageWebhooks: true },
     tenants: async () => (await client.get("/tenants", { per_page: 100, sort: "id" })).data,
     users: async (tenantId) => (await client.get(`/tenants/${encodeURIComponent(tenantId)}/users`)).data,
   },
