@@ -1,16 +1,19 @@
-"""The transactional outbox under SIGKILL: a revocation answered just before the gateway is killed
-reaches the receiver after a restart, whether the kill came before the first attempt or in the
-middle of it (the attempt's lease then runs out: `webhooks.timeout` + 5 s)."""
+"""Webhooks from `gateway` processes: a revocation answered just before the gateway is killed
+(SIGKILL) reaches the receiver after a restart, whether the kill came before the first attempt or
+in the middle of it (the attempt's lease then runs out: `webhooks.timeout` + 5 s); changes made
+with the command line are delivered by the running gateway."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.cli.test_run import ENV, free_port, write_config
+from tests.cli.test_run import ENV, free_port, gateway, write_config
 from tests.conftest import ADMIN_TOKEN, base_config
 from tests.events.receiver import Receiver, start_receiver
 from tests.processes import start_gateway_process
@@ -55,3 +58,31 @@ async def test_a_revocation_answered_before_sigkill_is_delivered_after_restart(
     assert delivered.verified and delivered.payload["type"] == "key.revoked"
     assert delivered.payload["data"]["key"]["id"] == key["id"]
     assert {r.id for r in receiver.got} == {delivered.id}  # a retry of the same event, not another one
+
+
+async def test_changes_made_with_the_command_are_delivered_by_the_running_gateway(
+        tmp_path: Path, server_cert: Any, aiohttp_server: Any) -> None:
+    receiver = await start_receiver(aiohttp_server)
+    admin_port = free_port()
+    cfg = base_config(tmp_path, server_cert, server={"port": free_port()}, admin={"port": admin_port},
+                      webhooks={"allowed_networks": ["127.0.0.0/8"], "allow_http": True, "poll_interval": 0.2})
+    config = write_config(tmp_path, cfg)
+    running = await start_gateway_process(config, tmp_path, ENV)
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
+            async with admin.post(f"http://127.0.0.1:{admin_port}/admin/webhooks",
+                                  json={"url": receiver.url, "events": ["tenant.created", "key.revoked"]}) as resp:
+                receiver.secret = (await resp.json())["secret"]
+        c = ["--config", str(config)]
+        for args in (("tenants", "create", *c, "--id", "acme", "--name", "Acme", "--plan", "starter"),
+                     ("keys", "create", *c, "--tenant", "acme", "--name", "ci", "--json")):
+            done = await asyncio.to_thread(gateway, *args, cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+        key = json.loads(done.stdout)
+        revoked = await asyncio.to_thread(gateway, "keys", "revoke", *c, key["id"], cwd=tmp_path)
+        assert revoked.returncode == 0, revoked.stderr
+        await receiver.wait_count(2)
+    finally:
+        await running.stop()
+    assert [(r.payload["type"], r.verified) for r in receiver.got] == [("tenant.created", True), ("key.revoked", True)]
+    assert receiver.got[1].payload["data"]["key"]["id"] == key["id"] and receiver.got[1].payload["data"]["actor"] == "cli"
