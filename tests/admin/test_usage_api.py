@@ -136,6 +136,7 @@ async def test_a_traffic_jump_marks_the_key_and_is_audited_once(start_gateway, u
         clock.advance(300)
         await send(https, gw, jumpy_secret, 10)
         await send(https, gw, steady_secret, 1)
+    await gw.webhook_delivery.stop()  # this test reads the outbox itself, instead of the dispatcher
     hook = Endpoint(id="whk_anomalies", url="https://hooks.example.com/x", tenant_id=None, description=None,
                     events=("key.anomaly",), secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", disabled=False,
                     disabled_reason=None, failing_since=None, created_at=gw.accounts.now(), updated_at=gw.accounts.now())
