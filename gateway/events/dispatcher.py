@@ -147,7 +147,9 @@ class Dispatcher:
             delay = self.settings.poll_interval
             try:
                 free = self.settings.concurrency - len(self._inflight)
-                claimed = await self._claim(free) if free > 0 else []
+                # a read first: an idle gateway never takes the store's write lock to find nothing
+                due = await self.store.next_due() if free > 0 else None
+                claimed = await self._claim(free) if due is not None and due <= self._now() else []
                 for claim in claimed:
                     task = asyncio.get_running_loop().create_task(self._attempt(claim))
                     self._inflight[task] = claim

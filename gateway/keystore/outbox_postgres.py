@@ -200,8 +200,9 @@ class PostgresWebhooks:
              (c.delivery_id, c.token)) for c in claims])
 
     async def next_due(self) -> dt.datetime | None:
-        row = await self._one("SELECT MIN(GREATEST(next_attempt_at, lease_until)) FROM webhook_deliveries "
-                              "WHERE status = 'pending'")
+        row = await self._one("SELECT MIN(GREATEST(d.next_attempt_at, d.lease_until)) FROM webhook_deliveries d "
+                              "JOIN webhook_endpoints e ON e.id = d.endpoint_id "
+                              "WHERE d.status = 'pending' AND NOT e.disabled")
         return _utc(row[0]) if row else None
 
     async def backlog(self) -> tuple[int, dt.datetime | None]:
@@ -209,6 +210,9 @@ class PostgresWebhooks:
         return int(row[0]), _utc(row[1])
 
     async def disable_failing_endpoints(self, failing_since: dt.datetime, at: dt.datetime) -> list[Endpoint]:
+        if not await self._one("SELECT 1 FROM webhook_endpoints WHERE NOT disabled AND failing_since <= $1 LIMIT 1",
+                               failing_since):
+            return []  # the usual answer, found without a write
         failing = "IN (SELECT id FROM webhook_endpoints WHERE NOT disabled AND failing_since <= $1)"
         found = await self._write_fetch([
             (_FAIL_PENDING.format(failing), (failing_since, "the endpoint was disabled after failing for too long")),
@@ -219,6 +223,8 @@ class PostgresWebhooks:
         return [e for e in disabled if e is not None]
 
     async def prune_events(self, before: dt.datetime, limit: int) -> int:
+        if not await self._one("SELECT 1 FROM webhook_events WHERE created_at < $1 LIMIT 1", before):
+            return 0
         rows = await self._write_fetch([(
             "DELETE FROM webhook_events WHERE id IN (SELECT v.id FROM webhook_events v WHERE v.created_at < $1 "
             "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = v.id AND d.status = 'pending') "

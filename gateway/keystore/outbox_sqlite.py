@@ -197,8 +197,9 @@ class SQLiteWebhooks:
 
     async def next_due(self) -> dt.datetime | None:
         row = await self._one(
-            "SELECT MIN(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END) "
-            "FROM webhook_deliveries WHERE status = 'pending'")
+            "SELECT MIN(CASE WHEN d.lease_until > d.next_attempt_at THEN d.lease_until ELSE d.next_attempt_at END) "
+            "FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id "
+            "WHERE d.status = 'pending' AND e.disabled = 0")
         return parse_ts(row[0]) if row else None
 
     async def backlog(self) -> tuple[int, dt.datetime | None]:
@@ -206,6 +207,9 @@ class SQLiteWebhooks:
         return int(row[0]), parse_ts(row[1])
 
     async def disable_failing_endpoints(self, failing_since: dt.datetime, at: dt.datetime) -> list[Endpoint]:
+        if not await self._one("SELECT 1 FROM webhook_endpoints WHERE disabled = 0 AND failing_since <= ? LIMIT 1",
+                               (ts(failing_since),)):
+            return []  # the usual answer, found without taking the write lock
         failing = "IN (SELECT id FROM webhook_endpoints WHERE disabled = 0 AND failing_since <= :since)"
         params = {"at": ts(at), "since": ts(failing_since), "why": "the endpoint was disabled after failing for too long"}
         found = await self._write_fetch([
@@ -217,6 +221,8 @@ class SQLiteWebhooks:
         return [e for e in disabled if e is not None]
 
     async def prune_events(self, before: dt.datetime, limit: int) -> int:
+        if not await self._one("SELECT 1 FROM webhook_events WHERE created_at < ? LIMIT 1", (ts(before),)):
+            return 0  # nothing that old: no write lock taken
         done = await self._write([(
             "DELETE FROM webhook_events WHERE id IN (SELECT v.id FROM webhook_events v WHERE v.created_at < ? "
             "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = v.id AND d.status = 'pending') "
