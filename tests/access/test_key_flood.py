@@ -16,7 +16,9 @@ CONCURRENCY = 32
 
 
 async def test_random_keys_are_refused_and_bounded_while_the_valid_key_stays_cached(start_gateway, upstream, https) -> None:
-    gw = await start_gateway(routes=routes(upstream[0]), store={"negative_cache_size": 500},
+    gw = await start_gateway(routes=routes(upstream[0]),
+                             # nothing expires mid-flood on a slow machine (a valid key fetched again: 4,002 misses)
+                             store={"negative_cache_size": 500, "cache_ttl": 3600, "negative_cache_ttl": 3600},
                              ratelimit={"failed_auth_per_minute": 0},  # the cache alone (test_failed_auth.py)
                              plans={"starter": {"requests_per_minute": 1_000_000}})
     _, valid = await tenant_and_key(gw)
