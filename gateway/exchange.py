@@ -76,7 +76,8 @@ class RequestScope:
     auth_method: str | None = None          # "api_key", "basic" or "jwt", once a credential was read
     rate_limited: bool = False
     status: int = 0
-    error_code: str | None = None           # the refusal's contract code
+    error_code: str | None = None           # the refusal's contract code, or what cut an answer's body
+    truncated: bool = False                 # the answer's head had left when its body was cut
     upstream_started: float | None = None   # time.perf_counter() when the upstream exchange began
     upstream_headers: list[tuple[str, str]] = field(default_factory=list)   # added to the forwarded request
     response_headers: list[tuple[str, str]] = field(default_factory=list)   # added to the answer

@@ -127,7 +127,8 @@ class Route:
     sandbox_upstream: Upstream | None
     strip_prefix: bool
     auth: frozenset[str]
-    timeout: float
+    timeout: float                      # to the upstream's response head
+    idle_timeout: float                 # between body chunks
     rate_limit_per_minute: int | None
     depth: int
     literal_prefix: int  # how many segments the path names before its first {param}
@@ -159,6 +160,7 @@ def compile_route(cfg: Any) -> Route:
         strip_prefix=cfg.strip_prefix,
         auth=frozenset(cfg.auth),
         timeout=float(cfg.timeout),
+        idle_timeout=float(cfg.idle_timeout),
         rate_limit_per_minute=cfg.rate_limit_per_minute,
         depth=len(segments),
         literal_prefix=next((i for i, s in enumerate(segments) if s.startswith("{")), len(segments)),

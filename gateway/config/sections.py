@@ -378,9 +378,17 @@ class RouteConfig:
         placeholder=AUTH_KINDS)] = AUTH_KINDS
     """Credentials accepted: any of bearer, api_key_header, basic; [] makes the route public."""
     timeout: Annotated[float, Number(0, 3600)] = 30.0
-    """The whole upstream exchange, in seconds; 504 UPSTREAM_TIMEOUT past it."""
+    """Seconds to the upstream's response head (the request sent, its answer begun); 504
+    UPSTREAM_TIMEOUT past it."""
+    idle_timeout: Annotated[float, Number(0, 3600)] = 60.0
+    """Seconds the upstream may pause between body chunks once its answer streams: a long download
+    that keeps flowing is delivered whole, one that stalls is cut (the client sees the connection
+    close before the body's end)."""
     rate_limit_per_minute: Annotated[int, Int(1, 10_000_000)] | None = None
     """Optional per-key cap on this route, on top of the plan."""
+    test_keys: Annotated[Literal["sandbox", "allow"], OneOf("sandbox", "allow")] = "sandbox"
+    """sandbox: keys of the `test` environment go to `sandbox_upstream`, and without one get 403
+    SANDBOX_UNAVAILABLE; allow: they may reach `upstream` (marked X-Gateway-Environment: test)."""
 
 
 @dataclass(frozen=True, slots=True)

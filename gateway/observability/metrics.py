@@ -136,10 +136,10 @@ class Metrics:
             self._decisions["limited"] += 1
         elif scope.identity is not None and code not in AUTH_REASONS:
             self._decisions["allowed"] += 1
-        if code == "UPSTREAM_TIMEOUT":
-            self.upstream_errors.labels(route, "timeout").inc()
-        elif code == "UPSTREAM_UNAVAILABLE":
-            self.upstream_errors.labels(route, "unavailable").inc()
+        if code == "UPSTREAM_TIMEOUT":  # no head within `timeout`; or the body stalled past `idle_timeout`
+            self.upstream_errors.labels(route, "idle_timeout" if scope.truncated else "timeout").inc()
+        elif code == "UPSTREAM_UNAVAILABLE":  # refused, reset, garbage; or closed or broken mid-body
+            self.upstream_errors.labels(route, "truncated" if scope.truncated else "unavailable").inc()
 
     def _route_timings(self, route: str) -> tuple[Timings, Timings]:
         timings = self._timings.get(route)

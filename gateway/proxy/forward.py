@@ -4,6 +4,13 @@ The upstream side is the gateway's own keep-alive pool (`upstream.py`), the clie
 server (`connection.py`). The request head is built as bytes in one pass, a small body is sent with it in
 one write, and a response that has fully arrived by the time its headers are read goes back in
 one write too; anything larger streams with backpressure both ways.
+
+Two clocks bound an exchange: the route's `timeout` until the response head (504 past it), then
+its `idle_timeout` between body chunks, so a long download that keeps flowing is delivered whole
+and one that stalls is cut. A body cut after its head has left (a stall, or an upstream that
+closes or breaks mid-body) can only be told to the client by closing the connection without a
+clean end; the request is recorded with the upstream's status, the error code of what happened
+(`UPSTREAM_TIMEOUT`, `UPSTREAM_UNAVAILABLE`) and `truncated`, and counted as an upstream error.
 """
 
 from __future__ import annotations
@@ -53,9 +60,9 @@ class Forwarder:
         target: str,
         headers: list[tuple[str, str]],
         timeout: float,
+        idle_timeout: float,
         scope: RequestScope,
     ) -> Response:
-        started = time.perf_counter()
         length = request.content_length
         if length is not None and length > self._max_body:
             raise PayloadTooLarge()
@@ -94,7 +101,7 @@ class Forwarder:
             body = conn.take()
             self._pool.release(upstream, conn)
             return Response(status, fields, body, reason=reason)
-        return await self._relay(request, upstream, conn, started, timeout, fields)
+        return await self._relay(request, upstream, conn, idle_timeout, fields, scope)
 
     async def _exchange(
         self, request: Request, upstream: Upstream, head: bytes, body: bytes | None, timeout: float
@@ -138,25 +145,26 @@ class Forwarder:
         request: Request,
         upstream: Upstream,
         conn: UpstreamConnection,
-        started: float,
-        timeout: float,
+        idle_timeout: float,
         headers: HeaderBlock,
+        scope: RequestScope,
     ) -> Response:
-        """A response whose body is still arriving (or has none to frame): streamed as it comes."""
+        """A response whose body is still arriving (or has none to frame): streamed as it comes,
+        each wait for more bounded by the route's idle timeout, however long the whole takes."""
         released = False
         try:
             status = conn.status
             request.start_stream(status, conn.reason.decode("latin-1") or None, headers)
-            # The route timeout bounds the whole exchange, body included: an upstream that
-            # trickles a byte now and then is cut at the deadline, not kept alive by each byte.
-            deadline = started + timeout
             try:
-                while chunk := await conn.read(max(deadline - time.perf_counter(), 0.0)):
+                while chunk := await conn.read(idle_timeout):
                     await request.write(chunk)
             except UpstreamError as exc:
                 # Headers are gone already: the only honest signal left is a cut connection,
                 # never a terminating chunk that would make a partial body look complete.
                 log.debug("upstream stream cut: %r", exc)
+                timed_out = isinstance(exc, UpstreamTimedOut)
+                scope.error_code = (UpstreamTimeout if timed_out else UpstreamUnavailable).code
+                scope.truncated = True
                 request.abort()
                 return Response(status, sent=True)
             self._pool.release(upstream, conn)

@@ -149,4 +149,5 @@ class ProxyHandler:
             headers.append(("X-Forwarded-Host", peer.forwarded_host))
         headers.append(("X-Request-Id", scope.request_id))
         target = match.forward_path(upstream) + query
-        return self._forwarder.forward(request, upstream, target, headers, match.route.timeout, scope)
+        route = match.route
+        return self._forwarder.forward(request, upstream, target, headers, route.timeout, route.idle_timeout, scope)
