@@ -100,6 +100,11 @@ class ResourceForbidden(GatewayError):
     default_message = "the credential does not allow this resource"
 
 
+class SandboxUnavailable(GatewayError):
+    status, code = 403, "SANDBOX_UNAVAILABLE"
+    default_message = "test keys are not accepted on this route: it has no sandbox upstream"
+
+
 class ApiAccessDisabled(GatewayError):
     status, code = 403, "API_ACCESS_DISABLED"
     default_message = "API access is not enabled for this tenant"

@@ -132,6 +132,7 @@ class Route:
     rate_limit_per_minute: int | None
     depth: int
     literal_prefix: int  # how many segments the path names before its first {param}
+    test_keys_refused: bool             # no sandbox_upstream and test_keys "sandbox": a test key gets 403
     # What the gateway enforces and where it forwards: two routes with the same policy may take
     # each other's requests (see RouteTable.match)
     policy: tuple[Any, ...] = field(compare=False, repr=False, default=())
@@ -149,6 +150,7 @@ def compile_route(cfg: Any) -> Route:
         len(segments) if cfg.strip_prefix else None,  # what is cut from the forwarded path
         (cfg.name, cfg.rate_limit_per_minute) if cfg.rate_limit_per_minute else None,  # its own bucket
         frozenset(s for s in segments if s.startswith("{")),  # what a key's resources are checked on
+        cfg.test_keys if sandbox is None else None,  # whether test keys reach its production upstream
     )
     return Route(
         name=cfg.name,
@@ -164,6 +166,7 @@ def compile_route(cfg: Any) -> Route:
         rate_limit_per_minute=cfg.rate_limit_per_minute,
         depth=len(segments),
         literal_prefix=next((i for i, s in enumerate(segments) if s.startswith("{")), len(segments)),
+        test_keys_refused=sandbox is None and cfg.test_keys == "sandbox",
         policy=policy,
         config=cfg,
     )

@@ -1,4 +1,9 @@
-"""May this identity make this request? Tenant gates, scope, owner role and resources, per request.
+"""May this identity make this request? Tenant gates, the route's stance on test keys, scope,
+owner role and resources, per request.
+
+A `test` key is meant for a sandbox: on a route without `sandbox_upstream` it is refused (403
+SANDBOX_UNAVAILABLE) unless the route opts in with `test_keys: allow`; decided from the identity
+and the compiled route, no lookup.
 
 The owner's role is re-read from the (cached) principal on every request, so a downgrade or a
 disabled user takes effect as soon as the cache entry is invalidated, which this process does
@@ -8,7 +13,13 @@ at once and other instances within `store.cache_ttl`.
 from __future__ import annotations
 
 from gateway.access.identity import SAFE_METHODS
-from gateway.errors import ApiAccessDisabled, InsufficientScope, ResourceForbidden, WriteDisabled
+from gateway.errors import (
+    ApiAccessDisabled,
+    InsufficientScope,
+    ResourceForbidden,
+    SandboxUnavailable,
+    WriteDisabled,
+)
 from gateway.exchange import Identity
 from gateway.routing import Match
 
@@ -26,6 +37,8 @@ def authorize_identity(identity: Identity) -> None:
 
 def authorize(identity: Identity, method: str, match: Match) -> None:
     authorize_identity(identity)
+    if match.route.test_keys_refused and identity.environment == "test":
+        raise SandboxUnavailable()
     if identity.writes_refused and method not in SAFE_METHODS:
         if identity.write_disabled:
             raise WriteDisabled()

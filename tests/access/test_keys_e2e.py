@@ -236,6 +236,27 @@ async def test_test_keys_go_to_the_sandbox_upstream(start_gateway, upstream, aio
     assert sandbox_state.hits == 1 and upstream[1].hits == 1
 
 
+async def test_test_keys_never_reach_a_production_upstream_unless_the_route_allows_it(
+    start_gateway, upstream, https
+) -> None:
+    url, state = upstream
+    rs = routes(url)
+    rs.append({"name": "sandboxed_by_choice", "path": "/api/v1/open-to-tests", "upstream": url, "test_keys": "allow"})
+    gw = await start_gateway(routes=rs)
+    _, live = await tenant_and_key(gw)
+    _, test = await tenant_and_key(gw, environment="test", rate_limit_per_minute=5)
+    for path in ("/api/v1/visitors", "/keyonly", "/v1/locations/loc_1"):  # no sandbox_upstream: refused
+        status, body, headers = await call(https, gw, path, **{"X-API-Key": test})
+        assert (status, body["error"]["code"]) == (403, "SANDBOX_UNAVAILABLE"), path
+        assert "X-RateLimit-Remaining" not in headers  # refused before counting: no quota spent
+    assert state.hits == 0
+    status, body, headers = await call(https, gw, "/api/v1/open-to-tests", **{"X-API-Key": test})
+    assert status == 200 and upstream_headers(body)["x-gateway-environment"] == "test"
+    assert headers["X-RateLimit-Remaining"] == "4"  # the three refusals above spent nothing
+    assert (await call(https, gw, "/api/v1/visitors", **{"X-API-Key": live}))[0] == 200
+    assert state.hits == 2
+
+
 async def test_spoofed_identity_headers_are_replaced(gw, https) -> None:
     _, secret = await tenant_and_key(gw)
     status, body, _ = await call(
