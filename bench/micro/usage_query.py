@@ -77,7 +77,7 @@ async def add_calls(store: RecordStore, calls: int, now: int) -> None:
     for start in range(0, calls, batch):
         await store.append_calls([
             (now - 30 * 86400 * (i / calls), f"req-{i}", TENANT, f"key_{TENANT}_{i % 8}", "k", "GET", "api", "/api",
-             200, 2.5, 2.0, False) for i in range(start, min(calls, start + batch))])
+             200, 2.5, 2.0, False, "10.0.0.1", None) for i in range(start, min(calls, start + batch))])
 
 
 async def main() -> None:

@@ -105,7 +105,7 @@ RESPONSES: dict[str, Any] = {
     "CallEntry": obj({"id": INT, "at": TIME, "request_id": STR, "tenant_id": nullable(STR), "key_id": nullable(STR),
                       "key_name": nullable(STR), "method": STR, "route": nullable(STR), "path": STR, "status": INT,
                       "latency_ms": {"type": "number"}, "upstream_latency_ms": nullable({"type": "number"}),
-                      "rate_limited": BOOL},
+                      "rate_limited": BOOL, "client_ip": nullable(STR), "error": nullable(STR)},
                      ["id", "at", "request_id", "method", "path", "status", "latency_ms", "rate_limited"]),
     "Reloaded": obj({"routes": INT, "plans": {"type": "array", "items": STR},
                      "not_applied": {"type": "array", "items": STR}}, ["routes", "plans", "not_applied"]),

@@ -76,9 +76,12 @@ class Recorder:
         return self._wanted
 
     def call(self, record: RequestRecord) -> None:
-        """A routed request into the call log: its row is made when the batch is written, in
-        one tight loop, rather than per request in the middle of everything else."""
-        if self._wanted and record.route is not None:
+        """A request into the call log: its row is made when the batch is written, in one tight
+        loop, rather than per request in the middle of everything else. Routed requests, and the
+        refusals of unrouted ones (404 ROUTE_NOT_FOUND, a path or message refused with 400, plain
+        HTTP): who probes the gateway is worth a row too. The gateway's own endpoints answering
+        without an error (the JWKS, a token minted) are not calls of an API."""
+        if self._wanted and (record.route is not None or record.code is not None):
             self.call_buffer.append(record)
 
     async def _append_calls(self, calls: Sequence[RequestRecord]) -> None:
@@ -128,5 +131,5 @@ def _row(record: RequestRecord) -> CallRow:
         record.method, record.route, record.path, record.status,
         round((done - record.started) * 1000, 3),
         round((done - upstream) * 1000, 3) if upstream is not None else None,
-        record.rate_limited,
+        record.rate_limited, record.client_ip or None, record.code,
     )

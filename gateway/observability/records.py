@@ -50,6 +50,8 @@ class CallEntry:
     latency_ms: float
     upstream_latency_ms: float | None
     rate_limited: bool
+    client_ip: str | None = None    # the address the gateway decided the request came from
+    error: str | None = None        # the contract code of a refusal, or of what cut an answer's body
     id: int | None = None
 
 
@@ -57,13 +59,15 @@ class CallEntry:
 # One is written per proxied request; the stores turn the time into their own column type while
 # binding, so nothing per row is built twice (an entry object and a datetime per row cost more
 # than SQLite's insert of it).
-CallRow = tuple[float, str, str | None, str | None, str | None, str, str | None, str, int, float, float | None, bool]
+CallRow = tuple[float, str, str | None, str | None, str | None, str, str | None, str, int, float, float | None, bool,
+                str | None, str | None]
 
 
 def call_row(entry: CallEntry) -> CallRow:
     """The row that writes an entry read from another store again (`gateway store migrate`)."""
     return (entry.at.timestamp(), entry.request_id, entry.tenant_id, entry.key_id, entry.key_name, entry.method,
-            entry.route, entry.path, entry.status, entry.latency_ms, entry.upstream_latency_ms, entry.rate_limited)
+            entry.route, entry.path, entry.status, entry.latency_ms, entry.upstream_latency_ms, entry.rate_limited,
+            entry.client_ip, entry.error)
 
 
 class RecordStore(Protocol):

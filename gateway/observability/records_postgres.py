@@ -36,13 +36,15 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS call_log_at ON call_log (at)",
     "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS actor_email TEXT",
     "CREATE INDEX IF NOT EXISTS audit_log_tenant ON audit_log (tenant_id, id)",
+    "ALTER TABLE call_log ADD COLUMN IF NOT EXISTS client_ip TEXT",
+    "ALTER TABLE call_log ADD COLUMN IF NOT EXISTS error TEXT",
     *POSTGRES.schema(),
 ]
 
 _AUDIT_COLUMNS = ("at", "actor", "action", "target_type", "target_id", "tenant_id", "key_name", "source_ip",
                   "actor_email")
 _CALL_COLUMNS = ("at", "request_id", "tenant_id", "key_id", "key_name", "method", "route", "path", "status",
-                 "latency_ms", "upstream_latency_ms", "rate_limited")
+                 "latency_ms", "upstream_latency_ms", "rate_limited", "client_ip", "error")
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -149,7 +151,7 @@ class PostgresRecordStore(PostgresUsage):
         return [
             CallEntry(id=r[0], at=_utc(r[1]), request_id=r[2], tenant_id=r[3], key_id=r[4], key_name=r[5],
                       method=r[6], route=r[7], path=r[8], status=r[9], latency_ms=r[10],
-                      upstream_latency_ms=r[11], rate_limited=r[12])
+                      upstream_latency_ms=r[11], rate_limited=r[12], client_ip=r[13], error=r[14])
             for r in rows
         ]
 

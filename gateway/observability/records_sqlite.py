@@ -55,7 +55,9 @@ _SCHEMA = [
         status INTEGER NOT NULL,
         latency_ms REAL NOT NULL,
         upstream_latency_ms REAL,
-        rate_limited INTEGER NOT NULL
+        rate_limited INTEGER NOT NULL,
+        client_ip TEXT,
+        error TEXT
     )
     """,
     "CREATE INDEX IF NOT EXISTS call_log_key ON call_log (key_id, id)",
@@ -63,17 +65,17 @@ _SCHEMA = [
     *SQLITE.schema(),
 ]
 # Added later, to files made before: (table, column, declaration); then what needs the columns.
-_COLUMNS = [("audit_log", "actor_email", "TEXT")]
+_COLUMNS = [("audit_log", "actor_email", "TEXT"), ("call_log", "client_ip", "TEXT"), ("call_log", "error", "TEXT")]
 _LATER = ["CREATE INDEX IF NOT EXISTS audit_log_tenant ON audit_log (tenant_id, id)"]
 
 _AUDIT_COLUMNS = "id, at, actor, action, target_type, target_id, tenant_id, key_name, source_ip, actor_email"
 _CALL_COLUMNS = (
     "id, at, request_id, tenant_id, key_id, key_name, method, route, path, status, "
-    "latency_ms, upstream_latency_ms, rate_limited"
+    "latency_ms, upstream_latency_ms, rate_limited, client_ip, error"
 )
 
 
-_ROWS_PER_STATEMENT = 400  # 12 columns: 4,800 parameters, under SQLite's 32,766 limit
+_ROWS_PER_STATEMENT = 400  # 14 columns: 5,600 parameters, under SQLite's 32,766 limit
 
 
 def records_path(cfg: Config) -> str:
@@ -245,7 +247,7 @@ class SQLiteRecordStore(SQLiteUsage):
         calls = self._inserts(
             "call_log",
             ("at", "request_id", "tenant_id", "key_id", "key_name", "method", "route", "path", "status",
-             "latency_ms", "upstream_latency_ms", "rate_limited"),
+             "latency_ms", "upstream_latency_ms", "rate_limited", "client_ip", "error"),
             rows,
             _call_params,
         )
@@ -278,7 +280,7 @@ class SQLiteRecordStore(SQLiteUsage):
         return [
             CallEntry(id=r[0], at=_dt(r[1]), request_id=r[2], tenant_id=r[3], key_id=r[4], key_name=r[5],
                       method=r[6], route=r[7], path=r[8], status=r[9], latency_ms=r[10],
-                      upstream_latency_ms=r[11], rate_limited=bool(r[12]))
+                      upstream_latency_ms=r[11], rate_limited=bool(r[12]), client_ip=r[13], error=r[14])
             for r in rows
         ]
 

@@ -109,6 +109,7 @@ class ProxyHandler:
         coroutine level fewer. Fast path: the guard decided at once (`Upstream`), and the request
         is forwarded from here. Slow path: the guard returned an awaitable (the store or a remote
         limiter had to be asked), and `_forward_when_admitted` awaits it, then forwards."""
+        scope.client_ip = request.remote  # until the transport decides (a refusal there still names it)
         peer = self._transport.peer(request, plain=self._plain)
         scope.client_ip = peer.client_ip
         target = request.raw_path

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, admin_url, proxy_url, read_json
+from tests.conftest import ADMIN_TOKEN, FakeClock, admin_url, proxy_url, read_json
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -207,6 +208,55 @@ async def test_call_log_rows_for_proxied_requests(admin, https) -> None:
     assert newest["data"][0]["method"] == "POST"
     status, older = await admin("GET", f"/admin/calls?order=desc&limit=1&after={newest['next_cursor']}")
     assert older["data"][0]["method"] == "GET"
+
+
+async def test_call_log_names_the_key_of_a_refused_credential_the_address_and_unrouted_refusals(
+    start_gateway, upstream, https
+) -> None:
+    clock = FakeClock(time.time())
+    gw = await start_gateway(clock=clock, routes=[{"name": "api", "path": "/api", "upstream": upstream[0]}],
+                             keys={"min_validity_days": 1})
+    async with aiohttp.ClientSession() as session:
+        admin = Admin(gw, session)
+        await admin("POST", "/admin/tenants", {"id": "acme", "name": "Acme", "plan": "starter"})
+        _, revoked = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": "revoked", "scope": "read_only"})
+        _, expiring = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": "expiring", "scope": "read_only",
+                                                          "validity_days": 1})
+        _, minting = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": "minting", "scope": "read_only"})
+
+        async def get(path: str, **headers: str) -> int:
+            async with https.get(proxy_url(gw, path), headers=headers) as resp:
+                await resp.read()
+                return resp.status
+
+        async with https.post(proxy_url(gw, "/api/v1/auth/token"), json={"api_key": minting["key"]}) as resp:
+            token = (await read_json(resp))["token"]
+        assert await get("/api/x", **{"X-API-Key": revoked["key"]}) == 200
+        await admin("POST", f"/admin/keys/{revoked['id']}/revoke")
+        await admin("POST", f"/admin/keys/{minting['id']}/revoke")
+        statuses = [
+            await get("/api/x", **{"X-API-Key": revoked["key"]}),
+            await get("/api/x", Authorization=f"Bearer {token}"),
+        ]
+        clock.advance(86400 + 60)  # past the expiring key's day
+        statuses += [
+            await get("/api/x", **{"X-API-Key": expiring["key"]}),
+            await get("/api/x", **{"X-API-Key": revoked["key"][:-1] + "0"}),  # its checksum broken: no key
+            await get("/nowhere/at/all"),
+        ]
+        assert statuses == [401, 401, 401, 401, 404]
+        status, page = await admin("GET", "/admin/calls")
+    rows = [(r["path"], r["status"], r["key_id"], r["error"], r["route"]) for r in page["data"]]
+    assert rows == [
+        ("/api/x", 200, revoked["id"], None, "api"),
+        ("/api/x", 401, revoked["id"], "REVOKED_CREDENTIALS", "api"),
+        ("/api/x", 401, minting["id"], "REVOKED_CREDENTIALS", "api"),  # a token of a revoked key
+        ("/api/x", 401, expiring["id"], "EXPIRED_CREDENTIALS", "api"),
+        ("/api/x", 401, None, "INVALID_CREDENTIALS", "api"),
+        ("/nowhere/at/all", 404, None, "ROUTE_NOT_FOUND", None),
+    ]
+    assert {r["client_ip"] for r in page["data"]} == {"127.0.0.1"}
+    assert [r["tenant_id"] for r in page["data"]][:4] == ["acme"] * 4
 
 
 MALFORMED = {

@@ -33,7 +33,8 @@ async def seed(path: Path, calls: int) -> None:
         await records.append_audit([AuditEntry(at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), actor="cli",
                                                action="tenant.created", target_type="tenant", target_id=f"t{i}")
                                     for i in range(10)])
-        rows: list[CallRow] = [(start + i, f"req{i}", None, None, None, "GET", "api", "/api/x", 200, 1.5, 1.0, False)
+        rows: list[CallRow] = [(start + i, f"req{i}", None, None, None, "GET", "api", "/api/x", 200, 1.5, 1.0, False,
+                                f"10.0.{i // 256 % 256}.{i % 256}", "UPSTREAM_TIMEOUT" if i % 2 else None)
                                for i in range(calls)]
         await records.append_calls(rows)
         for granularity, step in (("minute", 60), ("hour", 3600), ("day", 86400)):
@@ -51,6 +52,13 @@ async def test_a_long_copy_reports_rows_per_second_and_time_left(tmp_path: Path)
     copied = await migrate(f"sqlite:///{tmp_path}/source.db", f"sqlite:///{tmp_path}/copy.db", lines.append,
                            clock=lambda: float(next(ticks)), every=1.0)  # each read of the clock: a second on
     assert (copied.audit, copied.calls) == (10, 20000)
+    copy = SQLiteRecordStore(f"{tmp_path}/copy.db")
+    await copy.open()
+    try:
+        first = await copy.list_calls(cursor=None, newest_first=False, limit=2, key_id=None, status=None)
+    finally:
+        await copy.close()
+    assert [(c.client_ip, c.error) for c in first] == [("10.0.0.0", None), ("10.0.0.1", "UPSTREAM_TIMEOUT")]
     reports = [line for line in lines if line.startswith("call log rows: ")]
     assert len(reports) >= 5, lines
     pattern = r"call log rows: ([\d,]+) of ~20,000 \((\d+) %\), ([\d,]+) rows/s, ETA (\d+) s"

@@ -13,16 +13,19 @@ import pytest
 from gateway.config import CallLogConfig
 from gateway.observability.recorder import Recorder
 from gateway.observability.records import AuditEntry, CallEntry, CallRow, RecordStore, call_row
+from gateway.observability.records_postgres import PostgresRecordStore
 from gateway.observability.records_sqlite import SQLiteRecordStore
 from gateway.observability.request_record import RequestRecord
+from tests.services import drop_schema, postgres_url, require_postgres
 
 T0 = dt.datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=dt.timezone.utc)
 
 
-def call(i: int, *, key: str | None = "key_a", status: int = 200, at: dt.datetime = T0) -> CallRow:
+def call(i: int, *, key: str | None = "key_a", status: int = 200, at: dt.datetime = T0, client_ip: str | None = None,
+         error: str | None = None) -> CallRow:
     return call_row(CallEntry(at=at, request_id=f"req-{i}", tenant_id="acme", key_id=key, key_name="k", method="GET",
                               route="api", path="/api", status=status, latency_ms=1.5, upstream_latency_ms=None,
-                              rate_limited=status == 429))
+                              rate_limited=status == 429, client_ip=client_ip, error=error))
 
 
 async def test_audit_entries_round_trip_in_order(records: RecordStore) -> None:
@@ -57,6 +60,64 @@ async def test_calls_filter_page_both_ways_and_prune(records: RecordStore) -> No
     assert [c.request_id for c in left] == ["req-3", "req-4", "req-5"]
 
 
+async def test_calls_keep_the_client_address_and_the_error_code(records: RecordStore) -> None:
+    await records.append_calls([call(0, status=401, client_ip="203.0.113.7", error="REVOKED_CREDENTIALS"),
+                                call(1, client_ip="2001:db8::1"), call(2)])
+    rows = await records.list_calls(cursor=None, newest_first=False, limit=10, key_id=None, status=None)
+    assert [(r.client_ip, r.error) for r in rows] == [("203.0.113.7", "REVOKED_CREDENTIALS"), ("2001:db8::1", None),
+                                                      (None, None)]
+    assert [call_row(r) for r in rows] == [call(0, status=401, client_ip="203.0.113.7", error="REVOKED_CREDENTIALS"),
+                                           call(1, client_ip="2001:db8::1"), call(2)]  # what a migration copies
+
+
+OLD_CALL_LOG = """(id {id}, at {time} NOT NULL, request_id TEXT NOT NULL, tenant_id TEXT, key_id TEXT,
+    key_name TEXT, method TEXT NOT NULL, route TEXT, path TEXT NOT NULL, status INTEGER NOT NULL,
+    latency_ms {real} NOT NULL, upstream_latency_ms {real}, rate_limited {flag} NOT NULL)"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_call_log_made_before_the_address_and_error_columns_gets_them(tmp_path: Path, kind: str) -> None:
+    """The table as earlier versions made it, with a row: opening the store adds the columns."""
+    store: RecordStore
+    if kind == "sqlite":
+        import sqlite3
+
+        path = tmp_path / "records.db"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE call_log " + OLD_CALL_LOG.format(
+                id="INTEGER PRIMARY KEY AUTOINCREMENT", time="TEXT", real="REAL", flag="INTEGER"))
+            db.execute("INSERT INTO call_log (at, request_id, method, path, status, latency_ms, rate_limited) "
+                       "VALUES ('2026-03-01T08:30:15.123456Z', 'req-old', 'GET', '/api', 200, 1.0, 0)")
+        store = SQLiteRecordStore(str(path))
+    else:
+        import asyncpg
+
+        from gateway.keystore.postgres import connect_args
+
+        require_postgres()
+        dsn, schema = connect_args(postgres_url(tmp_path))
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'CREATE SCHEMA "{schema}"')
+            await conn.execute(f'CREATE TABLE "{schema}".call_log ' + OLD_CALL_LOG.format(
+                id="BIGSERIAL PRIMARY KEY", time="TIMESTAMPTZ", real="DOUBLE PRECISION", flag="BOOLEAN"))
+            await conn.execute(f'INSERT INTO "{schema}".call_log (at, request_id, method, path, status, latency_ms, '
+                               "rate_limited) VALUES ($1, 'req-old', 'GET', '/api', 200, 1.0, false)", T0)
+        finally:
+            await conn.close()
+        store = PostgresRecordStore(postgres_url(tmp_path))
+    await store.open()
+    try:
+        await store.append_calls([call(1, client_ip="198.51.100.2", error="ROUTE_NOT_FOUND", status=404)])
+        rows = await store.list_calls(cursor=None, newest_first=False, limit=10, key_id=None, status=None)
+    finally:
+        await store.close()
+        if kind == "postgres":
+            await drop_schema(postgres_url(tmp_path))
+    assert [(r.request_id, r.client_ip, r.error) for r in rows] == [("req-old", None, None),
+                                                                    ("req-1", "198.51.100.2", "ROUTE_NOT_FOUND")]
+
+
 async def test_call_times_round_trip_to_the_microsecond(records: RecordStore) -> None:
     # rows in and out of time order, within one second and across seconds, days and years
     times = [T0, T0 + dt.timedelta(microseconds=1), T0 + dt.timedelta(seconds=1, microseconds=999_999),
@@ -72,8 +133,8 @@ async def test_call_times_are_rounded_to_the_nearest_microsecond(records: Record
     # epoch floats as the recorder reads them: the first is ...22.48977255821 s exactly, the
     # second rounds up into the next second
     times = [1795993622.4897726, 1.9999995, 1795993622.0000004]
-    await records.append_calls([(t, f"req-{i}", "acme", "key_a", "k", "GET", "api", "/api", 200, 1.5, None, False)
-                                for i, t in enumerate(times)])
+    await records.append_calls([(t, f"req-{i}", "acme", "key_a", "k", "GET", "api", "/api", 200, 1.5, None, False,
+                                 None, None) for i, t in enumerate(times)])
     rows = await records.list_calls(cursor=None, newest_first=False, limit=10, key_id=None, status=None)
     assert [row.at for row in rows] == [dt.datetime.fromtimestamp(t, dt.timezone.utc) for t in times]
     assert [row.at.isoformat() for row in rows][:2] == ["2026-11-29T23:07:02.489773+00:00",
@@ -170,5 +231,5 @@ async def test_a_large_batch_is_converted_between_requests_and_written_whole() -
     [rows] = written
     assert [row[1] for row in rows] == [f"req-{i}" for i in range(1000)]
     assert rows[1] == (1_800_000_001.0, "req-1", "acme", "key_a", "k", "GET", "api", "/api", 200, 1000.0, None,
-                       False)
+                       False, None, None)
     assert rows[3][2:5] == (None, None, None) and rows[2][10] == 500.0

@@ -117,13 +117,14 @@ async def test_a_long_download_that_keeps_flowing_is_delivered_whole_past_the_ro
     assert head.startswith(b"HTTP/1.1 200") and body == b"y" * upstream.length
     assert elapsed > 1.0  # well past `timeout`, which bounds only the wait for the head
     [row] = await call_log(gw)
-    assert row.status == 200
+    assert (row.status, row.error) == (200, None)
     assert upstream_errors(await scrape(gw)) == {}
 
 
-@pytest.mark.parametrize("fault, kind", [("stall", "idle_timeout"), ("die", "truncated")])
+@pytest.mark.parametrize("fault, kind, code", [("stall", "idle_timeout", "UPSTREAM_TIMEOUT"),
+                                               ("die", "truncated", "UPSTREAM_UNAVAILABLE")])
 async def test_a_body_cut_mid_way_is_a_cut_to_the_client_and_counted(
-    start_gateway, trickle, client_ssl, fault, kind
+    start_gateway, trickle, client_ssl, fault, kind, code
 ) -> None:
     upstream = await trickle(0.01, chunk=b"z" * 1024, chunks=100, **{f"{fault}_after": 5})
     gw = await start_gateway(routes=[public_route(upstream.url, timeout=30, idle_timeout=0.3)])
@@ -134,6 +135,8 @@ async def test_a_body_cut_mid_way_is_a_cut_to_the_client_and_counted(
         assert 0.25 < elapsed < 5  # at the idle timeout, well before the route's 30 s
         await asyncio.wait_for(upstream.cut.wait(), 5)  # the upstream connection is closed too
     assert upstream_errors(await scrape(gw)) == {kind: 1}
+    [row] = await call_log(gw)  # what the client was told (200), and what happened to the body
+    assert (row.status, row.error) == (200, code)
 
 
 async def test_a_client_leaving_mid_download_cancels_the_upstream_and_is_logged_once(
