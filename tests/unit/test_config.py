@@ -87,6 +87,10 @@ def test_every_problem_is_reported_at_once_with_paths() -> None:
         ({**MINIMAL, "routes": [{"name": "a", "path": "/a", "upstream": "http://u:p@h"}]}, "routes[0].upstream:"),
         ({**MINIMAL, "routes": [{"name": "a", "path": "/a", "upstream": "http://h", "auth": ["magic"]}]}, "routes[0].auth:"),
         ({**MINIMAL, "routes": [{"name": "a", "path": "/a", "upstream": "http://h", "timeout": 0}]}, "routes[0].timeout:"),
+        ({**MINIMAL, "routes": [{"name": "a", "path": "/a", "upstream": "http://h", "idle_timeout": 0}]},
+         "routes[0].idle_timeout:"),
+        ({**MINIMAL, "routes": [{"name": "a", "path": "/a", "upstream": "http://h", "test_keys": "production"}]},
+         "routes[0].test_keys: must be one of sandbox, allow"),
         ({**MINIMAL, "routes": [{"path": "/a", "upstream": "http://h"}]}, "routes[0].name: is required"),
         ({**MINIMAL, "routes": [{"name": "t", "path": "/api/v1/auth/token", "upstream": "http://h"}]}, "routes[0].path: is the token exchange path"),
         ([1, 2], "(top level): must be a mapping"),
@@ -109,6 +113,7 @@ def test_route_defaults_and_public_routes() -> None:
     cfg = parse_config({**MINIMAL, "routes": [{"name": "a", "path": "/a", "upstream": "https://h:8443/base", "auth": [], "methods": ["get"]}]}, env={})
     route = cfg.routes[0]
     assert route.auth == () and route.methods == ("GET",) and route.timeout == 30 and route.strip_prefix is False
+    assert route.idle_timeout == 60 and route.test_keys == "sandbox"
 
 
 def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
