@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).parent
-MODULES = ["gateway.credentials.keyformat", "gateway.credentials.parse", "gateway.access.authorize",
+MODULES = ["gateway.credentials.keyformat", "gateway.credentials.parse", "gateway.access.authorize", "gateway.access.guard",
            "gateway.ratelimit.memory", "gateway.routing", "gateway.path_readings", "gateway.proxy.headers"]
 
 

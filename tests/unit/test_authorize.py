@@ -114,3 +114,34 @@ def test_resources_limit_each_named_segment() -> None:
     assert refusal(limited, "GET", "/api/v1/visitors") is None
     assert refusal(identity(resources={"location": ()}), "GET", "/v1/locations/loc_1/shelves/1") == (
         "RESOURCE_FORBIDDEN", "the key may not access this location")
+
+
+SANDBOXES = table([
+    {"name": "plain", "path": "/plain", "upstream": "http://127.0.0.1:1"},
+    {"name": "sandboxed", "path": "/sandboxed", "upstream": "http://127.0.0.1:1", "sandbox_upstream": "http://127.0.0.1:2"},
+    {"name": "open", "path": "/open", "upstream": "http://127.0.0.1:1", "test_keys": "allow"},
+    {"name": "both", "path": "/both", "upstream": "http://127.0.0.1:1", "sandbox_upstream": "http://127.0.0.1:2",
+     "test_keys": "allow"},
+])
+
+
+def on(who: Identity, method: str, path: str) -> tuple[str, str] | None:
+    try:
+        authorize(who, method, SANDBOXES.match(method, path))
+    except GatewayError as err:
+        return err.code, str(err.message)
+    return None
+
+
+def test_a_test_key_is_refused_where_no_sandbox_takes_it_unless_the_route_allows_it() -> None:
+    refused = ("SANDBOX_UNAVAILABLE", "test keys are not accepted on this route: it has no sandbox upstream")
+    paths = ("/plain", "/sandboxed", "/open", "/both")
+    assert {p: on(identity(environment="test"), "GET", p) for p in paths} == {
+        "/plain": refused, "/sandboxed": None, "/open": None, "/both": None}
+    assert {p: on(identity(), "GET", p) for p in paths} == dict.fromkeys(paths)  # live keys: anywhere
+    # the tenant's own gates come first; then the route's stance, before the key's scope
+    assert on(identity(environment="test", tenant={"disabled": True}), "GET", "/plain") == (
+        "INSUFFICIENT_SCOPE", "the key's tenant is disabled")
+    assert on(identity(environment="test", scope="read_only"), "POST", "/plain") == refused
+    assert on(identity(environment="test", scope="read_only"), "POST", "/open") == (
+        "INSUFFICIENT_SCOPE", "this key is limited to read-only methods")

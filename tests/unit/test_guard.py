@@ -157,6 +157,19 @@ class Rig:
         return decision, scope
 
 
+async def refused(rig: Rig, path: str, **headers: str) -> tuple[Exception, RequestScope]:
+    """The refusal of a request, and its scope as the records read it."""
+    request = SimpleNamespace(method="GET", headers=CIMultiDictProxy(CIMultiDict(headers)))
+    scope = RequestScope(request_id="r", started=0.0, method="GET")
+    try:
+        decision = rig.guard(request, scope, ROUTES.match("GET", path))  # type: ignore[arg-type]
+        if inspect.isawaitable(decision):
+            await decision
+    except Exception as exc:
+        return exc, scope
+    raise AssertionError("admitted")
+
+
 def key(secret: str) -> dict[str, str]:
     return {"X-API-Key": secret}
 
@@ -254,15 +267,18 @@ async def test_a_store_that_cannot_answer_is_a_503_never_a_guess(caplog) -> None
 
 
 @pytest.mark.parametrize("cached", [False, True])
-async def test_a_revoked_key_is_refused_on_both_paths(cached) -> None:
+async def test_a_revoked_key_is_refused_on_both_paths_and_named_in_the_records(cached) -> None:
     rig = Rig()
     secret = rig.store.add(revoked_at=at(NOW - 1))
     if cached:
         with pytest.raises(RevokedCredentials):
             await rig.admit("/api/v1/visitors", **key(secret))  # fills the cache
-    with pytest.raises(RevokedCredentials):
-        await rig.admit("/api/v1/visitors", **key(secret))
+    error, scope = await refused(rig, "/api/v1/visitors", **key(secret))
+    assert isinstance(error, RevokedCredentials)
+    assert scope.identity is not None and scope.identity.key_id == "key_1"  # the call log names the key
     assert rig.last_used.touched == [] and len(rig.limiter) == 0
+    error, scope = await refused(rig, "/api/v1/visitors", **key(generate_key("gw", "live")))
+    assert isinstance(error, InvalidCredentials) and scope.identity is None  # no key to name
 
 
 async def test_a_key_expires_exactly_at_its_expiry() -> None:
@@ -271,8 +287,11 @@ async def test_a_key_expires_exactly_at_its_expiry() -> None:
     rig.clock.advance(10 - 1e-3)
     await rig.admit("/api/v1/visitors", **key(secret))  # a millisecond before: valid
     rig.clock.advance(1e-3)
-    with pytest.raises(ExpiredCredentials):
-        await rig.admit("/api/v1/visitors", **key(secret))  # at the instant itself: expired
+    error, scope = await refused(rig, "/api/v1/visitors", **key(secret))  # at the instant itself: expired
+    assert isinstance(error, ExpiredCredentials) and scope.identity is not None and scope.identity.key_id == "key_1"
+    rig.cache.clear()  # the same from the store (the slow path)
+    error, scope = await refused(rig, "/api/v1/visitors", **key(secret))
+    assert isinstance(error, ExpiredCredentials) and scope.identity is not None and scope.identity.key_id == "key_1"
     rig.clock.advance(3600)
     with pytest.raises(ExpiredCredentials):
         await rig.admit("/api/v1/visitors", **key(secret))

@@ -414,6 +414,7 @@ def test_a_compiled_route_keeps_its_settings_and_what_makes_its_policy() -> None
         {**base, "name": "public", "auth": []},
         {**base, "name": "elsewhere", "upstream": "http://127.0.0.1:1/v2"},
         {**base, "name": "other_param", "path": "/b/{other}"},
+        {**base, "name": "open_to_tests", "test_keys": "allow"},
     ]
     routes = [table([v]).routes[0] for v in variants]
     first = routes[0]
@@ -422,12 +423,19 @@ def test_a_compiled_route_keeps_its_settings_and_what_makes_its_policy() -> None
     assert isinstance(first.timeout, float)
     assert (first.sandbox_upstream, first.rate_limit_per_minute, first.strip_prefix) == (None, None, False)
     assert (first.depth, first.literal_prefix, first.config.name) == (2, 1, "r")
+    assert (first.idle_timeout, isinstance(first.idle_timeout, float)) == (60.0, True)
+    assert [r.test_keys_refused for r in routes] == [True, False, True, True, True, True, True, False]
+    both = table([{**base, "sandbox_upstream": "http://127.0.0.1:2/s", "test_keys": "allow"}]).routes[0]
+    assert not both.test_keys_refused and both.policy == routes[1].policy  # with a sandbox, test_keys changes nothing
+    other_sandbox = table([{**base, "sandbox_upstream": "http://127.0.0.1:3/s"}]).routes[0]
+    assert other_sandbox.policy != routes[1].policy  # where test keys go is part of it
     assert routes[1].sandbox_upstream is not None and routes[1].sandbox_upstream.origin == "http://127.0.0.1:2"
     assert routes[1].sandbox_upstream.base_path == "/s"
     assert routes[3].rate_limit_per_minute == 5 and routes[2].strip_prefix
     assert len({r.policy for r in routes}) == len(routes)  # each setting is part of the policy
-    same = table([{**base, "name": "twin", "path": "/c/{id}", "methods": ["GET"], "timeout": 9}]).routes[0]
-    assert same.policy == first.policy  # methods, timeout and name are not
+    same = table([{**base, "name": "twin", "path": "/c/{id}", "methods": ["GET"], "timeout": 9,
+                   "idle_timeout": 1}]).routes[0]
+    assert same.policy == first.policy  # methods, timeouts and name are not
 
 
 def test_a_capital_in_a_route_path_makes_every_request_path_compared_ignoring_case() -> None:
