@@ -89,13 +89,13 @@ def _walk(cls: type, prefix: str, section: str, defs: dict[str, Any]) -> Iterato
         help_text = " ".join(str(prop.get("description", "")).split()).replace("|", "\\|")
         nested = hints[f.name]
         optional = _optional_section(nested)
-        if dataclasses.is_dataclass(nested):
+        if optional is not None:  # an optional section (`portal.smtp`, `routes[].upstream_tls`)
+            yield Key(path, section, f"mapping or null: [`{path}`](#{_anchor(path)})", "`null`", help_text)
+            yield from _walk(optional, f"{path}.", path, defs)
+        elif dataclasses.is_dataclass(nested):
             required = "required" if _default(f) == "required" else ""
             yield Key(path, section, f"mapping: [`{path}`](#{_anchor(path)})", required, help_text)
             yield from _walk(typing.cast(type, nested), f"{path}.", path, defs)
-        elif optional is not None:
-            yield Key(path, section, f"mapping: [`{path}`](#{_anchor(path)}), or null", "`null`", help_text)
-            yield from _walk(optional, f"{path}.", path, defs)
         elif f.name == "routes" and cls is Config:
             yield Key(path, section, "list of mappings: [`routes[]`](#routes)", "`[]`", help_text)
             yield from _walk(RouteConfig, "routes[].", "routes[]", defs)
