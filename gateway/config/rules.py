@@ -77,17 +77,6 @@ class Rules:
                                              f"is under the tenant portal's path {portal.path} (portal.path), "
                                              "which the portal serves whole"))
 
-
-def within(route_path: str, portal_path: str) -> bool:
-    """Whether every request a route matches is a request for the portal (so the route could never
-    be reached): its first segments name the portal's path, a `{param}` matching any segment and
-    letter case ignored (how a case-insensitive upstream would read it)."""
-    route = [s for s in route_path.split("/") if s]
-    portal = [s for s in portal_path.lower().split("/") if s]
-    if len(route) < len(portal):
-        return False
-    return all(r.startswith("{") or r.lower() == p for r, p in zip(route, portal, strict=False))
-
     def upstream_tls(self, i: int, key: str, url: str | None, tls: UpstreamTLSConfig | None,
                      checked: dict[tuple[str | None, ...], str | None]) -> None:
         """An upstream's TLS settings fit its URL, and their files make a client context now (so a
@@ -111,6 +100,17 @@ def within(route_path: str, portal_path: str) -> bool:
         problem = checked[tls.files]
         if problem is not None:
             self.problems.append(Problem(where, problem))
+
+
+def within(route_path: str, portal_path: str) -> bool:
+    """Whether every request a route matches is a request for the portal (so the route could never
+    be reached): its first segments name the portal's path, a `{param}` matching any segment and
+    letter case ignored (how a case-insensitive upstream would read it)."""
+    route = [s for s in route_path.split("/") if s]
+    portal = [s for s in portal_path.lower().split("/") if s]
+    if len(route) < len(portal):
+        return False
+    return all(r.startswith("{") or r.lower() == p for r, p in zip(route, portal, strict=False))
 
 
 def _tls(rules: Rules) -> None:
