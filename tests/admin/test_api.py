@@ -286,3 +286,58 @@ async def test_malformed_http_on_the_admin_listener_gets_the_json_envelope(admin
     assert not [r for r in caplog.records if r.levelno >= 30]  # no traceback, no error log per garbage request
     status, _ = await admin("GET", "/healthz")  # the listener goes on
     assert status == 200
+
+
+async def test_audit_filters_by_tenant_and_action_and_calls_by_tenant(admin, https) -> None:
+    for tenant in ("acme", "globex"):
+        await admin("POST", "/admin/tenants", {"id": tenant, "name": tenant, "plan": "starter"})
+    keys = {}
+    for tenant in ("acme", "globex"):
+        _, keys[tenant] = await admin("POST", "/admin/keys", {"tenant_id": tenant, "name": "k", "scope": "read_only"})
+    await admin("POST", f"/admin/keys/{keys['globex']['id']}/revoke")
+    _, page = await admin("GET", "/admin/audit?tenant_id=globex")
+    assert [e["action"] for e in page["data"]] == ["tenant.created", "key.created", "key.revoked"]
+    _, page = await admin("GET", "/admin/audit?action=key.created")
+    assert [e["tenant_id"] for e in page["data"]] == ["acme", "globex"]
+    _, page = await admin("GET", "/admin/audit?action=key.created&tenant_id=acme&order=desc")
+    assert [(e["tenant_id"], e["action"]) for e in page["data"]] == [("acme", "key.created")]
+    _, page = await admin("GET", "/admin/audit?action=key.rotated")
+    assert page["data"] == []
+
+    for tenant in ("acme", "globex", "acme"):
+        async with https.get(proxy_url(admin.gw, "/api/v"), headers={"X-API-Key": keys[tenant]["key"]}) as resp:
+            await resp.read()
+    _, page = await admin("GET", "/admin/calls?tenant_id=acme")
+    assert [(r["tenant_id"], r["status"]) for r in page["data"]] == [("acme", 200), ("acme", 200)]
+    _, page = await admin("GET", "/admin/calls?tenant_id=globex&status=401")
+    assert [(r["tenant_id"], r["status"]) for r in page["data"]] == [("globex", 401)]
+
+
+@pytest.mark.parametrize("path", [
+    "/admin/audit?tenant=acme", "/admin/calls?key=k", "/admin/keys?tenant=acme", "/admin/tenants?pages=2",
+    "/admin/webhooks?tenant=acme", "/admin/usage?tenant_id=acme&granularity=hour&bucket=1",
+    "/admin/version?verbose=1", "/admin/plans?page=1", "/admin/tenants/acme?users=0", "/admin/keys?from_=1",
+])
+async def test_an_unknown_query_parameter_is_a_422_naming_it(admin, path) -> None:
+    await admin("POST", "/admin/tenants", {"id": "acme", "name": "Acme", "plan": "starter"})
+    status, body = await admin("GET", path)
+    assert status == 422, body
+    unknown = path.rsplit("&", 1)[-1].split("?")[-1].split("=")[0]
+    assert body["error"]["code"] == "VALIDATION_ERROR"
+    assert [d["field"] for d in body["error"]["details"]] == [unknown]
+    assert "unknown parameter" in body["error"]["details"][0]["issue"]
+
+
+async def test_writes_refuse_a_query_too_and_change_nothing(admin) -> None:
+    status, body = await admin("POST", "/admin/tenants?dry_run=1", {"id": "acme", "name": "Acme", "plan": "starter"})
+    assert (status, body["error"]["details"][0]["field"]) == (422, "dry_run")
+    assert (await admin("GET", "/admin/tenants/acme"))[0] == 404
+
+
+async def test_plans_are_listed_from_the_configuration(admin) -> None:
+    status, body = await admin("GET", "/admin/plans")
+    assert status == 200
+    assert body["data"] == [{"name": "starter", "requests_per_minute": 100},
+                            {"name": "professional", "requests_per_minute": 500},
+                            {"name": "enterprise", "requests_per_minute": 2000}]
+    assert body["meta"]["total"] == 3
