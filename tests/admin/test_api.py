@@ -341,3 +341,38 @@ async def test_plans_are_listed_from_the_configuration(admin) -> None:
                             {"name": "professional", "requests_per_minute": 500},
                             {"name": "enterprise", "requests_per_minute": 2000}]
     assert body["meta"]["total"] == 3
+
+
+async def test_a_key_made_with_an_expiry_date_ends_then(start_gateway, upstream, https) -> None:
+    clock = FakeClock(1_800_000_000.0)  # 2027-01-15T08:00:00Z
+    gw = await start_gateway(clock=clock, routes=[{"name": "api", "path": "/api", "upstream": upstream[0]}])
+    async with aiohttp.ClientSession() as session:
+        admin = Admin(gw, session)
+        await admin("POST", "/admin/tenants", {"id": "acme", "name": "Acme", "plan": "starter"})
+        base = {"tenant_id": "acme", "name": "dated", "scope": "read_only"}
+        status, key = await admin("POST", "/admin/keys", {**base, "expires_at": "2027-01-20T09:00:00+01:00"})
+        assert status == 201, key
+        assert (key["expires_at"], key["expires_in_days"], key["status"]) == ("2027-01-20T08:00:00Z", 5, "active")
+        _, shown = await admin("GET", f"/admin/keys/{key['id']}")
+        assert shown["expires_at"] == "2027-01-20T08:00:00Z"
+        for body, issue in (
+            ({**base, "expires_at": "2027-01-20T08:00:00Z", "validity_days": 30}, "not both"),
+            ({**base, "expires_at": "2027-01-15T07:59:59Z"}, "in the future"),
+            ({**base, "expires_at": "2028-01-16T08:00:00Z"}, "max_validity_days (365)"),
+            ({**base, "expires_at": None}, "validity_days: null"),
+            ({**base, "expires_at": "2027-01-20T08:00:00"}, "with a zone"),
+            ({**base, "expires_at": "2027-01-20"}, "with a zone"),
+            ({**base, "expires_at": 1_800_500_000}, "with a zone"),
+        ):
+            status, err = await admin("POST", "/admin/keys", body)
+            assert status == 422, body
+            assert [d["field"] for d in err["error"]["details"]] == ["expires_at"]
+            assert issue in err["error"]["details"][0]["issue"], err
+        clock.advance(5 * 86400 - 1)
+        async with https.get(proxy_url(gw, "/api/x"), headers={"X-API-Key": key["key"]}) as resp:
+            assert resp.status == 200
+        clock.advance(1)
+        async with https.get(proxy_url(gw, "/api/x"), headers={"X-API-Key": key["key"]}) as resp:
+            assert resp.status == 401 and (await read_json(resp))["error"]["code"] == "EXPIRED_CREDENTIALS"
+        _, shown = await admin("GET", f"/admin/keys/{key['id']}")
+        assert shown["status"] == "expired"
