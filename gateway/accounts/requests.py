@@ -193,10 +193,19 @@ _SCOPE_RULE: JsonDict = {"allOf": [{
 }, {"not": {"required": ["validity_days", "expires_at"]}}]}
 
 
+def _key_schema(schema: JsonDict) -> None:
+    schema.update(_SCOPE_RULE)
+    properties = schema["properties"]
+    assert isinstance(properties, dict)
+    expires_at = properties["expires_at"]
+    assert isinstance(expires_at, dict)
+    expires_at.pop("default")  # absent, never null: a null default would break the document
+
+
 class KeyInput(Request):
     """A new key. `validity_days` is bounded by `keys.min_validity_days` and `keys.max_validity_days`."""
 
-    model_config = ConfigDict(json_schema_extra=_SCOPE_RULE)
+    model_config = ConfigDict(json_schema_extra=lambda schema: _key_schema(schema))
 
     tenant_id: Id
     name: KeyName
