@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -27,6 +28,7 @@ from gateway.access.assertion import IdentityAssertions
 from gateway.access.endpoints import TokenEndpoints
 from gateway.access.failures import AuthFailureThrottle
 from gateway.access.guard import AccessGuard
+from gateway.access.self_api import SelfEndpoints
 from gateway.accounts.service import Accounts
 from gateway.admin import listener as admin_listener
 from gateway.admin.application import admin_application
@@ -90,6 +92,17 @@ def engine_limits(server: ServerConfig) -> Limits:
 
 def plan_limits(cfg: Config) -> dict[str, int]:
     return {name: plan.requests_per_minute for name, plan in cfg.plans.items()}
+
+
+def portal_keys_page(cfg: Config) -> str | None:
+    """The portal's page of one key, less its id: the `Link` of a `Sunset` answer (contract
+    section 10); None while the portal has no `public_url`."""
+    portal = getattr(cfg, "portal", None)  # the portal's own section (contract section 9)
+    public_url = getattr(portal, "public_url", None)
+    if portal is None or not getattr(portal, "enabled", False) or not public_url:
+        return None
+    parts = urlsplit(public_url)
+    return f"{parts.scheme}://{parts.netloc}{portal.path.rstrip('/')}/#/keys?key="
 
 
 class Gateway:
@@ -245,6 +258,8 @@ class Gateway:
             clock=self.clock,
             verify_token=self.tokens.verify,
             assertions=IdentityAssertions(self.tokens, ttl=cfg.tokens.identity_ttl, clock=self.clock),
+            expiring_soon_days=cfg.keys.expiring_soon_days,
+            keys_page=portal_keys_page(cfg),
         )
         self.access_log = AccessLog()
         stack.callback(self.access_log.flush)  # the last lines, after the listeners have drained
@@ -258,6 +273,10 @@ class Gateway:
         transport = TransportPolicy(cfg.server.trusted_proxies)
         endpoints: dict[str, Endpoint] = {
             cfg.tokens.path: token_endpoints.exchange, "/.well-known/jwks.json": token_endpoints.jwks}
+        if cfg.self_api.enabled:
+            own = SelfEndpoints(self.guard, gateway_version=__version__, api_version=cfg.self_api.api_version)
+            endpoints[cfg.self_api.path + "/version"] = own.version
+            endpoints[cfg.self_api.path + "/me"] = own.me
         observer = RequestObserver(self.metrics if cfg.metrics.enabled else None, self.recorder, cfg.logging,
                                    self.access_log, clock=self.clock)
 
@@ -308,6 +327,7 @@ class Gateway:
         for handler in self._handlers:
             handler.routes = table
         self.guard.set_plans(plan_limits(cfg))
+        self.guard.set_sunset(cfg.keys.expiring_soon_days, portal_keys_page(cfg))
         self.accounts.cfg = cfg
         self.cache.clear()  # cached identities carry the old plan limits
 

@@ -15,6 +15,7 @@ from gateway.config.sections import (
     KeysConfig,
     RateLimitConfig,
     RouteConfig,
+    SelfApiConfig,
     ServerConfig,
     TokensConfig,
     WebhooksConfig,
@@ -40,6 +41,7 @@ class Rules:
 
     def routes(self, routes: list[tuple[int, RouteConfig]]) -> None:
         tokens: TokensConfig | None = self.sections.get("tokens")
+        self_api: SelfApiConfig | None = self.sections.get("self_api")
         seen_names: dict[str, int] = {}
         seen_paths: dict[str, list[tuple[int, set[str]]]] = {}
         for i, route in routes:
@@ -64,6 +66,17 @@ class Rules:
             seen_paths.setdefault(shape, []).append((i, set(route.methods)))
             if tokens is not None and self.known("tokens.path") and route_shape(tokens.path) == shape:
                 self.problems.append(Problem(("routes", i, "path"), "is the token exchange path (tokens.path)"))
+            if self_api is not None and self_api.enabled and self.known("self_api") and within(shape, self_api.path):
+                self.problems.append(Problem(("routes", i, "path"),
+                                             f"is at or below the caller's own endpoints (self_api.path {self_api.path})"))
+
+
+def within(shape: str, base: str) -> bool:
+    """Whether a route of this shape could match a path at or below `base` (a `{}` segment
+    matches any; letter case aside, as for duplicate routes)."""
+    segments = [s for s in shape.split("/") if s]
+    wanted = [s.lower() for s in base.split("/") if s]
+    return len(segments) >= len(wanted) and all(s in ("{}", w) for s, w in zip(segments, wanted, strict=False))
 
 
 def _tls(rules: Rules) -> None:
