@@ -76,6 +76,7 @@ async def start_portal(start_gateway, upstream, aiohttp_server, server_cert, cli
             sessions=Sessions(gw.store, settings or SessionSettings(), clock=clock),
             throttle=DoorThrottle(MemoryRateLimiter(clock=clock, window=WINDOW)),
             origins=Origins(None),
+            webhooks=gw.services.webhooks,
             recorder=gw.recorder,
         )
         server = await aiohttp_server(portal_app(portal), ssl=server_context(*server_cert))
