@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -29,6 +28,8 @@ from gateway.access.endpoints import TokenEndpoints
 from gateway.access.failures import AuthFailureThrottle
 from gateway.access.guard import AccessGuard
 from gateway.access.self_api import SelfEndpoints
+from gateway.accounts.passwords import Passwords
+from gateway.accounts.people import Mail, People
 from gateway.accounts.service import Accounts
 from gateway.admin import listener as admin_listener
 from gateway.admin.application import admin_application
@@ -53,8 +54,10 @@ from gateway.observability.observer import RequestObserver
 from gateway.observability.recorder import Recorder
 from gateway.observability.usage_anomaly import Anomaly
 from gateway.observability.usage_monitor import UsageMonitor
+from gateway.portal import server as portal_server
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.handler import ProxyHandler
+from gateway.proxy.mount import Mount
 from gateway.proxy.transport import TransportPolicy
 from gateway.ratelimit import limiter_for
 from gateway.readiness import readiness_checks
@@ -96,13 +99,12 @@ def plan_limits(cfg: Config) -> dict[str, int]:
 
 def portal_keys_page(cfg: Config) -> str | None:
     """The portal's page of one key, less its id: the `Link` of a `Sunset` answer (contract
-    section 10); None while the portal has no `public_url`."""
-    portal = getattr(cfg, "portal", None)  # the portal's own section (contract section 9)
-    public_url = getattr(portal, "public_url", None)
-    if portal is None or not getattr(portal, "enabled", False) or not public_url:
+    section 10); None unless the portal is on with a `public_url` (the base of its links, as
+    for invitations)."""
+    portal = cfg.portal
+    if not portal.enabled or not portal.public_url:
         return None
-    parts = urlsplit(public_url)
-    return f"{parts.scheme}://{parts.netloc}{portal.path.rstrip('/')}/#/keys?key="
+    return f"{portal.public_url.rstrip('/')}{portal.path.rstrip('/')}/#/keys?key="
 
 
 class Gateway:
@@ -121,6 +123,8 @@ class Gateway:
     auth_failures: AuthFailureThrottle | None  # None: ratelimit.failed_auth_per_minute is 0
     usage: UsageMonitor
     webhook_delivery: WebhookDelivery
+    people: People  # invitations and sign-in checks: the portal's and the admin API's
+    portal: portal_server.PortalServer | None  # None: portal.enabled is false
 
     def __init__(
         self,
@@ -129,8 +133,13 @@ class Gateway:
         clock: Callable[[], float] = time.time,
         admin_token: str | None = None,
         registry: CollectorRegistry | None = None,
+        passwords: Passwords | None = None,
+        mail: Mail | None = None,
     ) -> None:
+        """`passwords`, `mail`: the portal's hashing and mail, else from the config (tests pass cheaper ones)."""
         self.cfg = cfg
+        self._passwords = passwords
+        self._mail = mail
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = Metrics(self.registry, per_tenant=cfg.metrics.per_tenant_label,
                                multiprocess=multiprocess_dir() is not None)
@@ -229,6 +238,13 @@ class Gateway:
         if cfg.store.sqlite_path is None and not cfg.tokens.signing_keys:
             log.warning("tokens.signing_keys is not set: tokens are signed with a key under data_dir, "
                         "and other instances accept them only if they share that key (or data_dir)")
+        mail = self._mail
+        if mail is None and (mailer := portal_server.mailer(cfg)) is not None:
+            mail = mailer
+            stack.push_async_callback(mailer.close)  # mails under way go out, after the listeners drained
+        self.people = portal_server.people(cfg, self.accounts, passwords=self._passwords, mail=mail,
+                                           proxy_port=self.proxy_port)
+        self.portal = None
         self.tokens = TokenService(
             load_signing_keys(cfg.tokens.algorithm, cfg.tokens.signing_keys, cfg.data_dir),
             issuer=cfg.tokens.issuer,
@@ -280,9 +296,12 @@ class Gateway:
         observer = RequestObserver(self.metrics if cfg.metrics.enabled else None, self.recorder, cfg.logging,
                                    self.access_log, clock=self.clock)
 
+        mount = await self._serve_portal()
+
         def pipeline(plain: bool) -> ProxyHandler:
             return ProxyHandler(routes=self.routes, forwarder=forwarder, transport=transport, guard=self.guard,
-                                plain=plain, endpoints=endpoints, observer=observer, failures=self.auth_failures)
+                                plain=plain, endpoints=endpoints, observer=observer, failures=self.auth_failures,
+                                mount=mount)
 
         self._pusher = stats.export(
             stats.ServiceFigures(self.cache, self.recorder, self.auth_failures, self.last_used,
@@ -299,6 +318,17 @@ class Gateway:
             self._handlers.append(pipeline(plain=True))
             await self._serve_proxy(self._handlers[1], sockets[1], None)
         await self._serve_admin(self.admin_app(), admin_sock)
+
+    async def _serve_portal(self) -> Mount | None:
+        """The tenant portal on its private socket, closed after the proxy listeners have drained
+        (`stop` closes the stack last) and before the store."""
+        if not self.cfg.portal.enabled:
+            return None
+        portal = portal_server.build_portal(self.cfg, self.accounts, self.recorder, self.people,
+                                            self.services.webhooks, clock=self.clock)
+        self.portal = portal_server.PortalServer(portal)
+        self._stack.push_async_callback(self.portal.stop)
+        return await self.portal.start()
 
     def admin_app(self) -> web.Application:
         return admin_application(

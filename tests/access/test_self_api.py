@@ -149,8 +149,8 @@ async def test_sunset_links_to_the_portal_and_keeps_the_upstreams_links(start_ga
     app = web.Application()
     app.router.add_get("/{tail:.*}", paged)
     server = await aiohttp_server(app)
-    gw = await start_gateway(routes=routes(f"http://127.0.0.1:{server.port}"))
-    gw.guard.set_sunset(20, "https://portal.example.com/portal/#/keys?key=")  # as portal.public_url sets it
+    gw = await start_gateway(routes=routes(f"http://127.0.0.1:{server.port}"),
+                             portal={"enabled": True, "public_url": "https://portal.example.com/"})
     key, secret = await tenant_and_key(gw, validity_days=10)
     status, _, answer = await call(https, gw, "/api/v1/visitors", **{"X-API-Key": secret})
     assert status == 200

@@ -117,6 +117,28 @@ def test_duplicate_routes() -> None:
     assert found == ["routes[1].name: duplicates routes[0]", "routes[1].path: duplicates routes[0] for methods POST"]
 
 
+def test_the_portals_path_is_the_portals_whole() -> None:
+    """A route at or under portal.path could never be reached (the portal is matched first): refused.
+    A route above it ("/") keeps everything else; the portal disabled claims nothing."""
+    def route(path: str) -> dict[str, str]:
+        return {"name": path.strip("/").replace("/", "-").replace("{", "").replace("}", "") or "root",
+                "path": path, "upstream": "http://h"}
+
+    portal = {"enabled": True, "path": "/portal"}
+    found = problems({**MINIMAL, "portal": portal, "routes": [
+        route("/portal"), route("/Portal/api"), route("/{tenant}/keys"), route("/"), route("/portals"), route("/api")]})
+    assert found == ["routes[0].path: is under the tenant portal's path /portal (portal.path), which the portal serves whole",
+                     "routes[1].path: is under the tenant portal's path /portal (portal.path), which the portal serves whole",
+                     "routes[2].path: is under the tenant portal's path /portal (portal.path), which the portal serves whole"]
+    assert parse_config({**MINIMAL, "portal": {"path": "/portal"}, "routes": [route("/portal")]}, env={}).routes
+    assert problems({**MINIMAL, "portal": {"enabled": True, "path": "/api"}}) == [
+        "portal.path: covers the token exchange path (tokens.path)"]
+    for bad in ("/", "portal", "/a/{x}", "/a//b", "/a?b"):
+        assert problems({**MINIMAL, "portal": {"enabled": True, "path": bad}})[0].startswith("portal.path:"), bad
+    assert problems({**MINIMAL, "portal": {"enabled": True, "session_idle": 7200, "session_max": 3600}}) == [
+        "portal.session_idle: must be at most session_max"]
+
+
 def test_route_defaults_and_public_routes() -> None:
     cfg = parse_config({**MINIMAL, "routes": [{"name": "a", "path": "/a", "upstream": "https://h:8443/base", "auth": [], "methods": ["get"]}]}, env={})
     route = cfg.routes[0]
