@@ -101,7 +101,7 @@ export function createKeyDialog(ctx, tenants, preset) {
       expiryField(days, never),
       h("div", { class: "pair" },
         field("new-environment", "Environment", env),
-        field("new-rate", "Rate limit (requests per minute)", rate)),
+        caps.rateLimit === false ? null : field("new-rate", "Rate limit (requests per minute)", rate)),
       resources,
     ],
     actions: [button("Cancel", () => closeDialog()), submit],
@@ -116,7 +116,7 @@ export function createKeyDialog(ctx, tenants, preset) {
     if (caps.chooseOwner && owner.value) body.user_id = owner.value;
     if (never.checked) body.validity_days = null;
     else if (days.value.trim() !== "") body.validity_days = numberOrText(days.value);
-    if (rate.value.trim() !== "") body.rate_limit_per_minute = numberOrText(rate.value);
+    if (caps.rateLimit !== false && rate.value.trim() !== "") body.rate_limit_per_minute = numberOrText(rate.value);
     if (scope.value === "custom") {
       body.permissions = [...permRows.querySelectorAll(".perm")].map((line) => ({
         methods: [...line.querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value),
