@@ -27,6 +27,7 @@ from gateway.access.assertion import IdentityAssertions
 from gateway.access.endpoints import TokenEndpoints
 from gateway.access.failures import AuthFailureThrottle
 from gateway.access.guard import AccessGuard
+from gateway.access.self_api import SelfEndpoints
 from gateway.accounts.passwords import Passwords
 from gateway.accounts.people import Mail, People
 from gateway.accounts.service import Accounts
@@ -94,6 +95,16 @@ def engine_limits(server: ServerConfig) -> Limits:
 
 def plan_limits(cfg: Config) -> dict[str, int]:
     return {name: plan.requests_per_minute for name, plan in cfg.plans.items()}
+
+
+def portal_keys_page(cfg: Config) -> str | None:
+    """The portal's page of one key, less its id: the `Link` of a `Sunset` answer (contract
+    section 10); None unless the portal is on with a `public_url` (the base of its links, as
+    for invitations)."""
+    portal = cfg.portal
+    if not portal.enabled or not portal.public_url:
+        return None
+    return f"{portal.public_url.rstrip('/')}{portal.path.rstrip('/')}/#/keys?key="
 
 
 class Gateway:
@@ -263,6 +274,8 @@ class Gateway:
             clock=self.clock,
             verify_token=self.tokens.verify,
             assertions=IdentityAssertions(self.tokens, ttl=cfg.tokens.identity_ttl, clock=self.clock),
+            expiring_soon_days=cfg.keys.expiring_soon_days,
+            keys_page=portal_keys_page(cfg),
         )
         self.access_log = AccessLog()
         stack.callback(self.access_log.flush)  # the last lines, after the listeners have drained
@@ -276,6 +289,10 @@ class Gateway:
         transport = TransportPolicy(cfg.server.trusted_proxies)
         endpoints: dict[str, Endpoint] = {
             cfg.tokens.path: token_endpoints.exchange, "/.well-known/jwks.json": token_endpoints.jwks}
+        if cfg.self_api.enabled:
+            own = SelfEndpoints(self.guard, gateway_version=__version__, api_version=cfg.self_api.api_version)
+            endpoints[cfg.self_api.path + "/version"] = own.version
+            endpoints[cfg.self_api.path + "/me"] = own.me
         observer = RequestObserver(self.metrics if cfg.metrics.enabled else None, self.recorder, cfg.logging,
                                    self.access_log, clock=self.clock)
 
@@ -307,7 +324,8 @@ class Gateway:
         (`stop` closes the stack last) and before the store."""
         if not self.cfg.portal.enabled:
             return None
-        portal = portal_server.build_portal(self.cfg, self.accounts, self.recorder, self.people, clock=self.clock)
+        portal = portal_server.build_portal(self.cfg, self.accounts, self.recorder, self.people,
+                                            self.services.webhooks, clock=self.clock)
         self.portal = portal_server.PortalServer(portal)
         self._stack.push_async_callback(self.portal.stop)
         return await self.portal.start()
@@ -340,6 +358,7 @@ class Gateway:
         for handler in self._handlers:
             handler.routes = table
         self.guard.set_plans(plan_limits(cfg))
+        self.guard.set_sunset(cfg.keys.expiring_soon_days, portal_keys_page(cfg))
         self.accounts.cfg = cfg
         self.cache.clear()  # cached identities carry the old plan limits
 

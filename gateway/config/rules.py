@@ -16,6 +16,7 @@ from gateway.config.sections import (
     PortalConfig,
     RateLimitConfig,
     RouteConfig,
+    SelfApiConfig,
     ServerConfig,
     TokensConfig,
     WebhooksConfig,
@@ -41,6 +42,7 @@ class Rules:
 
     def routes(self, routes: list[tuple[int, RouteConfig]]) -> None:
         tokens: TokensConfig | None = self.sections.get("tokens")
+        self_api: SelfApiConfig | None = self.sections.get("self_api")
         seen_names: dict[str, int] = {}
         seen_paths: dict[str, list[tuple[int, set[str]]]] = {}
         for i, route in routes:
@@ -65,6 +67,10 @@ class Rules:
             seen_paths.setdefault(shape, []).append((i, set(route.methods)))
             if tokens is not None and self.known("tokens.path") and route_shape(tokens.path) == shape:
                 self.problems.append(Problem(("routes", i, "path"), "is the token exchange path (tokens.path)"))
+            if self_api is not None and self_api.enabled and self.known("self_api") \
+                    and within(route.path, self_api.path):
+                self.problems.append(Problem(("routes", i, "path"),
+                                             f"is at or below the caller's own endpoints (self_api.path {self_api.path})"))
             portal: PortalConfig | None = self.sections.get("portal")
             if portal is not None and portal.enabled and self.known("portal.path", "portal.enabled") \
                     and within(route.path, portal.path):
@@ -74,8 +80,8 @@ class Rules:
 
 
 def within(route_path: str, portal_path: str) -> bool:
-    """Whether every request a route matches is a request for the portal (so the route could never
-    be reached): its first segments name the portal's path, a `{param}` matching any segment and
+    """Whether every request a route matches is a request for the portal or the caller's own
+    endpoints (so the route could never be reached): its first segments name that path, a `{param}` matching any segment and
     letter case ignored (how a case-insensitive upstream would read it)."""
     route = [s for s in route_path.split("/") if s]
     portal = [s for s in portal_path.lower().split("/") if s]

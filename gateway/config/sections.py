@@ -35,7 +35,6 @@ from gateway.config.fields import (
     unique,
     unique_upper,
 )
-from gateway.credentials.keyformat import PREFIX_PATTERN
 from gateway.credentials.parse import KINDS, Kind
 
 SECTION = ConfigDict(extra="forbid", use_attribute_docstrings=True)
@@ -194,7 +193,7 @@ class KeysConfig:
     """API keys: their format and the rules for creating them."""
 
     __pydantic_config__ = SECTION
-    prefix: Annotated[str, Pattern(PREFIX_PATTERN, "must be 1-16 lowercase letters or digits")] = "gw"
+    prefix: Annotated[str, Pattern("[a-z0-9]{1,16}", "must be 1-16 lowercase letters or digits")] = "gw"
     """Keys look like `<prefix>_live_<random><checksum>` or `<prefix>_test_...`."""
     max_per_tenant: Annotated[int, Int(1, 100000)] = 4
     """Active keys per tenant."""
@@ -205,7 +204,8 @@ class KeysConfig:
     max_validity_days: Annotated[int, Int(1, 36500)] = 365
     """Longest `validity_days` a key can be created with (null asks for no expiry)."""
     expiring_soon_days: Annotated[int, Int(0, 36500)] = 20
-    """Keys expiring sooner are flagged in the admin API and console."""
+    """Keys expiring sooner are flagged in the admin API, console and portal, and every answer to a
+    request made with one carries `Sunset: <its expiry>` (RFC 8594)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +229,21 @@ class TokensConfig:
     """PEM private keys (the first signs, all verify); empty: one is generated under `data_dir`."""
     identity_ttl: Annotated[int, Int(1, 60)] = 60
     """Lifetime of the `X-Gateway-Identity` assertion sent upstream."""
+
+
+@dataclass(frozen=True, slots=True)
+class SelfApiConfig:
+    """The caller's own endpoints on the proxy listener: `<path>/version` and `<path>/me`,
+    answered with the caller's key or token (no route may be at or below `path`)."""
+
+    __pydantic_config__ = SECTION
+    enabled: Flag = True
+    """false: neither endpoint is served, and routes may use `path`."""
+    path: Annotated[str, Pattern(r"(/[A-Za-z0-9._~-]+)+", "must be a path of one or more segments "
+                                 "(letters, digits, '.', '_', '~', '-'), without a trailing /")] = "/gateway/v1"
+    """Where the two endpoints are."""
+    api_version: Annotated[str, Pattern(r"[A-Za-z0-9._-]{1,64}", "must be 1-64 letters, digits, '.', '_' or '-'")] = "1"
+    """The version of your API that `<path>/version` announces as `api_version`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,6 +489,8 @@ class Config:
     """API keys."""
     tokens: TokensConfig = field(default_factory=TokensConfig)
     """Token exchange."""
+    self_api: SelfApiConfig = field(default_factory=SelfApiConfig)
+    """The caller's own endpoints (`/gateway/v1/version`, `/gateway/v1/me`)."""
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     """Logs."""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)

@@ -21,6 +21,7 @@ from gateway.accounts.passwords import Passwords
 from gateway.accounts.people import Mail, People, PortalLinks
 from gateway.accounts.service import Accounts
 from gateway.config import Config
+from gateway.events.service import Webhooks
 from gateway.observability.recorder import Recorder
 from gateway.portal.app import portal_app
 from gateway.portal.http import Origins
@@ -99,7 +100,7 @@ class PortalServer:
             self._dir = None
 
 
-def build_portal(cfg: Config, accounts: Accounts, recorder: Recorder, who: People, *,
+def build_portal(cfg: Config, accounts: Accounts, recorder: Recorder, who: People, webhooks: Webhooks, *,
                  clock: Callable[[], float] = time.time) -> Portal:
     return Portal(
         accounts=accounts,
@@ -108,6 +109,7 @@ def build_portal(cfg: Config, accounts: Accounts, recorder: Recorder, who: Peopl
                           clock=clock),
         throttle=DoorThrottle(throttle_limiter(cfg, clock)),
         origins=Origins(cfg.portal.public_url),
+        webhooks=webhooks,
         recorder=recorder,
         path=cfg.portal.path.rstrip("/"),
     )

@@ -93,6 +93,14 @@ def test_every_problem_is_reported_at_once_with_paths() -> None:
          "routes[0].test_keys: must be one of sandbox, allow"),
         ({**MINIMAL, "routes": [{"path": "/a", "upstream": "http://h"}]}, "routes[0].name: is required"),
         ({**MINIMAL, "routes": [{"name": "t", "path": "/api/v1/auth/token", "upstream": "http://h"}]}, "routes[0].path: is the token exchange path"),
+        ({**MINIMAL, "routes": [{"name": "s", "path": "/gateway/v1", "upstream": "http://h"}]},
+         "routes[0].path: is at or below the caller's own endpoints"),
+        ({**MINIMAL, "routes": [{"name": "s", "path": "/Gateway/{v}/me/x", "upstream": "http://h"}]},
+         "routes[0].path: is at or below the caller's own endpoints"),
+        ({**MINIMAL, "self_api": {"path": "/own"}, "routes": [{"name": "s", "path": "/own/me", "upstream": "http://h"}]},
+         "routes[0].path: is at or below the caller's own endpoints (self_api.path /own)"),
+        ({**MINIMAL, "self_api": {"path": "/own/"}}, "self_api.path: must be a path of one or more segments"),
+        ({**MINIMAL, "self_api": {"api_version": "1 beta"}}, "self_api.api_version: must be 1-64"),
         ([1, 2], "(top level): must be a mapping"),
     ],
 )
@@ -170,3 +178,10 @@ def test_route_paths_equal_apart_from_letter_case_are_duplicates() -> None:
     routes = [{"name": "a", "path": "/API/Items", "upstream": "http://127.0.0.1:1"},
               {"name": "b", "path": "/api/items", "upstream": "http://127.0.0.1:1", "methods": ["GET"]}]
     assert problems({**MINIMAL, "routes": routes}) == ["routes[1].path: duplicates routes[0] for methods GET"]
+
+
+def test_routes_above_the_callers_own_endpoints_or_with_them_off_are_accepted() -> None:
+    for path in ("/", "/gateway", "/gateway/v2/me", "/{any}"):
+        parse_config({**MINIMAL, "routes": [{"name": "a", "path": path, "upstream": "http://h"}]}, env={})
+    data = {**MINIMAL, "self_api": {"enabled": False}, "routes": [{"name": "a", "path": "/gateway/v1", "upstream": "http://h"}]}
+    parse_config(data, env={})
