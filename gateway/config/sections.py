@@ -205,6 +205,10 @@ class KeysConfig:
     """Longest `validity_days` a key can be created with (null asks for no expiry)."""
     expiring_soon_days: Annotated[int, Int(0, 36500)] = 20
     """Keys expiring sooner are flagged in the admin API and console."""
+    on_exposure: Annotated[Literal["revoke", "flag"], OneOf("revoke", "flag")] = "revoke"
+    """A key seen leaked (in a query string, over plain HTTP, in a secret scanner's report):
+    `revoke` it at once, or only `flag` it as exposed (either way: `exposed_at`, the audit entry
+    and the `key.exposed` event)."""
 
 
 @dataclass(frozen=True, slots=True)
