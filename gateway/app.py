@@ -337,6 +337,7 @@ class Gateway:
             webhooks=self.services.webhooks,
             reloader=self.reloader, readiness=self._readiness, token_path=self.cfg.tokens.path,
             before_scrape=self._push_metrics if self._pusher is not None else None, usage=self.usage,
+            people=self.people,
         )
 
     async def _serve_proxy(self, handler: ProxyHandler, sock: socket.socket, ssl_ctx: ssl.SSLContext | None) -> None:
