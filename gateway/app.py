@@ -221,6 +221,7 @@ class Gateway:
         cfg, stack = self.cfg, self._stack
         self.services = await open_services(cfg, stack, clock=self.clock, caches=(self.cache,),
                                             on_lag=self.metrics.invalidation_lag.observe)
+        self.accounts.on_exposed = lambda reason: self.metrics.key_exposures.labels(reason).inc()
         self.last_used = LastUsedRecorder(self.store, interval=cfg.store.last_used_flush_interval, clock=self.clock)
         self.last_used.start()
         stack.push_async_callback(self.last_used.stop)

@@ -83,6 +83,11 @@ RESPONSES: dict[str, Any] = {
         "expires_in_days": nullable(INT), "expiring_soon": BOOL,
         "status": {"enum": ["active", "expired", "revoked"]}, "revoked_at": nullable(TIME),
         "replaced_by": nullable(STR),
+        "exposed_at": nullable(TIME),
+        "exposure": nullable(obj({
+            "reason": {"enum": ["query_string", "plain_http", "secret_scanning"]}, "at": TIME, "url": STR,
+        }, ["reason", "at"])),
+        "canary": BOOL,
         "anomaly": nullable(obj({
             "kind": {"enum": ["traffic", "errors"]}, "at": TIME, "window_start": TIME, "requests": INT, "errors": INT,
             "baseline_requests_per_hour": {"type": "number"}, "baseline_errors_per_hour": {"type": "number"},
