@@ -207,6 +207,10 @@ class KeysConfig:
     expiring_soon_days: Annotated[int, Int(0, 36500)] = 20
     """Keys expiring sooner are flagged in the admin API, console and portal, and every answer to a
     request made with one carries `Sunset: <its expiry>` (RFC 8594)."""
+    on_exposure: Annotated[Literal["revoke", "flag"], OneOf("revoke", "flag")] = "revoke"
+    """A key seen leaked (in a query string, over plain HTTP, in a secret scanner's report):
+    `revoke` it at once, or only `flag` it as exposed (either way: `exposed_at`, the audit entry
+    and the `key.exposed` event)."""
 
 
 @dataclass(frozen=True, slots=True)
