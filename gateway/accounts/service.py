@@ -210,7 +210,7 @@ class Accounts:
 
     def _mint(self, spec: rules.KeySpec, now: dt.datetime) -> tuple[ApiKey, str]:
         secret = generate_key(self.cfg.keys.prefix, spec.environment)
-        expires = now + dt.timedelta(days=spec.validity_days) if spec.validity_days else None
+        expires = spec.expires_at or (now + dt.timedelta(days=spec.validity_days) if spec.validity_days else None)
         key = ApiKey(
             id=new_id("key"), tenant_id=spec.tenant_id, user_id=spec.user_id, name=spec.name,
             display_prefix=display_prefix(secret), last4=last4(secret), secret_hash=hash_key(secret),
@@ -223,7 +223,7 @@ class Accounts:
 
     async def create_key(self, body: Any, actor: Actor) -> tuple[ApiKey, str]:
         """A new key and its secret, which exists only in this return value from now on."""
-        spec = rules.key_spec(body, self.cfg.keys)
+        spec = rules.key_spec(body, self.cfg.keys, self.now())
         tenant = await self.store.get_tenant(spec.tenant_id)
         if tenant is None:
             raise NotFound(f"no tenant {spec.tenant_id}", details=[{"field": "tenant_id", "issue": "no such tenant"}])

@@ -90,6 +90,13 @@ async def version(request: web.Request) -> web.Response:
     return json_response({"version": __version__})
 
 
+async def list_plans(request: web.Request) -> web.Response:
+    """The configured plans, read from the running configuration so a reload shows at once."""
+    plans = request.app[ACCOUNTS].cfg.plans
+    return json_response(whole_listing([{"name": name, "requests_per_minute": plan.requests_per_minute}
+                                        for name, plan in plans.items()]))
+
+
 async def create_tenant(request: web.Request) -> web.Response:
     accounts = request.app[ACCOUNTS]
     tenant = await accounts.create_tenant(await read_json(request), actor(request))
@@ -208,6 +215,7 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/admin/version", version)
     r.add_post("/admin/reload", reload_config)
+    r.add_get("/admin/plans", list_plans)
     r.add_post("/admin/tenants", create_tenant)
     r.add_get("/admin/tenants", list_tenants)
     r.add_get("/admin/tenants/{id}", get_tenant)

@@ -86,6 +86,8 @@ def op(summary: str, ok: str, schema: str | None, statuses: tuple[str, ...], *, 
 BODY = ("400", "413", "422")
 PATHS: dict[str, Any] = {
     "/admin/version": {"get": op("Gateway version", "200", "Version", ("401",))},
+    "/admin/plans": {"get": op("The configured plans (as the running configuration has them, reloads included), "
+                               "in the configuration's order", "200", "PlanPage", ("401",))},
     "/admin/tenants": {
         "post": op("Create a tenant", "201", "Tenant", (*BODY, "409", *STORE), body="TenantInput"),
         "get": op("List tenants", "200", "TenantPage", ("422", *STORE), query=queries.TenantList),
@@ -237,3 +239,12 @@ def for_swagger_ui_4(doc: dict[str, Any]) -> dict[str, Any]:
 
     converted: dict[str, Any] = walk(doc)
     return converted
+
+
+def takes_query(path: str, method: str) -> bool | None:
+    """Whether the documented operation has query parameters; None for a path the document does
+    not describe (the console, its assets, the document itself, health and metrics)."""
+    operation = PATHS.get(path, {}).get(method.lower())
+    if operation is None:
+        return None
+    return any(p["in"] == "query" for p in operation.get("parameters", ()))

@@ -109,6 +109,8 @@ RESPONSES: dict[str, Any] = {
                      ["id", "at", "request_id", "method", "path", "status", "latency_ms", "rate_limited"]),
     "Reloaded": obj({"routes": INT, "plans": {"type": "array", "items": STR},
                      "not_applied": {"type": "array", "items": STR}}, ["routes", "plans", "not_applied"]),
+    "Plan": obj({"name": STR, "requests_per_minute": INT}, ["name", "requests_per_minute"]),
+    "PlanPage": page_of("Plan"),
     "TenantPage": page_of("Tenant"),
     "KeyPage": page_of("Key"),
     "UserPage": page_of("User"),

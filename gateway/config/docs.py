@@ -73,7 +73,11 @@ def _walk(cls: type, prefix: str, section: str, defs: dict[str, Any]) -> Iterato
         path = f"{prefix}{f.name}"
         help_text = " ".join(str(prop.get("description", "")).split()).replace("|", "\\|")
         nested = hints[f.name]
-        if dataclasses.is_dataclass(nested):
+        optional = [a for a in typing.get_args(nested) if dataclasses.is_dataclass(a)]
+        if optional and type(None) in typing.get_args(nested):  # an optional section (`portal.smtp`)
+            yield Key(path, section, f"mapping or null: [`{path}`](#{path.replace('.', '')})", "`null`", help_text)
+            yield from _walk(typing.cast(type, optional[0]), f"{path}.", path, defs)
+        elif dataclasses.is_dataclass(nested):
             required = "required" if _default(f) == "required" else ""
             yield Key(path, section, f"mapping: [`{path}`](#{path.replace('.', '')})", required, help_text)
             yield from _walk(typing.cast(type, nested), f"{path}.", path, defs)

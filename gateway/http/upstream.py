@@ -31,7 +31,7 @@ class Origin(Protocol):
     """Where a pool connects: the gateway's routes' `Upstream` is one (the engine knows no routes)."""
 
     @property
-    def scheme(self) -> str: ...  # "http" or "https"
+    def scheme(self) -> str: ...  # "http", "https", or "unix" (host: the socket's path)
     @property
     def host(self) -> str: ...
     @property
@@ -315,10 +315,13 @@ class UpstreamPool:
         tls = upstream.scheme == "https"
         try:
             async with asyncio.timeout(min(timeout, self._connect_timeout)):
-                _, conn = await loop.create_connection(
-                    UpstreamConnection, upstream.host, upstream.port,
-                    ssl=self._ssl if tls else None, server_hostname=upstream.host if tls else None,
-                )
+                if upstream.scheme == "unix":  # the gateway's own internal servers (the tenant portal)
+                    _, conn = await loop.create_unix_connection(UpstreamConnection, upstream.host)
+                else:
+                    _, conn = await loop.create_connection(
+                        UpstreamConnection, upstream.host, upstream.port,
+                        ssl=self._ssl if tls else None, server_hostname=upstream.host if tls else None,
+                    )
         except (TimeoutError, asyncio.TimeoutError):
             raise UpstreamTimedOut(f"connecting to {upstream.origin} timed out") from None
         except (OSError, ssl.SSLError) as exc:

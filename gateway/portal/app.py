@@ -11,12 +11,12 @@ from aiohttp import web
 
 from gateway.admin.errors import error_middleware
 from gateway.errors import SERVER
-from gateway.portal import api_session, api_tenant
+from gateway.portal import api_session, api_tenant, api_webhooks
 from gateway.portal.authz import Endpoints
 from gateway.portal.http import API_HEADERS, MAX_BODY, client_of
 from gateway.portal.services import PORTAL, Portal
 
-TABLES: tuple[Endpoints, ...] = (api_session.routes, api_tenant.routes)
+TABLES: tuple[Endpoints, ...] = (api_session.routes, api_tenant.routes, api_webhooks.routes)
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:

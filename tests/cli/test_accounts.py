@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from pathlib import Path
@@ -212,3 +213,20 @@ def test_tenant_gates_and_users_from_the_command_line(tmp_path: Path, server_cer
     assert "ada@example.com" in listed.stdout and "disabled" in listed.stdout
     missing = gateway("users", "update", *c, "usr_nope", "--role", "viewer", cwd=tmp_path)
     assert missing.returncode == 1 and "no user" in missing.stderr
+
+
+def test_a_key_created_with_an_expiry_date(tmp_path: Path, server_cert) -> None:
+    cfg = write_config(tmp_path, base_config(tmp_path, server_cert))
+    c = ["--config", str(cfg)]
+    gateway("tenants", "create", *c, "--id", "acme", "--name", "Acme", "--plan", "starter", cwd=tmp_path)
+    at = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)).replace(microsecond=0)
+    made = gateway("keys", "create", *c, "--tenant", "acme", "--name", "dated", "--json",
+                   "--expires-at", at.isoformat(), cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["expires_at"] == at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    both = gateway("keys", "create", *c, "--tenant", "acme", "--name", "x", "--expires-at", at.isoformat(),
+                   "--validity-days", "30", cwd=tmp_path)
+    assert both.returncode == 1 and "expires_at" in both.stderr and "not both" in both.stderr
+    past = gateway("keys", "create", *c, "--tenant", "acme", "--name", "x", "--expires-at", "2020-01-01T00:00:00Z",
+                   cwd=tmp_path)
+    assert past.returncode == 1 and "in the future" in past.stderr
