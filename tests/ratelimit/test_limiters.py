@@ -11,13 +11,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.ratelimit import create_rate_limiter
-from gateway.ratelimit.leased import LeasedRedisRateLimiter
 from gateway.ratelimit.memory import MemoryRateLimiter
 from gateway.ratelimit.redis import RedisRateLimiter
 from tests.conftest import FakeClock, require_service
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-REDIS_KINDS = pytest.mark.parametrize("kind", [RedisRateLimiter, LeasedRedisRateLimiter], ids=["redis", "redis-leased"])
 
 
 def redis_reachable() -> bool:
@@ -154,11 +152,11 @@ def test_idle_buckets_are_looked_at_every_256th_decision() -> None:
 # --- conformance: every backend --------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "redis", "redis-leased"])
+@pytest.fixture(params=["memory", "redis"])
 async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[object]:
-    if request.param.startswith("redis"):
+    if request.param == "redis":
         require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
-        made = create_rate_limiter(request.param, url=REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:")
+        made = create_rate_limiter("redis", url=REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:")
     else:
         made = create_rate_limiter("memory")
     yield made
@@ -185,12 +183,11 @@ async def test_200_concurrent_requests_admit_exactly_100(limiter) -> None:
     assert sum(r.allowed for r in results) == 100
 
 
-@REDIS_KINDS
-async def test_two_redis_clients_share_one_exact_limit(kind) -> None:
+async def test_two_redis_clients_share_one_exact_limit() -> None:
     require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
     prefix = f"gwtest:{uuid.uuid4().hex}:"
-    a = kind(REDIS_URL, prefix=prefix)
-    b = kind(REDIS_URL, prefix=prefix)
+    a = RedisRateLimiter(REDIS_URL, prefix=prefix)
+    b = RedisRateLimiter(REDIS_URL, prefix=prefix)
     try:
         results = await asyncio.gather(*(x.hit([("shared", 100)]) for x in [a, b] * 100))
         assert sum(r.allowed for r in results) == 100
@@ -199,10 +196,9 @@ async def test_two_redis_clients_share_one_exact_limit(kind) -> None:
         await b.close()
 
 
-@REDIS_KINDS
-async def test_redis_window_slides_on_server_time(kind) -> None:
+async def test_redis_window_slides_on_server_time() -> None:
     require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
-    limiter = kind(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:", window=0.5)
+    limiter = RedisRateLimiter(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:", window=0.5)
     try:
         assert (await limiter.hit([("w", 1)])).allowed
         refused = await limiter.hit([("w", 1)])
@@ -219,11 +215,10 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@REDIS_KINDS
 @pytest.mark.parametrize("mode", ["allow", "deny"])
-async def test_redis_down_follows_on_backend_error_and_logs_once(kind, mode, caplog) -> None:
+async def test_redis_down_follows_on_backend_error_and_logs_once(mode, caplog) -> None:
     errors: list[Exception] = []
-    limiter = kind(
+    limiter = RedisRateLimiter(
         f"redis://127.0.0.1:{closed_port()}/0", on_backend_error=mode, on_error_callback=errors.append
     )
     caplog.set_level(logging.INFO, logger="gateway.ratelimit")
@@ -238,12 +233,11 @@ async def test_redis_down_follows_on_backend_error_and_logs_once(kind, mode, cap
     assert sum("unreachable" in r.getMessage() for r in caplog.records) == 1
 
 
-@REDIS_KINDS
-async def test_redis_recovers_after_its_connections_are_killed(kind, caplog) -> None:
+async def test_redis_recovers_after_its_connections_are_killed(caplog) -> None:
     require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
     import redis.asyncio as aioredis
 
-    limiter = kind(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:")
+    limiter = RedisRateLimiter(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:")
     admin = aioredis.from_url(REDIS_URL)
     try:
         assert (await limiter.hit([("r", 100)])).allowed
@@ -255,15 +249,14 @@ async def test_redis_recovers_after_its_connections_are_killed(kind, caplog) -> 
         await limiter.close()
 
 
-@REDIS_KINDS
 @pytest.mark.parametrize("mode", ["allow", "deny"])
-async def test_a_slow_redis_is_answered_by_the_timeout_and_recovers_by_itself(kind, mode) -> None:
+async def test_a_slow_redis_is_answered_by_the_timeout_and_recovers_by_itself(mode) -> None:
     require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
     import time
 
     import redis.asyncio as aioredis
 
-    limiter = kind(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:", on_backend_error=mode)
+    limiter = RedisRateLimiter(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:", on_backend_error=mode)
     admin = aioredis.from_url(REDIS_URL)
     try:
         assert (await limiter.hit([("s", 100)])).allowed
