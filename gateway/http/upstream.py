@@ -319,7 +319,7 @@ class UpstreamPool:
                     UpstreamConnection, upstream.host, upstream.port,
                     ssl=self._ssl if tls else None, server_hostname=upstream.host if tls else None,
                 )
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise UpstreamTimedOut(f"connecting to {upstream.origin} timed out") from None
         except (OSError, ssl.SSLError) as exc:
             raise UpstreamError(f"cannot connect to {upstream.origin}: {exc}") from None

@@ -41,9 +41,9 @@ async def from_file(tmp_path: Path, server_cert, upstream) -> AsyncIterator[tupl
 
 
 async def reload(gw: Gateway) -> tuple[int, Any]:
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
-        async with admin.post(admin_url(gw, "/admin/reload")) as resp:
-            return resp.status, await resp.json()
+    async with (aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin,
+                admin.post(admin_url(gw, "/admin/reload")) as resp):
+        return resp.status, await resp.json()
 
 
 async def test_reload_swaps_routes_and_plans_and_refuses_a_broken_file(
