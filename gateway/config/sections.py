@@ -35,6 +35,7 @@ from gateway.config.fields import (
     unique,
     unique_upper,
 )
+from gateway.credentials.keyformat import PREFIX_PATTERN
 from gateway.credentials.parse import KINDS, Kind
 
 SECTION = ConfigDict(extra="forbid", use_attribute_docstrings=True)
@@ -193,7 +194,7 @@ class KeysConfig:
     """API keys: their format and the rules for creating them."""
 
     __pydantic_config__ = SECTION
-    prefix: Annotated[str, Pattern("[a-z0-9]{1,16}", "must be 1-16 lowercase letters or digits")] = "gw"
+    prefix: Annotated[str, Pattern(PREFIX_PATTERN, "must be 1-16 lowercase letters or digits")] = "gw"
     """Keys look like `<prefix>_live_<random><checksum>` or `<prefix>_test_...`."""
     max_per_tenant: Annotated[int, Int(1, 100000)] = 4
     """Active keys per tenant."""

@@ -7,6 +7,7 @@ without any lookup, and lets secret scanners recognise a key with few false posi
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import zlib
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ RANDOM_CHARS = 32        # 32 base62 characters: about 190 bits of entropy
 CHECKSUM_CHARS = 6       # 62**6 > 2**32, so any CRC32 fits
 ENVIRONMENTS = ("live", "test")
 ID_CHARS = 20
+PREFIX_PATTERN = "[a-z0-9]{1,16}"  # what `keys.prefix` may be
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,22 @@ def parse_key(candidate: str, prefix: str) -> ParsedKey | None:
     if _checksum(candidate[:-CHECKSUM_CHARS]) != candidate[-CHECKSUM_CHARS:]:
         return None
     return ParsedKey(environment, candidate)
+
+
+def key_pattern(prefix: str | None = None) -> str:
+    """The regular expression of a key, published for secret scanners (README, Leaked keys).
+
+    With a prefix, that gateway's keys; without, a key of any gateway (any prefix `keys.prefix`
+    may be), for scanners that check the checksum (`well_formed`), as the detect-secrets plugin does.
+    """
+    head = PREFIX_PATTERN if prefix is None else re.escape(prefix)
+    return f"{head}_(?:{'|'.join(ENVIRONMENTS)})_[0-9A-Za-z]{{{RANDOM_CHARS + CHECKSUM_CHARS}}}"
+
+
+def well_formed(candidate: str) -> bool:
+    """Whether a string is a key of some gateway, whatever its prefix: shape and checksum hold."""
+    prefix = candidate.partition("_")[0]
+    return re.fullmatch(PREFIX_PATTERN, prefix) is not None and parse_key(candidate, prefix) is not None
 
 
 def hash_key(secret: str) -> str:

@@ -25,7 +25,8 @@ KNOWN_CYCLES: set[frozenset[str]] = set()
 # annotation may name a type from anywhere). A new module or package is placed here when it is made.
 LAYERS = [
     ["gateway", "gateway.errors", "gateway.files", "gateway.tasks", "gateway.http", "gateway.exchange"],
-    ["gateway.path_readings", "gateway.routing", "gateway.credentials", "gateway.tls", "gateway.listeners"],
+    ["gateway.path_readings", "gateway.routing", "gateway.credentials", "gateway.tls", "gateway.listeners",
+     "gateway.scanning"],
     ["gateway.config", "gateway.reload"],
     ["gateway.keystore", "gateway.ratelimit"],
     ["gateway.access", "gateway.accounts"],
