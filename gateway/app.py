@@ -27,6 +27,9 @@ from gateway.access.assertion import IdentityAssertions
 from gateway.access.endpoints import TokenEndpoints
 from gateway.access.failures import AuthFailureThrottle
 from gateway.access.guard import AccessGuard
+from gateway.access.self_api import SelfEndpoints
+from gateway.accounts.passwords import Passwords
+from gateway.accounts.people import Mail, People
 from gateway.accounts.service import Accounts
 from gateway.admin import listener as admin_listener
 from gateway.admin.application import admin_application
@@ -51,8 +54,10 @@ from gateway.observability.observer import RequestObserver
 from gateway.observability.recorder import Recorder
 from gateway.observability.usage_anomaly import Anomaly
 from gateway.observability.usage_monitor import UsageMonitor
+from gateway.portal import server as portal_server
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.handler import ProxyHandler
+from gateway.proxy.mount import Mount
 from gateway.proxy.transport import TransportPolicy
 from gateway.ratelimit import limiter_for
 from gateway.readiness import readiness_checks
@@ -92,6 +97,16 @@ def plan_limits(cfg: Config) -> dict[str, int]:
     return {name: plan.requests_per_minute for name, plan in cfg.plans.items()}
 
 
+def portal_keys_page(cfg: Config) -> str | None:
+    """The portal's page of one key, less its id: the `Link` of a `Sunset` answer (contract
+    section 10); None unless the portal is on with a `public_url` (the base of its links, as
+    for invitations)."""
+    portal = cfg.portal
+    if not portal.enabled or not portal.public_url:
+        return None
+    return f"{portal.public_url.rstrip('/')}{portal.path.rstrip('/')}/#/keys?key="
+
+
 class Gateway:
     """One gateway process: the HTTPS proxy listener, an optional plain one, and the admin one.
 
@@ -108,6 +123,8 @@ class Gateway:
     auth_failures: AuthFailureThrottle | None  # None: ratelimit.failed_auth_per_minute is 0
     usage: UsageMonitor
     webhook_delivery: WebhookDelivery
+    people: People  # invitations and sign-in checks: the portal's and the admin API's
+    portal: portal_server.PortalServer | None  # None: portal.enabled is false
 
     def __init__(
         self,
@@ -116,8 +133,13 @@ class Gateway:
         clock: Callable[[], float] = time.time,
         admin_token: str | None = None,
         registry: CollectorRegistry | None = None,
+        passwords: Passwords | None = None,
+        mail: Mail | None = None,
     ) -> None:
+        """`passwords`, `mail`: the portal's hashing and mail, else from the config (tests pass cheaper ones)."""
         self.cfg = cfg
+        self._passwords = passwords
+        self._mail = mail
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = Metrics(self.registry, per_tenant=cfg.metrics.per_tenant_label,
                                multiprocess=multiprocess_dir() is not None)
@@ -199,6 +221,7 @@ class Gateway:
         cfg, stack = self.cfg, self._stack
         self.services = await open_services(cfg, stack, clock=self.clock, caches=(self.cache,),
                                             on_lag=self.metrics.invalidation_lag.observe)
+        self.accounts.on_exposed = lambda reason: self.metrics.key_exposures.labels(reason).inc()
         self.last_used = LastUsedRecorder(self.store, interval=cfg.store.last_used_flush_interval, clock=self.clock)
         self.last_used.start()
         stack.push_async_callback(self.last_used.stop)
@@ -216,6 +239,13 @@ class Gateway:
         if cfg.store.sqlite_path is None and not cfg.tokens.signing_keys:
             log.warning("tokens.signing_keys is not set: tokens are signed with a key under data_dir, "
                         "and other instances accept them only if they share that key (or data_dir)")
+        mail = self._mail
+        if mail is None and (mailer := portal_server.mailer(cfg)) is not None:
+            mail = mailer
+            stack.push_async_callback(mailer.close)  # mails under way go out, after the listeners drained
+        self.people = portal_server.people(cfg, self.accounts, passwords=self._passwords, mail=mail,
+                                           proxy_port=self.proxy_port)
+        self.portal = None
         self.tokens = TokenService(
             load_signing_keys(cfg.tokens.algorithm, cfg.tokens.signing_keys, cfg.data_dir),
             issuer=cfg.tokens.issuer,
@@ -245,6 +275,8 @@ class Gateway:
             clock=self.clock,
             verify_token=self.tokens.verify,
             assertions=IdentityAssertions(self.tokens, ttl=cfg.tokens.identity_ttl, clock=self.clock),
+            expiring_soon_days=cfg.keys.expiring_soon_days,
+            keys_page=portal_keys_page(cfg),
         )
         self.access_log = AccessLog()
         stack.callback(self.access_log.flush)  # the last lines, after the listeners have drained
@@ -258,12 +290,19 @@ class Gateway:
         transport = TransportPolicy(cfg.server.trusted_proxies)
         endpoints: dict[str, Endpoint] = {
             cfg.tokens.path: token_endpoints.exchange, "/.well-known/jwks.json": token_endpoints.jwks}
+        if cfg.self_api.enabled:
+            own = SelfEndpoints(self.guard, gateway_version=__version__, api_version=cfg.self_api.api_version)
+            endpoints[cfg.self_api.path + "/version"] = own.version
+            endpoints[cfg.self_api.path + "/me"] = own.me
         observer = RequestObserver(self.metrics if cfg.metrics.enabled else None, self.recorder, cfg.logging,
                                    self.access_log, clock=self.clock)
 
+        mount = await self._serve_portal()
+
         def pipeline(plain: bool) -> ProxyHandler:
             return ProxyHandler(routes=self.routes, forwarder=forwarder, transport=transport, guard=self.guard,
-                                plain=plain, endpoints=endpoints, observer=observer, failures=self.auth_failures)
+                                plain=plain, endpoints=endpoints, observer=observer, failures=self.auth_failures,
+                                mount=mount)
 
         self._pusher = stats.export(
             stats.ServiceFigures(self.cache, self.recorder, self.auth_failures, self.last_used,
@@ -281,12 +320,24 @@ class Gateway:
             await self._serve_proxy(self._handlers[1], sockets[1], None)
         await self._serve_admin(self.admin_app(), admin_sock)
 
+    async def _serve_portal(self) -> Mount | None:
+        """The tenant portal on its private socket, closed after the proxy listeners have drained
+        (`stop` closes the stack last) and before the store."""
+        if not self.cfg.portal.enabled:
+            return None
+        portal = portal_server.build_portal(self.cfg, self.accounts, self.recorder, self.people,
+                                            self.services.webhooks, clock=self.clock)
+        self.portal = portal_server.PortalServer(portal)
+        self._stack.push_async_callback(self.portal.stop)
+        return await self.portal.start()
+
     def admin_app(self) -> web.Application:
         return admin_application(
             token=self.admin_token, accounts=self.accounts, recorder=self.recorder, registry=self.registry,
             webhooks=self.services.webhooks,
             reloader=self.reloader, readiness=self._readiness, token_path=self.cfg.tokens.path,
             before_scrape=self._push_metrics if self._pusher is not None else None, usage=self.usage,
+            people=self.people,
         )
 
     async def _serve_proxy(self, handler: ProxyHandler, sock: socket.socket, ssl_ctx: ssl.SSLContext | None) -> None:
@@ -308,6 +359,7 @@ class Gateway:
         for handler in self._handlers:
             handler.routes = table
         self.guard.set_plans(plan_limits(cfg))
+        self.guard.set_sunset(cfg.keys.expiring_soon_days, portal_keys_page(cfg))
         self.accounts.cfg = cfg
         self.cache.clear()  # cached identities carry the old plan limits
 

@@ -110,6 +110,8 @@ async def keys_create(services: Services, args: argparse.Namespace) -> None:
         body["validity_days"] = None
     elif args.validity_days is not None:
         body["validity_days"] = args.validity_days
+    if args.expires_at is not None:
+        body["expires_at"] = args.expires_at
     if args.permission:
         body["permissions"] = args.permission
     if args.resource:
@@ -197,6 +199,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="live (default) or test (sent to the route's sandbox_upstream)")
     p.add_argument("--validity-days", type=int, metavar="DAYS",
                    help="days until it expires (default keys.default_validity_days, within the configured bounds)")
+    p.add_argument("--expires-at", metavar="DATE_TIME",
+                   help="when it stops working instead of --validity-days: an RFC 3339 date-time with a zone, "
+                        "e.g. 2027-01-31T00:00:00Z (in the future, at most keys.max_validity_days ahead)")
     p.add_argument("--no-expiry", action="store_true", help="a key that never expires")
     p.add_argument("--permission", action="append", type=_permission, metavar="METHODS:PATH",
                    help="a permission of a custom scope, e.g. GET,POST:/api/v1/* (repeatable)")

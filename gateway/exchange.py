@@ -60,6 +60,10 @@ class Identity:
     writes_refused: bool        # write_disabled or read_only: one check per unsafe request
     bucket: str                 # rate-limit bucket of the key
     headers: tuple[tuple[str, str], ...]
+    tenant_name: str = ""
+    plan: str = ""
+    sunset_from: float = float("inf")   # from then on (expires_at less keys.expiring_soon_days)
+    sunset: tuple[tuple[str, str], ...] = ()   # ... answers carry these: Sunset, and Link to the portal
 
 
 @dataclass(slots=True)

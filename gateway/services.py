@@ -17,7 +17,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
-from gateway.accounts.service import Accounts
+from gateway.accounts.service import Accounts, TenantDefaults
 from gateway.config import Config
 from gateway.events.service import Webhooks
 from gateway.keystore.base import KeyStore
@@ -59,7 +59,9 @@ async def open_services(
     recorder.start()
     stack.push_async_callback(recorder.stop)  # flushes the audit trail and the call log
     invalidation = _invalidation_bus(cfg, stack, caches, on_lag) if caches else None
-    accounts = Accounts(store, cfg, invalidators=caches, propagator=invalidation, audit=recorder.audit, clock=clock)
+    defaults = TenantDefaults(cfg.tenants.api_enabled_default, cfg.tenants.write_enabled_default)
+    accounts = Accounts(store, cfg, invalidators=caches, propagator=invalidation, audit=recorder.audit, clock=clock,
+                        tenant_defaults=defaults)
     webhooks = Webhooks(store, cfg.webhooks, audit=recorder.audit, clock=clock)
     return Services(store, recorder, accounts, invalidation, webhooks)
 

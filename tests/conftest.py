@@ -203,9 +203,11 @@ async def start_gateway(
 ) -> AsyncIterator[StartGateway]:
     started: list[Gateway] = []
 
-    async def start(clock: Callable[[], float] | None = None, **overrides: Any) -> Gateway:
+    async def start(clock: Callable[[], float] | None = None, *, options: dict[str, Any] | None = None,
+                    **overrides: Any) -> Gateway:
+        """`overrides`: config sections; `options`: the Gateway's other arguments (passwords, mail)."""
         cfg: Config = parse_config(base_config(tmp_path, server_cert, **overrides), env={})
-        gateway = Gateway(cfg, clock=clock or time.time, admin_token=ADMIN_TOKEN)
+        gateway = Gateway(cfg, clock=clock or time.time, admin_token=ADMIN_TOKEN, **(options or {}))
         await gateway.start()
         started.append(gateway)
         return gateway

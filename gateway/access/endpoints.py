@@ -1,4 +1,5 @@
-"""The gateway's own endpoints on the proxy listener: the API key → JWT exchange, and the JWKS."""
+"""The gateway's own endpoints on the proxy listener: the API key → JWT exchange, and the JWKS
+(the caller's own `/version` and `/me` are in `self_api.py`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ _ALL_KINDS = frozenset(KINDS)
 _MAX_BODY = 8192
 
 
-def _json(status: int, payload: Any, scope: RequestScope, **headers: str) -> Response:
+def json_answer(status: int, payload: Any, scope: RequestScope, **headers: str) -> Response:
     body = json.dumps(payload, separators=(",", ":")).encode()
     return json_response(status, body, [*headers.items(), *scope.response_headers], scope.request_id)
 
@@ -59,7 +60,7 @@ class TokenEndpoints:
         if credential.is_jwt:
             raise InvalidCredentials("a token cannot be exchanged for another token; send an API key")
         scope.auth_method = credential.method
-        identity = await self._guard.identify(credential)
+        identity = await self._guard.identify(credential, scope)
         scope.identity = identity
         authorize_identity(identity)
         await self._guard.count(identity, None, scope)
@@ -71,7 +72,7 @@ class TokenEndpoints:
         }
         token, exp = self._tokens.mint(claims, ttl=self._ttl)
         expires_at = dt.datetime.fromtimestamp(exp, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return _json(
+        return json_answer(
             200,
             {"token": token, "expires_at": expires_at, "token_type": "Bearer"},
             scope,

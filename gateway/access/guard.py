@@ -67,6 +67,8 @@ class AccessGuard:
         clock: Callable[[], float] = time.time,
         verify_token: TokenVerifier | None = None,
         assertions: IdentityAssertions | None = None,
+        expiring_soon_days: int = 20,
+        keys_page: str | None = None,
     ) -> None:
         self._store = store
         self._cache = cache
@@ -84,10 +86,20 @@ class AccessGuard:
         self._clock = clock
         self._verify_token = verify_token
         self._assertions = assertions
+        self._expiring_soon_days = expiring_soon_days
+        self._keys_page = keys_page
 
     def set_plans(self, plan_limits: Mapping[str, int]) -> None:
         self._plan_limits = dict(plan_limits)
         self._fallback_limit = min(self._plan_limits.values(), default=60)
+
+    def now(self) -> float:
+        return self._clock()
+
+    def set_sunset(self, expiring_soon_days: int, keys_page: str | None) -> None:
+        """What identities filled from now on say of a key that expires soon (see `_live`)."""
+        self._expiring_soon_days = expiring_soon_days
+        self._keys_page = keys_page
 
     # -- the decision: fast path, slow path ------------------------------------------------------
 
@@ -103,7 +115,7 @@ class AccessGuard:
         if not found or self._remote_limiter:
             return self._decide(request, scope, match, credential, None if found else lookup, cached)
         try:
-            identity = scope.identity = self._live(credential, cached)       # 1. identify
+            identity = scope.identity = self._live(credential, cached, scope)  # 1. identify
         except (RevokedCredentials, ExpiredCredentials):
             scope.identity = cached  # the refused key's own: its 401s are in its call log and usage
             raise
@@ -120,7 +132,7 @@ class AccessGuard:
         miss) and the limiter."""
         fetched = await self._fetch(credential, lookup) if lookup is not None else cached
         try:
-            identity = scope.identity = self._live(credential, fetched)     # 1. identify
+            identity = scope.identity = self._live(credential, fetched, scope)  # 1. identify
         except (RevokedCredentials, ExpiredCredentials):
             scope.identity = fetched  # the refused key's own, as on the fast path
             raise
@@ -130,9 +142,9 @@ class AccessGuard:
 
     # -- 1. identify ------------------------------------------------------------------------------
 
-    async def identify(self, credential: Credential) -> Identity:
-        """The live identity behind a credential, or the contract's 401 (the token endpoint's
-        way in; the proxy path does the same in `__call__`).
+    async def identify(self, credential: Credential, scope: RequestScope | None = None) -> Identity:
+        """The live identity behind a credential, or the contract's 401 (the gateway's own
+        endpoints' way in; the proxy path does the same in `__call__`).
 
         A cached identity is found without checking the key's shape: only well-formed keys
         are ever cached, so a hit is one; the checksum is checked before a store lookup."""
@@ -140,7 +152,7 @@ class AccessGuard:
         found, identity = self._cache.peek(lookup)
         if not found:
             identity = await self._fetch(credential, lookup)
-        return self._live(credential, identity)
+        return self._live(credential, identity, scope)
 
     def _lookup(self, credential: Credential) -> str:
         """What the identity cache knows a credential by: the key's hash, or a token's key id."""
@@ -169,10 +181,13 @@ class AccessGuard:
             raise StoreUnavailable() from None
         if principal is None:
             return None
-        return derive(principal, self._plan_limits, self._fallback_limit)
+        return derive(principal, self._plan_limits, self._fallback_limit,
+                      expiring_soon_days=self._expiring_soon_days, keys_page=self._keys_page)
 
-    def _live(self, credential: Credential, identity: Identity | None) -> Identity:
-        """The identity if it is the credential's and still valid, else the contract's 401."""
+    def _live(self, credential: Credential, identity: Identity | None, scope: RequestScope | None) -> Identity:
+        """The identity if it is the credential's and still valid, else the contract's 401.
+        A key that expires within `keys.expiring_soon_days` has its answer carry `Sunset` (and
+        `Link` to the portal): headers made once per cache fill, one comparison here."""
         if (
             identity is not None
             and credential.key_id is not None
@@ -184,21 +199,25 @@ class AccessGuard:
             raise InvalidCredentials()
         if identity.revoked:
             raise RevokedCredentials()
-        if identity.expires_at is not None and self._clock() >= identity.expires_at:
-            raise ExpiredCredentials()
+        if identity.expires_at is not None:
+            now = self._clock()
+            if now >= identity.expires_at:
+                raise ExpiredCredentials()
+            if now >= identity.sunset_from and scope is not None:
+                scope.response_headers.extend(identity.sunset)
         return identity
 
     # -- 3. count ---------------------------------------------------------------------------------
 
-    async def count(self, identity: Identity, route: Route | None, scope: RequestScope) -> None:
-        """Count the request against the key (and route) limits; refuse with 429 when over."""
+    async def count(self, identity: Identity, route: Route | None, scope: RequestScope) -> Decision | None:
+        """Count the request against the key (and route) limits; refuse with 429 when over.
+        The limiter's decision (None: no rate limits)."""
         if self._limiter is None:
-            return
+            return None
         buckets = self._buckets(identity, route)
-        if self._hit_now is not None:
-            self._enforce(self._hit_now(buckets), scope)
-        else:
-            self._enforce(await self._limiter.hit(buckets), scope)
+        decision = self._hit_now(buckets) if self._hit_now is not None else await self._limiter.hit(buckets)
+        self._enforce(decision, scope)
+        return decision
 
     def _buckets(self, identity: Identity, route: Route | None) -> list[tuple[str, int]]:
         buckets = [(identity.bucket, identity.limit_per_minute)]

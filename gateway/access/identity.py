@@ -8,6 +8,8 @@ costs a few attribute reads and comparisons.
 
 from __future__ import annotations
 
+import email.utils
+import math
 from collections.abc import Mapping
 from urllib.parse import quote
 
@@ -34,8 +36,24 @@ def header_value(text: str) -> str:
     return quote(text, safe="".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%"))
 
 
-def derive(principal: Principal, plan_limits: Mapping[str, int], fallback_limit: int) -> Identity:
+def sunset_headers(key_id: str, expires_at: float, keys_page: str | None) -> tuple[tuple[str, str], ...]:
+    """RFC 8594: when the key stops working, and where its people can replace it."""
+    headers = [("Sunset", email.utils.formatdate(expires_at, usegmt=True))]
+    if keys_page is not None:
+        headers.append(("Link", f'<{keys_page}{quote(key_id, safe="")}>; rel="sunset"'))
+    return tuple(headers)
+
+
+def derive(principal: Principal, plan_limits: Mapping[str, int], fallback_limit: int, *,
+           expiring_soon_days: int = 20, keys_page: str | None = None) -> Identity:
+    """`keys_page`: the portal's link to one key, less the key's id (no `Link` when None)."""
     key, tenant, user = principal.key, principal.tenant, principal.user
+    expires_at = key.expires_at.timestamp() if key.expires_at else None
+    sunset_from = math.inf
+    sunset: tuple[tuple[str, str], ...] = ()
+    if expires_at is not None:
+        sunset_from = expires_at - expiring_soon_days * 86400.0
+        sunset = sunset_headers(key.id, expires_at, keys_page)
     limit = key.rate_limit_per_minute or plan_limits.get(tenant.plan, fallback_limit)
     read_only = key.scope == "read_only" or (user is not None and user.role in READ_ONLY_ROLES)
     headers = [
@@ -57,7 +75,7 @@ def derive(principal: Principal, plan_limits: Mapping[str, int], fallback_limit:
         rules=tuple(_rule(tuple(p.methods), p.path) for p in key.permissions),
         resources={name: frozenset(values) for name, values in key.resources.items()},
         limit_per_minute=limit,
-        expires_at=key.expires_at.timestamp() if key.expires_at else None,
+        expires_at=expires_at,
         revoked=key.revoked_at is not None,
         tenant_disabled=tenant.disabled,
         user_disabled=bool(user and user.disabled),
@@ -68,4 +86,8 @@ def derive(principal: Principal, plan_limits: Mapping[str, int], fallback_limit:
         writes_refused=read_only or not tenant.write_enabled,
         bucket="k:" + key.id,
         headers=tuple(headers),
+        tenant_name=tenant.name,
+        plan=tenant.plan,
+        sunset_from=sunset_from,
+        sunset=sunset,
     )

@@ -9,12 +9,14 @@ configured values when it is served. A refusal is one 422 naming every broken fi
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic import ValidationError as PydanticError
 from pydantic.config import JsonDict
+from pydantic.json_schema import WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from gateway.config.fields import Invalid, Rule
@@ -41,6 +43,21 @@ def _text(limit: int) -> Rule:
                 {"strict": True, "min_length": 1, "max_length": limit, "pattern": f"^[^{NOT_PRINTABLE}]*$"})
 
 
+def _trimmed(value: str) -> str:
+    """Names are stored without their outer spaces (the only whitespace the patterns let in)."""
+    trimmed = value.strip(" ")
+    if not trimmed:
+        raise Invalid()
+    return trimmed
+
+
+def name_rule(problem: str, limit: int, refused: str) -> Rule:
+    """A name of 1 to `limit` characters, none of the class `refused`, with one that is not a space
+    (a name of spaces alone names nothing), stored trimmed."""
+    return Rule(problem, {"strict": True, "min_length": 1, "max_length": limit,
+                          "pattern": f"^[^{refused}]*[^ {refused}][^{refused}]*$"}, check=_trimmed)
+
+
 def _one_of(*options: str) -> Rule:
     return Rule("must be one of " + ", ".join(options))
 
@@ -49,14 +66,14 @@ def _any_case(word: str) -> str:
     return "".join(f"[{c}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
 
 
-Text = Annotated[str, _text(256)]
+Text = Annotated[str, name_rule("must be a string of 1 to 256 printable characters, not only spaces", 256,
+                                 NOT_PRINTABLE)]
 Id = Annotated[str, _text(64)]
 Flag = Annotated[bool, Rule("must be true or false", {"strict": True})]
 Role = Annotated[Literal["owner", "admin", "member", "viewer"], _one_of(*ROLES)]
-KeyName = Annotated[str, Rule(
-    "must be 1 to 256 characters, none of " + " ".join(FORBIDDEN_NAME_CHARS) + " and no control characters",
-    {"strict": True, "min_length": 1, "max_length": 256,
-     "pattern": "^[^" + re.sub(r"([\\\[\]^-])", r"\\\1", FORBIDDEN_NAME_CHARS) + NOT_PRINTABLE + "]*$"})]
+KeyName = Annotated[str, name_rule(
+    "must be 1 to 256 characters, not only spaces, none of " + " ".join(FORBIDDEN_NAME_CHARS)
+    + " and no control characters", 256, re.sub(r"([\\\[\]^-])", r"\\\1", FORBIDDEN_NAME_CHARS) + NOT_PRINTABLE)]
 TenantId = Annotated[str, Rule(
     "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
     {"strict": True, "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})]
@@ -90,6 +107,28 @@ def _integer(lo: int, hi: int, problem: str) -> Rule:
 
 RateLimit = Annotated[int, _integer(1, 10_000_000, "must be a positive integer or null")]
 ValidityDays = Annotated[int, _integer(1, 36500, "must be an integer from 1 to 36500, or null for a key that never expires")]
+
+
+# RFC 3339 with a zone (`Z` or an offset; JSON Schema's `date-time`): a date without a zone would
+# mean whatever the server's clock zone is.
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
+
+
+def _date_time(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None  # refused where it matters (rules.key_spec), so that it is not read as "never"
+    if not isinstance(value, str) or not _DATE_TIME.fullmatch(value):
+        raise Invalid()
+    text = re.sub(r"(\.\d{6})\d+", r"\1", value.upper().replace(" ", "T")).replace("Z", "+00:00")
+    try:
+        return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        raise Invalid() from None
+
+
+_DATE_TIME_RULE = "must be an RFC 3339 date-time with a zone, such as 2027-01-31T00:00:00Z"
+DateTime = Annotated[dt.datetime | None, Rule(_DATE_TIME_RULE, check=_date_time, native=False),
+                     WithJsonSchema({"type": "string", "format": "date-time", "x-rule": _DATE_TIME_RULE})]
 
 
 class Request(BaseModel):
@@ -145,6 +184,15 @@ class UserInput(Request):
     role: Role
 
 
+class InvitationInput(Request):
+    """Someone invited to the tenant portal: a user of the tenant who sets a password through the
+    answer's `invitation_url` (shown once, single use, valid 72 hours)."""
+
+    email: Email
+    name: Text | None = None
+    role: Role
+
+
 class UserPatch(Request):
     """What changes on a user (absent: unchanged)."""
 
@@ -161,17 +209,27 @@ class PermissionInput(Request):
 
 
 # `custom` takes one permission or more, the other scopes none: as JSON schema, for the document.
+# `validity_days` and `expires_at` are two ways to say the same thing: one of them, or neither.
 _SCOPE_RULE: JsonDict = {"allOf": [{
     "if": {"properties": {"scope": {"const": "custom"}}, "required": ["scope"]},
     "then": {"properties": {"permissions": {"type": "array", "minItems": 1}}, "required": ["permissions"]},
     "else": {"properties": {"permissions": {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": 0}]}}},
-}]}
+}, {"not": {"required": ["validity_days", "expires_at"]}}]}
+
+
+def _key_schema(schema: JsonDict) -> None:
+    schema.update(_SCOPE_RULE)
+    properties = schema["properties"]
+    assert isinstance(properties, dict)
+    expires_at = properties["expires_at"]
+    assert isinstance(expires_at, dict)
+    expires_at.pop("default")  # absent, never null: a null default would break the document
 
 
 class KeyInput(Request):
     """A new key. `validity_days` is bounded by `keys.min_validity_days` and `keys.max_validity_days`."""
 
-    model_config = ConfigDict(json_schema_extra=_SCOPE_RULE)
+    model_config = ConfigDict(json_schema_extra=lambda schema: _key_schema(schema))
 
     tenant_id: Id
     name: KeyName
@@ -179,7 +237,11 @@ class KeyInput(Request):
     """`custom` takes `permissions` (at least one); the others take none."""
     permissions: list[PermissionInput] | None = Field(None, validate_default=True)
     validity_days: ValidityDays | None = None
-    """Absent: `keys.default_validity_days`; null: the key never expires."""
+    """Absent: `keys.default_validity_days`; null: the key never expires. Not with `expires_at`."""
+    expires_at: DateTime = None
+    """When the key stops working, instead of `validity_days`: in the future and at most
+    `keys.max_validity_days` ahead (`min_validity_days` does not apply to an explicit date). The
+    key's `expires_at` is this instant in UTC. Not with `validity_days`."""
     environment: Annotated[Literal["live", "test"], _one_of(*ENVIRONMENTS)] = "live"
     resources: dict[str, Annotated[list[ResourceValue], Rule("must be a non-empty list of strings",
                                                              {"min_length": 1})]] | None = None

@@ -10,6 +10,7 @@ raises one `ValidationError` (422) naming each field, so clients can show errors
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -80,10 +81,10 @@ def text(body: Mapping[str, Any], key: str, problems: Problems, *, required: boo
         if required:
             problems.add(key, "is required")
         return None
-    if not isinstance(value, str) or not 1 <= len(value) <= limit or not value.isprintable():
-        problems.add(key, f"must be a string of 1 to {limit} printable characters")
+    if not isinstance(value, str) or not 1 <= len(value) <= limit or not value.isprintable() or not value.strip(" "):
+        problems.add(key, f"must be a string of 1 to {limit} printable characters, not only spaces")
         return None
-    return value
+    return value.strip(" ")  # stored trimmed, as the request models store names
 
 
 def choice(body: Mapping[str, Any], key: str, options: tuple[str, ...], problems: Problems, default: str | None) -> str | None:
@@ -125,6 +126,7 @@ class KeySpec:
     scope: str
     permissions: tuple[Permission, ...] = ()
     validity_days: int | None = 90
+    expires_at: dt.datetime | None = None   # an explicit end instead of validity_days
     environment: str = "live"
     resources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     user_id: str | None = None
@@ -147,10 +149,14 @@ def user_patch(body: Any) -> UserPatch:
     return parse(UserPatch, body)
 
 
-def key_spec(body: Any, keys: KeysConfig) -> KeySpec:
+def key_spec(body: Any, keys: KeysConfig, now: dt.datetime) -> KeySpec:
     """A validated key request, or a 422 naming every broken field."""
     request = parse(KeyInput, body, validity_days=(keys.min_validity_days, keys.max_validity_days))
-    validity = request.validity_days if "validity_days" in request.model_fields_set else keys.default_validity_days
+    given = request.model_fields_set
+    validity = request.validity_days if "validity_days" in given else keys.default_validity_days
+    if "expires_at" in given:
+        expires_at_problem(request.expires_at, "validity_days" in given, keys, now)
+        validity = None
     return KeySpec(
         tenant_id=request.tenant_id,
         name=request.name,
@@ -158,11 +164,27 @@ def key_spec(body: Any, keys: KeysConfig) -> KeySpec:
         permissions=tuple(Permission(methods=tuple(m.upper() for m in p.methods), path=p.path)
                           for p in request.permissions or ()),
         validity_days=validity,
+        expires_at=request.expires_at,
         environment=request.environment,
         resources={name: tuple(values) for name, values in (request.resources or {}).items()},
         user_id=request.user_id,
         rate_limit_per_minute=request.rate_limit_per_minute,
     )
+
+
+def expires_at_problem(at: dt.datetime | None, with_days: bool, keys: KeysConfig, now: dt.datetime) -> None:
+    """An explicit end: alone, in the future, and no further than the longest validity allowed."""
+    issue = None
+    if with_days:
+        issue = "give validity_days or expires_at, not both"
+    elif at is None:
+        issue = "must be a date-time; for a key that never expires, send validity_days: null"
+    elif at <= now:
+        issue = "must be in the future"
+    elif at > now + dt.timedelta(days=keys.max_validity_days):
+        issue = f"must be at most keys.max_validity_days ({keys.max_validity_days}) days from now"
+    if issue is not None:
+        raise ValidationError(details=[{"field": "expires_at", "issue": issue}])
 
 
 def writes(scope: str, permissions: tuple[Permission, ...]) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import __version__
+from gateway.accounts.people import People
 from gateway.accounts.service import Accounts, Actor, key_view, plain
 from gateway.accounts.views import listing, tenant_view, whole_listing
 from gateway.admin.key_marks import mark, marks_of
@@ -23,6 +24,7 @@ from gateway.reload import Reloader, problems_as_details
 
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts", Accounts)
 RELOADER: web.AppKey[Reloader] = web.AppKey("reloader", Reloader)
+PEOPLE: web.AppKey[People] = web.AppKey("people", People)
 
 MAX_BODY = 64 * 1024
 MAX_PER_PAGE = 100
@@ -90,6 +92,13 @@ async def version(request: web.Request) -> web.Response:
     return json_response({"version": __version__})
 
 
+async def list_plans(request: web.Request) -> web.Response:
+    """The configured plans, read from the running configuration so a reload shows at once."""
+    plans = request.app[ACCOUNTS].cfg.plans
+    return json_response(whole_listing([{"name": name, "requests_per_minute": plan.requests_per_minute}
+                                        for name, plan in plans.items()]))
+
+
 async def create_tenant(request: web.Request) -> web.Response:
     accounts = request.app[ACCOUNTS]
     tenant = await accounts.create_tenant(await read_json(request), actor(request))
@@ -121,6 +130,15 @@ async def create_user(request: web.Request) -> web.Response:
     body = await read_json(request)
     user = await accounts.create_user(request.match_info["id"], body, actor(request))
     return json_response(plain(user), 201)
+
+
+async def invite_user(request: web.Request) -> web.Response:
+    """The operator invites a person (a tenant's first owner, typically) to the tenant portal."""
+    people = request.app.get(PEOPLE)
+    if people is None:  # an admin application made without the portal's people (some tests)
+        raise web.HTTPNotFound()
+    user, url = await people.invite(request.match_info["id"], await read_json(request), actor(request))
+    return json_response({**plain(user), "status": "invited", "invitation_url": url}, 201)
 
 
 async def list_users(request: web.Request) -> web.Response:
@@ -208,12 +226,14 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/admin/version", version)
     r.add_post("/admin/reload", reload_config)
+    r.add_get("/admin/plans", list_plans)
     r.add_post("/admin/tenants", create_tenant)
     r.add_get("/admin/tenants", list_tenants)
     r.add_get("/admin/tenants/{id}", get_tenant)
     r.add_patch("/admin/tenants/{id}", patch_tenant)
     r.add_post("/admin/tenants/{id}/users", create_user)
     r.add_get("/admin/tenants/{id}/users", list_users)
+    r.add_post("/admin/tenants/{id}/invitations", invite_user)
     r.add_patch("/admin/users/{id}", patch_user)
     r.add_post("/admin/keys", create_key)
     r.add_get("/admin/keys", list_keys)

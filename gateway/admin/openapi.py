@@ -18,6 +18,7 @@ from pydantic.json_schema import models_json_schema
 
 from gateway import __version__
 from gateway.accounts.requests import (
+    InvitationInput,
     KeyInput,
     TenantInput,
     TenantPatch,
@@ -31,7 +32,7 @@ from gateway.events.requests import WebhookInput, WebhookPatch
 
 JSON = "application/json"
 BODIES: tuple[type[BaseModel], ...] = (TenantInput, TenantPatch, UserInput, UserPatch, KeyInput, WebhookInput,
-                                       WebhookPatch)
+                                       WebhookPatch, InvitationInput)
 STATUS_TEXT = {
     "400": "Malformed request, JSON or cursor", "401": "Missing or wrong admin token", "404": "No such object",
     "409": "Conflict with the current state", "413": "Body over 64 KiB",
@@ -86,6 +87,8 @@ def op(summary: str, ok: str, schema: str | None, statuses: tuple[str, ...], *, 
 BODY = ("400", "413", "422")
 PATHS: dict[str, Any] = {
     "/admin/version": {"get": op("Gateway version", "200", "Version", ("401",))},
+    "/admin/plans": {"get": op("The configured plans (as the running configuration has them, reloads included), "
+                               "in the configuration's order", "200", "PlanPage", ("401",))},
     "/admin/tenants": {
         "post": op("Create a tenant", "201", "Tenant", (*BODY, "409", *STORE), body="TenantInput"),
         "get": op("List tenants", "200", "TenantPage", ("422", *STORE), query=queries.TenantList),
@@ -99,6 +102,11 @@ PATHS: dict[str, Any] = {
         "post": op("Create a user of the tenant", "201", "User", (*BODY, "404", *STORE), body="UserInput",
                    path_id=True),
         "get": op("The tenant's users", "200", "UserPage", ("404", *STORE), path_id=True),
+    },
+    "/admin/tenants/{id}/invitations": {
+        "post": op("Invite someone to the tenant portal: a new user of the tenant and the invitation URL, shown "
+                   "in this answer only (mailed too when portal.smtp is set); 409: the email signs in already",
+                   "201", "Invitation", (*BODY, "404", "409", *STORE), body="InvitationInput", path_id=True),
     },
     "/admin/users/{id}": {"patch": op("Change role, name or disabled", "200", "User", (*BODY, "404", *STORE),
                                       body="UserPatch", path_id=True)},
@@ -237,3 +245,12 @@ def for_swagger_ui_4(doc: dict[str, Any]) -> dict[str, Any]:
 
     converted: dict[str, Any] = walk(doc)
     return converted
+
+
+def takes_query(path: str, method: str) -> bool | None:
+    """Whether the documented operation has query parameters; None for a path the document does
+    not describe (the console, its assets, the document itself, health and metrics)."""
+    operation = PATHS.get(path, {}).get(method.lower())
+    if operation is None:
+        return None
+    return any(p["in"] == "query" for p in operation.get("parameters", ()))

@@ -2,8 +2,9 @@
 parameters of the OpenAPI document (with their enums, bounds and patterns), so the two agree.
 
 A query value is text; an integer parameter takes digits alone (`5`, never `5.0` or ` 5`).
-Unknown parameters are ignored. A broken value is a 422 naming the parameter; a cursor that this
-gateway did not make is a 400, as a malformed request.
+An unknown parameter is a 422 naming it (a misspelt filter would otherwise list everything). A
+broken value is a 422 naming the parameter; a cursor that this gateway did not make is a 400, as
+a malformed request.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ Limit = Annotated[int, _integer(1, 1000)]
 Cursor = Annotated[str, Rule("must be a cursor from next_cursor", {"pattern": CURSOR_PATTERN},
                              check=_cursor, native=False)]
 Order = Annotated[Literal["asc", "desc"], Rule("must be asc or desc")]
+Id = Annotated[str, Rule("must be an id of at most 128 characters", {"max_length": 128})]
 
 TenantSort = Literal["id", "-id", "name", "-name", "plan", "-plan", "created_at", "-created_at"]
 KeySort = Literal[
@@ -52,7 +54,7 @@ KeySort = Literal[
 
 
 class Query(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Paging(Query):
@@ -82,16 +84,24 @@ class Revoke(Query):
     """true: answer once every other instance has dropped the key (at most 5 s)."""
 
 
-class AuditPage(Query):
+class RecordPage(Query):
     after: Cursor = ""
     """Entries after this cursor (`next_cursor` of the previous page); empty: from the start."""
     limit: Limit = 100
     """Entries per page."""
     order: Order = "asc"
     """desc: newest first, before the cursor (the console's paging)."""
+    tenant_id: Id | None = None
+    """Only this tenant's entries."""
 
 
-class CallPage(AuditPage):
+class AuditPage(RecordPage):
+    action: Annotated[str, Rule("must be an action such as key.created, of at most 64 characters",
+                                {"max_length": 64})] | None = None
+    """Only entries of this action (`key.created`, `tenant.updated`, ...)."""
+
+
+class CallPage(RecordPage):
     key_id: str | None = None
     """Only this key's calls."""
     status: Annotated[int, _integer(100, 599)] | None = None
@@ -108,7 +118,6 @@ def _time(value: Any) -> float:
 
 
 UsageTime = Annotated[float, Rule(TIME_RULE, check=_time, native=False, json={"type": "string", "pattern": TIME_PATTERN})]
-Id = Annotated[str, Rule("must be an id of at most 128 characters", {"max_length": 128})]
 
 
 class Usage(Query):
@@ -148,8 +157,10 @@ Q = TypeVar("Q", bound=Query)
 def read_query(model: type[Q], query: Mapping[str, str]) -> Q:
     """The query as `model`, or a 422 naming each broken parameter (a foreign cursor: 400)."""
     try:
-        names = [f.alias or name for name, f in model.model_fields.items()]
-        return model.model_validate({k: query[k] for k in names if k in query})
+        return model.model_validate({k: query[k] for k in query})
     except PydanticError as err:
-        details = [{"field": ".".join(str(p) for p in e["loc"]), "issue": e["msg"]} for e in err.errors(include_url=False)]
+        known = ", ".join(f.alias or name for name, f in model.model_fields.items())
+        details = [{"field": ".".join(str(p) for p in e["loc"]),
+                    "issue": f"unknown parameter (known: {known})" if e["type"] == "extra_forbidden" else e["msg"]}
+                   for e in err.errors(include_url=False)]
         raise ValidationError(details=details) from None

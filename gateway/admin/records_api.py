@@ -41,7 +41,8 @@ async def audit(request: web.Request) -> web.Response:
     q = read_query(AuditPage, request.query)
     after, limit, newest_first = decode_cursor(q.after), q.limit, q.order == "desc"
     await recorder.audit_buffer.flush()
-    entries = await recorder.store.list_audit(after=after, limit=limit, newest_first=newest_first)
+    entries = await recorder.store.list_audit(after=after, limit=limit, newest_first=newest_first,
+                                              tenant_id=q.tenant_id, action=q.action)
     last = entries[-1].id if entries else after
     next_cursor = None if newest_first and last is None else encode_cursor(last or 0)
     return json_response({"data": [entry_json(e) for e in entries], "next_cursor": next_cursor})
@@ -55,6 +56,7 @@ async def calls(request: web.Request) -> web.Response:
     await recorder.call_buffer.flush()
     entries = await recorder.store.list_calls(
         cursor=cursor, newest_first=newest_first, limit=limit, key_id=q.key_id or None, status=q.status,
+        tenant_id=q.tenant_id,
     )
     last = entries[-1].id if entries else cursor
     next_cursor = encode_cursor(last) if last is not None else None

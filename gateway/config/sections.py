@@ -205,7 +205,12 @@ class KeysConfig:
     max_validity_days: Annotated[int, Int(1, 36500)] = 365
     """Longest `validity_days` a key can be created with (null asks for no expiry)."""
     expiring_soon_days: Annotated[int, Int(0, 36500)] = 20
-    """Keys expiring sooner are flagged in the admin API and console."""
+    """Keys expiring sooner are flagged in the admin API, console and portal, and every answer to a
+    request made with one carries `Sunset: <its expiry>` (RFC 8594)."""
+    on_exposure: Annotated[Literal["revoke", "flag"], OneOf("revoke", "flag")] = "revoke"
+    """A key seen leaked (in a query string, over plain HTTP, in a secret scanner's report):
+    `revoke` it at once, or only `flag` it as exposed (either way: `exposed_at`, the audit entry
+    and the `key.exposed` event)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +234,21 @@ class TokensConfig:
     """PEM private keys (the first signs, all verify); empty: one is generated under `data_dir`."""
     identity_ttl: Annotated[int, Int(1, 60)] = 60
     """Lifetime of the `X-Gateway-Identity` assertion sent upstream."""
+
+
+@dataclass(frozen=True, slots=True)
+class SelfApiConfig:
+    """The caller's own endpoints on the proxy listener: `<path>/version` and `<path>/me`,
+    answered with the caller's key or token (no route may be at or below `path`)."""
+
+    __pydantic_config__ = SECTION
+    enabled: Flag = True
+    """false: neither endpoint is served, and routes may use `path`."""
+    path: Annotated[str, Pattern(r"(/[A-Za-z0-9._~-]+)+", "must be a path of one or more segments "
+                                 "(letters, digits, '.', '_', '~', '-'), without a trailing /")] = "/gateway/v1"
+    """Where the two endpoints are."""
+    api_version: Annotated[str, Pattern(r"[A-Za-z0-9._-]{1,64}", "must be 1-64 letters, digits, '.', '_' or '-'")] = "1"
+    """The version of your API that `<path>/version` announces as `api_version`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +371,91 @@ class WebhooksConfig:
     once; other instances' within this)."""
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamTLSConfig:
+    """How the gateway checks an `https://` upstream and proves itself to it. The certificate is
+    always verified (against `ca_file`, or the system's CAs): an upstream that fails gets 502
+    UPSTREAM_UNAVAILABLE, never an unverified connection. The files are read when the config is
+    loaded or reloaded (a file that cannot be used refuses the config); routes naming the same files
+    share one TLS context."""
+
+    __pydantic_config__ = SECTION
+    ca_file: Text | None = None
+    """PEM CA certificates the upstream's certificate must chain to, instead of the system's (a
+    private CA)."""
+    cert_file: Text | None = None
+    """PEM client certificate (chain) shown to an upstream that asks for one (mutual TLS); it may
+    hold the key too."""
+    key_file: Text | None = None
+    """PEM private key of `cert_file` (unencrypted), when not in `cert_file`."""
+    server_name: Annotated[str, Pattern(r"[A-Za-z0-9_.:-]{1,253}", "must be a host name or IP address")] | None = None
+    """The name sent by SNI and checked against the certificate, instead of the upstream URL's host
+    (an upstream addressed by IP whose certificate names a host). The `Host` header stays the URL's."""
+
+    @property
+    def files(self) -> tuple[str | None, str | None, str | None]:
+        """What the TLS context is made of: routes naming the same files share one."""
+        return (self.ca_file, self.cert_file, self.key_file)
+
+
+PORTAL_PATH = Pattern(r"(/[A-Za-z0-9._~-]+)+", "must be a path of one or more literal segments, like /portal")
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """Where invitation and password-reset mails go out (unset: links are only shown once to whoever made them)."""
+
+    __pydantic_config__ = SECTION
+    host: Text
+    """The SMTP server."""
+    sender: Text
+    """The From address (`API portal <portal@example.com>`)."""
+    port: Port = 587
+    """Its port."""
+    starttls: Flag = True
+    """Upgrade to TLS with STARTTLS before sending (verified against the system's CAs or `ca_file`)."""
+    username_env: Text | None = None
+    """The environment variable holding the SMTP user name (credentials never go in this file)."""
+    password_env: Text | None = None
+    """The environment variable holding the SMTP password."""
+    ca_file: Text | None = None
+    """CA bundle for the server's certificate, else the system's."""
+    timeout: Annotated[float, Number(0, 300)] = 10.0
+    """Seconds for one SMTP conversation."""
+
+
+@dataclass(frozen=True, slots=True)
+class PortalConfig:
+    """The tenant portal: the tenants' own people sign in on the proxy listener under `path`."""
+
+    __pydantic_config__ = SECTION
+    enabled: Flag = False
+    """true: serve the portal page and its API on the proxy listener (HTTPS) under `path`."""
+    path: Annotated[str, PORTAL_PATH] = "/portal"
+    """Where it is served; this path and everything below it are the portal's (a route there is refused)."""
+    public_url: Annotated[str, HTTP_URL] | None = None
+    """The portal's address as people reach it (`https://api.example.com`): the origin state-changing
+    requests must come from, and the base of invitation and reset links. Unset: the host each request
+    names."""
+    session_idle: Annotated[float, Number(60, 86400 * 30)] = 1800
+    """A session ends this long after its last use."""
+    session_max: Annotated[float, Number(60, 86400 * 365)] = 43200
+    """A session ends this long after sign-in, however much it is used."""
+    smtp: SmtpConfig | None = None
+    """Optional: invitations and password-reset links also go out by mail."""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantsConfig:
+    """What a new tenant starts with."""
+
+    __pydantic_config__ = SECTION
+    api_enabled_default: Flag = True
+    """A new tenant's keys work (`api_enabled`) unless the operator says otherwise."""
+    write_enabled_default: Flag = True
+    """A new tenant's keys may write (`write_enabled`) unless the operator says otherwise."""
+
+
 RouteName = Annotated[str, Pattern("[A-Za-z0-9_.-]{1,64}", "must be 1-64 letters, digits, '_', '.' or '-'")]
 
 
@@ -372,6 +477,11 @@ class RouteConfig:
     """Methods served; others get 405."""
     sandbox_upstream: Annotated[str, HTTP_URL] | None = None
     """Optional: requests made with test keys go here."""
+    upstream_tls: UpstreamTLSConfig | None = None
+    """An `https://` upstream's CA, client certificate and server name (default: the system's CAs,
+    no client certificate, the URL's host)."""
+    sandbox_upstream_tls: UpstreamTLSConfig | None = None
+    """The same for an `https://` `sandbox_upstream`."""
     strip_prefix: Flag = False
     """true: `/api/v1/visitors/42` reaches the upstream as `/42`."""
     auth: Annotated[tuple[AuthKind, ...], Rule(
@@ -416,6 +526,8 @@ class Config:
     """API keys."""
     tokens: TokensConfig = field(default_factory=TokensConfig)
     """Token exchange."""
+    self_api: SelfApiConfig = field(default_factory=SelfApiConfig)
+    """The caller's own endpoints (`/gateway/v1/version`, `/gateway/v1/me`)."""
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     """Logs."""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -426,6 +538,10 @@ class Config:
     """Usage rollups and unusual keys."""
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     """Webhooks: events POSTed, signed, to the endpoints registered at `/admin/webhooks`."""
+    portal: PortalConfig = field(default_factory=PortalConfig)
+    """The tenant portal (self-service for the tenants' own people)."""
+    tenants: TenantsConfig = field(default_factory=TenantsConfig)
+    """Tenants' gates."""
     routes: Annotated[tuple[RouteConfig, ...], List("must be a list of routes")] = ()
     """The routes, matched by longest path prefix."""
     source: SkipJsonSchema[str | None] = None

@@ -105,15 +105,16 @@ class PostgresRecordStore(PostgresUsage):
         ])
 
     async def list_audit(self, *, after: int | None, limit: int, newest_first: bool = False,
-                         tenant_id: str | None = None) -> list[AuditEntry]:
+                         tenant_id: str | None = None, action: str | None = None) -> list[AuditEntry]:
         where: list[str] = []
         args: list[Any] = []
         if after is not None or not newest_first:
             args.append(after or 0)
             where.append(f"id {'<' if newest_first else '>'} ${len(args)}")
-        if tenant_id is not None:
-            args.append(tenant_id)
-            where.append(f"tenant_id = ${len(args)}")
+        for column, value in (("tenant_id", tenant_id), ("action", action)):
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} = ${len(args)}")
         condition = (" WHERE " + " AND ".join(where)) if where else ""
         order = "DESC" if newest_first else "ASC"
         rows = await self._fetch(

@@ -220,9 +220,9 @@ class SQLiteRecordStore(SQLiteUsage):
         ))
 
     async def list_audit(self, *, after: int | None, limit: int, newest_first: bool = False,
-                         tenant_id: str | None = None) -> list[AuditEntry]:
+                         tenant_id: str | None = None, action: str | None = None) -> list[AuditEntry]:
         """Entries after the cursor, oldest first; or before it, newest first (for a console);
-        with `tenant_id`, that tenant's only."""
+        with `tenant_id`, that tenant's only; with `action`, entries of that action only."""
         where: list[str] = []
         params: list[Any] = []
         if after is not None or not newest_first:
@@ -231,6 +231,9 @@ class SQLiteRecordStore(SQLiteUsage):
         if tenant_id is not None:
             where.append("tenant_id = ?")
             params.append(tenant_id)
+        if action is not None:
+            where.append("action = ?")
+            params.append(action)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         order = "DESC" if newest_first else "ASC"
         rows = await self._read(f"SELECT {_AUDIT_COLUMNS} FROM audit_log{clause} ORDER BY id {order} LIMIT ?",

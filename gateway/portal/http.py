@@ -22,8 +22,8 @@ from aiohttp.typedefs import Handler, Middleware
 
 from gateway.errors import BadRequest, CsrfFailed, PayloadTooLarge
 from gateway.portal.sessions import COOKIE
+from gateway.proxy.mount import CLIENT_HEADER  # set by the gateway: the client's address as it decided it
 
-CLIENT_HEADER = "X-Gateway-Client-Ip"   # set by the gateway: the client's address as it decided it
 HOST_HEADER = "X-Forwarded-Host"        # set by the gateway: the host the client asked for
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY = 64 * 1024

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway.accounts.people import People
 from gateway.accounts.service import Accounts, key_view, plain
+from gateway.events.service import Webhooks
 from gateway.keystore.models import ApiKey, Login, Tenant, User
 from gateway.observability.recorder import Recorder
 from gateway.portal.http import Origins
@@ -25,6 +26,7 @@ class Portal:
     sessions: Sessions
     throttle: DoorThrottle
     origins: Origins
+    webhooks: Webhooks                # the tenant's own endpoints (`api_webhooks.py`)
     recorder: Recorder | None = None
     path: str = "/portal"
     background: set[asyncio.Task[Any]] = field(default_factory=set)

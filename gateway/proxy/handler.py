@@ -18,6 +18,7 @@ from gateway.exchange import Endpoint, FailedCredentials, Guard, Observer, Reque
 from gateway.http.messages import Request, Response, error_response
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.headers import sane_request_id, upstream_request_headers
+from gateway.proxy.mount import CLIENT_HEADER, Mount
 from gateway.proxy.transport import Peer, TransportPolicy
 from gateway.routing import Match, RouteTable, Upstream, normalize_path
 
@@ -38,6 +39,7 @@ class ProxyHandler:
         endpoints: Mapping[str, Endpoint] | None = None,
         observer: Observer | None = None,
         failures: FailedCredentials | None = None,
+        mount: Mount | None = None,
     ) -> None:
         self.routes = routes  # replaced whole on reload; a matched request keeps its Match
         self._forwarder = forwarder
@@ -47,6 +49,7 @@ class ProxyHandler:
         self._endpoints = dict(endpoints or {})
         self._observer = observer
         self._failures = failures
+        self._mount = mount
         self._released = asyncio.Event()
         # Request ids: a random per-process prefix and a counter, unique without a syscall each.
         prefix = os.urandom(8).hex()
@@ -121,6 +124,9 @@ class ProxyHandler:
         endpoint = self._endpoints.get(path)
         if endpoint is not None:
             return endpoint(request, scope)
+        mount = self._mount
+        if mount is not None and path.startswith(mount.prefix) and mount.covers(path):
+            return self._to_mount(request, scope, mount, peer, path + sep + query)
         match = self.routes.match(request.method, path)
         scope.route = match.route
         decision = self._guard(request, scope, match)
@@ -152,3 +158,23 @@ class ProxyHandler:
         target = match.forward_path(upstream) + query
         route = match.route
         return self._forwarder.forward(request, upstream, target, headers, route.timeout, route.idle_timeout, scope)
+
+    def _to_mount(self, request: Request, scope: RequestScope, mount: Mount, peer: Peer,
+                  target: str) -> Awaitable[Response]:
+        """A request for the gateway's own application behind `mount` (no route, no key: it
+        authenticates its own way). It gets the client's address and the host the client named
+        from the gateway alone, and its logs a path without the secrets some of its paths carry."""
+        scope.path = mount.redact(scope.path)
+        scope.response_headers.append(("X-Request-Id", scope.request_id))
+        headers = upstream_request_headers(request.headers, ())
+        host = peer.forwarded_host
+        headers.append(("Host", host or "localhost"))
+        if host:
+            headers.append(("X-Forwarded-Host", host))
+        headers.append(("X-Forwarded-For", peer.forwarded_for))
+        headers.append(("X-Real-IP", peer.client_ip))
+        headers.append((CLIENT_HEADER, peer.client_ip))
+        headers.append(("X-Forwarded-Proto", "https"))
+        headers.append(("X-Request-Id", scope.request_id))
+        return self._forwarder.forward(request, mount.upstream, target, headers, mount.timeout,
+                                       mount.idle_timeout, scope)

@@ -122,12 +122,16 @@ _dropped: dict[tuple[str, ...], frozenset[bytes]] = {}
 _first = itemgetter(0)
 
 
+_ALONGSIDE = frozenset({"link"})  # the gateway's `Link` (a Sunset's) joins the upstream's, it replaces none
+
+
 def _drop_with(own_names: tuple[str, ...]) -> frozenset[bytes]:
     """The response drop set plus the names the gateway sets itself: a handful of combinations
-    (with or without limits, Retry-After, the IETF fields), each built once."""
+    (with or without limits, Retry-After, the IETF fields, Sunset), each built once."""
     drop = _dropped.get(own_names)
     if drop is None:
-        drop = _RESPONSE_DROP_RAW | {name.lower().encode("latin-1") for name in own_names}
+        drop = _RESPONSE_DROP_RAW | {name.lower().encode("latin-1") for name in own_names
+                                     if name.lower() not in _ALONGSIDE}
         if len(_dropped) < 256:
             _dropped[own_names] = drop
     return drop
@@ -149,8 +153,8 @@ def _named_by(connection: bytes) -> frozenset[bytes]:
 def response_fields(raw: list[tuple[bytes, bytes]], own: list[tuple[str, str]]) -> HeaderBlock:
     """The upstream's response headers for the client, from the parser's raw pairs: minus
     hop-by-hop headers, those named in `Connection` and those the gateway sets itself (`own`: rate
-    limits, request id, which replace any the upstream sent), then `Server` if the upstream
-    named none, then the gateway's own."""
+    limits, request id, Sunset, which replace any the upstream sent; a `Link` is added to the
+    upstream's), then `Server` if the upstream named none, then the gateway's own."""
     drop = _drop_with(tuple(map(_first, own)))
     for name, value in raw:
         if name.lower() == b"connection":

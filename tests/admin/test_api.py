@@ -290,3 +290,115 @@ async def test_malformed_http_on_the_admin_listener_gets_the_json_envelope(admin
     assert not [r for r in caplog.records if r.levelno >= 30]  # no traceback, no error log per garbage request
     status, _ = await admin("GET", "/healthz")  # the listener goes on
     assert status == 200
+
+
+async def test_audit_filters_by_tenant_and_action_and_calls_by_tenant(admin, https) -> None:
+    for tenant in ("acme", "globex"):
+        await admin("POST", "/admin/tenants", {"id": tenant, "name": tenant, "plan": "starter"})
+    keys = {}
+    for tenant in ("acme", "globex"):
+        _, keys[tenant] = await admin("POST", "/admin/keys", {"tenant_id": tenant, "name": "k", "scope": "read_only"})
+    await admin("POST", f"/admin/keys/{keys['globex']['id']}/revoke")
+    _, page = await admin("GET", "/admin/audit?tenant_id=globex")
+    assert [e["action"] for e in page["data"]] == ["tenant.created", "key.created", "key.revoked"]
+    _, page = await admin("GET", "/admin/audit?action=key.created")
+    assert [e["tenant_id"] for e in page["data"]] == ["acme", "globex"]
+    _, page = await admin("GET", "/admin/audit?action=key.created&tenant_id=acme&order=desc")
+    assert [(e["tenant_id"], e["action"]) for e in page["data"]] == [("acme", "key.created")]
+    _, page = await admin("GET", "/admin/audit?action=key.rotated")
+    assert page["data"] == []
+
+    for tenant in ("acme", "globex", "acme"):
+        async with https.get(proxy_url(admin.gw, "/api/v"), headers={"X-API-Key": keys[tenant]["key"]}) as resp:
+            await resp.read()
+    _, page = await admin("GET", "/admin/calls?tenant_id=acme")
+    assert [(r["tenant_id"], r["status"]) for r in page["data"]] == [("acme", 200), ("acme", 200)]
+    _, page = await admin("GET", "/admin/calls?tenant_id=globex&status=401")
+    assert [(r["tenant_id"], r["status"]) for r in page["data"]] == [("globex", 401)]
+
+
+@pytest.mark.parametrize("path", [
+    "/admin/audit?tenant=acme", "/admin/calls?key=k", "/admin/keys?tenant=acme", "/admin/tenants?pages=2",
+    "/admin/webhooks?tenant=acme", "/admin/usage?tenant_id=acme&granularity=hour&bucket=1",
+    "/admin/version?verbose=1", "/admin/plans?page=1", "/admin/tenants/acme?users=0", "/admin/keys?from_=1",
+])
+async def test_an_unknown_query_parameter_is_a_422_naming_it(admin, path) -> None:
+    await admin("POST", "/admin/tenants", {"id": "acme", "name": "Acme", "plan": "starter"})
+    status, body = await admin("GET", path)
+    assert status == 422, body
+    unknown = path.rsplit("&", 1)[-1].split("?")[-1].split("=")[0]
+    assert body["error"]["code"] == "VALIDATION_ERROR"
+    assert [d["field"] for d in body["error"]["details"]] == [unknown]
+    assert "unknown parameter" in body["error"]["details"][0]["issue"]
+
+
+async def test_writes_refuse_a_query_too_and_change_nothing(admin) -> None:
+    status, body = await admin("POST", "/admin/tenants?dry_run=1", {"id": "acme", "name": "Acme", "plan": "starter"})
+    assert (status, body["error"]["details"][0]["field"]) == (422, "dry_run")
+    assert (await admin("GET", "/admin/tenants/acme"))[0] == 404
+
+
+async def test_plans_are_listed_from_the_configuration(admin) -> None:
+    status, body = await admin("GET", "/admin/plans")
+    assert status == 200
+    assert body["data"] == [{"name": "starter", "requests_per_minute": 100},
+                            {"name": "professional", "requests_per_minute": 500},
+                            {"name": "enterprise", "requests_per_minute": 2000}]
+    assert body["meta"]["total"] == 3
+
+
+async def test_a_key_made_with_an_expiry_date_ends_then(start_gateway, upstream, https) -> None:
+    clock = FakeClock(1_800_000_000.0)  # 2027-01-15T08:00:00Z
+    gw = await start_gateway(clock=clock, routes=[{"name": "api", "path": "/api", "upstream": upstream[0]}])
+    async with aiohttp.ClientSession() as session:
+        admin = Admin(gw, session)
+        await admin("POST", "/admin/tenants", {"id": "acme", "name": "Acme", "plan": "starter"})
+        base = {"tenant_id": "acme", "name": "dated", "scope": "read_only"}
+        status, key = await admin("POST", "/admin/keys", {**base, "expires_at": "2027-01-20T09:00:00+01:00"})
+        assert status == 201, key
+        assert (key["expires_at"], key["expires_in_days"], key["status"]) == ("2027-01-20T08:00:00Z", 5, "active")
+        _, shown = await admin("GET", f"/admin/keys/{key['id']}")
+        assert shown["expires_at"] == "2027-01-20T08:00:00Z"
+        for body, issue in (
+            ({**base, "expires_at": "2027-01-20T08:00:00Z", "validity_days": 30}, "not both"),
+            ({**base, "expires_at": "2027-01-15T07:59:59Z"}, "in the future"),
+            ({**base, "expires_at": "2028-01-16T08:00:00Z"}, "max_validity_days (365)"),
+            ({**base, "expires_at": None}, "validity_days: null"),
+            ({**base, "expires_at": "2027-01-20T08:00:00"}, "with a zone"),
+            ({**base, "expires_at": "2027-01-20"}, "with a zone"),
+            ({**base, "expires_at": 1_800_500_000}, "with a zone"),
+        ):
+            status, err = await admin("POST", "/admin/keys", body)
+            assert status == 422, body
+            assert [d["field"] for d in err["error"]["details"]] == ["expires_at"]
+            assert issue in err["error"]["details"][0]["issue"], err
+        clock.advance(5 * 86400 - 1)
+        async with https.get(proxy_url(gw, "/api/x"), headers={"X-API-Key": key["key"]}) as resp:
+            assert resp.status == 200
+        clock.advance(1)
+        async with https.get(proxy_url(gw, "/api/x"), headers={"X-API-Key": key["key"]}) as resp:
+            assert resp.status == 401 and (await read_json(resp))["error"]["code"] == "EXPIRED_CREDENTIALS"
+        _, shown = await admin("GET", f"/admin/keys/{key['id']}")
+        assert shown["status"] == "expired"
+
+
+async def test_names_of_spaces_alone_are_refused_and_names_are_stored_trimmed(admin) -> None:
+    for path, body in (("/admin/tenants", {"id": "acme", "plan": "starter"}),):
+        status, err = await admin("POST", path, {**body, "name": "   "})
+        assert (status, [d["field"] for d in err["error"]["details"]]) == (422, ["name"])
+        assert "not only spaces" in err["error"]["details"][0]["issue"]
+    status, tenant = await admin("POST", "/admin/tenants", {"id": "acme", "name": "  Acme  Corp ", "plan": "starter"})
+    assert status == 201 and tenant["name"] == "Acme  Corp"
+    assert (await admin("PATCH", "/admin/tenants/acme", {"name": " "}))[0] == 422
+    assert (await admin("PATCH", "/admin/tenants/acme", {"name": " Acme "}))[1]["name"] == "Acme"
+    assert (await admin("POST", "/admin/tenants/acme/users", {"name": "  ", "role": "member"}))[0] == 422
+    status, user = await admin("POST", "/admin/tenants/acme/users", {"name": " Ann ", "role": "member"})
+    assert status == 201 and user["name"] == "Ann"
+    assert (await admin("PATCH", f"/admin/users/{user['id']}", {"name": "    "}))[0] == 422
+    assert (await admin("PATCH", f"/admin/users/{user['id']}", {"name": "Ann B "}))[1]["name"] == "Ann B"
+    status, err = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": " ", "scope": "read_only"})
+    assert (status, [d["field"] for d in err["error"]["details"]]) == (422, ["name"])
+    status, key = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": " backend ", "scope": "read_only"})
+    assert status == 201 and key["name"] == "backend"
+    _, shown = await admin("GET", f"/admin/keys/{key['id']}")
+    assert shown["name"] == "backend"

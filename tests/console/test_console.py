@@ -6,6 +6,7 @@ Things are found by role and label, as a person (or a screen reader) finds them.
 from __future__ import annotations
 
 import re
+import time
 
 import aiohttp
 from playwright.async_api import expect
@@ -212,6 +213,23 @@ async def test_create_dialog_offers_what_the_api_takes(console, https) -> None:
     await page.get_by_role("button", name="Done").click()
     await expect(page.locator("#keys tr", has_text="forever").locator("td.expiry")).to_have_text("never")
 
+    # an end date instead of days: the browser's local time, sent as the instant in UTC
+    await page.get_by_role("button", name="New key").click()
+    await dialog.get_by_label("Name").fill("dated")
+    await dialog.get_by_label("Or expires at (your local time)").fill("2001-02-03T04:05")
+    assert await dialog.get_by_label("Expires after (days)").is_disabled()
+    await dialog.get_by_role("button", name="Create", exact=True).click()
+    await page.wait_for_selector("#new-expires-at-error:has-text('in the future')")
+    local = time.strftime("%Y-%m-%dT%H:%M", time.localtime(gw.accounts.now().timestamp() + 20 * DAY))
+    await dialog.get_by_label("Or expires at (your local time)").fill(local)
+    await dialog.get_by_role("button", name="Create", exact=True).click()
+    await page.get_by_role("button", name="Done").click()
+    await page.wait_for_selector("#keys tr:has-text('dated')")
+    wanted = await page.evaluate(f"new Date('{local}').getTime() / 1000")
+    dated = [k for k in (await gw.accounts.store.list_keys(tenant_id="acme", status=None, now=gw.accounts.now(), page=1,
+                                                           per_page=10, sort="name"))[0] if k.name == "dated"]
+    assert dated[0].expires_at is not None and dated[0].expires_at.timestamp() == wanted
+
 
 async def test_sort_by_expiry_warning_mark_revoke_and_rotate(console, https) -> None:
     gw, page = console
@@ -289,6 +307,11 @@ async def test_tenant_names_render_as_text_and_records_views_list_newest_first(c
     await page.wait_for_selector("td:has-text('key.created')")
     first_action = await page.locator("tbody tr:first-child td:nth-child(3)").text_content()
     assert first_action == "key.created"  # newest first: the key came after both tenants
+    await page.get_by_label("Tenant id").fill("evil")
+    await page.get_by_label("Action").fill("tenant.created")
+    await page.get_by_role("button", name="Apply").click()
+    await page.wait_for_url(re.compile(r"#/audit\?tenant_id=evil&action=tenant\.created$"))
+    await expect(page.locator("#audit tbody tr td:nth-child(3)")).to_have_text(["tenant.created"])
     await page.get_by_role("link", name="Calls", exact=True).click()
     await page.wait_for_selector("td:has-text('/api/v1/visitors')")
     await page.get_by_label("Status").fill("404")

@@ -22,8 +22,8 @@ T0 = dt.datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=dt.UTC)
 
 
 def call(i: int, *, key: str | None = "key_a", status: int = 200, at: dt.datetime = T0, client_ip: str | None = None,
-         error: str | None = None) -> CallRow:
-    return call_row(CallEntry(at=at, request_id=f"req-{i}", tenant_id="acme", key_id=key, key_name="k", method="GET",
+         error: str | None = None, tenant: str | None = "acme") -> CallRow:
+    return call_row(CallEntry(at=at, request_id=f"req-{i}", tenant_id=tenant, key_id=key, key_name="k", method="GET",
                               route="api", path="/api", status=status, latency_ms=1.5, upstream_latency_ms=None,
                               rate_limited=status == 429, client_ip=client_ip, error=error))
 
@@ -159,6 +159,35 @@ async def test_concurrent_appends_keep_ids_in_commit_order(records: RecordStore)
     assert len(rows) == 80
     ids = [r.id for r in rows]
     assert ids == sorted(ids) and len(set(ids)) == 80
+
+
+async def test_audit_filters_by_tenant_and_action_both_ways(records: RecordStore) -> None:
+    actions = ["key.created", "key.revoked", "tenant.created", "key.created", "key.revoked", "key.created"]
+    await records.append_audit([AuditEntry(at=T0, actor="admin", action=action, target_type="key",
+                                           target_id=f"t{i}", tenant_id=("acme", "globex", None)[i % 3])
+                                for i, action in enumerate(actions)])
+    acme = await records.list_audit(after=None, limit=10, tenant_id="acme")
+    assert [e.target_id for e in acme] == ["t0", "t3"]
+    created = await records.list_audit(after=None, limit=10, action="key.created")
+    assert [e.target_id for e in created] == ["t0", "t3", "t5"]
+    both = await records.list_audit(after=None, limit=10, tenant_id="acme", action="key.created")
+    assert [e.target_id for e in both] == ["t0", "t3"]
+    newest = await records.list_audit(after=None, limit=1, newest_first=True, action="key.revoked")
+    assert [e.target_id for e in newest] == ["t4"]
+    older = await records.list_audit(after=newest[0].id, limit=5, newest_first=True, action="key.revoked")
+    assert [e.target_id for e in older] == ["t1"]
+    assert await records.list_audit(after=None, limit=10, tenant_id="acme", action="tenant.created") == []
+
+
+async def test_calls_filter_by_tenant(records: RecordStore) -> None:
+    await records.append_calls([call(i, tenant=("acme", "globex", None)[i % 3], status=404 if i == 3 else 200)
+                                for i in range(7)])
+    acme = await records.list_calls(cursor=None, newest_first=False, limit=10, key_id=None, status=None,
+                                    tenant_id="acme")
+    assert [c.request_id for c in acme] == ["req-0", "req-3", "req-6"]
+    newest = await records.list_calls(cursor=None, newest_first=True, limit=10, key_id=None, status=200,
+                                      tenant_id="acme")
+    assert [c.request_id for c in newest] == ["req-6", "req-0"]
 
 
 async def test_audit_newest_first_pages_backwards(records: RecordStore) -> None:

@@ -11,16 +11,10 @@ from typing import Any
 import pytest
 
 from gateway.accounts.passwords import Passwords
-from gateway.accounts.people import People, PortalLinks
 from gateway.app import Gateway
-from gateway.portal.app import portal_app
-from gateway.portal.http import Origins
 from gateway.portal.mail import Mailer
 from gateway.portal.services import Portal
-from gateway.portal.sessions import Sessions, SessionSettings
-from gateway.portal.throttle import WINDOW, DoorThrottle
-from gateway.ratelimit.memory import MemoryRateLimiter
-from gateway.tls import server_context
+from gateway.portal.sessions import SessionSettings
 from tests.access.test_keys_e2e import routes
 from tests.portal.harness import OPERATOR, PortalClient, cheap_passwords
 
@@ -61,25 +55,21 @@ StartPortal = Callable[..., Any]
 
 
 @pytest.fixture
-async def start_portal(start_gateway, upstream, aiohttp_server, server_cert, client_ssl) -> AsyncIterator[StartPortal]:
+async def start_portal(start_gateway, upstream, client_ssl) -> AsyncIterator[StartPortal]:
+    """The portal as the gateway serves it: on its proxy listener (HTTPS), under /portal."""
     sites: list[PortalSite] = []
 
     async def start(*, clock: Callable[[], float] = time.time, passwords: Passwords | None = None,
                     settings: SessionSettings | None = None, mailer: Mailer | None = None,
                     gateway: Gateway | None = None, **overrides: Any) -> PortalSite:
-        gw = gateway or await start_gateway(clock=clock, routes=routes(upstream[0]), **overrides)
-        assert gw.accounts is not None and gw.store is not None
-        links = PortalLinks(path="/portal")
-        portal = Portal(
-            accounts=gw.accounts,
-            people=People(gw.accounts, passwords or cheap_passwords(), links, mailer=mailer),
-            sessions=Sessions(gw.store, settings or SessionSettings(), clock=clock),
-            throttle=DoorThrottle(MemoryRateLimiter(clock=clock, window=WINDOW)),
-            origins=Origins(None),
-            recorder=gw.recorder,
-        )
-        server = await aiohttp_server(portal_app(portal), ssl=server_context(*server_cert))
-        site = PortalSite(gw, portal, f"https://127.0.0.1:{server.port}", client_ssl, [])
+        portal_cfg: dict[str, Any] = {"enabled": True}
+        if settings is not None:
+            portal_cfg.update(session_idle=settings.idle, session_max=settings.max)
+        gw = gateway or await start_gateway(
+            clock=clock, routes=routes(upstream[0]), portal=portal_cfg,
+            options={"passwords": passwords or cheap_passwords(), "mail": mailer}, **overrides)
+        assert gw.portal is not None, "portal.enabled"
+        site = PortalSite(gw, gw.portal.portal, f"https://127.0.0.1:{gw.proxy_port}", client_ssl, [])
         sites.append(site)
         return site
 

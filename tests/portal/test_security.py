@@ -13,6 +13,7 @@ from gateway.portal.app import TABLES
 from gateway.portal.authz import PUBLIC
 from gateway.portal.sessions import SessionSettings
 from tests.conftest import FakeClock
+from tests.events.test_webhooks_api import LOOPBACK_ALLOWED
 from tests.portal.harness import PASSWORD, token_of
 
 HOUR = 3600.0
@@ -213,7 +214,7 @@ def _endpoints() -> list[Any]:
 
 async def test_every_endpoint_answers_404_for_another_tenants_objects(start_portal) -> None:
     """Walks the API's own table, so an endpoint added later is walked too."""
-    site = await start_portal()
+    site = await start_portal(webhooks=LOOPBACK_ALLOWED)
     await site.tenant("acme")
     await site.tenant("globex", "Globex")
     mine = await site.member("acme", "owner@acme.example")
@@ -222,7 +223,14 @@ async def test_every_endpoint_answers_404_for_another_tenants_objects(start_port
     assert status == 201
     status, their_user = await theirs.api("POST", "/users", {"email": "v@globex.example", "role": "viewer"})
     assert status == 201
-    ids = {"key_id": their_key["id"], "user_id": their_user["id"]}
+    status, their_hook = await theirs.api("POST", "/webhooks", {"url": "http://127.0.0.1:9/h", "events": ["*"]})
+    assert status == 201, their_hook
+    status, test = await theirs.api("POST", f"/webhooks/{their_hook['id']}/test")
+    assert status == 202
+    their_delivery = next(d for d in (await theirs.api("GET", f"/webhooks/{their_hook['id']}/deliveries"))[1]["data"]
+                          if d["event_id"] == test["event_id"])
+    ids = {"key_id": their_key["id"], "user_id": their_user["id"], "webhook_id": their_hook["id"],
+           "delivery_id": their_delivery["id"]}
     secret_ids = set(ids.values()) | {"globex"}
     walked = []
     for endpoint in _endpoints():
@@ -235,9 +243,13 @@ async def test_every_endpoint_answers_404_for_another_tenants_objects(start_port
             assert (status, body["error"]["code"]) == (404, "NOT_FOUND"), (endpoint.method, path, body)
         else:
             assert not any(s in str(body) for s in secret_ids), (endpoint.method, path)
-    assert {(m, p) for m, p, _ in walked} >= {("GET", "/keys/{key_id}"), ("PATCH", "/users/{user_id}")}
+    assert {(m, p) for m, p, _ in walked} >= {("GET", "/keys/{key_id}"), ("PATCH", "/users/{user_id}"),
+                                               ("DELETE", "/webhooks/{webhook_id}"),
+                                               ("POST", "/deliveries/{delivery_id}/retry")}
     status, still = await theirs.api("GET", f"/keys/{their_key['id']}")
     assert status == 200 and still["status"] == "active"  # nothing of theirs changed
+    status, hook = await theirs.api("GET", f"/webhooks/{their_hook['id']}")
+    assert status == 200 and hook["disabled"] is False
 
 
 async def test_every_api_route_of_the_app_comes_from_the_guarded_table(start_portal) -> None:

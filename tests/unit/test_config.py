@@ -95,6 +95,14 @@ def test_every_problem_is_reported_at_once_with_paths() -> None:
         ({**MINIMAL, "routes": [{"path": "/a", "upstream": "http://h"}]}, "routes[0].name: is required"),
         ({**MINIMAL, "routes": [{"name": "t", "path": "/api/v1/auth/token", "upstream": "http://h"}]},
          "routes[0].path: is the token exchange path"),
+        ({**MINIMAL, "routes": [{"name": "s", "path": "/gateway/v1", "upstream": "http://h"}]},
+         "routes[0].path: is at or below the caller's own endpoints"),
+        ({**MINIMAL, "routes": [{"name": "s", "path": "/Gateway/{v}/me/x", "upstream": "http://h"}]},
+         "routes[0].path: is at or below the caller's own endpoints"),
+        ({**MINIMAL, "self_api": {"path": "/own"}, "routes": [{"name": "s", "path": "/own/me", "upstream": "http://h"}]},
+         "routes[0].path: is at or below the caller's own endpoints (self_api.path /own)"),
+        ({**MINIMAL, "self_api": {"path": "/own/"}}, "self_api.path: must be a path of one or more segments"),
+        ({**MINIMAL, "self_api": {"api_version": "1 beta"}}, "self_api.api_version: must be 1-64"),
         ([1, 2], "(top level): must be a mapping"),
     ],
 )
@@ -109,6 +117,28 @@ def test_duplicate_routes() -> None:
         {"name": "c", "path": "/a/{z}", "upstream": "http://h", "methods": ["DELETE"]},
     ]})
     assert found == ["routes[1].name: duplicates routes[0]", "routes[1].path: duplicates routes[0] for methods POST"]
+
+
+def test_the_portals_path_is_the_portals_whole() -> None:
+    """A route at or under portal.path could never be reached (the portal is matched first): refused.
+    A route above it ("/") keeps everything else; the portal disabled claims nothing."""
+    def route(path: str) -> dict[str, str]:
+        return {"name": path.strip("/").replace("/", "-").replace("{", "").replace("}", "") or "root",
+                "path": path, "upstream": "http://h"}
+
+    portal = {"enabled": True, "path": "/portal"}
+    found = problems({**MINIMAL, "portal": portal, "routes": [
+        route("/portal"), route("/Portal/api"), route("/{tenant}/keys"), route("/"), route("/portals"), route("/api")]})
+    assert found == ["routes[0].path: is under the tenant portal's path /portal (portal.path), which the portal serves whole",
+                     "routes[1].path: is under the tenant portal's path /portal (portal.path), which the portal serves whole",
+                     "routes[2].path: is under the tenant portal's path /portal (portal.path), which the portal serves whole"]
+    assert parse_config({**MINIMAL, "portal": {"path": "/portal"}, "routes": [route("/portal")]}, env={}).routes
+    assert problems({**MINIMAL, "portal": {"enabled": True, "path": "/api"}}) == [
+        "portal.path: covers the token exchange path (tokens.path)"]
+    for bad in ("/", "portal", "/a/{x}", "/a//b", "/a?b"):
+        assert problems({**MINIMAL, "portal": {"enabled": True, "path": bad}})[0].startswith("portal.path:"), bad
+    assert problems({**MINIMAL, "portal": {"enabled": True, "session_idle": 7200, "session_max": 3600}}) == [
+        "portal.session_idle: must be at most session_max"]
 
 
 def test_route_defaults_and_public_routes() -> None:
@@ -151,3 +181,10 @@ def test_route_paths_equal_apart_from_letter_case_are_duplicates() -> None:
     routes = [{"name": "a", "path": "/API/Items", "upstream": "http://127.0.0.1:1"},
               {"name": "b", "path": "/api/items", "upstream": "http://127.0.0.1:1", "methods": ["GET"]}]
     assert problems({**MINIMAL, "routes": routes}) == ["routes[1].path: duplicates routes[0] for methods GET"]
+
+
+def test_routes_above_the_callers_own_endpoints_or_with_them_off_are_accepted() -> None:
+    for path in ("/", "/gateway", "/gateway/v2/me", "/{any}"):
+        parse_config({**MINIMAL, "routes": [{"name": "a", "path": path, "upstream": "http://h"}]}, env={})
+    data = {**MINIMAL, "self_api": {"enabled": False}, "routes": [{"name": "a", "path": "/gateway/v1", "upstream": "http://h"}]}
+    parse_config(data, env={})

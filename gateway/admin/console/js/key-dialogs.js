@@ -61,7 +61,13 @@ export function createKeyDialog(ctx, tenants, preset) {
   scope.addEventListener("change", () => { perms.hidden = scope.value !== "custom"; });
   const days = h("input", { id: "new-validity", type: "number", inputmode: "numeric", min: 1, step: 1, placeholder: "the default" });
   const never = h("input", { id: "new-never", type: "checkbox" });
-  never.addEventListener("change", () => { days.disabled = never.checked; });
+  const until = h("input", { id: "new-expires-at", type: "datetime-local", step: 60 });
+  const reflectExpiry = () => {
+    days.disabled = never.checked || until.value !== "";
+    until.disabled = never.checked;
+  };
+  never.addEventListener("change", reflectExpiry);
+  until.addEventListener("input", reflectExpiry);
   const env = h("select", { id: "new-environment" }, ["live", "test"].map((e) => h("option", { value: e }, e)));
   const rate = h("input", { id: "new-rate", type: "number", inputmode: "numeric", min: 1, step: 1, placeholder: "the plan's limit" });
   const resRows = h("div", { class: "rows" });
@@ -99,9 +105,10 @@ export function createKeyDialog(ctx, tenants, preset) {
       caps.chooseOwner ? field("new-owner", "Owner", owner, "A key with an owner never allows more than the owner's role.") : null,
       field("new-scope", "Scope", scope), perms,
       expiryField(days, never),
+      field("new-expires-at", "Or expires at (your local time)", until, "Instead of days: a moment in the future."),
       h("div", { class: "pair" },
         field("new-environment", "Environment", env),
-        field("new-rate", "Rate limit (requests per minute)", rate)),
+        caps.rateLimit === false ? null : field("new-rate", "Rate limit (requests per minute)", rate)),
       resources,
     ],
     actions: [button("Cancel", () => closeDialog()), submit],
@@ -115,8 +122,9 @@ export function createKeyDialog(ctx, tenants, preset) {
     if (caps.tenants) body.tenant_id = tenant.value;
     if (caps.chooseOwner && owner.value) body.user_id = owner.value;
     if (never.checked) body.validity_days = null;
+    else if (until.value !== "") body.expires_at = localToUtc(until.value);
     else if (days.value.trim() !== "") body.validity_days = numberOrText(days.value);
-    if (rate.value.trim() !== "") body.rate_limit_per_minute = numberOrText(rate.value);
+    if (caps.rateLimit !== false && rate.value.trim() !== "") body.rate_limit_per_minute = numberOrText(rate.value);
     if (scope.value === "custom") {
       body.permissions = [...permRows.querySelectorAll(".perm")].map((line) => ({
         methods: [...line.querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value),
@@ -144,6 +152,12 @@ function expiryField(days, never) {
   return f;
 }
 
+// The browser's local "2027-01-31T12:00" as the instant in UTC, as the API takes it ("...Z").
+function localToUtc(value) {
+  const at = new Date(value);
+  return Number.isNaN(at.getTime()) ? value : at.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
 // A typed number as a number; anything else as typed, for the API to name what is wrong.
 function numberOrText(raw) {
   const n = Number(raw);
@@ -167,7 +181,7 @@ function resourceLimits(rows) {
 
 
 const SLOTS = { name: "new-name", tenant_id: "new-tenant", user_id: "new-owner", scope: "new-scope",
-  validity_days: "new-validity", environment: "new-environment", rate_limit_per_minute: "new-rate",
+  validity_days: "new-validity", expires_at: "new-expires-at", environment: "new-environment", rate_limit_per_minute: "new-rate",
   permissions: "new-permissions", resources: "new-resources" };
 
 // Each 422 detail beside its field (a permission's or resource's own row where it names one);

@@ -1,0 +1,117 @@
+"""A tenant's own webhooks in the portal: what its owner or admin registers, the events that reach
+the receiver (its tenant's only, verified with `standardwebhooks`), the delivery log, and who may
+see any of it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.events.receiver import start_receiver
+from tests.events.test_webhooks_api import LOOPBACK_ALLOWED
+from tests.portal.harness import PortalClient
+
+
+async def deliveries(browser: PortalClient, hook_id: str, done: Any, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """The delivery log once `done(deliveries)` holds (an attempt is recorded after the receiver answered)."""
+    async def until() -> list[dict[str, Any]]:
+        while True:
+            status, log = await browser.api("GET", f"/webhooks/{hook_id}/deliveries")
+            assert status == 200, log
+            if done(log["data"]):
+                return log["data"]  # type: ignore[no-any-return]
+            await asyncio.sleep(0.02)  # polling the recorded state, not standing in for an event
+
+    return await asyncio.wait_for(until(), timeout)
+
+
+async def test_an_owner_registers_an_endpoint_that_gets_the_tenants_events_only(start_portal, aiohttp_server) -> None:
+    site = await start_portal(webhooks=LOOPBACK_ALLOWED)
+    await site.tenant("acme")
+    await site.tenant("globex", "Globex")
+    owner = await site.member("acme", "owner@acme.example")
+    other = await site.member("globex", "owner@globex.example")
+    receiver = await start_receiver(aiohttp_server)
+    status, made = await owner.api("POST", "/webhooks", {"url": receiver.url, "events": ["*"], "description": "ops"})
+    assert status == 201, made
+    assert made["secret"].startswith("whsec_") and made["tenant_id"] == "acme" and made["events"] == ["*"]
+    receiver.secret = made["secret"]
+    status, shown = await owner.api("GET", f"/webhooks/{made['id']}")
+    assert status == 200 and shown == {k: v for k, v in made.items() if k != "secret"}
+    status, listed = await owner.api("GET", "/webhooks")
+    assert [w["id"] for w in listed["data"]] == [made["id"]] and "secret" not in listed["data"][0]
+
+    assert (await other.api("POST", "/keys", {"name": "theirs", "scope": "read_only"}))[0] == 201
+    status, key = await owner.api("POST", "/keys", {"name": "ours", "scope": "read_only"})
+    assert status == 201
+    await receiver.wait_for(lambda r: any(x.payload["type"] == "key.created" for x in r.got))
+    created = [x for x in receiver.got if x.payload["type"] == "key.created"]
+    assert [x.payload["data"]["key"]["id"] for x in created] == [key["id"]]  # not globex's
+    assert all(x.verified for x in receiver.got)
+
+    status, test = await owner.api("POST", f"/webhooks/{made['id']}/test")
+    assert status == 202 and test["type"] == "webhook.test"
+    await receiver.wait_for(lambda r: any(x.id == test["event_id"] for x in r.got))
+    log = await deliveries(owner, made["id"], lambda d: any(x["event_id"] == test["event_id"]
+                                                             and x["status"] == "delivered" for x in d))
+    delivery = next(x for x in log if x["event_id"] == test["event_id"])
+    status, retried = await owner.api("POST", f"/deliveries/{delivery['id']}/retry")
+    assert status == 202 and retried["status"] == "pending"
+    await receiver.wait_for(lambda r: [x.id for x in r.got].count(test["event_id"]) == 2)
+
+    status, off = await owner.api("PATCH", f"/webhooks/{made['id']}", {"disabled": True})
+    assert status == 200 and off["disabled"] is True
+    status, body = await owner.api("POST", f"/webhooks/{made['id']}/test")
+    assert (status, body["error"]["code"]) == (409, "CONFLICT")
+    assert (await owner.api("PATCH", f"/webhooks/{made['id']}", {"disabled": False}))[1]["disabled"] is False
+    assert (await owner.api("DELETE", f"/webhooks/{made['id']}"))[0] == 204
+    assert (await owner.api("GET", f"/webhooks/{made['id']}"))[0] == 404
+
+    status, audit = await owner.api("GET", "/audit")
+    mine = [e for e in audit["data"] if e["target_type"] in ("webhook", "delivery")]
+    assert [e["action"] for e in mine] == ["webhook.created", "webhook.delivery_retried", "webhook.updated",
+                                           "webhook.updated", "webhook.deleted"]
+    assert {(e["actor_email"], e["tenant_id"]) for e in mine} == {("owner@acme.example", "acme")}
+
+
+async def test_only_owners_and_admins_see_or_change_webhooks(start_portal) -> None:
+    site = await start_portal(webhooks=LOOPBACK_ALLOWED)
+    await site.tenant("acme")
+    admin = await site.member("acme", "admin@acme.example", "admin")
+    status, made = await admin.api("POST", "/webhooks", {"url": "http://127.0.0.1:9/hooks", "events": ["key.revoked"]})
+    assert status == 201, made
+    for role in ("member", "viewer"):
+        reader = await site.member("acme", f"{role}@acme.example", role)
+        for method, path, body in (("GET", "/webhooks", None), ("GET", f"/webhooks/{made['id']}", None),
+                                   ("GET", f"/webhooks/{made['id']}/deliveries", None),
+                                   ("POST", "/webhooks", {"url": "http://127.0.0.1:9/x", "events": ["*"]}),
+                                   ("PATCH", f"/webhooks/{made['id']}", {"disabled": True}),
+                                   ("POST", f"/webhooks/{made['id']}/test", None),
+                                   ("DELETE", f"/webhooks/{made['id']}", None)):
+            status, answer = await reader.api(method, path, body)
+            assert (status, answer["error"]["code"]) == (403, "INSUFFICIENT_SCOPE"), (role, method, path)
+    assert (await admin.api("GET", f"/webhooks/{made['id']}"))[1]["disabled"] is False
+
+
+async def test_the_admin_apis_rules_hold_and_the_tenant_is_the_callers(start_portal) -> None:
+    site = await start_portal()  # no allowed networks: the SSRF rules as shipped
+    await site.tenant("acme")
+    await site.tenant("globex", "Globex")
+    owner = await site.member("acme", "owner@acme.example")
+    for url in ("http://127.0.0.1/x", "https://10.0.0.1/x", "https://[::1]/x", "https://[::ffff:127.0.0.1]/x",
+                "https://localhost/x"):
+        status, body = await owner.api("POST", "/webhooks", {"url": url, "events": ["*"]})
+        assert status == 422 and body["error"]["details"][0]["field"] == "url", (url, body)
+    status, body = await owner.api("POST", "/webhooks", {"url": "https://93.184.215.14/x", "events": ["*"],
+                                                         "tenant_id": "globex"})
+    assert status == 422 and body["error"]["details"][0]["field"] == "tenant_id"
+    status, body = await owner.api("POST", "/webhooks", {"url": "https://93.184.215.14/x", "events": ["key.nope"]})
+    assert status == 422 and body["error"]["details"][0]["field"].startswith("events")
+    status, made = await owner.api("POST", "/webhooks", {"url": "https://93.184.215.14/x", "events": ["*"],
+                                                         "tenant_id": "acme"})
+    assert status == 201 and made["tenant_id"] == "acme"
+    status, body = await owner.api("PATCH", f"/webhooks/{made['id']}", {"url": "https://192.168.1.1/x"})
+    assert status == 422 and body["error"]["details"][0]["field"] == "url"
+    status, body = await owner.api("POST", "/webhooks", {"url": "https://93.184.215.14/x", "events": ["*"]},
+                                   csrf=False)
+    assert (status, body["error"]["code"]) == (403, "CSRF_FAILED")
