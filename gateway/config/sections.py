@@ -499,33 +499,6 @@ class TenantsConfig:
     """A new tenant's keys may write (`write_enabled`) unless the operator says otherwise."""
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamTLSConfig:
-    """How the gateway checks an `https://` upstream and proves itself to it. The certificate is
-    always verified (against `ca_file`, or the system's CAs): an upstream that fails gets 502
-    UPSTREAM_UNAVAILABLE, never an unverified connection. The files are read when the config is
-    loaded or reloaded (a file that cannot be used refuses the config); routes naming the same files
-    share one TLS context."""
-
-    __pydantic_config__ = SECTION
-    ca_file: Text | None = None
-    """PEM CA certificates the upstream's certificate must chain to, instead of the system's (a
-    private CA)."""
-    cert_file: Text | None = None
-    """PEM client certificate (chain) shown to an upstream that asks for one (mutual TLS); it may
-    hold the key too."""
-    key_file: Text | None = None
-    """PEM private key of `cert_file` (unencrypted), when not in `cert_file`."""
-    server_name: Annotated[str, Pattern(r"[A-Za-z0-9_.:-]{1,253}", "must be a host name or IP address")] | None = None
-    """The name sent by SNI and checked against the certificate, instead of the upstream URL's host
-    (an upstream addressed by IP whose certificate names a host). The `Host` header stays the URL's."""
-
-    @property
-    def files(self) -> tuple[str | None, str | None, str | None]:
-        """What the TLS context is made of: routes naming the same files share one."""
-        return (self.ca_file, self.cert_file, self.key_file)
-
-
 RouteName = Annotated[str, Pattern("[A-Za-z0-9_.-]{1,64}", "must be 1-64 letters, digits, '_', '.' or '-'")]
 
 
