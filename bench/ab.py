@@ -3,6 +3,7 @@
     python bench/ab.py --base HEAD~3            # API-key route, 3 rounds of 8 s each side
     python bench/ab.py --base main --path /public --rounds 5
     python bench/ab.py --base HEAD~1 --rate 8000   # open-loop latency at 8,000 req/s instead
+    python bench/ab.py --base HEAD~1 --this-config '{"portal": {"enabled": true}}'   # a feature on, this side
 
 On a shared machine req/s drifts ±15–30 % between runs, more than most changes are worth; two
 gateways measured in alternation, same upstream, same pinning as `run.py` (wrk and the nginx
@@ -18,6 +19,7 @@ change meant for the tail, which closed-loop throughput does not see.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -69,6 +71,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--rate", type=float, help="open loop at this many req/s: p50 / p99 instead of req/s and CPU")
+    parser.add_argument("--this-config", type=json.loads, default={}, metavar="JSON",
+                        help="config sections for this checkout's side only (a feature the base lacks), "
+                        "e.g. '{\"portal\": {\"enabled\": true}}'")
     args = parser.parse_args()
     two = (os.cpu_count() or 1) >= 2
     results: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
@@ -84,7 +89,8 @@ def main() -> None:
                 if side == "base":
                     from_worktree(tree)
                 try:
-                    gw = R.GatewayProcess(root, f"{side}{round_no}", upstream, {"backend": "memory"}, 1 if two else None)
+                    gw = R.GatewayProcess(root, f"{side}{round_no}", upstream, {"backend": "memory"}, 1 if two else None,
+                                          extra=args.this_config if side == "this" else None)
                     with gw.running():
                         header = f"X-API-Key: {gw.credentials()[0]}" if args.path == "/api" else None
                         if args.rate:
