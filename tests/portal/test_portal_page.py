@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.conftest import ADMIN_TOKEN, admin_url
 from tests.console.conftest import browser, shot  # noqa: F401  (browser: the fixture, Debian's Chromium)
 from tests.console.test_console_layout import PAGE_PROBLEMS
-from tests.conftest import ADMIN_TOKEN, admin_url
 from tests.portal.harness import PASSWORD
 from tests.portal.test_mail import smtp  # noqa: F401  (the fixture: a real SMTP server)
 
