@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.accounts import rules
+from gateway.accounts.events import key_data, key_event, tenant_event, user_event
 from gateway.config import Config
 from gateway.credentials.keyformat import display_prefix, generate_key, hash_key, last4, new_id
 from gateway.errors import Conflict, NotFound, ValidationError
-from gateway.accounts.events import key_data, key_event, tenant_event, user_event
 from gateway.keystore.base import DuplicateError, KeyStore
 from gateway.keystore.cache import Invalidator
 from gateway.keystore.models import ApiKey, Tenant, User
@@ -112,7 +112,7 @@ class Accounts:
         self._audit(actor, action, target_type, target_id, tenant_id=tenant_id)
 
     def now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc)
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
     # tenants
 
@@ -476,7 +476,7 @@ def key_view(key: ApiKey, now: dt.datetime, expiring_soon_days: int) -> dict[str
 def iso(at: dt.datetime | None) -> str | None:
     if at is None:
         return None
-    return at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def plain(obj: Any) -> Mapping[str, Any]:
