@@ -4,6 +4,7 @@
     python bench/ab.py --base main --path /public --rounds 5
     python bench/ab.py --base HEAD~1 --rate 8000   # open-loop latency at 8,000 req/s instead
     python bench/ab.py --base HEAD~1 --this-config '{"portal": {"enabled": true}}'   # a feature on, this side
+    python bench/ab.py --base main --query 'page=2&sort=name'   # requests with a short query string
 
 On a shared machine req/s drifts ±15–30 % between runs, more than most changes are worth; two
 gateways measured in alternation, same upstream, same pinning as `run.py` (wrk and the nginx
@@ -74,7 +75,9 @@ def main() -> None:
     parser.add_argument("--this-config", type=json.loads, default={}, metavar="JSON",
                         help="config sections for this checkout's side only (a feature the base lacks), "
                         "e.g. '{\"portal\": {\"enabled\": true}}'")
+    parser.add_argument("--query", default="", help="a query string (without ?) every request carries")
     args = parser.parse_args()
+    target = f"{args.path}?{args.query}" if args.query else args.path
     two = (os.cpu_count() or 1) >= 2
     results: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
@@ -94,9 +97,9 @@ def main() -> None:
                     with gw.running():
                         header = f"X-API-Key: {gw.credentials()[0]}" if args.path == "/api" else None
                         if args.rate:
-                            latency = R.openloop(gw.url(args.path), header, args.rate, args.duration, 0 if two else None)
+                            latency = R.openloop(gw.url(target), header, args.rate, args.duration, 0 if two else None)
                         else:
-                            rps, cpu = measure(gw, args.path, header, args.duration)
+                            rps, cpu = measure(gw, target, header, args.duration)
                 finally:
                     R.pinned = saved
                 if args.rate:
