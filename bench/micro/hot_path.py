@@ -75,13 +75,13 @@ async def bench_redis_limiter(n: int, concurrency: int) -> None:
     from gateway.ratelimit.leased import LeasedRedisRateLimiter
     from gateway.ratelimit.redis import RedisRateLimiter
 
+    per_task = n // concurrency
     for name, kind in (("a Redis step per decision", RedisRateLimiter), ("leased permits", LeasedRedisRateLimiter)):
         limiter = kind(url="redis://127.0.0.1:6379/0", prefix=f"gw:bench:{os.getpid()}:{kind.__name__}:")
         try:
             await limiter.ping()
             if isinstance(limiter, LeasedRedisRateLimiter):
                 await limiter.listening()
-            per_task = n // concurrency
 
             async def worker(w: int, limiter: RedisRateLimiter = limiter) -> None:
                 for i in range(per_task):

@@ -96,6 +96,7 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         self._url = url
         self._mono = clock
         self._channel = prefix + "lease"
+        self._head = f"{self._window_us} {int(LEASE * 1_000_000)} {int(GRACE * 1_000_000)}"
         self._tag = f"{os.getpid():x}.{os.urandom(4).hex()}."
         self._serial = 0
         self._leases: dict[str, _Lease] = {}       # redis key -> this worker's live lease
@@ -183,7 +184,7 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         """One script: this request decided in Redis, exhausted leases settled, new ones asked for."""
         now = self._mono()
         keys: list[str] = []
-        args: list[int | str] = [self._window_us, int(LEASE * 1_000_000), int(GRACE * 1_000_000), self._channel]
+        args: list[int | str] = [self._head, self._channel]
         taken: dict[int, tuple[str, _Lease, int]] = {}   # bucket index -> a permit taken here
         asked: dict[int, str] = {}                       # bucket index -> the lease id asked for
         for i, (bucket, limit) in enumerate(checks):
@@ -193,7 +194,7 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
             if lease is not None and lease.left > 0 and lease.limit == limit and now < lease.deadline:
                 lease.take(now)  # covered here; given back if another bucket refuses
                 taken[i] = (key, lease, lease.used[-1])
-                args += [limit, 0, 0, "", "", 0, 0]
+                args.append(f"{limit} 0 0 - - 0 0")
                 continue
             old = self._leases.pop(key, None)
             ask, lease_id = self._ask(key, old, now), ""
@@ -201,7 +202,7 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
                 self._serial += 1
                 lease_id = asked[i] = self._tag + str(self._serial)
                 self._asking[key] = asyncio.get_running_loop().create_future()
-            args += [limit, 1, ask, lease_id, *self._settle_args(old)]
+            args.append(f"{limit} 1 {ask} {lease_id or '-'} {self._settle_args(old)}")
         self._remote_calls += 1
         self.lease_stats["remote"] += 1
         if self._remote_calls % _PRUNE_EVERY == 0:
@@ -258,10 +259,10 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         self._seen[key] = (now, 0)
         return ask
 
-    def _settle_args(self, lease: _Lease | None) -> list[int | str]:
+    def _settle_args(self, lease: _Lease | None) -> str:
         if lease is None:
-            return ["", 0, 0]
-        return [lease.id, lease.granted, len(lease.used), *lease.used]
+            return "- 0 0"
+        return " ".join((lease.id, str(lease.granted), str(len(lease.used)), *map(str, lease.used)))
 
     def _give_back(self, taken: dict[int, tuple[str, _Lease, int]]) -> None:
         """Permits taken for a request that was refused, while their lease is still unsettled."""
@@ -293,8 +294,7 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         task.add_done_callback(self._settling.discard)
 
     async def _settle(self, key: str, lease: _Lease) -> None:
-        args: list[int | str] = [self._window_us, int(LEASE * 1_000_000), int(GRACE * 1_000_000), self._channel,
-                                 lease.limit, 0, 0, "", *self._settle_args(lease)]
+        args = [self._head, self._channel, f"{lease.limit} 0 0 - {self._settle_args(lease)}"]
         try:
             await self._eval([key], args)
         except self._errors as exc:
