@@ -5,6 +5,8 @@
     python bench/ab.py --base HEAD~1 --rate 8000   # open-loop latency at 8,000 req/s instead
     python bench/ab.py --base HEAD --base-ratelimit memory --ratelimit redis --rounds 4
                                                    # one checkout, the Redis limiter against memory
+    python bench/ab.py --base HEAD~1 --this-config '{"portal": {"enabled": true}}'   # a feature on, this side
+    python bench/ab.py --base main --query 'page=2&sort=name'   # requests with a short query string
 
 On a shared machine req/s drifts ±15–30 % between runs, more than most changes are worth; two
 gateways measured in alternation, same upstream, same pinning as `run.py` (wrk and the nginx
@@ -20,6 +22,7 @@ change meant for the tail, which closed-loop throughput does not see.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -79,7 +82,12 @@ def main() -> None:
     parser.add_argument("--ratelimit", choices=sorted(LIMITERS), default="memory",
                         help="the limiter of this side (redis: leased permits; redis-exact: a Redis step per request)")
     parser.add_argument("--base-ratelimit", choices=sorted(LIMITERS), help="the base side's limiter (default: --ratelimit)")
+    parser.add_argument("--this-config", type=json.loads, default={}, metavar="JSON",
+                        help="config sections for this checkout's side only (a feature the base lacks), "
+                        "e.g. '{\"portal\": {\"enabled\": true}}'")
+    parser.add_argument("--query", default="", help="a query string (without ?) every request carries")
     args = parser.parse_args()
+    target = f"{args.path}?{args.query}" if args.query else args.path
     two = (os.cpu_count() or 1) >= 2
     results: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
@@ -98,13 +106,14 @@ def main() -> None:
                     ratelimit = {**LIMITERS[limiter]}
                     if ratelimit["backend"] == "redis":
                         ratelimit["redis_prefix"] = f"gw:bench:{os.getpid()}:{side}{round_no}:"
-                    gw = R.GatewayProcess(root, f"{side}{round_no}", upstream, ratelimit, 1 if two else None)
+                    gw = R.GatewayProcess(root, f"{side}{round_no}", upstream, ratelimit, 1 if two else None,
+                                          extra=args.this_config if side == "this" else None)
                     with gw.running():
                         header = f"X-API-Key: {gw.credentials()[0]}" if args.path == "/api" else None
                         if args.rate:
-                            latency = R.openloop(gw.url(args.path), header, args.rate, args.duration, 0 if two else None)
+                            latency = R.openloop(gw.url(target), header, args.rate, args.duration, 0 if two else None)
                         else:
-                            rps, cpu = measure(gw, args.path, header, args.duration)
+                            rps, cpu = measure(gw, target, header, args.duration)
                 finally:
                     R.pinned = saved
                 if args.rate:
