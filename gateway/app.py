@@ -221,6 +221,7 @@ class Gateway:
         cfg, stack = self.cfg, self._stack
         self.services = await open_services(cfg, stack, clock=self.clock, caches=(self.cache,),
                                             on_lag=self.metrics.invalidation_lag.observe)
+        self.accounts.on_exposed = lambda reason: self.metrics.key_exposures.labels(reason).inc()
         self.last_used = LastUsedRecorder(self.store, interval=cfg.store.last_used_flush_interval, clock=self.clock)
         self.last_used.start()
         stack.push_async_callback(self.last_used.stop)
@@ -336,6 +337,7 @@ class Gateway:
             webhooks=self.services.webhooks,
             reloader=self.reloader, readiness=self._readiness, token_path=self.cfg.tokens.path,
             before_scrape=self._push_metrics if self._pusher is not None else None, usage=self.usage,
+            people=self.people,
         )
 
     async def _serve_proxy(self, handler: ProxyHandler, sock: socket.socket, ssl_ctx: ssl.SSLContext | None) -> None:

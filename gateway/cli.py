@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_option(common)
     add_output_options(common)
     add_parsers(sub, common)
-    for name in ("tenants", "users", "keys"):
+    for name in ("tenants", "users", "invitations", "keys"):
         sub.choices[name].set_defaults(func=cmd_accounts)
     return parser
 

@@ -171,6 +171,25 @@ async def users_update(services: Services, args: argparse.Namespace) -> None:
     report(args, plain(user), f"updated user {user.id}: {user.role}, {'disabled' if user.disabled else 'active'}")
 
 
+async def invitations_create(services: Services, args: argparse.Namespace) -> None:
+    """An invitation to the tenant portal (a tenant's first owner, typically): the URL once, and
+    by mail too when `portal.smtp` is set (sent before the command exits)."""
+    from gateway.portal import server as portal_server  # the portal's parts only for this command
+
+    async with AsyncExitStack() as stack:
+        mail = portal_server.mailer(services.accounts.cfg)
+        if mail is not None:
+            stack.push_async_callback(mail.close)
+        people = portal_server.people(services.accounts.cfg, services.accounts, mail=mail)
+        body: dict[str, Any] = {"email": args.email, "role": args.role}
+        if args.name:
+            body["name"] = args.name
+        user, url = await people.invite(args.tenant, body, CLI)
+    report(args, {**plain(user), "status": "invited", "invitation_url": url},
+           f"invited {user.email} as {user.role} of tenant {user.tenant_id} (user {user.id})\n"
+           f"invitation URL (shown once, single use, valid 72 hours):\n{url}")
+
+
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """`tenants`, `users` and `keys`; `common` brings --config and the output options."""
     tenants = sub.add_parser("tenants", help="create, list, show and update tenants").add_subparsers(
@@ -212,5 +231,15 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--role", choices=ROLES, help="new role (caps their keys at once)")
     p.add_argument("--disabled", type=_flag, metavar="true|false", help="a disabled user's keys stop working")
     p.set_defaults(action_fn=users_update)
+
+    invitations = sub.add_parser("invitations", help="invite people to the tenant portal").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = invitations.add_parser("create", parents=[common], help="invite someone (a tenant's first owner) to the "
+                               "tenant portal: prints the invitation URL once")
+    p.add_argument("--tenant", required=True, help="the tenant's id")
+    p.add_argument("--email", required=True, help="their email address (their portal sign-in)")
+    p.add_argument("--role", default="owner", choices=ROLES, help="their role in the portal (default: owner)")
+    p.add_argument("--name", help="their name (default: from the email)")
+    p.set_defaults(action_fn=invitations_create)
 
     add_keys_parser(sub, common)

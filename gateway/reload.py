@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.config import Config, ConfigError, load_config
+from gateway.tls import TLSError
 
 log = logging.getLogger("gateway.reload")
 
@@ -38,7 +39,10 @@ class Reloader:
         if old.source is None:
             raise ConfigError(["(config): this gateway was not started from a file"])
         new = load_config(old.source)
-        self._apply(dataclasses.replace(old, routes=new.routes, plans=new.plans))
+        try:
+            self._apply(dataclasses.replace(old, routes=new.routes, plans=new.plans))
+        except TLSError as exc:  # an upstream's TLS file changed since it was checked: nothing applied
+            raise ConfigError([str(exc)]) from None
         skipped = [f.name for f in dataclasses.fields(Config)
                    if f.name not in RELOADABLE and getattr(old, f.name) != getattr(new, f.name)]
         result = Reloaded(routes=len(new.routes), plans=sorted(new.plans), not_applied=skipped)

@@ -6,6 +6,7 @@ match one route and reach another path upstream (`/api/v1/visitors/../../admin`)
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -13,6 +14,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 from gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
 from gateway.path_readings import decoded_once_more, readings
+from gateway.tls import ClientContexts, TLSError
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -97,9 +99,20 @@ class Upstream:
     base_path: str
     origin: str
     host_header: str
+    # https: the route's TLS context (None: the pool's, with the system's CAs) and the name checked
+    # against the certificate (None: `host`)
+    ssl_context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
+    server_name: str | None = None
+    # which idle connections may serve it: same address, same TLS context and name (a connection
+    # made with one client certificate never carries a route meant to show another)
+    pool_key: tuple[Any, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pool_key", (self.scheme, self.host, self.port, self.server_name, self.ssl_context))
 
 
-def parse_upstream(url: str) -> Upstream:
+def parse_upstream(url: str, tls: Any = None, contexts: ClientContexts | None = None) -> Upstream:
+    """`tls` (an `UpstreamTLSConfig`, for an https URL) takes its context from `contexts`."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     default = 443 if scheme == "https" else 80
@@ -114,6 +127,8 @@ def parse_upstream(url: str) -> Upstream:
         base_path=parts.path.rstrip("/"),
         origin=f"{scheme}://{host_header}",
         host_header=host_header,
+        ssl_context=(contexts or ClientContexts()).get(tls.files) if tls is not None and scheme == "https" else None,
+        server_name=tls.server_name if tls is not None and scheme == "https" else None,
     )
 
 
@@ -139,14 +154,21 @@ class Route:
     config: Any = field(compare=False, repr=False, default=None)
 
 
-def compile_route(cfg: Any) -> Route:
+def compile_route(cfg: Any, contexts: ClientContexts | None = None) -> Route:
+    """A route from its config; a TLS file that cannot be used (since the config was checked) is a
+    TLSError naming the route."""
     segments = [s for s in cfg.path.split("/") if s]
-    upstream = parse_upstream(cfg.upstream)
-    sandbox = parse_upstream(cfg.sandbox_upstream) if cfg.sandbox_upstream else None
+    contexts = contexts or ClientContexts()
+    try:
+        upstream = parse_upstream(cfg.upstream, cfg.upstream_tls, contexts)
+        sandbox = (parse_upstream(cfg.sandbox_upstream, cfg.sandbox_upstream_tls, contexts)
+                   if cfg.sandbox_upstream else None)
+    except TLSError as exc:
+        raise TLSError(f"route {cfg.name}: {exc}") from None
     policy = (
         frozenset(cfg.auth),
-        upstream.origin, upstream.base_path,
-        (sandbox.origin, sandbox.base_path) if sandbox else None,
+        upstream.origin, upstream.base_path, _tls_policy(cfg.upstream_tls),
+        (sandbox.origin, sandbox.base_path, _tls_policy(cfg.sandbox_upstream_tls)) if sandbox else None,
         len(segments) if cfg.strip_prefix else None,  # what is cut from the forwarded path
         (cfg.name, cfg.rate_limit_per_minute) if cfg.rate_limit_per_minute else None,  # its own bucket
         frozenset(s for s in segments if s.startswith("{")),  # what a key's resources are checked on
@@ -170,6 +192,11 @@ def compile_route(cfg: Any) -> Route:
         policy=policy,
         config=cfg,
     )
+
+
+def _tls_policy(tls: Any) -> tuple[Any, ...] | None:
+    """Who the gateway is to an upstream (its client certificate) and whom it trusts there."""
+    return None if tls is None else (*tls.files, tls.server_name)
 
 
 class Match(NamedTuple):
@@ -206,7 +233,8 @@ class RouteTable:
     """Longest match by whole segments; literal beats `{param}`; 405 at the best path, never fallback."""
 
     def __init__(self, routes: Iterable[Any]) -> None:
-        self.routes: tuple[Route, ...] = tuple(compile_route(r) for r in routes)
+        contexts = ClientContexts()  # made anew: a reload reads rotated certificates and CAs
+        self.routes: tuple[Route, ...] = tuple(compile_route(r, contexts) for r in routes)
         self._root = _Node()
         self._folded = _Node()  # the same tree in lower case: how a case-insensitive upstream routes
         # with a capital in any route path, a lower-case request may name it too (`/api/visitors`)

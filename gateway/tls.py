@@ -1,4 +1,5 @@
-"""TLS for the proxy listener: load the operator's certificate, or make and reuse a dev one."""
+"""TLS for the proxy listener (the operator's certificate, or a dev one made and reused), and the
+client contexts the gateway presents to `https://` upstreams (a private CA, a client certificate)."""
 
 from __future__ import annotations
 
@@ -92,3 +93,50 @@ def server_context(cert_file: str | os.PathLike[str], key_file: str | os.PathLik
     except (ssl.SSLError, OSError) as exc:
         raise TLSError(f"cannot load TLS certificate {cert_file} with key {key_file}: {exc}") from None
     return ctx
+
+
+class ClientContexts:
+    """One client context per distinct set of files, made when a route table is compiled (at load
+    and reload, never per request) and shared by the routes naming the same files."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[str | None, str | None, str | None], ssl.SSLContext] = {}
+
+    def get(self, files: tuple[str | None, str | None, str | None]) -> ssl.SSLContext:
+        ctx = self._made.get(files)
+        if ctx is None:
+            ctx = self._made[files] = client_context(*files)
+        return ctx
+
+
+def client_context(ca_file: str | None, cert_file: str | None, key_file: str | None) -> ssl.SSLContext:
+    """A verifying client context for upstreams: `ca_file` replaces the system's CAs when set (a
+    private CA), `cert_file`/`key_file` is the certificate shown to an upstream that asks for one
+    (mTLS). Certificates and host names are always checked; there is no way to turn that off."""
+    try:
+        ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    except (ssl.SSLError, OSError) as exc:
+        raise TLSError(f"cannot load CA file {ca_file}: {_reason(exc)}") from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["http/1.1"])
+    if cert_file:
+        try:
+            ctx.load_cert_chain(cert_file, key_file, password=_encrypted)  # never OpenSSL's prompt on stdin
+        except (ssl.SSLError, OSError) as exc:
+            with_key = f" with key {key_file}" if key_file else ""
+            reason = _reason(exc) if not isinstance(exc, ssl.SSLError) or exc.reason else "no PEM certificate and key"
+            raise TLSError(f"cannot load client certificate {cert_file}{with_key}: {reason}") from None
+    return ctx
+
+
+def _encrypted() -> bytes:
+    raise OSError(0, "the key is encrypted (give an unencrypted key file, readable by the gateway only)")
+
+
+def _reason(exc: BaseException) -> str:
+    """One line: OpenSSL's reason, or the OS's."""
+    if isinstance(exc, ssl.SSLError):
+        return (exc.reason or str(exc)).replace("_", " ").lower()
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)

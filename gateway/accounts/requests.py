@@ -169,6 +169,15 @@ class UserInput(Request):
     role: Role
 
 
+class InvitationInput(Request):
+    """Someone invited to the tenant portal: a user of the tenant who sets a password through the
+    answer's `invitation_url` (shown once, single use, valid 72 hours)."""
+
+    email: Email
+    name: Text | None = None
+    role: Role
+
+
 class UserPatch(Request):
     """What changes on a user (absent: unchanged)."""
 

@@ -51,6 +51,8 @@ class TenantDefaults:
 SYSTEM = Actor("system")
 CLI = Actor("cli")  # the `gateway tenants|users|keys` commands
 _EXPIRY_MARGIN = dt.timedelta(minutes=10)
+EXPOSURE_REASONS = ("query_string", "plain_http", "secret_scanning")
+_EXPOSED_REMEMBERED = 65_536  # keys this process knows are marked exposed (the oldest forgotten first)
 
 
 class AuditSink(Protocol):
@@ -97,6 +99,10 @@ class Accounts:
         self._audit = audit
         self._clock = clock
         self._expiries_since: dt.datetime | None = None  # the first look covers all time
+        # Keys this process has marked exposed (or is marking): a flood of requests with one
+        # leaked key reaches the store once. Insertion order is age.
+        self._exposed: dict[str, None] = {}
+        self.on_exposed: Callable[[str], None] | None = None  # told the reason of each exposure recorded here
 
     def record(self, actor: Actor, action: str, target_type: str, target_id: str, *,
                tenant_id: str | None = None) -> None:
@@ -279,6 +285,55 @@ class Accounts:
         self._audit(actor, "key.revoked", "key", key_id, tenant_id=revoked.tenant_id, key_name=revoked.name)
         return revoked
 
+    async def mark_exposed(self, key_id: str, reason: str, *, url: str | None = None,
+                           actor: Actor = SYSTEM) -> bool:
+        """Record that a key leaked (`reason`: one of EXPOSURE_REASONS; `url`: where, if known):
+        `exposed_at` and `exposure` on the key, the `key.exposed` event and audit entry, and with
+        `keys.on_exposure: revoke` the key revoked at once (here and on the other instances, as
+        `revoke_key` does). The first exposure wins: True for the call that recorded it; a key
+        already marked (by this process: no store access at all; by another: one conditional
+        update that changes nothing) is False. An unknown key is NotFound."""
+        if reason not in EXPOSURE_REASONS:
+            raise ValueError(f"unknown exposure reason {reason!r}")
+        if key_id in self._exposed:
+            return False
+        self._remember_exposed(key_id)
+        try:
+            return await self._expose(key_id, reason, url, actor)
+        except BaseException:
+            self._exposed.pop(key_id, None)  # not recorded: a later sighting tries again
+            raise
+
+    def _remember_exposed(self, key_id: str) -> None:
+        if len(self._exposed) >= _EXPOSED_REMEMBERED:
+            del self._exposed[next(iter(self._exposed))]
+        self._exposed[key_id] = None
+
+    async def _expose(self, key_id: str, reason: str, url: str | None, actor: Actor) -> bool:
+        current = await self.key(key_id)
+        if current.exposed_at is not None:
+            return False
+        now = self.now()
+        exposure: dict[str, Any] = {"reason": reason, "at": iso(now)}
+        if url is not None:
+            exposure["url"] = url
+        revoke = self.cfg.keys.on_exposure == "revoke" and current.revoked_at is None
+        after = dataclasses.replace(current, exposed_at=now, exposure=exposure,
+                                    revoked_at=now if revoke else current.revoked_at)
+        events = [key_event("key.exposed", after, at=now, actor=actor.name, exposure=exposure)]
+        if revoke:
+            events.append(key_event("key.revoked", after, at=now, actor=actor.name, reason="exposed"))
+        if not await self.store.expose_key(key_id, exposure, now, revoke=revoke, events=events):
+            return False  # another instance (or process) recorded it first
+        if revoke:
+            self._forget_key(key_id)
+        self._audit(actor, "key.exposed", "key", key_id, tenant_id=current.tenant_id, key_name=current.name)
+        if revoke:
+            self._audit(actor, "key.revoked", "key", key_id, tenant_id=current.tenant_id, key_name=current.name)
+        if self.on_exposed is not None:
+            self.on_exposed(reason)
+        return True
+
     async def note_expired(self, *, batch: int = 500) -> int:
         """`key.expired` in the audit trail for each key whose validity ran out since the last
         look; several instances may look at once, and each key is noted by exactly one."""
@@ -378,6 +433,9 @@ def key_view(key: ApiKey, now: dt.datetime, expiring_soon_days: int) -> dict[str
         "status": key.status(now),
         "revoked_at": iso(key.revoked_at),
         "replaced_by": key.replaced_by,
+        "exposed_at": iso(key.exposed_at),
+        "exposure": dict(key.exposure) if key.exposure is not None else None,
+        "canary": key.canary,
     }
 
 

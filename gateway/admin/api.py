@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import __version__
+from gateway.accounts.people import People
 from gateway.accounts.service import Accounts, Actor, key_view, plain
 from gateway.accounts.views import listing, tenant_view, whole_listing
 from gateway.admin.key_marks import mark, marks_of
@@ -23,6 +24,7 @@ from gateway.reload import Reloader, problems_as_details
 
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts", Accounts)
 RELOADER: web.AppKey[Reloader] = web.AppKey("reloader", Reloader)
+PEOPLE: web.AppKey[People] = web.AppKey("people", People)
 
 MAX_BODY = 64 * 1024
 MAX_PER_PAGE = 100
@@ -130,6 +132,15 @@ async def create_user(request: web.Request) -> web.Response:
     return json_response(plain(user), 201)
 
 
+async def invite_user(request: web.Request) -> web.Response:
+    """The operator invites a person (a tenant's first owner, typically) to the tenant portal."""
+    people = request.app.get(PEOPLE)
+    if people is None:  # an admin application made without the portal's people (some tests)
+        raise web.HTTPNotFound()
+    user, url = await people.invite(request.match_info["id"], await read_json(request), actor(request))
+    return json_response({**plain(user), "status": "invited", "invitation_url": url}, 201)
+
+
 async def list_users(request: web.Request) -> web.Response:
     accounts = request.app[ACCOUNTS]
     tenant = await accounts.tenant(request.match_info["id"])
@@ -222,6 +233,7 @@ def add_routes(app: web.Application) -> None:
     r.add_patch("/admin/tenants/{id}", patch_tenant)
     r.add_post("/admin/tenants/{id}/users", create_user)
     r.add_get("/admin/tenants/{id}/users", list_users)
+    r.add_post("/admin/tenants/{id}/invitations", invite_user)
     r.add_patch("/admin/users/{id}", patch_user)
     r.add_post("/admin/keys", create_key)
     r.add_get("/admin/keys", list_keys)

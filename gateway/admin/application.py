@@ -8,6 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 
+from gateway.accounts.people import People
 from gateway.accounts.service import Accounts
 from gateway.admin import api, console, docs, health, metrics_endpoint, records_api, usage_api, webhooks_api
 from gateway.admin.auth import token_middleware
@@ -32,6 +33,7 @@ def admin_application(
     token_path: str,
     before_scrape: Callable[[], None] | None = None,
     usage: Marks | None = None,
+    people: People | None = None,
 ) -> web.Application:
     """`before_scrape`: with several workers, pushes this one's figures before it answers a scrape;
     `usage`: where the key views' anomaly marks come from."""
@@ -43,6 +45,8 @@ def admin_application(
     app[records_api.RECORDER] = recorder
     app[metrics_endpoint.REGISTRY] = registry
     app[api.RELOADER] = reloader
+    if people is not None:
+        app[api.PEOPLE] = people
     if usage is not None:
         app[USAGE] = usage
     app[webhooks_api.WEBHOOKS] = webhooks

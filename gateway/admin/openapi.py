@@ -18,6 +18,7 @@ from pydantic.json_schema import models_json_schema
 
 from gateway import __version__
 from gateway.accounts.requests import (
+    InvitationInput,
     KeyInput,
     TenantInput,
     TenantPatch,
@@ -31,7 +32,7 @@ from gateway.config import Config, parse_config
 
 JSON = "application/json"
 BODIES: tuple[type[BaseModel], ...] = (TenantInput, TenantPatch, UserInput, UserPatch, KeyInput, WebhookInput,
-                                       WebhookPatch)
+                                       WebhookPatch, InvitationInput)
 STATUS_TEXT = {
     "400": "Malformed request, JSON or cursor", "401": "Missing or wrong admin token", "404": "No such object",
     "409": "Conflict with the current state", "413": "Body over 64 KiB",
@@ -101,6 +102,11 @@ PATHS: dict[str, Any] = {
         "post": op("Create a user of the tenant", "201", "User", (*BODY, "404", *STORE), body="UserInput",
                    path_id=True),
         "get": op("The tenant's users", "200", "UserPage", ("404", *STORE), path_id=True),
+    },
+    "/admin/tenants/{id}/invitations": {
+        "post": op("Invite someone to the tenant portal: a new user of the tenant and the invitation URL, shown "
+                   "in this answer only (mailed too when portal.smtp is set); 409: the email signs in already",
+                   "201", "Invitation", (*BODY, "404", "409", *STORE), body="InvitationInput", path_id=True),
     },
     "/admin/users/{id}": {"patch": op("Change role, name or disabled", "200", "User", (*BODY, "404", *STORE),
                                       body="UserPatch", path_id=True)},

@@ -63,6 +63,11 @@ RESPONSES: dict[str, Any] = {
                  "role": {"enum": ["owner", "admin", "member", "viewer"]}, "disabled": BOOL,
                  "created_at": TIME, "updated_at": TIME},
                 ["id", "tenant_id", "name", "email", "role", "disabled"]),
+    "Invitation": obj({"id": STR, "tenant_id": STR, "name": STR, "email": STR,
+                       "role": {"enum": ["owner", "admin", "member", "viewer"]}, "disabled": BOOL,
+                       "status": {"enum": ["invited"]}, "invitation_url": {"type": "string", "format": "uri"},
+                       "created_at": TIME, "updated_at": TIME},
+                      ["id", "tenant_id", "email", "role", "status", "invitation_url"]),
     "Tenant": obj({"id": STR, "name": STR, "plan": STR, "disabled": BOOL, "created_at": TIME, "updated_at": TIME,
                    "api_enabled": BOOL, "write_enabled": BOOL,
                    "requests_per_minute": nullable(INT), "active_keys": INT, "max_keys": INT,
@@ -78,6 +83,11 @@ RESPONSES: dict[str, Any] = {
         "expires_in_days": nullable(INT), "expiring_soon": BOOL,
         "status": {"enum": ["active", "expired", "revoked"]}, "revoked_at": nullable(TIME),
         "replaced_by": nullable(STR),
+        "exposed_at": nullable(TIME),
+        "exposure": nullable(obj({
+            "reason": {"enum": ["query_string", "plain_http", "secret_scanning"]}, "at": TIME, "url": STR,
+        }, ["reason", "at"])),
+        "canary": BOOL,
         "anomaly": nullable(obj({
             "kind": {"enum": ["traffic", "errors"]}, "at": TIME, "window_start": TIME, "requests": INT, "errors": INT,
             "baseline_requests_per_hour": {"type": "number"}, "baseline_errors_per_hour": {"type": "number"},

@@ -62,6 +62,21 @@ def _default(f: dataclasses.Field[Any]) -> str:
     return "`" + (value if isinstance(value, str) else json.dumps(value)) + "`"
 
 
+def _optional_section(hint: Any) -> type | None:
+    """The section of an optional one (`UpstreamTLSConfig | None`), else None."""
+    args = typing.get_args(hint)
+    if len(args) == 2 and type(None) in args:
+        inner = next(a for a in args if a is not type(None))
+        if dataclasses.is_dataclass(inner):
+            return typing.cast(type, inner)
+    return None
+
+
+def _anchor(path: str) -> str:
+    """GitHub's heading anchor for a section's path (`routes[].upstream_tls` -> `routesupstream_tls`)."""
+    return "".join(c for c in path.lower() if c.isalnum() or c in "_-")
+
+
 def _walk(cls: type, prefix: str, section: str, defs: dict[str, Any]) -> Iterator[Key | Section]:
     yield Section(section, " ".join(str(cls.__doc__).split()))
     props = defs[cls.__name__]["properties"] if cls.__name__ in defs else _schema()["properties"]
@@ -73,13 +88,13 @@ def _walk(cls: type, prefix: str, section: str, defs: dict[str, Any]) -> Iterato
         path = f"{prefix}{f.name}"
         help_text = " ".join(str(prop.get("description", "")).split()).replace("|", "\\|")
         nested = hints[f.name]
-        optional = [a for a in typing.get_args(nested) if dataclasses.is_dataclass(a)]
-        if optional and type(None) in typing.get_args(nested):  # an optional section (`portal.smtp`)
-            yield Key(path, section, f"mapping or null: [`{path}`](#{path.replace('.', '')})", "`null`", help_text)
-            yield from _walk(typing.cast(type, optional[0]), f"{path}.", path, defs)
+        optional = _optional_section(nested)
+        if optional is not None:  # an optional section (`portal.smtp`, `routes[].upstream_tls`)
+            yield Key(path, section, f"mapping or null: [`{path}`](#{_anchor(path)})", "`null`", help_text)
+            yield from _walk(optional, f"{path}.", path, defs)
         elif dataclasses.is_dataclass(nested):
             required = "required" if _default(f) == "required" else ""
-            yield Key(path, section, f"mapping: [`{path}`](#{path.replace('.', '')})", required, help_text)
+            yield Key(path, section, f"mapping: [`{path}`](#{_anchor(path)})", required, help_text)
             yield from _walk(typing.cast(type, nested), f"{path}.", path, defs)
         elif f.name == "routes" and cls is Config:
             yield Key(path, section, "list of mappings: [`routes[]`](#routes)", "`[]`", help_text)

@@ -19,8 +19,10 @@ from gateway.config.sections import (
     SelfApiConfig,
     ServerConfig,
     TokensConfig,
+    UpstreamTLSConfig,
     WebhooksConfig,
 )
+from gateway.tls import TLSError, client_context
 
 
 class Rules:
@@ -45,8 +47,11 @@ class Rules:
         self_api: SelfApiConfig | None = self.sections.get("self_api")
         seen_names: dict[str, int] = {}
         seen_paths: dict[str, list[tuple[int, set[str]]]] = {}
+        checked: dict[tuple[str | None, ...], str | None] = {}  # files -> their problem (each read once)
         for i, route in routes:
             where = f"routes[{i}]"
+            self.upstream_tls(i, "upstream", route.upstream, route.upstream_tls, checked)
+            self.upstream_tls(i, "sandbox_upstream", route.sandbox_upstream, route.sandbox_upstream_tls, checked)
             if self.known(f"{where}.name"):
                 if route.name in seen_names:
                     self.problems.append(Problem(("routes", i, "name"), f"duplicates routes[{seen_names[route.name]}]"))
@@ -77,6 +82,30 @@ class Rules:
                 self.problems.append(Problem(("routes", i, "path"),
                                              f"is under the tenant portal's path {portal.path} (portal.path), "
                                              "which the portal serves whole"))
+
+    def upstream_tls(self, i: int, key: str, url: str | None, tls: UpstreamTLSConfig | None,
+                     checked: dict[tuple[str | None, ...], str | None]) -> None:
+        """An upstream's TLS settings fit its URL, and their files make a client context now (so a
+        reload or check-config refuses a missing or broken file instead of the first request)."""
+        if tls is None:
+            return
+        where = ("routes", i, f"{key}_tls")
+        if url is None or self.known(f"routes[{i}].{key}") and not url.lower().startswith("https://"):
+            self.problems.append(Problem(where, f"needs an https:// {key}"))
+        if tls.key_file is not None and tls.cert_file is None:
+            self.problems.append(Problem((*where, "key_file"), "needs cert_file"))
+            return
+        if not self.known(f"routes[{i}].{key}_tls"):
+            return  # a file named by an unset variable: nothing to read here
+        if tls.files not in checked:
+            try:
+                client_context(*tls.files)
+                checked[tls.files] = None
+            except TLSError as exc:
+                checked[tls.files] = str(exc)
+        problem = checked[tls.files]
+        if problem is not None:
+            self.problems.append(Problem(where, problem))
 
 
 def within(route_path: str, portal_path: str) -> bool:

@@ -207,6 +207,10 @@ class KeysConfig:
     expiring_soon_days: Annotated[int, Int(0, 36500)] = 20
     """Keys expiring sooner are flagged in the admin API, console and portal, and every answer to a
     request made with one carries `Sunset: <its expiry>` (RFC 8594)."""
+    on_exposure: Annotated[Literal["revoke", "flag"], OneOf("revoke", "flag")] = "revoke"
+    """A key seen leaked (in a query string, over plain HTTP, in a secret scanner's report):
+    `revoke` it at once, or only `flag` it as exposed (either way: `exposed_at`, the audit entry
+    and the `key.exposed` event)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +371,33 @@ class WebhooksConfig:
     once; other instances' within this)."""
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamTLSConfig:
+    """How the gateway checks an `https://` upstream and proves itself to it. The certificate is
+    always verified (against `ca_file`, or the system's CAs): an upstream that fails gets 502
+    UPSTREAM_UNAVAILABLE, never an unverified connection. The files are read when the config is
+    loaded or reloaded (a file that cannot be used refuses the config); routes naming the same files
+    share one TLS context."""
+
+    __pydantic_config__ = SECTION
+    ca_file: Text | None = None
+    """PEM CA certificates the upstream's certificate must chain to, instead of the system's (a
+    private CA)."""
+    cert_file: Text | None = None
+    """PEM client certificate (chain) shown to an upstream that asks for one (mutual TLS); it may
+    hold the key too."""
+    key_file: Text | None = None
+    """PEM private key of `cert_file` (unencrypted), when not in `cert_file`."""
+    server_name: Annotated[str, Pattern(r"[A-Za-z0-9_.:-]{1,253}", "must be a host name or IP address")] | None = None
+    """The name sent by SNI and checked against the certificate, instead of the upstream URL's host
+    (an upstream addressed by IP whose certificate names a host). The `Host` header stays the URL's."""
+
+    @property
+    def files(self) -> tuple[str | None, str | None, str | None]:
+        """What the TLS context is made of: routes naming the same files share one."""
+        return (self.ca_file, self.cert_file, self.key_file)
+
+
 PORTAL_PATH = Pattern(r"(/[A-Za-z0-9._~-]+)+", "must be a path of one or more literal segments, like /portal")
 
 
@@ -446,6 +477,11 @@ class RouteConfig:
     """Methods served; others get 405."""
     sandbox_upstream: Annotated[str, HTTP_URL] | None = None
     """Optional: requests made with test keys go here."""
+    upstream_tls: UpstreamTLSConfig | None = None
+    """An `https://` upstream's CA, client certificate and server name (default: the system's CAs,
+    no client certificate, the URL's host)."""
+    sandbox_upstream_tls: UpstreamTLSConfig | None = None
+    """The same for an `https://` `sandbox_upstream`."""
     strip_prefix: Flag = False
     """true: `/api/v1/visitors/42` reaches the upstream as `/42`."""
     auth: Annotated[tuple[AuthKind, ...], Rule(

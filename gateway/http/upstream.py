@@ -38,6 +38,12 @@ class Origin(Protocol):
     def port(self) -> int: ...
     @property
     def origin(self) -> str: ...  # scheme://host[:port], for messages
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None: ...  # https: None for the pool's own
+    @property
+    def server_name(self) -> str | None: ...  # https: the name to verify, None for `host`
+    @property
+    def pool_key(self) -> tuple[object, ...]: ...  # connections are shared within a key only
 
 
 class UpstreamError(Exception):
@@ -285,7 +291,7 @@ class UpstreamPool:
         self._keepalive = keepalive
         self._connect_timeout = connect_timeout
         self._ssl = ssl_context or ssl.create_default_context()
-        self._idle: dict[tuple[str, str, int], list[tuple[UpstreamConnection, float]]] = {}
+        self._idle: dict[tuple[object, ...], list[tuple[UpstreamConnection, float]]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None  # asyncio.get_running_loop() costs a getpid()
@@ -297,7 +303,7 @@ class UpstreamPool:
 
     def idle(self, upstream: Origin) -> UpstreamConnection | None:
         """A kept connection to reuse, without awaiting anything; None: `connect`."""
-        idle = self._idle.get((upstream.scheme, upstream.host, upstream.port))
+        idle = self._idle.get(upstream.pool_key)
         if idle:
             now = self._now()
             while idle:
@@ -320,7 +326,8 @@ class UpstreamPool:
                 else:
                     _, conn = await loop.create_connection(
                         UpstreamConnection, upstream.host, upstream.port,
-                        ssl=self._ssl if tls else None, server_hostname=upstream.host if tls else None,
+                        ssl=(upstream.ssl_context or self._ssl) if tls else None,
+                        server_hostname=(upstream.server_name or upstream.host) if tls else None,
                     )
         except (TimeoutError, asyncio.TimeoutError):
             raise UpstreamTimedOut(f"connecting to {upstream.origin} timed out") from None
@@ -333,7 +340,7 @@ class UpstreamPool:
         if self._closed or not conn.reusable:
             conn.close()
             return
-        self._idle.setdefault((upstream.scheme, upstream.host, upstream.port), []).append((conn, self._now()))
+        self._idle.setdefault(upstream.pool_key, []).append((conn, self._now()))
         if self._sweeper is None:
             assert self._loop is not None
             self._sweeper = self._loop.call_later(self._keepalive, self._sweep)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.keystore.models import ApiKey, Login, PortalSession, PortalToken, Principal, SessionView, Tenant, User
 from gateway.keystore.outbox import NewEvent, WebhookStore
@@ -88,5 +88,9 @@ class KeyStore(PortalStore, WebhookStore, Protocol):
     async def note_expiring(self, key_id: str, thresholds: Sequence[int], at: dt.datetime, *, events: Sequence[NewEvent] = ()) -> bool:
         """Note a key at each threshold; True for the one caller whose note of the first was new."""
     async def revoke_key(self, key_id: str, at: dt.datetime, *, events: Sequence[NewEvent] = ()) -> ApiKey | None: ...
+    async def expose_key(self, key_id: str, exposure: Mapping[str, Any], at: dt.datetime, *, revoke: bool,
+                         events: Sequence[NewEvent] = ()) -> bool:
+        """Record where a key leaked (and revoke it, if asked) unless an exposure is recorded
+        already; True for the one caller that recorded it (its events are written, no one else's)."""
     async def rotate_key(self, old_id: str, new: ApiKey, at: dt.datetime, *, events: Sequence[NewEvent] = ()) -> ApiKey | None: ...
     async def record_last_used(self, times: Mapping[str, dt.datetime]) -> None: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["owner", "admin", "member", "viewer"]
 Scope = Literal["read_only", "read_write", "custom"]
@@ -63,6 +63,9 @@ class ApiKey:
     last_used_at: dt.datetime | None
     revoked_at: dt.datetime | None
     replaced_by: str | None
+    exposed_at: dt.datetime | None = None
+    exposure: Mapping[str, Any] | None = None  # {"reason", "at", "url"?}: where it leaked, first seen
+    canary: bool = False  # planted to be found: any use is a 401 and an alarm
 
     def status(self, now: dt.datetime) -> Status:
         if self.revoked_at is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -99,6 +100,12 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         """CREATE TABLE key_expiring_notes (
             key_id TEXT NOT NULL, threshold_days INTEGER NOT NULL, noted_at TIMESTAMPTZ NOT NULL,
             PRIMARY KEY (key_id, threshold_days))""",
+    ]),
+    (5, [  # leaked keys: where a key was first seen exposed, and canary keys (planted to be found)
+        # (nullable or defaulted: an instance still on the previous version inserts keys as before)
+        "ALTER TABLE api_keys ADD COLUMN exposed_at TIMESTAMPTZ",
+        "ALTER TABLE api_keys ADD COLUMN exposure TEXT",
+        "ALTER TABLE api_keys ADD COLUMN canary BOOLEAN NOT NULL DEFAULT FALSE",
     ]),
 ]
 
@@ -323,7 +330,7 @@ class PostgresKeyStore(PostgresPortalQueries, PostgresWebhooks):
 
     _INSERT_KEY = (f"INSERT INTO api_keys ({KEY_COLUMNS.replace('k.', '')}) "
                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, "
-                   "$11, $12, $13, $14, $15, $16, $17)")
+                   "$11, $12, $13, $14, $15, $16, $17, $18, $19, $20)")
 
     async def create_key(self, key: ApiKey, *, events: Sequence[NewEvent] = ()) -> ApiKey:
         await self._write([(self._INSERT_KEY, self._key_params(key))], events=events)
@@ -401,6 +408,17 @@ class PostgresKeyStore(PostgresPortalQueries, PostgresWebhooks):
         await self._write([("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", (key_id, at))],
                           first_must_change=True, events=events)
         return await self.get_key(key_id)
+
+    async def expose_key(self, key_id: str, exposure: Mapping[str, Any], at: dt.datetime, *, revoke: bool,
+                         events: Sequence[NewEvent] = ()) -> bool:
+        # Conditional on no exposure yet, in one transaction with the revocation and the events:
+        # the first report wins, and any other (on any instance) changes nothing.
+        statements: list[tuple[str, tuple[Any, ...]]] = [(
+            "UPDATE api_keys SET exposed_at = $2, exposure = $3 WHERE id = $1 AND exposed_at IS NULL",
+            (key_id, at, json.dumps(dict(exposure))))]
+        if revoke:
+            statements.append(("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", (key_id, at)))
+        return await self._write(statements, first_must_change=True, events=events)
 
     async def rotate_key(self, old_id: str, new: ApiKey, at: dt.datetime, *, events: Sequence[NewEvent] = ()) -> ApiKey | None:
         # Conditional on the old key being live, in one transaction: two concurrent rotations

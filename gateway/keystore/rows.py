@@ -15,9 +15,9 @@ USER_COLUMNS = "u.id, u.tenant_id, u.name, u.email, u.role, u.disabled, u.create
 KEY_COLUMNS = (
     "k.id, k.tenant_id, k.user_id, k.name, k.display_prefix, k.last4, k.secret_hash, k.scope, "
     "k.permissions, k.resources, k.environment, k.rate_limit_per_minute, k.created_at, "
-    "k.expires_at, k.last_used_at, k.revoked_at, k.replaced_by"
+    "k.expires_at, k.last_used_at, k.revoked_at, k.replaced_by, k.exposed_at, k.exposure, k.canary"
 )
-TENANT_WIDTH, USER_WIDTH, KEY_WIDTH = 8, 8, 17
+TENANT_WIDTH, USER_WIDTH, KEY_WIDTH = 8, 8, 20
 
 When = Callable[[Any], "dt.datetime | None"]
 
@@ -46,13 +46,14 @@ def key_row(r: Any, when: When) -> ApiKey:
         resources={k: tuple(v) for k, v in json.loads(r[9]).items()},
         environment=r[10], rate_limit_per_minute=r[11], created_at=when(r[12]),  # type: ignore[arg-type]
         expires_at=when(r[13]), last_used_at=when(r[14]), revoked_at=when(r[15]), replaced_by=r[16],
+        exposed_at=when(r[17]), exposure=json.loads(r[18]) if r[18] else None, canary=bool(r[19]),
     )
 
 
 def principal_row(r: Any, when: When) -> Principal:
-    """A key row joined with its tenant (from column 17) and user (from column 25, NULL without)."""
+    """A key row joined with its tenant (from column KEY_WIDTH) and user (after the tenant's, NULL without)."""
     user = user_row(r, when, KEY_WIDTH + TENANT_WIDTH) if r[KEY_WIDTH + TENANT_WIDTH] is not None else None
-    return Principal(key_row(r, when), tenant_row(r, when, 17), user)
+    return Principal(key_row(r, when), tenant_row(r, when, KEY_WIDTH), user)
 
 
 def principals_by_hash(found: Iterable[Any], when: When) -> dict[str, Principal | Exception]:
@@ -74,7 +75,8 @@ def key_params(key: ApiKey, when: Callable[[dt.datetime | None], Any]) -> tuple[
         key.scope, json.dumps([{"methods": list(p.methods), "path": p.path} for p in key.permissions]),
         json.dumps({k: list(v) for k, v in key.resources.items()}), key.environment,
         key.rate_limit_per_minute, when(key.created_at), when(key.expires_at), when(key.last_used_at),
-        when(key.revoked_at), key.replaced_by,
+        when(key.revoked_at), key.replaced_by, when(key.exposed_at),
+        json.dumps(dict(key.exposure)) if key.exposure is not None else None, key.canary,
     )
 
 

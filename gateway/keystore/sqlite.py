@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -96,6 +97,12 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         """CREATE TABLE key_expiring_notes (
             key_id TEXT NOT NULL, threshold_days INTEGER NOT NULL, noted_at TEXT NOT NULL,
             PRIMARY KEY (key_id, threshold_days))""",
+    ]),
+    (5, [  # leaked keys: where a key was first seen exposed, and canary keys (planted to be found)
+        # (nullable or defaulted: an instance still on the previous version inserts keys as before)
+        "ALTER TABLE api_keys ADD COLUMN exposed_at TEXT",
+        "ALTER TABLE api_keys ADD COLUMN exposure TEXT",
+        "ALTER TABLE api_keys ADD COLUMN canary INTEGER NOT NULL DEFAULT 0",
     ]),
 ]
 
@@ -343,7 +350,7 @@ class SQLiteKeyStore(SQLitePortalQueries, SQLiteWebhooks):
     def _key_params(key: ApiKey) -> tuple[Any, ...]:
         return key_params(key, ts)
 
-    _INSERT_KEY = f"INSERT INTO api_keys ({_KEY.replace('k.', '')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    _INSERT_KEY = f"INSERT INTO api_keys ({_KEY.replace('k.', '')}) VALUES ({', '.join('?' * rows.KEY_WIDTH)})"
 
     async def create_key(self, key: ApiKey, *, events: Sequence[NewEvent] = ()) -> ApiKey:
         await self._write([(self._INSERT_KEY, self._key_params(key))], events=events)
@@ -427,6 +434,17 @@ class SQLiteKeyStore(SQLitePortalQueries, SQLiteWebhooks):
         await self._write([("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (ts(at), key_id))],
                           first_must_change=True, events=events)
         return await self.get_key(key_id)
+
+    async def expose_key(self, key_id: str, exposure: Mapping[str, Any], at: dt.datetime, *, revoke: bool,
+                         events: Sequence[NewEvent] = ()) -> bool:
+        # Conditional on no exposure yet, in one transaction with the revocation and the events:
+        # the first report wins, and any other (here or on another instance) changes nothing.
+        statements: list[tuple[str, Any]] = [(
+            "UPDATE api_keys SET exposed_at = ?, exposure = ? WHERE id = ? AND exposed_at IS NULL",
+            (ts(at), json.dumps(dict(exposure)), key_id))]
+        if revoke:
+            statements.append(("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (ts(at), key_id)))
+        return await self._write(statements, first_must_change=True, events=events) is not None
 
     async def rotate_key(self, old_id: str, new: ApiKey, at: dt.datetime, *, events: Sequence[NewEvent] = ()) -> ApiKey | None:
         # Conditional on the old key being live, in one transaction: two concurrent rotations

@@ -101,6 +101,13 @@ class Metrics:
         self.upstream_errors = Counter(
             "gateway_upstream_errors_total", "Upstream failures by kind.", ["route", "kind"], registry=registry
         )
+        self.key_exposures = Counter(
+            "gateway_key_exposures_total", "Keys recorded as exposed (leaked), by where they were seen.", ["reason"],
+            registry=registry,
+        )
+        self.canary_uses = Counter(
+            "gateway_canary_uses_total", "Requests made with a canary key (each one answered 401).", registry=registry,
+        )
         self.invalidation_lag = Histogram(
             "gateway_invalidation_lag_seconds",
             "Time from a change on one instance to its cache invalidation on this one (Redis pub/sub).",

@@ -1,4 +1,5 @@
-"""The portal's aiohttp application: the tenant-scoped API under `<portal.path>/api`.
+"""The portal's aiohttp application: the page at `<portal.path>/` (`page.py`) and the tenant-scoped
+API under `<portal.path>/api`.
 
 Middlewares, outermost first: the contract's JSON errors (shared with the admin listener), then
 the Origin check of every state-changing request. Each API route is installed from an
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from gateway.admin.errors import error_middleware
 from gateway.errors import SERVER
-from gateway.portal import api_session, api_tenant, api_webhooks
+from gateway.portal import api_session, api_tenant, api_webhooks, page
 from gateway.portal.authz import Endpoints
 from gateway.portal.http import API_HEADERS, MAX_BODY, client_of
 from gateway.portal.openapi import document
@@ -49,5 +50,6 @@ def portal_app(portal: Portal) -> web.Application:
     app[DOCUMENT] = json.dumps(document(TABLES, portal.accounts.cfg)).encode()
     for table in TABLES:
         table.install(app, api_prefix(portal.path), portal.sessions, portal.accounts, client_of)
+    page.add_routes(app, portal.path.rstrip("/"))
     app.on_cleanup.append(lambda _: portal.close())
     return app

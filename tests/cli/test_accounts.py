@@ -230,3 +230,37 @@ def test_a_key_created_with_an_expiry_date(tmp_path: Path, server_cert) -> None:
     past = gateway("keys", "create", *c, "--tenant", "acme", "--name", "x", "--expires-at", "2020-01-01T00:00:00Z",
                    cwd=tmp_path)
     assert past.returncode == 1 and "in the future" in past.stderr
+
+
+async def test_the_first_owner_is_invited_from_the_command_line(tmp_path: Path, server_cert, start_gateway,
+                                                                  client_ssl) -> None:
+    """`gateway invitations create` prints the link once; the person accepts it in the portal of a
+    gateway on the same store and signs in."""
+    from tests.portal.harness import PortalClient, cheap_passwords
+
+    portal = {"enabled": True, "public_url": "https://api.example.com"}
+    cfg = write_config(tmp_path, base_config(tmp_path, server_cert, portal=portal))
+    c = ["--config", str(cfg)]
+    assert gateway("tenants", "create", *c, "--id", "acme", "--name", "Acme", "--plan", "starter",
+                   cwd=tmp_path).returncode == 0
+    made = gateway("invitations", "create", *c, "--tenant", "acme", "--email", "owner@acme.example", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    url = made.stdout.strip().splitlines()[-1]
+    assert url.startswith("https://api.example.com/portal/#invitation=") and "shown once" in made.stdout
+    again = gateway("invitations", "create", *c, "--tenant", "acme", "--email", "owner@acme.example", "--json",
+                    cwd=tmp_path)
+    assert again.returncode == 1, again.stdout
+    nowhere = gateway("invitations", "create", *c, "--tenant", "nope", "--email", "x@acme.example", cwd=tmp_path)
+    assert nowhere.returncode == 1 and "no tenant" in nowhere.stderr
+    admin = json.loads(gateway("invitations", "create", *c, "--tenant", "acme", "--email", "ops@acme.example",
+                               "--role", "admin", "--json", cwd=tmp_path).stdout)
+    assert (admin["role"], admin["status"]) == ("admin", "invited") and "#invitation=" in admin["invitation_url"]
+
+    gw = await start_gateway(portal={"enabled": True}, options={"passwords": cheap_passwords()})
+    browser = PortalClient(f"https://127.0.0.1:{gw.proxy_port}", "/portal", client_ssl)
+    try:
+        assert (await browser.accept(url))[0] == 200
+        status, me = await browser.sign_in("owner@acme.example")
+        assert status == 200 and (me["role"], me["tenant"]["id"]) == ("owner", "acme")
+    finally:
+        await browser.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -33,10 +34,16 @@ class Origin:
     scheme: str
     host: str
     port: int
+    ssl_context: ssl.SSLContext | None = None
+    server_name: str | None = None
 
     @property
     def origin(self) -> str:
         return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def pool_key(self) -> tuple[object, ...]:
+        return (self.scheme, self.host, self.port)
 
 
 def small_buffers(sock: socket.socket) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -264,3 +265,31 @@ async def test_concurrent_rotations_of_one_key_leave_one_successor(store: KeySto
     results = await asyncio.gather(*(store.rotate_key(first.id, s, T0 + DAY) for s in successors))
     assert sum(r is not None for r in results) == 1
     assert await store.count_active_keys("acme", T0 + DAY) == 1
+
+
+async def test_an_exposure_is_recorded_once_the_first_wins(store: KeyStore) -> None:
+    await store.create_tenant(tenant())
+    flagged, secret = key(name="flagged")
+    revoked, _ = key(name="revoked")
+    canary = dataclasses.replace(key(name="canary")[0], canary=True)
+    for made in (flagged, revoked, canary):
+        await store.create_key(made)
+    first = {"reason": "query_string", "at": "2026-01-02T12:00:00Z"}
+    results = await asyncio.gather(*(
+        store.expose_key(flagged.id, {**first, "reason": reason}, T0 + DAY, revoke=False)
+        for reason in ("query_string", "plain_http", "secret_scanning", "plain_http")))
+    assert sorted(results) == [False, False, False, True]  # concurrent reporters: exactly one wins
+    got = await store.get_key(flagged.id)
+    assert got is not None and got.exposed_at == T0 + DAY and got.revoked_at is None
+    assert got.exposure is not None and got.exposure["at"] == first["at"]
+    assert not await store.expose_key(flagged.id, first, T0 + 2 * DAY, revoke=True)  # nothing changes, not even revoked
+    assert (await store.get_key(flagged.id)) == got
+    scanned = {"reason": "secret_scanning", "at": "2026-01-02T12:00:00Z", "url": "https://example.com/x"}
+    assert await store.expose_key(revoked.id, scanned, T0 + DAY, revoke=True)
+    principal = await store.get_principal_by_hash(hash_key(secret))
+    assert principal is not None and principal.key == got  # the hot path's join reads the new columns
+    gone = await store.get_key(revoked.id)
+    assert gone is not None and gone.revoked_at == T0 + DAY and gone.exposure == scanned
+    assert (await store.get_key(canary.id)).canary is True  # type: ignore[union-attr]
+    assert (await store.get_key(flagged.id)).canary is False  # type: ignore[union-attr]
+    assert not await store.expose_key("key_unknown", first, T0, revoke=True)

@@ -108,7 +108,7 @@ export function createKeyDialog(ctx, tenants, preset) {
       field("new-expires-at", "Or expires at (your local time)", until, "Instead of days: a moment in the future."),
       h("div", { class: "pair" },
         field("new-environment", "Environment", env),
-        field("new-rate", "Rate limit (requests per minute)", rate)),
+        caps.rateLimit === false ? null : field("new-rate", "Rate limit (requests per minute)", rate)),
       resources,
     ],
     actions: [button("Cancel", () => closeDialog()), submit],
@@ -124,7 +124,7 @@ export function createKeyDialog(ctx, tenants, preset) {
     if (never.checked) body.validity_days = null;
     else if (until.value !== "") body.expires_at = localToUtc(until.value);
     else if (days.value.trim() !== "") body.validity_days = numberOrText(days.value);
-    if (rate.value.trim() !== "") body.rate_limit_per_minute = numberOrText(rate.value);
+    if (caps.rateLimit !== false && rate.value.trim() !== "") body.rate_limit_per_minute = numberOrText(rate.value);
     if (scope.value === "custom") {
       body.permissions = [...permRows.querySelectorAll(".perm")].map((line) => ({
         methods: [...line.querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value),

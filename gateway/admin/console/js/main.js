@@ -2,7 +2,8 @@
  *
  * Everything else here is mode-free. A view is `render(root, ctx)`; ctx carries
  *   client     createClient({ base, auth }) from api.js: the API root and how calls authenticate
- *   caps       { tenants, createKeys, manageKeys, chooseOwner, manageWebhooks }: what this person may see and do
+ *   caps       { tenants, createKeys, manageKeys, chooseOwner, manageWebhooks, rateLimit }: what this person may
+ *              see and do (rateLimit false: the create dialog leaves out the per-key rate limit)
  *   tenants()  the tenants keys may be filtered by / created in; users(tenantId) their users
  * and the shell adds params (from the URL), navigate() and refresh().
  *
@@ -14,7 +15,9 @@
  *     views: [{ name: "keys", label: "Keys", render: keysView }, ...usage, audit, calls, its own members view],
  *     ctx: { client, caps: { tenants: false, createKeys: writer, manageKeys: writer, chooseOwner: false },
  *            tenants: async () => [me.tenant], users: async () => (await client.get("/users")).data } });
- * Its page keeps this page's skeleton (#nav, #sign-out, #sign-in-view, #view) and stylesheet.
+ * Its page keeps this page's skeleton (#nav, #sign-out, #sign-in-view, #view) and stylesheet. The portal's
+ * page and mode are gateway/portal/page/ (index.html, portal.js, members.js); it serves these files
+ * under <portal.path>/console/.
  */
 import { bearerAuth, createClient } from "./api.js";
 import { auditView, callsView } from "./records.js";

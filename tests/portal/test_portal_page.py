@@ -1,0 +1,186 @@
+"""The portal page in Debian's Chromium, through the gateway's real HTTPS listener: the issue's
+"done when" walk, by roles and labels, and the layout at a desktop and a phone width."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.console.conftest import browser, shot  # noqa: F401  (browser: the fixture, Debian's Chromium)
+from tests.console.test_console_layout import PAGE_PROBLEMS
+from tests.conftest import ADMIN_TOKEN, admin_url
+from tests.portal.harness import PASSWORD
+
+OWNER = "owner@acme.example"
+ADMIN_EMAIL = "admin@acme.example"
+VIEWER = "viewer@acme.example"
+
+
+async def operator(site: Any, method: str, path: str, body: Any = None) -> Any:
+    """The operator on the admin listener (plain HTTP on loopback) with the admin token."""
+    async with aiohttp.ClientSession() as http, http.request(
+            method, admin_url(site.gateway, path), json=body, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as resp:
+        answer = await resp.json()
+        assert resp.status < 300, answer
+        return answer
+
+
+class Pages:
+    """Browser contexts (each its own cookies, like separate people), watched for script errors,
+    alerts (a script run from rendered data) and requests for missing files."""
+
+    def __init__(self, chromium: Any) -> None:
+        self.chromium = chromium
+        self.problems: list[str] = []
+        self.contexts: list[Any] = []
+
+    async def new(self, width: int = 1280) -> Any:
+        context = await self.chromium.new_context(ignore_https_errors=True, viewport={"width": width, "height": 900})
+        self.contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda e: self.problems.append(f"error: {e}"))
+        page.on("dialog", lambda d: (self.problems.append(f"alert: {d.message}"), d.dismiss()))
+        page.on("response", lambda r: self.problems.append(f"404: {r.url}") if r.status == 404 else None)
+        return page
+
+
+@pytest.fixture
+async def pages(browser) -> AsyncIterator[Pages]:  # noqa: F811
+    made = Pages(browser)
+    yield made
+    for context in made.contexts:
+        await context.close()
+    assert made.problems == []
+
+
+async def accept(page: Any, url: str, name: str) -> None:
+    """Opens an invitation link, sets the password, then signs in with it."""
+    await page.goto(url)
+    await page.get_by_role("heading", name="Accept your invitation").wait_for()
+    assert "#invitation=" not in page.url  # the secret left the address bar (and its history entry)
+    await page.get_by_label("Your name").fill(name)
+    await page.get_by_label("New password").fill(PASSWORD)
+    await page.get_by_label("Repeat the password").fill(PASSWORD)
+    await page.get_by_role("button", name="Accept and set password").click()
+    await page.get_by_text("Your account is ready").wait_for()
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("heading", name="API keys").wait_for()
+
+
+async def invite(page: Any, email: str, role: str) -> str:
+    await page.get_by_role("link", name="Members").click()
+    await page.get_by_role("heading", name="Members").wait_for()
+    form = page.get_by_role("form", name="Invite a member")
+    await form.get_by_label("Email").fill(email)
+    await form.get_by_label("Role").select_option(role)
+    await form.get_by_role("button", name="Invite").click()
+    await page.locator("#invitation-once").get_by_text(f"Invitation for {email}").wait_for()
+    link = page.locator("#invitation-url")
+    url = (await link.text_content()) or ""
+    assert re.search(r"/portal/#invitation=[A-Za-z0-9_-]{43}$", url), url
+    assert await page.get_by_role("row").filter(has_text=email).count() == 1
+    return url
+
+
+async def test_owner_invited_by_the_operator_runs_the_tenants_api_access(start_portal, pages) -> None:
+    site = await start_portal()
+    await operator(site, "POST", "/admin/tenants", {"id": "acme", "name": "Acme Corp", "plan": "starter"})
+    invited = await operator(site, "POST", "/admin/tenants/acme/invitations", {"email": OWNER, "role": "owner"})
+    assert invited["invitation_url"].startswith(f"{site.base}/portal/#invitation=")
+
+    owner = await pages.new()
+    await accept(owner, invited["invitation_url"], "Olivia Owner")
+    assert await owner.locator("#who").text_content() == f"{OWNER} · owner · Acme Corp"
+
+    # a key: the secret shown once
+    await owner.get_by_role("button", name="New key").click()
+    await owner.get_by_label("Name", exact=True).fill("backend")
+    assert await owner.locator("#new-rate").count() == 0  # the portal's keys take the plan's limit
+    await owner.get_by_role("button", name="Create", exact=True).click()
+    secret = (await owner.locator("#new-secret").text_content()) or ""
+    assert re.fullmatch(r"gw_live_\w+", secret), secret
+    await owner.get_by_role("button", name="Done", exact=True).click()
+    row = owner.get_by_role("row").filter(has_text="backend")
+    await row.wait_for()
+    assert secret not in (await owner.content())
+    assert secret[-4:] in ((await row.text_content()) or "")  # only its last four, masked
+
+    admin_link = await invite(owner, ADMIN_EMAIL, "admin")
+    viewer_link = await invite(owner, VIEWER, "viewer")
+    assert admin_link != viewer_link
+
+    # the viewer sees the keys, and no control to change them
+    viewer = await pages.new()
+    await accept(viewer, viewer_link, "Victor Viewer")
+    await viewer.get_by_role("row").filter(has_text="backend").wait_for()
+    for name in ("New key", "Rotate backend", "Revoke backend"):
+        assert await viewer.get_by_role("button", name=name).count() == 0, name
+    await viewer.get_by_role("link", name="Members").click()
+    await viewer.get_by_role("heading", name="Members").wait_for()
+    assert await viewer.get_by_role("button", name="Invite").count() == 0
+    assert await viewer.get_by_role("link", name="Webhooks").is_hidden()
+    # ...and the API refuses those calls (its own session, its CSRF token: only the role is missing)
+    api = site.client()
+    assert (await api.sign_in(VIEWER))[0] == 200
+    key_id = (await api.api("GET", "/keys"))[1]["data"][0]["id"]
+    for path in ("/keys", f"/keys/{key_id}/rotate", f"/keys/{key_id}/revoke"):
+        status, body = await api.api("POST", path, {"name": "mine", "scope": "read_only"} if path == "/keys" else None)
+        assert (status, body["error"]["code"]) == (403, "INSUFFICIENT_SCOPE"), path
+
+    # the owner revokes the key; the audit trail names the owner
+    await owner.get_by_role("link", name="Keys").click()
+    await owner.get_by_role("button", name="Revoke backend").click()
+    await owner.locator("#confirm-revoke").click()
+    await owner.get_by_role("row").filter(has_text="backend").filter(has_text="revoked").wait_for()
+    await owner.get_by_role("link", name="Audit").click()
+    revoked = owner.get_by_role("row").filter(has_text="key.revoked")
+    await revoked.wait_for()
+    assert f"({OWNER})" in ((await revoked.text_content()) or "")
+
+    # signing out ends the session: a reload asks to sign in again
+    await owner.get_by_role("button", name="Sign out").click()
+    await owner.reload()
+    await owner.get_by_role("heading", name="Sign in").wait_for()
+
+
+async def test_the_operators_gates_show_as_notices(start_portal, pages) -> None:
+    site = await start_portal()
+    await operator(site, "POST", "/admin/tenants", {"id": "acme", "name": "Acme Corp", "plan": "starter"})
+    await operator(site, "PATCH", "/admin/tenants/acme", {"api_enabled": False})
+    invited = await operator(site, "POST", "/admin/tenants/acme/invitations", {"email": OWNER, "role": "owner"})
+    owner = await pages.new()
+    await accept(owner, invited["invitation_url"], "Olivia Owner")
+    await owner.get_by_text("API access is not enabled").wait_for()
+    assert await owner.get_by_role("button", name="New key").count() == 0
+    await operator(site, "PATCH", "/admin/tenants/acme", {"api_enabled": True, "write_enabled": False})
+    await owner.reload()
+    await owner.get_by_text("Write access is not enabled").wait_for()
+    assert await owner.get_by_text("API access is not enabled").count() == 0
+    assert await owner.get_by_role("button", name="New key").is_enabled()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+async def test_every_view_fits_a_desktop_and_a_phone(start_portal, pages, width: int) -> None:
+    site = await start_portal()
+    await operator(site, "POST", "/admin/tenants", {"id": "acme", "name": "Acme Corp", "plan": "starter"})
+    invited = await operator(site, "POST", "/admin/tenants/acme/invitations", {"email": OWNER, "role": "owner"})
+    page = await pages.new(width)
+    await page.goto(f"{site.base}/portal/")
+    await page.get_by_role("heading", name="Sign in").wait_for()
+    assert await page.evaluate(PAGE_PROBLEMS) == [], "sign in"
+    await accept(page, invited["invitation_url"], "Olivia Owner")
+    await page.get_by_role("button", name="New key").click()
+    await page.get_by_label("Name", exact=True).fill("backend-" + "n" * 60)
+    await page.get_by_role("button", name="Create", exact=True).click()
+    await page.get_by_role("button", name="Done", exact=True).click()
+    for view, heading in (("Keys", "API keys"), ("Members", "Members"), ("Usage", "Usage"), ("Audit", "Audit trail"),
+                          ("Calls", "Call log")):
+        await page.get_by_role("link", name=view).click()
+        await page.get_by_role("heading", name=heading).wait_for()
+        await page.screenshot(path=shot(f"portal-{view.lower()}-{width}"), full_page=True)
+        assert await page.evaluate(PAGE_PROBLEMS) == [], f"{view} at {width} px"
