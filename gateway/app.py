@@ -27,15 +27,17 @@ from gateway.access.assertion import IdentityAssertions
 from gateway.access.endpoints import TokenEndpoints
 from gateway.access.failures import AuthFailureThrottle
 from gateway.access.guard import AccessGuard
+from gateway.access.secret_scanning import SecretScanningReceiver
 from gateway.access.self_api import SelfEndpoints
 from gateway.accounts.passwords import Passwords
 from gateway.accounts.people import Mail, People
-from gateway.accounts.service import Accounts
+from gateway.accounts.service import Accounts, Actor
 from gateway.admin import listener as admin_listener
 from gateway.admin.application import admin_application
 from gateway.admin.auth import check_admin_token
 from gateway.admin.health import ReadinessCheck
 from gateway.config import Config, ServerConfig
+from gateway.credentials.scanner_signatures import ScannerKeys
 from gateway.credentials.tokens import TokenService, load_signing_keys
 from gateway.events.runtime import WebhookDelivery
 from gateway.exchange import Endpoint, Identity
@@ -290,6 +292,8 @@ class Gateway:
         transport = TransportPolicy(cfg.server.trusted_proxies)
         endpoints: dict[str, Endpoint] = {
             cfg.tokens.path: token_endpoints.exchange, "/.well-known/jwks.json": token_endpoints.jwks}
+        if cfg.secret_scanning.enabled:
+            endpoints[cfg.secret_scanning.path] = self._secret_scanning_receiver()
         if cfg.self_api.enabled:
             own = SelfEndpoints(self.guard, gateway_version=__version__, api_version=cfg.self_api.api_version)
             endpoints[cfg.self_api.path + "/version"] = own.version
@@ -319,6 +323,17 @@ class Gateway:
             self._handlers.append(pipeline(plain=True))
             await self._serve_proxy(self._handlers[1], sockets[1], None)
         await self._serve_admin(self.admin_app(), admin_sock)
+
+    def _secret_scanning_receiver(self) -> SecretScanningReceiver:
+        cfg, accounts = self.cfg, self.accounts
+
+        def expose(key_id: str, url: str | None, reporter: str) -> Any:
+            return accounts.mark_exposed(key_id, "secret_scanning", url=url, actor=Actor("system", reporter))
+
+        scanning = cfg.secret_scanning
+        keys = ScannerKeys((key.key_identifier, key.key) for key in scanning.public_keys)
+        return SecretScanningReceiver(keys, self.store, expose, key_prefix=cfg.keys.prefix,
+                                      max_body=scanning.max_body, body_timeout=cfg.server.body_timeout)
 
     async def _serve_portal(self) -> Mount | None:
         """The tenant portal on its private socket, closed after the proxy listeners have drained

@@ -12,9 +12,9 @@ Each request goes through four steps, cheapest refusals first:
 3. count: the key's (and the route's) rate limits, 429 when over;
 4. admit: last-used time, identity headers for the upstream, and the upstream itself.
 
-Fast path: with the identity cached and the limiter in memory (or none), `__call__` runs all
-four inline and returns the upstream, making no coroutine (a few % of a request's CPU,
-measured). Slow path: otherwise it returns `_decide`, a coroutine running the same four steps
+Fast path: with the identity cached and the limiter in memory (or none, or a leased permit of
+the Redis limiter in this worker), `__call__` runs all four inline and returns the upstream,
+making no coroutine (a few % of a request's CPU, measured). Slow path: otherwise it returns `_decide`, a coroutine running the same four steps
 that awaits the store on a cache miss and a remote limiter's answer.
 """
 
@@ -81,7 +81,11 @@ class AccessGuard:
         # A limiter that decides in memory offers `hit_sync` (ratelimit/base.py): called directly,
         # not awaited. Any other limiter is remote, and a request it counts takes the slow path.
         self._hit_now: Callable[[Sequence[tuple[str, int]]], Decision] | None = getattr(limiter, "hit_sync", None)
-        self._remote_limiter = limiter is not None and self._hit_now is None
+        # A remote limiter may still decide some requests in the worker (leased permits):
+        # `hit_local` answers those, or None for the ones Redis must decide.
+        self._hit_local: Callable[[Sequence[tuple[str, int]]], Decision | None] | None = (
+            None if self._hit_now is not None else getattr(limiter, "hit_local", None))
+        self._remote_limiter = limiter is not None and self._hit_now is None and self._hit_local is None
         self._ietf = ietf_headers
         self._clock = clock
         self._verify_token = verify_token
@@ -122,7 +126,22 @@ class AccessGuard:
         authorize(identity, request.method, match)                          # 2. authorize
         if self._hit_now is not None:                                       # 3. count
             self._enforce(self._hit_now(self._buckets(identity, route)), scope)
+        elif self._hit_local is not None:
+            buckets = self._buckets(identity, route)
+            decided = self._hit_local(buckets)
+            if decided is None:
+                return self._count_then_admit(identity, credential, route, scope, buckets)
+            self._enforce(decided, scope)
         return self._admit(identity, credential, route, scope)              # 4. admit
+
+    async def _count_then_admit(
+        self, identity: Identity, credential: Credential, route: Route, scope: RequestScope,
+        buckets: list[tuple[str, int]],
+    ) -> Upstream:
+        """Steps 3 and 4 when the limiter must ask its backend (no leased permit in the worker)."""
+        assert self._limiter is not None
+        self._enforce(await self._limiter.hit(buckets), scope)
+        return self._admit(identity, credential, route, scope)
 
     async def _decide(
         self, request: Request, scope: RequestScope, match: Match, credential: Credential, lookup: str | None,

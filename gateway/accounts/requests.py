@@ -43,6 +43,21 @@ def _text(limit: int) -> Rule:
                 {"strict": True, "min_length": 1, "max_length": limit, "pattern": f"^[^{NOT_PRINTABLE}]*$"})
 
 
+def _trimmed(value: str) -> str:
+    """Names are stored without their outer spaces (the only whitespace the patterns let in)."""
+    trimmed = value.strip(" ")
+    if not trimmed:
+        raise Invalid()
+    return trimmed
+
+
+def name_rule(problem: str, limit: int, refused: str) -> Rule:
+    """A name of 1 to `limit` characters, none of the class `refused`, with one that is not a space
+    (a name of spaces alone names nothing), stored trimmed."""
+    return Rule(problem, {"strict": True, "min_length": 1, "max_length": limit,
+                          "pattern": f"^[^{refused}]*[^ {refused}][^{refused}]*$"}, check=_trimmed)
+
+
 def _one_of(*options: str) -> Rule:
     return Rule("must be one of " + ", ".join(options))
 
@@ -51,14 +66,14 @@ def _any_case(word: str) -> str:
     return "".join(f"[{c}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
 
 
-Text = Annotated[str, _text(256)]
+Text = Annotated[str, name_rule("must be a string of 1 to 256 printable characters, not only spaces", 256,
+                                 NOT_PRINTABLE)]
 Id = Annotated[str, _text(64)]
 Flag = Annotated[bool, Rule("must be true or false", {"strict": True})]
 Role = Annotated[Literal["owner", "admin", "member", "viewer"], _one_of(*ROLES)]
-KeyName = Annotated[str, Rule(
-    "must be 1 to 256 characters, none of " + " ".join(FORBIDDEN_NAME_CHARS) + " and no control characters",
-    {"strict": True, "min_length": 1, "max_length": 256,
-     "pattern": "^[^" + re.sub(r"([\\\[\]^-])", r"\\\1", FORBIDDEN_NAME_CHARS) + NOT_PRINTABLE + "]*$"})]
+KeyName = Annotated[str, name_rule(
+    "must be 1 to 256 characters, not only spaces, none of " + " ".join(FORBIDDEN_NAME_CHARS)
+    + " and no control characters", 256, re.sub(r"([\\\[\]^-])", r"\\\1", FORBIDDEN_NAME_CHARS) + NOT_PRINTABLE)]
 TenantId = Annotated[str, Rule(
     "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
     {"strict": True, "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})]

@@ -81,10 +81,10 @@ def text(body: Mapping[str, Any], key: str, problems: Problems, *, required: boo
         if required:
             problems.add(key, "is required")
         return None
-    if not isinstance(value, str) or not 1 <= len(value) <= limit or not value.isprintable():
-        problems.add(key, f"must be a string of 1 to {limit} printable characters")
+    if not isinstance(value, str) or not 1 <= len(value) <= limit or not value.isprintable() or not value.strip(" "):
+        problems.add(key, f"must be a string of 1 to {limit} printable characters, not only spaces")
         return None
-    return value
+    return value.strip(" ")  # stored trimmed, as the request models store names
 
 
 def choice(body: Mapping[str, Any], key: str, options: tuple[str, ...], problems: Problems, default: str | None) -> str | None:

@@ -22,6 +22,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 from gateway.config.env import FromEnv, Unresolved
+from gateway.credentials.scanner_signatures import load_p256_public_key
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -228,3 +229,15 @@ def route_shape(path: str) -> str:
 
 
 ROUTE_PATH = Rule(_BAD_ROUTE_PATH, {"strict": True, "pattern": "^/"}, check=_route_path)
+
+
+def _p256_pem(value: str) -> str:
+    try:
+        load_p256_public_key(value)
+    except ValueError:
+        raise Invalid() from None
+    return value
+
+
+P256_PEM = Rule("must be an ECDSA P-256 public key in PEM (-----BEGIN PUBLIC KEY-----)", {"strict": True},
+                check=_p256_pem)

@@ -16,6 +16,7 @@ from gateway.config.sections import (
     PortalConfig,
     RateLimitConfig,
     RouteConfig,
+    SecretScanningConfig,
     SelfApiConfig,
     ServerConfig,
     TokensConfig,
@@ -44,6 +45,7 @@ class Rules:
 
     def routes(self, routes: list[tuple[int, RouteConfig]]) -> None:
         tokens: TokensConfig | None = self.sections.get("tokens")
+        scanning: SecretScanningConfig | None = self.sections.get("secret_scanning")
         self_api: SelfApiConfig | None = self.sections.get("self_api")
         seen_names: dict[str, int] = {}
         seen_paths: dict[str, list[tuple[int, set[str]]]] = {}
@@ -72,6 +74,10 @@ class Rules:
             seen_paths.setdefault(shape, []).append((i, set(route.methods)))
             if tokens is not None and self.known("tokens.path") and route_shape(tokens.path) == shape:
                 self.problems.append(Problem(("routes", i, "path"), "is the token exchange path (tokens.path)"))
+            if (scanning is not None and scanning.enabled and self.known("secret_scanning.enabled", "secret_scanning.path")
+                    and within(route.path, scanning.path)):
+                self.problems.append(Problem(("routes", i, "path"), "is at or below the secret-scanning receiver's "
+                                             f"path (secret_scanning.path {scanning.path})"))
             if self_api is not None and self_api.enabled and self.known("self_api") \
                     and within(route.path, self_api.path):
                 self.problems.append(Problem(("routes", i, "path"),
@@ -109,8 +115,8 @@ class Rules:
 
 
 def within(route_path: str, portal_path: str) -> bool:
-    """Whether every request a route matches is a request for the portal or the caller's own
-    endpoints (so the route could never be reached): its first segments name that path, a `{param}` matching any segment and
+    """Whether every request a route matches is a request for the portal, the caller's own
+    endpoints or the secret-scanning receiver (so the route could never be reached): its first segments name that path, a `{param}` matching any segment and
     letter case ignored (how a case-insensitive upstream would read it)."""
     route = [s for s in route_path.split("/") if s]
     portal = [s for s in portal_path.lower().split("/") if s]
@@ -156,6 +162,37 @@ def _backoff(rules: Rules) -> None:
         rules.problems.append(Problem(("webhooks", "backoff_max"), "must be at least backoff_base"))
 
 
+def _secret_scanning(rules: Rules) -> None:
+    scanning: SecretScanningConfig | None = rules.sections.get("secret_scanning")
+    if scanning is None or not rules.known("secret_scanning"):
+        return
+    identifiers = [key.key_identifier for key in scanning.public_keys]
+    for i, identifier in enumerate(identifiers):
+        if identifier in identifiers[:i]:
+            rules.problems.append(Problem(("secret_scanning", "public_keys", i, "key_identifier"),
+                                          f"duplicates public_keys[{identifiers.index(identifier)}]"))
+    if not scanning.enabled:
+        return
+    if not scanning.public_keys:
+        rules.problems.append(Problem(("secret_scanning", "public_keys"),
+                                      "must list at least one key when enabled (unsigned reports are refused)"))
+    tokens: TokensConfig | None = rules.sections.get("tokens")
+    own = {"/.well-known/jwks.json": "the JWKS path"}
+    if tokens is not None and rules.known("tokens.path"):
+        own[tokens.path] = "the token exchange path (tokens.path)"
+    self_api: SelfApiConfig | None = rules.sections.get("self_api")
+    if self_api is not None and self_api.enabled and rules.known("self_api"):
+        for name in ("version", "me"):
+            own[f"{self_api.path}/{name}"] = f"one of the caller's own endpoints (self_api.path {self_api.path})"
+    if scanning.path in own:
+        rules.problems.append(Problem(("secret_scanning", "path"), f"is {own[scanning.path]}"))
+
+
+    portal: PortalConfig | None = rules.sections.get("portal")
+    if portal is not None and portal.enabled and rules.known("portal") and within(scanning.path, portal.path):
+        rules.problems.append(Problem(("secret_scanning", "path"), f"is under the tenant portal's path {portal.path}"))
+
+
 def _portal(rules: Rules) -> None:
     portal: PortalConfig | None = rules.sections.get("portal")
     tokens: TokensConfig | None = rules.sections.get("tokens")
@@ -167,4 +204,4 @@ def _portal(rules: Rules) -> None:
         rules.problems.append(Problem(("portal", "path"), "covers the token exchange path (tokens.path)"))
 
 
-RULES: tuple[Callable[[Rules], None], ...] = (_tls, _workers, _validity, _backoff, _portal)
+RULES: tuple[Callable[[Rules], None], ...] = (_tls, _workers, _validity, _backoff, _portal, _secret_scanning)

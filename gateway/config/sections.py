@@ -20,6 +20,7 @@ from gateway.config.fields import (
     BOOL,
     HTTP_URL,
     NETWORK,
+    P256_PEM,
     REDIS_URL,
     ROUTE_PATH,
     STORE_URL,
@@ -169,6 +170,8 @@ class RateLimitConfig:
     """Also send the IETF `RateLimit-Policy` / `RateLimit` fields."""
     redis_prefix: Text = "gw:rl:"
     """Key prefix in Redis."""
+    redis_leases: Flag = True
+    """redis: a worker leases permits of a busy key and decides its requests locally, still exact (README, Rate limits); false: one Redis step per decision."""
     failed_auth_per_minute: Annotated[int, Int(0, 10**9)] = 1200
     """Wrong keys or tokens per client address and minute before its 401s are held (0: never)."""
     failed_auth_delay: Annotated[float, Number(0.0, 60.0)] = 1.0
@@ -372,6 +375,37 @@ class WebhooksConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ScannerKeyConfig:
+    """A secret scanner's public key, as GitHub publishes them at
+    `https://api.github.com/meta/public_keys/secret_scanning`."""
+
+    __pydantic_config__ = SECTION
+    key_identifier: Annotated[str, Pattern("[!-~]{1,256}", "must be 1-256 printable ASCII characters, no spaces")]
+    """What the scanner names this key in `Github-Public-Key-Identifier`."""
+    key: Annotated[str, P256_PEM]
+    """The public key, PEM text (a YAML block: `key: |`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SecretScanningConfig:
+    """Leaked keys reported by secret scanners: GitHub's partner program format, signed reports
+    only (the README's Leaked keys section)."""
+
+    __pydantic_config__ = SECTION
+    enabled: Flag = False
+    """true: reports are taken at `path` on the proxy listener (at least one of `public_keys` needed)."""
+    path: Annotated[str, Pattern(r"(/[A-Za-z0-9._~-]+)+", "must be a path of one or more segments "
+                                 "(letters, digits, '.', '_', '~', '-'), without a trailing /")] = "/gateway/v1/secret-scanning"
+    """Where the reports are POSTed (no route may be at or below it)."""
+    public_keys: Annotated[tuple[ScannerKeyConfig, ...], List("must be a list of {key_identifier, key}")] = ()
+    """The keys a report may be signed with, each `{key_identifier, key}`: the name the scanner
+    gives it in `Github-Public-Key-Identifier`, and the public key's PEM text (ECDSA P-256). A
+    report signed with any other key, or unsigned, is refused (401)."""
+    max_body: Annotated[int, Int(1024, 64 * 1024 * 1024)] = 1024 * 1024
+    """Largest report accepted, in bytes (413 above)."""
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamTLSConfig:
     """How the gateway checks an `https://` upstream and proves itself to it. The certificate is
     always verified (against `ca_file`, or the system's CAs): an upstream that fails gets 502
@@ -538,6 +572,8 @@ class Config:
     """Usage rollups and unusual keys."""
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     """Webhooks: events POSTed, signed, to the endpoints registered at `/admin/webhooks`."""
+    secret_scanning: SecretScanningConfig = field(default_factory=SecretScanningConfig)
+    """Reports of leaked keys from secret scanners."""
     portal: PortalConfig = field(default_factory=PortalConfig)
     """The tenant portal (self-service for the tenants' own people)."""
     tenants: TenantsConfig = field(default_factory=TenantsConfig)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from gateway.accounts.events import ALL_EVENTS, EVENT_TYPES
-from gateway.accounts.requests import NOT_PRINTABLE, Flag, Id, Request
+from gateway.accounts.requests import NOT_PRINTABLE, Flag, Id, Request, name_rule
 from gateway.config.fields import Invalid, Rule
 from gateway.events.addresses import MAX_URL
 
@@ -30,8 +30,8 @@ Events = Annotated[list[EventType], Rule('must be a non-empty list of event type
                                          {"min_length": 1})]
 Url = Annotated[str, Rule(f"must be a URL of at most {MAX_URL} characters",
                           {"strict": True, "min_length": 1, "max_length": MAX_URL})]
-Description = Annotated[str, Rule("must be a string of 1 to 512 printable characters", {
-    "strict": True, "min_length": 1, "max_length": 512, "pattern": f"^[^{NOT_PRINTABLE}]*$"})]
+Description = Annotated[str, name_rule("must be a string of 1 to 512 printable characters, not only spaces", 512,
+                                        NOT_PRINTABLE)]
 
 
 def subscription(events: list[str]) -> tuple[str, ...]:

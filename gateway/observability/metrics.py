@@ -1,6 +1,7 @@
 """Prometheus metrics on a registry passed in (each test app has its own), cheap on the hot path.
 
-Labels are bounded: route names, methods, status classes and fixed reasons, never a raw path,
+Labels are bounded: route names, methods, status classes, status codes (those the gateway answers
+itself and common upstream ones; any other is its class) and fixed reasons, never a raw path,
 key id or tenant id, unless `metrics.per_tenant_label` is switched on (one series per tenant:
 mind the cardinality). Cache and buffer figures are read at scrape time.
 
@@ -23,6 +24,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from gateway import __version__
+from gateway.errors import GatewayError
 from gateway.exchange import RequestScope
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -42,6 +44,28 @@ AUTH_REASONS = {
     "RESOURCE_FORBIDDEN": "resource",
 }
 STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
+
+
+def _code_labels() -> tuple[str, ...]:
+    """The `code` label of each status from 0 to 599: the status itself when the gateway answers it
+    (each contract error's status) or it is a common upstream answer, else its class (`4xx`), so an
+    upstream answering every code from 100 to 599 adds at most five series a route and method."""
+    own = {CLIENT_CLOSED}
+    pending: list[type[GatewayError]] = [GatewayError]
+    while pending:
+        cls = pending.pop()
+        own.add(cls.status)
+        pending.extend(cls.__subclasses__())
+    known = own | COMMON_UPSTREAM_CODES
+    return tuple(str(n) if n in known else STATUS_CLASS.get(n // 100, "5xx") for n in range(600))
+
+
+CLIENT_CLOSED = 499  # the client went away first (nginx's convention; proxy/handler.py)
+COMMON_UPSTREAM_CODES = frozenset({
+    101, 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 406, 409, 410, 412, 415,
+    422, 429, 500, 501, 502, 503, 504,
+})
+CODE_LABELS = _code_labels()
 
 _REQUESTS = ("gateway_requests", "Requests handled by the proxy listener.")
 _DURATION = ("gateway_request_duration_seconds", "Time from request to the end of the response.")
@@ -88,7 +112,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry, *, per_tenant: bool = False, multiprocess: bool = False) -> None:
         self.registry = registry
         self.per_tenant = per_tenant
-        self._labels = ["route", "method", "status_class"] + (["tenant"] if per_tenant else [])
+        self._labels = ["route", "method", "status_class", "code"] + (["tenant"] if per_tenant else [])
         self.in_flight = 0
         self._series: dict[tuple[str, ...], _Series] = {}
         self._timings: dict[str, tuple[Timings, Timings]] = {}
@@ -124,7 +148,9 @@ class Metrics:
     def observe(self, scope: RequestScope, done: float) -> None:
         self.in_flight -= 1
         route = scope.route.name if scope.route is not None else "(none)"
-        key: tuple[str, ...] = (route, scope.method, STATUS_CLASS.get(scope.status // 100, "5xx"))
+        status = scope.status
+        key: tuple[str, ...] = (route, scope.method, STATUS_CLASS.get(status // 100, "5xx"),
+                                CODE_LABELS[status] if 0 <= status < 600 else "5xx")
         if self.per_tenant:
             identity = scope.identity
             key += (identity.tenant_id if identity else "",)

@@ -24,7 +24,7 @@ def limiter_for(
     """The limiter the `ratelimit` section names; `on_backend_error` hears of each failure of a
     remote backend (the metric), whatever `on_backend_error` in the section decides for the request."""
     if cfg.backend == "redis":
-        return create_rate_limiter("redis", url=cfg.redis_url, prefix=cfg.redis_prefix,
+        return create_rate_limiter("redis-leased" if cfg.redis_leases else "redis", url=cfg.redis_url, prefix=cfg.redis_prefix,
                                    on_backend_error=cfg.on_backend_error, on_error_callback=on_backend_error)
     return create_rate_limiter(cfg.backend, clock=clock)
 
@@ -38,4 +38,8 @@ def create_rate_limiter(backend: str, **kwargs: Any) -> RateLimiter:
         from gateway.ratelimit.redis import RedisRateLimiter
 
         return RedisRateLimiter(**kwargs)
+    if backend == "redis-leased":
+        from gateway.ratelimit.leased import LeasedRedisRateLimiter
+
+        return LeasedRedisRateLimiter(**kwargs)
     raise ValueError(f"ratelimit.backend: unknown backend {backend!r} (memory or redis)")

@@ -40,7 +40,9 @@ class RateLimiter(Protocol):
     """Counts one request against each (bucket, limit per minute) and answers for the strictest.
 
     A backend that decides in memory may also offer `hit_sync(checks) -> Decision`: the guard
-    then calls it without awaiting, and a request with a cached identity makes no coroutine."""
+    then calls it without awaiting, and a request with a cached identity makes no coroutine. A
+    remote backend may offer `hit_local(checks) -> Decision | None`: the decisions it can make in
+    the worker (leased permits, leased.py), None for those only `hit` can make."""
 
     async def hit(self, checks: Sequence[tuple[str, int]]) -> Decision: ...
     async def ping(self) -> None: ...

@@ -61,6 +61,8 @@ return out
 
 
 class RedisRateLimiter:
+    script = SCRIPT
+
     def __init__(
         self,
         url: str,
@@ -91,10 +93,10 @@ class RedisRateLimiter:
         self._sha: str | None = None
         self._down = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._batch: list[tuple[list[str], list[int], asyncio.Future[list[int]]]] = []
+        self._batch: list[tuple[list[str], Sequence[int | str], asyncio.Future[list[int]]]] = []
         self._sending: set[asyncio.Task[None]] = set()
 
-    async def _eval(self, keys: list[str], args: list[int]) -> list[int]:
+    async def _eval(self, keys: list[str], args: Sequence[int | str]) -> list[int]:
         """One decision; decisions asked for in the same loop iteration share one pipeline.
 
         Under load many requests wait on the limiter at once: sending their scripts in one
@@ -115,19 +117,19 @@ class RedisRateLimiter:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _run_batch(self, batch: list[tuple[list[str], list[int], asyncio.Future[list[int]]]]) -> None:
+    async def _run_batch(self, batch: list[tuple[list[str], Sequence[int | str], asyncio.Future[list[int]]]]) -> None:
         from redis.exceptions import NoScriptError
 
         try:
             if self._sha is None:
-                self._sha = await self._redis.script_load(SCRIPT)
+                self._sha = await self._redis.script_load(self.script)
             for attempt in (1, 2):
                 pipe = self._redis.pipeline(transaction=False)
                 for keys, args, _ in batch:
                     pipe.evalsha(self._sha, len(keys), *keys, *args)
                 results = await pipe.execute(raise_on_error=False)
                 if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
-                    self._sha = await self._redis.script_load(SCRIPT)  # Redis restarted or flushed scripts
+                    self._sha = await self._redis.script_load(self.script)  # Redis restarted or flushed scripts
                     continue
                 break
         except BaseException as exc:

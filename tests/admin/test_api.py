@@ -376,3 +376,25 @@ async def test_a_key_made_with_an_expiry_date_ends_then(start_gateway, upstream,
             assert resp.status == 401 and (await read_json(resp))["error"]["code"] == "EXPIRED_CREDENTIALS"
         _, shown = await admin("GET", f"/admin/keys/{key['id']}")
         assert shown["status"] == "expired"
+
+
+async def test_names_of_spaces_alone_are_refused_and_names_are_stored_trimmed(admin) -> None:
+    for path, body in (("/admin/tenants", {"id": "acme", "plan": "starter"}),):
+        status, err = await admin("POST", path, {**body, "name": "   "})
+        assert (status, [d["field"] for d in err["error"]["details"]]) == (422, ["name"])
+        assert "not only spaces" in err["error"]["details"][0]["issue"]
+    status, tenant = await admin("POST", "/admin/tenants", {"id": "acme", "name": "  Acme  Corp ", "plan": "starter"})
+    assert status == 201 and tenant["name"] == "Acme  Corp"
+    assert (await admin("PATCH", "/admin/tenants/acme", {"name": " "}))[0] == 422
+    assert (await admin("PATCH", "/admin/tenants/acme", {"name": " Acme "}))[1]["name"] == "Acme"
+    assert (await admin("POST", "/admin/tenants/acme/users", {"name": "  ", "role": "member"}))[0] == 422
+    status, user = await admin("POST", "/admin/tenants/acme/users", {"name": " Ann ", "role": "member"})
+    assert status == 201 and user["name"] == "Ann"
+    assert (await admin("PATCH", f"/admin/users/{user['id']}", {"name": "    "}))[0] == 422
+    assert (await admin("PATCH", f"/admin/users/{user['id']}", {"name": "Ann B "}))[1]["name"] == "Ann B"
+    status, err = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": " ", "scope": "read_only"})
+    assert (status, [d["field"] for d in err["error"]["details"]]) == (422, ["name"])
+    status, key = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": " backend ", "scope": "read_only"})
+    assert status == 201 and key["name"] == "backend"
+    _, shown = await admin("GET", f"/admin/keys/{key['id']}")
+    assert shown["name"] == "backend"

@@ -307,6 +307,11 @@ async def test_tenant_names_render_as_text_and_records_views_list_newest_first(c
     await page.wait_for_selector("td:has-text('key.created')")
     first_action = await page.locator("tbody tr:first-child td:nth-child(3)").text_content()
     assert first_action == "key.created"  # newest first: the key came after both tenants
+    await page.get_by_label("Tenant id").fill("evil")
+    await page.get_by_label("Action").fill("tenant.created")
+    await page.get_by_role("button", name="Apply").click()
+    await page.wait_for_url(re.compile(r"#/audit\?tenant_id=evil&action=tenant\.created$"))
+    await expect(page.locator("#audit tbody tr td:nth-child(3)")).to_have_text(["tenant.created"])
     await page.get_by_role("link", name="Calls", exact=True).click()
     await page.wait_for_selector("td:has-text('/api/v1/visitors')")
     await page.get_by_label("Status").fill("404")

@@ -83,6 +83,7 @@ async def test_an_endpoint_is_created_shown_changed_and_deleted(admin: Admin, ai
     ({"url": "https://hooks.example.com/x", "events": ["key.made"]}, "events"),
     ({"url": 5, "events": ["*"]}, "url"),
     ({"url": "https://hooks.example.com/x", "events": ["*"], "description": ""}, "description"),
+    ({"url": "https://hooks.example.com/x", "events": ["*"], "description": "   "}, "description"),
     ({"url": "https://hooks.example.com/x", "events": ["*"], "tenant_id": "nope"}, "tenant_id"),
     ({"url": "https://hooks.example.com/x", "events": ["*"], "colour": "red"}, "colour"),
     ({"url": "ftp://hooks.example.com/x", "events": ["*"]}, "url"),

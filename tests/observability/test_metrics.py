@@ -41,9 +41,11 @@ async def test_counters_move_with_traffic(start_gateway, upstream, https, tmp_pa
     await call(https, gw, "/nowhere")                            # 404, no route
     text = await scrape(gw)
     m = samples(text)
-    req = lambda cls: m.get(("gateway_requests_total", (("method", "GET"), ("route", "visitors"), ("status_class", cls))), 0)  # noqa: E731
-    assert req("2xx") == 3 and req("4xx") == 3
-    assert m[("gateway_requests_total", (("method", "GET"), ("route", "(none)"), ("status_class", "4xx")))] == 1
+    req = lambda cls, code: m.get(("gateway_requests_total", (("code", code), ("method", "GET"), ("route", "visitors"),  # noqa: E731
+                                                              ("status_class", cls))), 0)
+    assert req("2xx", "200") == 3 and req("4xx", "429") == 1 and req("4xx", "401") == 2
+    assert m[("gateway_requests_total", (("code", "404"), ("method", "GET"), ("route", "(none)"),
+                                         ("status_class", "4xx")))] == 1
     assert m[("gateway_auth_total", (("method", "api_key"), ("result", "ok")))] == 4
     assert m[("gateway_auth_total", (("method", "none"), ("result", "missing")))] == 1
     assert m[("gateway_auth_total", (("method", "api_key"), ("result", "invalid")))] == 1

@@ -329,7 +329,8 @@ async def test_a_request_outliving_the_grace_period_is_cut_and_counted(start_gat
     assert await asyncio.wait_for(idle_reader.read(), 5) == b""   # an idle connection just closes
     assert await asyncio.wait_for(reader.read(), 5) == b""        # no answer, not a made-up one
     await asyncio.wait_for(state.cancelled.wait(), 5)             # the upstream request is cut too
-    assert gw.registry.get_sample_value("gateway_requests_total", {"route": "slow", "method": "GET", "status_class": "4xx"}) == 1
+    assert gw.registry.get_sample_value("gateway_requests_total", {"route": "slow", "method": "GET", "status_class": "4xx",
+                                                                      "code": "499"}) == 1
     idle_writer.close()
     writer.close()
 

@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.ratelimit import create_rate_limiter
+from gateway.ratelimit.leased import LeasedRedisRateLimiter
 from gateway.ratelimit.memory import MemoryRateLimiter
 from gateway.ratelimit.redis import RedisRateLimiter
 from tests.conftest import FakeClock, require_service
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_KINDS = pytest.mark.parametrize("kind", [RedisRateLimiter, LeasedRedisRateLimiter], ids=["redis", "redis-leased"])
 
 
 def redis_reachable() -> bool:
@@ -152,11 +154,11 @@ def test_idle_buckets_are_looked_at_every_256th_decision() -> None:
 # --- conformance: every backend --------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-leased"])
 async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[object]:
-    if request.param == "redis":
+    if request.param.startswith("redis"):
         require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
-        made = create_rate_limiter("redis", url=REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:")
+        made = create_rate_limiter(request.param, url=REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:")
     else:
         made = create_rate_limiter("memory")
     yield made
@@ -183,11 +185,12 @@ async def test_200_concurrent_requests_admit_exactly_100(limiter) -> None:
     assert sum(r.allowed for r in results) == 100
 
 
-async def test_two_redis_clients_share_one_exact_limit() -> None:
+@REDIS_KINDS
+async def test_two_redis_clients_share_one_exact_limit(kind) -> None:
     require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
     prefix = f"gwtest:{uuid.uuid4().hex}:"
-    a = RedisRateLimiter(REDIS_URL, prefix=prefix)
-    b = RedisRateLimiter(REDIS_URL, prefix=prefix)
+    a = kind(REDIS_URL, prefix=prefix)
+    b = kind(REDIS_URL, prefix=prefix)
     try:
         results = await asyncio.gather(*(x.hit([("shared", 100)]) for x in [a, b] * 100))
         assert sum(r.allowed for r in results) == 100
@@ -196,9 +199,10 @@ async def test_two_redis_clients_share_one_exact_limit() -> None:
         await b.close()
 
 
-async def test_redis_window_slides_on_server_time() -> None:
+@REDIS_KINDS
+async def test_redis_window_slides_on_server_time(kind) -> None:
     require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
-    limiter = RedisRateLimiter(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:", window=0.5)
+    limiter = kind(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:", window=0.5)
     try:
         assert (await limiter.hit([("w", 1)])).allowed
         refused = await limiter.hit([("w", 1)])
@@ -215,10 +219,11 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@REDIS_KINDS
 @pytest.mark.parametrize("mode", ["allow", "deny"])
-async def test_redis_down_follows_on_backend_error_and_logs_once(mode, caplog) -> None:
+async def test_redis_down_follows_on_backend_error_and_logs_once(kind, mode, caplog) -> None:
     errors: list[Exception] = []
-    limiter = RedisRateLimiter(
+    limiter = kind(
         f"redis://127.0.0.1:{closed_port()}/0", on_backend_error=mode, on_error_callback=errors.append
     )
     caplog.set_level(logging.INFO, logger="gateway.ratelimit")
@@ -233,11 +238,12 @@ async def test_redis_down_follows_on_backend_error_and_logs_once(mode, caplog) -
     assert sum("unreachable" in r.getMessage() for r in caplog.records) == 1
 
 
-async def test_redis_recovers_after_its_connections_are_killed(caplog) -> None:
+@REDIS_KINDS
+async def test_redis_recovers_after_its_connections_are_killed(kind, caplog) -> None:
     require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
     import redis.asyncio as aioredis
 
-    limiter = RedisRateLimiter(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:")
+    limiter = kind(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:")
     admin = aioredis.from_url(REDIS_URL)
     try:
         assert (await limiter.hit([("r", 100)])).allowed
@@ -249,14 +255,15 @@ async def test_redis_recovers_after_its_connections_are_killed(caplog) -> None:
         await limiter.close()
 
 
+@REDIS_KINDS
 @pytest.mark.parametrize("mode", ["allow", "deny"])
-async def test_a_slow_redis_is_answered_by_the_timeout_and_recovers_by_itself(mode) -> None:
+async def test_a_slow_redis_is_answered_by_the_timeout_and_recovers_by_itself(kind, mode) -> None:
     require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
     import time
 
     import redis.asyncio as aioredis
 
-    limiter = RedisRateLimiter(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:", on_backend_error=mode)
+    limiter = kind(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:", on_backend_error=mode)
     admin = aioredis.from_url(REDIS_URL)
     try:
         assert (await limiter.hit([("s", 100)])).allowed

@@ -54,8 +54,27 @@ def test_buckets_match_prometheus_client_in_one_process() -> None:
         {k.replace("request_", "upstream_"): v for k, v in reference().items()})
     requests = {tuple(sorted(s.labels.items())): s.value for f in text_string_to_metric_families(text)
                 if f.name == "gateway_requests" for s in f.samples}
-    assert requests == {(("method", "GET"), ("route", "api"), ("status_class", "2xx")): len(DURATIONS)}
+    assert requests == {(("code", "200"), ("method", "GET"), ("route", "api"), ("status_class", "2xx")): len(DURATIONS)}
     assert "gateway_requests_in_flight 0.0" in text
+
+
+def test_status_codes_are_labels_bounded_to_the_known_ones_else_their_class() -> None:
+    """The gateway's own statuses and common upstream ones are themselves; any other code an
+    upstream sends counts under its class, so a route and method have a bounded set of series."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    for status in (200, 201, 204, 304, 401, 403, 404, 413, 429, 431, 502, 503, 504, *range(100, 600)):
+        metrics.in_flight += 1
+        metrics.observe(scope(0.0, status), 0.001)
+    codes: dict[str, float] = {}
+    for f in text_string_to_metric_families(generate_latest(registry).decode()):
+        for s in f.samples if f.name == "gateway_requests" else ():
+            assert s.labels["code"][0] == s.labels["status_class"][0]
+            codes[s.labels["code"]] = codes.get(s.labels["code"], 0) + s.value
+    assert codes["200"] == codes["401"] == codes["413"] == codes["431"] == codes["504"] == 2
+    assert codes["4xx"] == 100 - len([c for c in codes if c.startswith("4") and c != "4xx"])  # 418, 499, ...
+    assert codes["499"] == 1 and "418" not in codes and "299" not in codes and "599" not in codes
+    assert len(codes) <= 40
 
 
 @pytest.fixture

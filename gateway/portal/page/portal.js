@@ -62,6 +62,17 @@ function notices() {
   who.textContent = me ? `${me.user.email} · ${me.role} · ${me.tenant.name}` : "";
 }
 
+// A link opened in a tab that has the page already changes only the fragment. Registered before
+// the shell's own listener, so the link is read before the shell takes the fragment for a view;
+// a link is someone's own, so whoever was signed in here is signed out first.
+addEventListener("hashchange", (event) => {
+  const link = linkFromFragment();
+  if (!link) return;
+  event.stopImmediatePropagation();
+  if (me) shell.signOut();
+  openLink(link);
+});
+
 const shell = mountShell({
   title: "API access",
   views: VIEWS,
@@ -211,11 +222,5 @@ async function start() {
     shell.render();
   }
 }
-
-// A link pasted into a tab that has the page open already changes only the fragment.
-addEventListener("hashchange", () => {
-  const link = linkFromFragment();
-  if (link) openLink(link);
-});
 
 start();

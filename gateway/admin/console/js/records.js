@@ -22,9 +22,11 @@ const CALLS = [
   { label: "Limited", cell: (e) => (e.rate_limited ? "yes" : "") }, { label: "Request id", cls: "mono", cell: text("request_id") },
 ];
 
-// filters: [{ name, label, type, inputmode? }] - each one a query parameter of the API and of the URL.
-async function listing(root, ctx, { title, id, path, columns, filters }) {
+// filters: [{ name, label, type, inputmode?, tenant? }] - each one a query parameter of the API and
+// of the URL; a `tenant` one only where there are several tenants to choose from (not the portal).
+async function listing(root, ctx, { title, id, path, columns, filters: all }) {
   const cols = columns.filter((c) => !c.tenant || ctx.caps.tenants);
+  const filters = all.filter((f) => !f.tenant || ctx.caps.tenants);
   const values = Object.fromEntries(filters.map((f) => [f.name, ctx.params[f.name] || ""]));
   let cursor = null;
   let table = null;
@@ -55,8 +57,12 @@ async function listing(root, ctx, { title, id, path, columns, filters }) {
   root.replaceChildren(...[heading(title), bar, table, h("div", { class: "pager" }, more, status)].filter(Boolean));
 }
 
-export const auditView = (root, ctx) => listing(root, ctx, { title: "Audit trail", id: "audit", path: "/audit", columns: AUDIT, filters: [] });
+const TENANT = { name: "tenant_id", label: "Tenant id", type: "text", tenant: true };
+export const auditView = (root, ctx) => listing(root, ctx, {
+  title: "Audit trail", id: "audit", path: "/audit", columns: AUDIT,
+  filters: [TENANT, { name: "action", label: "Action", type: "text" }],
+});
 export const callsView = (root, ctx) => listing(root, ctx, {
   title: "Call log", id: "calls", path: "/calls", columns: CALLS,
-  filters: [{ name: "key_id", label: "Key id", type: "text" }, { name: "status", label: "Status", type: "text", inputmode: "numeric" }],
+  filters: [TENANT, { name: "key_id", label: "Key id", type: "text" }, { name: "status", label: "Status", type: "text", inputmode: "numeric" }],
 });
