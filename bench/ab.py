@@ -3,6 +3,8 @@
     python bench/ab.py --base HEAD~3            # API-key route, 3 rounds of 8 s each side
     python bench/ab.py --base main --path /public --rounds 5
     python bench/ab.py --base HEAD~1 --rate 8000   # open-loop latency at 8,000 req/s instead
+    python bench/ab.py --base HEAD~1 --this-config '{"portal": {"enabled": true}}'   # a feature on, this side
+    python bench/ab.py --base main --query 'page=2&sort=name'   # requests with a short query string
 
 On a shared machine req/s drifts ±15–30 % between runs, more than most changes are worth; two
 gateways measured in alternation, same upstream, same pinning as `run.py` (wrk and the nginx
@@ -18,6 +20,7 @@ change meant for the tail, which closed-loop throughput does not see.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -69,7 +72,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--rate", type=float, help="open loop at this many req/s: p50 / p99 instead of req/s and CPU")
+    parser.add_argument("--this-config", type=json.loads, default={}, metavar="JSON",
+                        help="config sections for this checkout's side only (a feature the base lacks), "
+                        "e.g. '{\"portal\": {\"enabled\": true}}'")
+    parser.add_argument("--query", default="", help="a query string (without ?) every request carries")
     args = parser.parse_args()
+    target = f"{args.path}?{args.query}" if args.query else args.path
     two = (os.cpu_count() or 1) >= 2
     results: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
@@ -84,13 +92,14 @@ def main() -> None:
                 if side == "base":
                     from_worktree(tree)
                 try:
-                    gw = R.GatewayProcess(root, f"{side}{round_no}", upstream, {"backend": "memory"}, 1 if two else None)
+                    gw = R.GatewayProcess(root, f"{side}{round_no}", upstream, {"backend": "memory"}, 1 if two else None,
+                                          extra=args.this_config if side == "this" else None)
                     with gw.running():
                         header = f"X-API-Key: {gw.credentials()[0]}" if args.path == "/api" else None
                         if args.rate:
-                            latency = R.openloop(gw.url(args.path), header, args.rate, args.duration, 0 if two else None)
+                            latency = R.openloop(gw.url(target), header, args.rate, args.duration, 0 if two else None)
                         else:
-                            rps, cpu = measure(gw, args.path, header, args.duration)
+                            rps, cpu = measure(gw, target, header, args.duration)
                 finally:
                     R.pinned = saved
                 if args.rate:

@@ -28,9 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gateway.credentials.keyformat import generate_key  # noqa: E402
 from run import GatewayProcess, openloop, start_upstream  # noqa: E402
 from soak import rss_kib  # noqa: E402
+
+from gateway.credentials.keyformat import generate_key  # noqa: E402
 
 
 async def flood(port: int, seconds: float, connections: int, sources: int = 1) -> dict[str, int]:

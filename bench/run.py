@@ -21,9 +21,9 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,7 +61,8 @@ http {{
 """
 UPSTREAM_SERVER = """  server {{
     listen 127.0.0.1:{upstream};
-    location / {{ default_type application/json; return 200 '{{"ok":true,"service":"bench upstream","items":[1,2,3,4,5,6,7,8]}}'; }}
+    location / {{ default_type application/json;
+                  return 200 '{{"ok":true,"service":"bench upstream","items":[1,2,3,4,5,6,7,8]}}'; }}
   }}"""
 PROXY_SERVER = """  upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; }}
   server {{
@@ -326,7 +327,7 @@ def main() -> None:
                                 gateway.pid))
         print(f"wrk -t1 -c{args.connections} -d{args.duration}s x {args.rounds} rounds; "
               f"load on cpu {load_cpu}, proxy on cpu {proxy_cpu}", flush=True)
-        for name, url, header, _ in targets:  # warm every target once: TLS sessions, caches, pools
+        for _name, url, header, _ in targets:  # warm every target once: TLS sessions, caches, pools
             subprocess.run(pinned(load_cpu, ["wrk", "-t1", "-c8", "-d1s", *(["-H", header] if header else []), url]),
                            capture_output=True, check=True)
         for round_no in range(1, args.rounds + 1):

@@ -6,8 +6,8 @@
 One `gateway run` as shipped (TLS, API keys, memory limiter, metrics, call log, access log) in
 front of an nginx upstream, pinned like `run.py` (proxy alone on CPU 1). First a closed-loop wrk
 run measures the maximum; then wrk offers 70 % of it (each connection paced by `paced.lua`) in
-segments of `--segment` seconds (after a `--warmup` at the same rate), while a thread creates, rotates and revokes a key every second,
-and the route table is reloaded (`POST /admin/reload`) half-way. Per segment: the achieved rate,
+segments of `--segment` seconds (after a `--warmup` at the same rate), while a thread creates, rotates and revokes a key every
+second, and the route table is reloaded (`POST /admin/reload`) half-way. Per segment: the achieved rate,
 p50/p99, responses by status, and the gateway's RSS. It fails on any status other than 200 and
 the expected 401 (rotated or revoked keys still in wrk's list) / 429, on socket errors, or when
 RSS grew more than 10 % from the first segment to the last.

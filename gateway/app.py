@@ -29,6 +29,7 @@ from gateway.access.failures import AuthFailureThrottle
 from gateway.access.guard import AccessGuard
 from gateway.access.secret_scanning import SecretScanningReceiver
 from gateway.access.self_api import SelfEndpoints
+from gateway.accounts.exposure import LeakWatch
 from gateway.accounts.passwords import Passwords
 from gateway.accounts.people import Mail, People
 from gateway.accounts.service import Accounts, Actor
@@ -298,6 +299,7 @@ class Gateway:
             own = SelfEndpoints(self.guard, gateway_version=__version__, api_version=cfg.self_api.api_version)
             endpoints[cfg.self_api.path + "/version"] = own.version
             endpoints[cfg.self_api.path + "/me"] = own.me
+        leaks = LeakWatch(self.accounts, cfg.keys.prefix)
         observer = RequestObserver(self.metrics if cfg.metrics.enabled else None, self.recorder, cfg.logging,
                                    self.access_log, clock=self.clock)
 
@@ -306,7 +308,7 @@ class Gateway:
         def pipeline(plain: bool) -> ProxyHandler:
             return ProxyHandler(routes=self.routes, forwarder=forwarder, transport=transport, guard=self.guard,
                                 plain=plain, endpoints=endpoints, observer=observer, failures=self.auth_failures,
-                                mount=mount)
+                                mount=mount, leaks=leaks)
 
         self._pusher = stats.export(
             stats.ServiceFigures(self.cache, self.recorder, self.auth_failures, self.last_used,

@@ -95,7 +95,18 @@ def describe_key(accounts: Accounts, view: dict[str, Any]) -> str:
         ("Revoked", stamp(view["revoked_at"], now)),
         ("Replaced by", view["replaced_by"] or "-"),
         ("Unusual usage", view["anomaly"]["message"] if view.get("anomaly") else "-"),
+        ("Exposed", _exposure(view, now)),
     ])
+
+
+def _exposure(view: Row, now: Any) -> str:
+    """Where and when the key was seen leaked (README, Leaked keys), or `-`."""
+    exposure = view.get("exposure")
+    if not exposure:
+        return "-"
+    where = {"query_string": "in a query string", "plain_http": "over plain HTTP",
+             "secret_scanning": "by a secret scanner"}.get(exposure["reason"], exposure["reason"])
+    return f"{where}, {stamp(exposure['at'], now)}" + (f" ({exposure['url']})" if exposure.get("url") else "")
 
 
 async def keys_create(services: Services, args: argparse.Namespace) -> None:

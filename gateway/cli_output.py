@@ -64,7 +64,7 @@ def table(rows: Sequence[Row], columns: Sequence[Column], *, wide: bool = False)
     shown = [c for c in columns if wide or not c.wide]
     cells = [[c.header for c in shown]] + [[_one_line(c.cell(row)) for c in shown] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(shown))]
-    return "\n".join("   ".join(text.ljust(w) for text, w in zip(line, widths)).rstrip() for line in cells)
+    return "\n".join("   ".join(text.ljust(w) for text, w in zip(line, widths, strict=True)).rstrip() for line in cells)
 
 
 def describe(fields: Iterable[tuple[str, str]]) -> str:

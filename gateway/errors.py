@@ -65,6 +65,12 @@ class BadRequest(GatewayError):
     status, code, default_message = 400, "BAD_REQUEST", "malformed request"
 
 
+class CredentialInQuery(GatewayError):
+    status, code = 400, "CREDENTIAL_IN_QUERY"
+    default_message = ("an API key was sent in the query string, where it is logged and kept: it is marked "
+                       "exposed; send keys in the Authorization or X-API-Key header")
+
+
 class _Unauthenticated(GatewayError):
     status = 401
     default_headers = {"WWW-Authenticate": "Bearer"}

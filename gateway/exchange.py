@@ -115,3 +115,17 @@ class FailedCredentials(Protocol):
     """Counts wrong credentials per client address; past a budget, how long the 401 waits."""
 
     def failed(self, client_ip: str) -> float: ...
+
+
+class LeakedKeys(Protocol):
+    """This gateway's keys seen where they leak: found by string work alone (no lookup), then
+    marked exposed before the request is refused, so the refusal means it is done."""
+
+    def in_query(self, query: str, /) -> list[str]:
+        """The well-formed keys anywhere in a query string (without its `?`)."""
+
+    def in_request(self, request: Request, /) -> list[str]:
+        """The well-formed keys anywhere in a request's headers and query string."""
+
+    def report(self, secrets: list[str], reason: str, scope: RequestScope, /) -> Awaitable[None]:
+        """Mark them exposed (`reason`: query_string or plain_http); never raises."""

@@ -127,7 +127,7 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
         _, existing = await dst.list_tenants(page=1, per_page=1)
         if existing:
             raise StoreError("the destination store already holds tenants; migrate into an empty store")
-        far_past = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        far_past = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         _, tenants = await src.list_tenants(page=1, per_page=1)
         rows = Progress("tenants", tenants, progress, clock, every)
         async for tenant in _all(lambda page: src.list_tenants(page=page, per_page=_PAGE, sort="created_at")):
@@ -148,7 +148,7 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
             copied.keys += 1
             rows.add(1)
         # keys whose expiry the source has already put in the audit trail are not noted again
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         pending = set(await src.expired_unnoted(now, 2**31))
         for key_id in await dst.expired_unnoted(now, 2**31):
             if key_id not in pending:

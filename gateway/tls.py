@@ -51,7 +51,7 @@ def create_self_signed(cert_path: Path, key_path: Path, hostnames: tuple[str, ..
     addresses; it is its own CA, so clients trust it by naming it (`curl --cacert`)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway self-signed")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     alt_names: list[x509.GeneralName] = []
     for host in dict.fromkeys((*hostnames, "127.0.0.1", "::1")):  # in order, once each
         try:

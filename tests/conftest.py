@@ -20,8 +20,11 @@ from hypothesis import settings
 
 from gateway.app import Gateway
 from gateway.config import Config, parse_config
-from tests.services import drop_schema, postgres_url
-from tests.services import require_service  # noqa: F401 - re-exported for the test modules
+from tests.services import (
+    drop_schema,
+    postgres_url,
+    require_service,  # noqa: F401 - re-exported for the test modules
+)
 
 STORE_BACKEND = os.environ.get("GATEWAY_TEST_STORE", "sqlite")
 
@@ -258,7 +261,6 @@ def no_secret_is_ever_logged() -> Any:
     """Every key and token the suite creates, searched for in every log line the suite produced
     in-process (operational logs at DEBUG, and the access log)."""
     import logging
-
     import secrets as secrets_module
 
     from gateway.accounts import service

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,25 @@ async def drop_schema(url: str) -> None:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def private_redis_server(directory: Path) -> AsyncIterator[str]:
+    """A Redis of one test alone: its counters count only that test's commands, and no other
+    test's CLIENT KILL or CLIENT PAUSE on the shared Redis reaches it."""
+    import asyncio
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    proc = await asyncio.create_subprocess_exec(
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        "--dir", str(directory), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    try:
+        while b"Ready to accept connections" not in (line := await asyncio.wait_for(proc.stdout.readline(), 10)):
+            assert line, "redis-server exited"
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.kill()
+        await proc.wait()

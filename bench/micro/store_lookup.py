@@ -29,7 +29,7 @@ from gateway.keystore.base import KeyStore  # noqa: E402
 from gateway.keystore.postgres import PostgresKeyStore, connect_args  # noqa: E402
 from gateway.keystore.sqlite import SQLiteKeyStore, ts  # noqa: E402
 
-NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def rows(n: int) -> list[tuple]:

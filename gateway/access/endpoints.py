@@ -71,7 +71,7 @@ class TokenEndpoints:
             "env": identity.environment,
         }
         token, exp = self._tokens.mint(claims, ttl=self._ttl)
-        expires_at = dt.datetime.fromtimestamp(exp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        expires_at = dt.datetime.fromtimestamp(exp, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return json_answer(
             200,
             {"token": token, "expires_at": expires_at, "token_type": "Bearer"},

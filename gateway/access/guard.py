@@ -14,8 +14,8 @@ Each request goes through four steps, cheapest refusals first:
 
 Fast path: with the identity cached and the limiter in memory (or none, or a leased permit of
 the Redis limiter in this worker), `__call__` runs all four inline and returns the upstream,
-making no coroutine (a few % of a request's CPU, measured). Slow path: otherwise it returns `_decide`, a coroutine running the same four steps
-that awaits the store on a cache miss and a remote limiter's answer.
+making no coroutine (a few % of a request's CPU, measured). Slow path: otherwise it returns
+`_decide`, a coroutine running the same four steps that awaits the store on a cache miss and a remote limiter's answer.
 """
 
 from __future__ import annotations

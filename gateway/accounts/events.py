@@ -25,7 +25,7 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 def iso(at: dt.datetime | None) -> str | None:
     if at is None:
         return None
-    return at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def new_event(

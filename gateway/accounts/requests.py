@@ -121,7 +121,7 @@ def _date_time(value: Any) -> dt.datetime | None:
         raise Invalid()
     text = re.sub(r"(\.\d{6})\d+", r"\1", value.upper().replace(" ", "T")).replace("Z", "+00:00")
     try:
-        return dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc)
+        return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
     except (ValueError, OverflowError):
         raise Invalid() from None
 

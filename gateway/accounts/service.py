@@ -8,6 +8,7 @@ store transaction (the outbox), so an event is never lost nor sent for a change 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import math
@@ -17,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.accounts import rules
+from gateway.accounts.events import key_data, key_event, tenant_event, user_event
 from gateway.config import Config
 from gateway.credentials.keyformat import display_prefix, generate_key, hash_key, last4, new_id
 from gateway.errors import Conflict, NotFound, ValidationError
-from gateway.accounts.events import key_data, key_event, tenant_event, user_event
 from gateway.keystore.base import DuplicateError, KeyStore
 from gateway.keystore.cache import Invalidator
 from gateway.keystore.models import ApiKey, Tenant, User
@@ -102,6 +103,7 @@ class Accounts:
         # Keys this process has marked exposed (or is marking): a flood of requests with one
         # leaked key reaches the store once. Insertion order is age.
         self._exposed: dict[str, None] = {}
+        self._leaked: dict[str, asyncio.Future[str | None]] = {}  # secret hash -> its key id (None: not a key here)
         self.on_exposed: Callable[[str], None] | None = None  # told the reason of each exposure recorded here
 
     def record(self, actor: Actor, action: str, target_type: str, target_id: str, *,
@@ -110,7 +112,7 @@ class Accounts:
         self._audit(actor, action, target_type, target_id, tenant_id=tenant_id)
 
     def now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc)
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
     # tenants
 
@@ -304,6 +306,38 @@ class Accounts:
             self._exposed.pop(key_id, None)  # not recorded: a later sighting tries again
             raise
 
+    async def expose_secret(self, secret: str, reason: str, *, url: str | None = None,
+                            actor: Actor = SYSTEM) -> str | None:
+        """A secret seen leaked (a well-formed key: its checksum holds): the id of the key it is,
+        marked exposed as `mark_exposed` does, or None when it is no key of this store. Once per
+        secret per process: reports of one secret while the first is under way wait for it, and
+        later ones are answered from memory, so a flood costs the store one lookup and one write.
+        A canary key is never marked (it is planted to be found; its alarm is `note_canary_use`)."""
+        digest = hash_key(secret)
+        pending = self._leaked.get(digest)
+        if pending is None:
+            if len(self._leaked) >= _EXPOSED_REMEMBERED:
+                del self._leaked[next(iter(self._leaked))]
+            pending = self._leaked[digest] = asyncio.ensure_future(self._expose_secret(digest, reason, url, actor))
+            pending.add_done_callback(lambda done: self._forget_failed(digest, done))
+        return await asyncio.shield(pending)
+
+    def _forget_failed(self, digest: str, done: asyncio.Future[str | None]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            self._leaked.pop(digest, None)  # not recorded: a later sighting tries again
+
+    async def _expose_secret(self, digest: str, reason: str, url: str | None, actor: Actor) -> str | None:
+        principal = await self.store.get_principal_by_hash(digest)
+        if principal is None:
+            return None
+        key = principal.key
+        if not key.canary:
+            try:
+                await self.mark_exposed(key.id, reason, url=url, actor=actor)
+            except NotFound:  # deleted since the lookup
+                return None
+        return key.id
+
     def _remember_exposed(self, key_id: str) -> None:
         if len(self._exposed) >= _EXPOSED_REMEMBERED:
             del self._exposed[next(iter(self._exposed))]
@@ -442,7 +476,7 @@ def key_view(key: ApiKey, now: dt.datetime, expiring_soon_days: int) -> dict[str
 def iso(at: dt.datetime | None) -> str | None:
     if at is None:
         return None
-    return at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def plain(obj: Any) -> Mapping[str, Any]:

@@ -39,7 +39,7 @@ async def _run(check: Check) -> Degraded | str | None:
     """None: fine; `Degraded`: serving without it; text: why it is not ready."""
     try:
         return await asyncio.wait_for(check(), _CHECK_TIMEOUT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return f"no answer within {_CHECK_TIMEOUT:g} s"
     except Exception as exc:  # any failure is a readiness answer, never a 500
         return str(exc) or type(exc).__name__
@@ -49,10 +49,10 @@ async def readyz(request: web.Request) -> web.Response:
     checks = request.app.get(READINESS_CHECKS, ())
     results = await asyncio.gather(*(_run(fn) for _, fn in checks))
     report = {name: "ok" if result is None else "degraded" if isinstance(result, Degraded) else result
-              for (name, _), result in zip(checks, results)}
-    failing = [(name, result) for (name, _), result in zip(checks, results) if isinstance(result, str)]
+              for (name, _), result in zip(checks, results, strict=True)}
+    failing = [(name, result) for (name, _), result in zip(checks, results, strict=True) if isinstance(result, str)]
     degraded = [{"field": name, "issue": result.reason}
-                for (name, _), result in zip(checks, results) if isinstance(result, Degraded)]
+                for (name, _), result in zip(checks, results, strict=True) if isinstance(result, Degraded)]
     if not failing:
         body: dict[str, object] = {"status": "degraded" if degraded else "ready", "checks": report}
         if degraded:

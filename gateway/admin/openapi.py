@@ -26,9 +26,9 @@ from gateway.accounts.requests import (
     UserPatch,
 )
 from gateway.admin import queries
-from gateway.events.requests import WebhookInput, WebhookPatch
 from gateway.admin.responses import RESPONSES, ref
 from gateway.config import Config, parse_config
+from gateway.events.requests import WebhookInput, WebhookPatch
 
 JSON = "application/json"
 BODIES: tuple[type[BaseModel], ...] = (TenantInput, TenantPatch, UserInput, UserPatch, KeyInput, WebhookInput,
@@ -95,8 +95,8 @@ PATHS: dict[str, Any] = {
     },
     "/admin/tenants/{id}": {
         "get": op("A tenant with plan, limit, key count and users", "200", "Tenant", ("404", *STORE), path_id=True),
-        "patch": op("Change name, plan, disabled, or the gates api_enabled and write_enabled", "200", "Tenant", (*BODY, "404", *STORE), body="TenantPatch",
-                    path_id=True),
+        "patch": op("Change name, plan, disabled, or the gates api_enabled and write_enabled", "200", "Tenant",
+                    (*BODY, "404", *STORE), body="TenantPatch", path_id=True),
     },
     "/admin/tenants/{id}/users": {
         "post": op("Create a user of the tenant", "201", "User", (*BODY, "404", *STORE), body="UserInput",

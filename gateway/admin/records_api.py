@@ -44,10 +44,7 @@ async def audit(request: web.Request) -> web.Response:
     entries = await recorder.store.list_audit(after=after, limit=limit, newest_first=newest_first,
                                               tenant_id=q.tenant_id, action=q.action)
     last = entries[-1].id if entries else after
-    if newest_first:
-        next_cursor = encode_cursor(last) if last is not None else None
-    else:
-        next_cursor = encode_cursor(last or 0)
+    next_cursor = None if newest_first and last is None else encode_cursor(last or 0)
     return json_response({"data": [entry_json(e) for e in entries], "next_cursor": next_cursor})
 
 

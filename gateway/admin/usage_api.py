@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.admin.api import ACCOUNTS, json_response
+from gateway.admin.queries import Usage, read_query
 from gateway.admin.records_api import RECORDER
 from gateway.errors import NotFound
-from gateway.admin.queries import Usage, read_query
 from gateway.observability.usage_query import plan_query, series
 
 

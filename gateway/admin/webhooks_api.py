@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin.api import actor, json_response, listing, read_json
+from gateway.accounts.views import listing
+from gateway.admin.api import actor, json_response, read_json
 from gateway.admin.queries import DeliveryLog, WebhookList, read_query
 from gateway.events.service import Webhooks, delivery_view, endpoint_view
 from gateway.observability.records import decode_cursor, encode_cursor

@@ -40,6 +40,7 @@ from gateway.config.sections import (
 __all__ = [
     "ALL_METHODS", "AUTH_KINDS", "DEFAULT_PLANS", "AdminConfig", "CallLogConfig", "Checked", "Config", "ConfigError",
     "KeysConfig", "LoggingConfig", "MetricsConfig", "Network", "PlanConfig", "RateLimitConfig", "RouteConfig",
-    "SelfApiConfig", "ServerConfig", "StoreConfig", "TLSConfig", "TokensConfig", "UsageAnomaliesConfig", "UsageConfig", "WebhooksConfig",
+    "SelfApiConfig", "ServerConfig", "StoreConfig", "TLSConfig", "TokensConfig", "UsageAnomaliesConfig", "UsageConfig",
+    "WebhooksConfig",
     "check_file", "load_config", "parse_config", "read_config",
 ]

@@ -116,8 +116,9 @@ class Rules:
 
 def within(route_path: str, portal_path: str) -> bool:
     """Whether every request a route matches is a request for the portal, the caller's own
-    endpoints or the secret-scanning receiver (so the route could never be reached): its first segments name that path, a `{param}` matching any segment and
-    letter case ignored (how a case-insensitive upstream would read it)."""
+    endpoints or the secret-scanning receiver (so the route could never be reached): its first
+    segments name that path, a `{param}` matching any segment and letter case ignored (how a
+    case-insensitive upstream would read it)."""
     route = [s for s in route_path.split("/") if s]
     portal = [s for s in portal_path.lower().split("/") if s]
     if len(route) < len(portal):

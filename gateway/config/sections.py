@@ -171,7 +171,8 @@ class RateLimitConfig:
     redis_prefix: Text = "gw:rl:"
     """Key prefix in Redis."""
     redis_leases: Flag = True
-    """redis: a worker leases permits of a busy key and decides its requests locally, still exact (README, Rate limits); false: one Redis step per decision."""
+    """redis: a worker leases permits of a busy key and decides its requests locally, still exact
+    (README, Rate limits); false: one Redis step per decision."""
     failed_auth_per_minute: Annotated[int, Int(0, 10**9)] = 1200
     """Wrong keys or tokens per client address and minute before its 401s are held (0: never)."""
     failed_auth_delay: Annotated[float, Number(0.0, 60.0)] = 1.0

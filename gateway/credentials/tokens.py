@@ -84,7 +84,7 @@ def _matches(algorithm: str, key: Any) -> bool:
 def _signing_key(algorithm: str, private_key: Any) -> SigningKey:
     public = private_key.public_key()
     algo = jwt.get_algorithm_by_name(algorithm)
-    jwk: dict[str, str] = json.loads(algo.to_jwk(public))  # type: ignore[arg-type]
+    jwk: dict[str, str] = json.loads(algo.to_jwk(public))
     # RFC 7638 thumbprint as the kid: stable across restarts and derived from the key alone.
     required = {"OKP": ("crv", "kty", "x"), "EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n")}
     members = {k: jwk[k] for k in required[jwk["kty"]]}

@@ -71,7 +71,7 @@ class Dispatcher:
         self._store_failing = False  # logged once when the store fails, once when it is back
 
     def _now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc)
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
     def wake(self) -> None:
         """Events were just written here: look now rather than at the next poll."""

@@ -8,7 +8,6 @@ download gigabytes or wait for ever.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import time
 from collections.abc import Mapping
@@ -101,7 +100,7 @@ class WebhookSender:
             if isinstance(exc.os_error, AddressRefused):
                 return outcome(False, None, str(exc.os_error))
             return outcome(False, None, f"cannot resolve the host: {_error_text(exc.os_error)}")
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             return outcome(False, None, f"no answer within {self.timeout:g} s")
         except aiohttp.ClientConnectorCertificateError as exc:
             return outcome(False, None, f"TLS certificate refused: {_error_text(exc.certificate_error)}")

@@ -83,7 +83,7 @@ class Webhooks:
         self._resolver = resolver if resolver is not None else ThreadedResolver()
 
     def now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc)
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
     async def _url_problem(self, url: str) -> str | None:
         """What the SSRF policy says of a URL now (its form, and every address its host has)."""

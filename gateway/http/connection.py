@@ -7,8 +7,9 @@ what it adds that aiohttp lacked:
 
 - every refusal is the contract's JSON error: malformed or ambiguous requests (llhttp refuses
   `Content-Length` with `Transfer-Encoding`, duplicate lengths, obs-fold, bare LF, NUL, bad
-  chunk sizes; this module two `Host` fields, none on HTTP/1.1, or one that is no host) get 400, oversized heads 431, and the connection closes, since its bytes can no
-  longer be read unambiguously;
+  chunk sizes; this module two `Host` fields, none on HTTP/1.1, or one that is no host) get 400,
+  oversized heads 431, and the connection closes, since its bytes can no longer be read
+  unambiguously;
 - heads are bounded per field (`server.max_header_bytes`), in total
   (`server.max_header_total_bytes`), in count and in request-line length, while they arrive;
 - a head must arrive within `server.header_timeout` of its first byte (or of the connection's

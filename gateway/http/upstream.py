@@ -329,7 +329,7 @@ class UpstreamPool:
                         ssl=(upstream.ssl_context or self._ssl) if tls else None,
                         server_hostname=(upstream.server_name or upstream.host) if tls else None,
                     )
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise UpstreamTimedOut(f"connecting to {upstream.origin} timed out") from None
         except (OSError, ssl.SSLError) as exc:
             raise UpstreamError(f"cannot connect to {upstream.origin}: {exc}") from None

@@ -110,7 +110,7 @@ class InvalidationBus:
             if wait > 0 and not pending.done.done():
                 try:
                     await asyncio.wait_for(asyncio.shield(pending.done), wait)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             return Propagation(pending.expected or 0, pending.confirmed, time.monotonic() - started)
         finally:

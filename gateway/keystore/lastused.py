@@ -43,7 +43,7 @@ class LastUsedRecorder:
         if not self._pending:
             return
         batch, self._pending = self._pending, {}
-        times = {k: dt.datetime.fromtimestamp(t, dt.timezone.utc) for k, t in batch.items()}
+        times = {k: dt.datetime.fromtimestamp(t, dt.UTC) for k, t in batch.items()}
         try:
             await self._store.record_last_used(times)
         except Exception as exc:

@@ -18,7 +18,7 @@ from gateway.keystore.outbox import ENDPOINT_CHANGES, Claim, Delivery, Endpoint,
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.astimezone(dt.timezone.utc) if value is not None else None
+    return value.astimezone(dt.UTC) if value is not None else None
 
 
 def _match(event: NewEvent, first: int) -> tuple[str, tuple[Any, ...]]:

@@ -146,7 +146,7 @@ async def create_pool(dsn: str, schema: str | None, *, min_size: int, max_size: 
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.astimezone(dt.timezone.utc) if value is not None else None
+    return value.astimezone(dt.UTC) if value is not None else None
 
 
 def tenant_row(r: Any, at: int = 0) -> Tenant:
@@ -384,7 +384,7 @@ class PostgresKeyStore(PostgresPortalQueries, PostgresWebhooks):
         found = await self._fetch(
             "SELECT id FROM api_keys k WHERE expires_at > $3 AND expires_at <= $1 AND revoked_at IS NULL "
             "AND NOT EXISTS (SELECT 1 FROM key_expiry_notes n WHERE n.key_id = k.id) LIMIT $2",
-            now, limit, since or dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc))
+            now, limit, since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
         return [row[0] for row in found]
 
     async def note_expiry(self, key_id: str, *, events: Sequence[NewEvent] = ()) -> bool:
@@ -399,7 +399,8 @@ class PostgresKeyStore(PostgresPortalQueries, PostgresWebhooks):
             "AND n.threshold_days = $3) ORDER BY k.expires_at LIMIT $4", now, now + within, threshold_days, limit)
         return [key_row(r) for r in rows]
 
-    async def note_expiring(self, key_id: str, thresholds: Sequence[int], at: dt.datetime, *, events: Sequence[NewEvent] = ()) -> bool:
+    async def note_expiring(self, key_id: str, thresholds: Sequence[int], at: dt.datetime, *,
+                            events: Sequence[NewEvent] = ()) -> bool:
         noted = [("INSERT INTO key_expiring_notes VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", (key_id, days, at))
                  for days in thresholds]
         return await self._write(noted, first_must_change=True, events=events)

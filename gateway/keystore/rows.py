@@ -34,8 +34,8 @@ def tenant_row(r: Any, when: When, at: int = 0) -> Tenant:
 
 
 def user_row(r: Any, when: When, at: int = 0) -> User:
-    return User(r[at], r[at + 1], r[at + 2], r[at + 3], r[at + 4], bool(r[at + 5]),  # type: ignore[arg-type]
-                when(r[at + 6]), when(r[at + 7]))  # type: ignore[arg-type]
+    return User(r[at], r[at + 1], r[at + 2], r[at + 3], r[at + 4], bool(r[at + 5]),
+                when(r[at + 6]), when(r[at + 7]))  # type: ignore[arg-type]  # both columns are NOT NULL
 
 
 def key_row(r: Any, when: When) -> ApiKey:

@@ -154,7 +154,8 @@ class SQLiteKeyStore(SQLitePortalQueries, SQLiteWebhooks):
         db = self._conn()
         await db.execute("BEGIN IMMEDIATE")
         try:
-            await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+            await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations"
+                             " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
             async with db.execute("SELECT version FROM schema_migrations") as cur:
                 done = {row[0] for row in await cur.fetchall()}
             for version, statements in MIGRATIONS:
@@ -163,7 +164,7 @@ class SQLiteKeyStore(SQLitePortalQueries, SQLiteWebhooks):
                 for statement in statements:
                     await db.execute(statement)
                 await db.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?)", (version, ts(dt.datetime.now(dt.timezone.utc)))
+                    "INSERT INTO schema_migrations VALUES (?, ?)", (version, ts(dt.datetime.now(dt.UTC)))
                 )
             await db.commit()
         except BaseException:
@@ -228,10 +229,9 @@ class SQLiteKeyStore(SQLitePortalQueries, SQLiteWebhooks):
                     return await work(db)
                 except sqlite3.OperationalError as exc:
                     await self._rollback(db)
-                    if "locked" in str(exc) or "busy" in str(exc):
-                        if loop.time() < deadline:
-                            await asyncio.sleep(0.02)
-                            continue
+                    if ("locked" in str(exc) or "busy" in str(exc)) and loop.time() < deadline:
+                        await asyncio.sleep(0.02)
+                        continue
                     raise StoreError(f"key store write failed: {exc}") from None
                 except sqlite3.IntegrityError as exc:
                     await self._rollback(db)
@@ -414,7 +414,7 @@ class SQLiteKeyStore(SQLitePortalQueries, SQLiteWebhooks):
     async def note_expiry(self, key_id: str, *, events: Sequence[NewEvent] = ()) -> bool:
         done = await self._write([(
             "INSERT INTO key_expiry_notes VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (key_id, ts(dt.datetime.now(dt.timezone.utc))))], first_must_change=True, events=events)
+            (key_id, ts(dt.datetime.now(dt.UTC))))], first_must_change=True, events=events)
         return done is not None
 
     async def expiring_unnoted(self, now: dt.datetime, within: dt.timedelta, threshold_days: int,
@@ -425,7 +425,8 @@ class SQLiteKeyStore(SQLitePortalQueries, SQLiteWebhooks):
             "ORDER BY k.expires_at LIMIT ?", (ts(now), ts(now + within), threshold_days, limit))
         return [key_row(r) for r in rows]
 
-    async def note_expiring(self, key_id: str, thresholds: Sequence[int], at: dt.datetime, *, events: Sequence[NewEvent] = ()) -> bool:
+    async def note_expiring(self, key_id: str, thresholds: Sequence[int], at: dt.datetime, *,
+                            events: Sequence[NewEvent] = ()) -> bool:
         noted = [("INSERT INTO key_expiring_notes VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (key_id, days, ts(at)))
                  for days in thresholds]
         return await self._write(noted, first_must_change=True, events=events) is not None

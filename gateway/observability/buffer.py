@@ -82,7 +82,7 @@ class BufferedWriter(Generic[T]):
         while not self._stopping:
             try:
                 await asyncio.wait_for(self._wake.wait(), self._interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             await self.flush()

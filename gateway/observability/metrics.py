@@ -91,7 +91,7 @@ class Timings:
     def cumulative(self) -> list[tuple[str, float]]:
         running = 0
         out: list[tuple[str, float]] = []
-        for le, count in zip(_LE, self.counts):
+        for le, count in zip(_LE, self.counts, strict=True):
             running += count
             out.append((le, running))
         return out
@@ -235,12 +235,12 @@ class _Pushed:
     def _timings(self, histogram: Histogram, route: str, timings: Timings) -> None:
         now = [*timings.counts, timings.total]
         pushed = self._done.setdefault((histogram, route), [0.0] * len(now))  # updated as each part is written
-        delta = [a - b for a, b in zip(now, pushed)]
+        delta = [a - b for a, b in zip(now, pushed, strict=True)]
         if any(delta):
             child = histogram.labels(route)
             # prometheus-client can only observe one value at a time; its per-bucket values take
             # an increment (the same objects `observe` increments, one bucket each, not cumulative).
-            for i, (bucket, count) in enumerate(zip(child._buckets, delta)):
+            for i, (bucket, count) in enumerate(zip(child._buckets, delta, strict=False)):
                 if count:
                     bucket.inc(count)
                     pushed[i] += count

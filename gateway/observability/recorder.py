@@ -49,7 +49,7 @@ class Recorder:
         self._pruner: asyncio.Task[None] | None = None
 
     def _now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc)
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
     def audit(
         self,

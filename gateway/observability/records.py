@@ -118,7 +118,7 @@ def decode_cursor(cursor: str | None) -> int | None:
 
 
 def iso(at: dt.datetime) -> str:
-    return at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def entry_json(entry: AuditEntry | CallEntry) -> dict[str, Any]:

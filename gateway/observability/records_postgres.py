@@ -48,7 +48,7 @@ _CALL_COLUMNS = ("at", "request_id", "tenant_id", "key_id", "key_name", "method"
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.timezone.utc)
+    return value.astimezone(dt.UTC)
 
 
 class PostgresRecordStore(PostgresUsage):
@@ -129,7 +129,7 @@ class PostgresRecordStore(PostgresUsage):
     async def append_calls(self, rows: Sequence[CallRow], usage: Rollup | None = None) -> None:
         """Rows, and the usage they add up to, in one transaction: a batch written again after
         a failure is never counted twice."""
-        utc, at = dt.timezone.utc, dt.datetime.fromtimestamp
+        utc, at = dt.UTC, dt.datetime.fromtimestamp
         await self._append("call_log", _CALL_LOCK, _CALL_COLUMNS, [(at(row[0], utc), *row[1:]) for row in rows], usage)
 
     async def list_calls(

@@ -106,12 +106,12 @@ def _stamp(at: float) -> str:
 def _ts(at: dt.datetime) -> str:
     """Sortable UTC text, as `strftime("%Y-%m-%dT%H:%M:%S.%fZ")` gives, at a fraction of its cost."""
     if at.utcoffset():
-        at = at.astimezone(dt.timezone.utc)
+        at = at.astimezone(dt.UTC)
     return at.isoformat(timespec="microseconds")[:26] + "Z"  # C, without the "+00:00"
 
 
 def _dt(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
 
 
 def _call_params(rows: Sequence[CallRow]) -> list[Any]:

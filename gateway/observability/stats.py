@@ -118,7 +118,7 @@ class StatsPusher:
                 self._metrics[name] = Gauge(name, doc, registry=registry, multiprocess_mode="livesum")
 
     def push(self) -> None:
-        for kind, name, _, value in self._read():
+        for _kind, name, _, value in self._read():
             metric = self._metrics.get(name)
             if metric is None:
                 continue

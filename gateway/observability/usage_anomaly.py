@@ -54,7 +54,7 @@ class Anomaly:
                 f"(hourly average {self.baseline_errors:.1f} errors)")
 
     def json(self) -> dict[str, Any]:
-        utc = dt.timezone.utc
+        utc = dt.UTC
         return {
             "kind": self.kind,
             "at": iso(dt.datetime.fromtimestamp(self.at, utc)),

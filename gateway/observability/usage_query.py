@@ -80,7 +80,7 @@ async def series(store: SeriesReader, query: UsageQuery) -> dict[str, Any]:
     """`{"data": [...], "meta": {...}}`: every bucket of the query's range."""
     rows = await store.usage_series(query.granularity, start=query.start, end=query.end,
                                     tenant_id=query.tenant_id, key_id=query.key_id)
-    utc = dt.timezone.utc
+    utc = dt.UTC
     return {
         "data": [point.json() for point in dense(rows, query.start, query.end, query.granularity)],
         "meta": {

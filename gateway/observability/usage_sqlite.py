@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway.observability.usage import GRANULARITIES, TENANT_TOTAL, Granularity, Rollup, UsageRow, order
 from gateway.observability.usage_anomaly import Anomaly
-from gateway.observability.usage_sql import ANOMALY_COLUMNS, COLUMNS, SQLITE
+from gateway.observability.usage_sql import ANOMALY_COLUMNS, SQLITE
 
 _ROWS_PER_UPSERT = 300  # 44 columns: 13,200 parameters, under SQLite's 32,766 limit
 _KEYS_PER_LIST = 500

@@ -10,7 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.accounts import rules
-from gateway.admin.api import KEY_SORTS, KEY_STATUSES, listing, paging, sort_param
+from gateway.accounts.views import listing
+from gateway.admin.api import KEY_SORTS, KEY_STATUSES, paging, sort_param
 from gateway.admin.queries import Usage, read_query
 from gateway.admin.records_api import limit_param, order_param
 from gateway.errors import InsufficientScope, ValidationError

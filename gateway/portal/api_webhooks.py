@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin.api import listing
+from gateway.accounts.views import listing
 from gateway.admin.queries import DeliveryLog, Paging, read_query
 from gateway.events.service import delivery_view, endpoint_view
 from gateway.observability.records import decode_cursor, encode_cursor

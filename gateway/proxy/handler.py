@@ -13,8 +13,22 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from gateway.errors import WRONG_CREDENTIALS, BadRequest, GatewayError, InternalError
-from gateway.exchange import Endpoint, FailedCredentials, Guard, Observer, RequestScope
+from gateway.errors import (
+    WRONG_CREDENTIALS,
+    BadRequest,
+    CredentialInQuery,
+    GatewayError,
+    HttpsRequired,
+    InternalError,
+)
+from gateway.exchange import (
+    Endpoint,
+    FailedCredentials,
+    Guard,
+    LeakedKeys,
+    Observer,
+    RequestScope,
+)
 from gateway.http.messages import Request, Response, error_response
 from gateway.proxy.forward import Forwarder
 from gateway.proxy.headers import sane_request_id, upstream_request_headers
@@ -40,6 +54,7 @@ class ProxyHandler:
         observer: Observer | None = None,
         failures: FailedCredentials | None = None,
         mount: Mount | None = None,
+        leaks: LeakedKeys | None = None,
     ) -> None:
         self.routes = routes  # replaced whole on reload; a matched request keeps its Match
         self._forwarder = forwarder
@@ -50,6 +65,7 @@ class ProxyHandler:
         self._observer = observer
         self._failures = failures
         self._mount = mount
+        self._leaks = leaks
         self._released = asyncio.Event()
         # Request ids: a random per-process prefix and a counter, unique without a syscall each.
         prefix = os.urandom(8).hex()
@@ -113,12 +129,19 @@ class ProxyHandler:
         is forwarded from here. Slow path: the guard returned an awaitable (the store or a remote
         limiter had to be asked), and `_forward_when_admitted` awaits it, then forwards."""
         scope.client_ip = request.remote  # until the transport decides (a refusal there still names it)
-        peer = self._transport.peer(request, plain=self._plain)
+        try:
+            peer = self._transport.peer(request, plain=self._plain)
+        except HttpsRequired as refusal:
+            return self._refuse_plain(request, scope, refusal)
         scope.client_ip = peer.client_ip
         target = request.raw_path
+        raw_path, sep, query = target.partition("?")
+        if query and self._leaks is not None:
+            leaked = self._leaks.in_query(query)
+            if leaked:  # before anything else reads the target: it goes nowhere, and is logged without its query
+                return self._refuse_leaked(leaked, "query_string", raw_path, scope, CredentialInQuery())
         if "#" in target:  # never sent by a client; some upstreams would cut the path there
             raise BadRequest("a fragment (#) in the request target")
-        raw_path, sep, query = target.partition("?")
         path = normalize_path(raw_path)
         scope.path = path
         endpoint = self._endpoints.get(path)
@@ -133,6 +156,26 @@ class ProxyHandler:
         if isinstance(decision, Upstream):
             return self._forward(request, scope, match, decision, peer, sep + query)
         return self._forward_when_admitted(decision, request, scope, match, peer, sep + query)
+
+    def _refuse_plain(self, request: Request, scope: RequestScope, refusal: HttpsRequired) -> Awaitable[Response]:
+        """Plain HTTP refused: a key it carried (any header, the query) crossed the network in
+        clear text, so it is marked exposed first."""
+        leaked = self._leaks.in_request(request) if self._leaks is not None else []
+        if not leaked:
+            raise refusal
+        return self._refuse_leaked(leaked, "plain_http", request.raw_path.partition("?")[0], scope, refusal)
+
+    async def _refuse_leaked(self, leaked: list[str], reason: str, raw_path: str, scope: RequestScope,
+                             refusal: GatewayError) -> Response:
+        try:
+            path = normalize_path(raw_path.partition("#")[0])  # for the logs, as for any refusal
+        except GatewayError:
+            path = ""
+        mount = self._mount
+        scope.path = mount.redact(path) if mount is not None and path.startswith(mount.prefix) else path
+        assert self._leaks is not None
+        await self._leaks.report(leaked, reason, scope)
+        raise refusal
 
     async def _forward_when_admitted(
         self, decision: Awaitable[Upstream], request: Request, scope: RequestScope, match: Match, peer: Peer,

@@ -139,7 +139,7 @@ class RedisRateLimiter:
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, _, future), result in zip(batch, results):
+        for (_, _, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue  # the request went away meanwhile
             if isinstance(result, Exception):

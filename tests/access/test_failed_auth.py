@@ -7,8 +7,8 @@ import asyncio
 from gateway.credentials.keyformat import generate_key
 from tests.access.test_keys_e2e import routes, tenant_and_key
 from tests.conftest import proxy_url, read_json
-from tests.proxy.test_stream_faults import call_log, connect
 from tests.observability.test_metrics import scrape
+from tests.proxy.test_stream_faults import call_log, connect
 
 HOLD = 3.0
 

@@ -36,10 +36,10 @@ async def test_the_readme_snippet_verifies_the_identity_through_the_demo_certifi
     _, secret = await tenant_and_key(gw)
     demo_cert = tmp_path / "gateway-demo" / "tls" / "self-signed.crt"
     trust = ssl.create_default_context(cafile=str(demo_cert))
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as client:
-        async with client.get(f"https://127.0.0.1:{gw.proxy_port}/api/v1/visitors/1",
-                              headers={"X-API-Key": secret}) as resp:
-            assert resp.status == 200
+    async with (aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as client,
+                client.get(f"https://127.0.0.1:{gw.proxy_port}/api/v1/visitors/1",
+                           headers={"X-API-Key": secret}) as resp):
+        assert resp.status == 200
     headers = CIMultiDict(upstream[1].last["headers"])  # what the service's framework hands it
 
     monkeypatch.chdir(tmp_path)  # the demo's directory is relative, as in the README

@@ -109,12 +109,16 @@ async def test_key_rules(admin) -> None:
     assert status == 422
     fields = {d["field"] for d in body["error"]["details"]}
     assert {"name", "validity_days", "permissions"} <= fields
-    status, body = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": "x", "scope": "read_write", "validity_days": "10"})
+    status, body = await admin("POST", "/admin/keys",
+                               {"tenant_id": "acme", "name": "x", "scope": "read_write", "validity_days": "10"})
     assert status == 422
-    status, key = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": "forever", "scope": "read_only", "validity_days": None})
+    status, key = await admin("POST", "/admin/keys",
+                              {"tenant_id": "acme", "name": "forever", "scope": "read_only", "validity_days": None})
     assert status == 201 and key["expires_at"] is None and key["expires_in_days"] is None
     for i in range(3):
-        assert (await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": f"k{i}", "scope": "read_only", "validity_days": 10}))[0] == 201
+        made = await admin("POST", "/admin/keys",
+                           {"tenant_id": "acme", "name": f"k{i}", "scope": "read_only", "validity_days": 10})
+        assert made[0] == 201
     status, body = await admin("POST", "/admin/keys", {"tenant_id": "acme", "name": "fifth", "scope": "read_only"})
     assert status == 422 and body["error"]["details"][0]["field"] == "tenant_id"
     status, body = await admin("GET", "/admin/keys?sort=expires_at&per_page=2")

@@ -15,8 +15,8 @@ from openapi_spec_validator import validate
 
 from gateway.admin.openapi import document, for_swagger_ui_4
 from tests.cli.test_run import ENV, free_port, write_config
-from tests.processes import start_gateway_process
 from tests.conftest import ADMIN_TOKEN, admin_url, base_config
+from tests.processes import start_gateway_process
 
 UNDOCUMENTED = ("/healthz", "/readyz", "/metrics", "/admin/openapi.json", "/admin/docs", "/admin/console/")
 CONSOLE_PAGES = ("/admin", "/admin/")  # the web console: HTML, not API

@@ -41,9 +41,9 @@ async def from_file(tmp_path: Path, server_cert, upstream) -> AsyncIterator[tupl
 
 
 async def reload(gw: Gateway) -> tuple[int, Any]:
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
-        async with admin.post(admin_url(gw, "/admin/reload")) as resp:
-            return resp.status, await resp.json()
+    async with (aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin,
+                admin.post(admin_url(gw, "/admin/reload")) as resp):
+        return resp.status, await resp.json()
 
 
 async def test_reload_swaps_routes_and_plans_and_refuses_a_broken_file(
@@ -61,9 +61,9 @@ async def test_reload_swaps_routes_and_plans_and_refuses_a_broken_file(
     path.write_text(yaml.safe_dump(config(tmp_path, server_cert, upstream[0], "/v2/new", 7)))
     status, body = await reload(gw)
     assert status == 200 and body == {"routes": 2, "plans": ["starter"], "not_applied": []}
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
-        async with admin.get(admin_url(gw, "/admin/plans")) as resp:
-            assert (await resp.json())["data"] == [{"name": "starter", "requests_per_minute": 7}]
+    async with (aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin,
+                admin.get(admin_url(gw, "/admin/plans")) as resp):
+        assert (await resp.json())["data"] == [{"name": "starter", "requests_per_minute": 7}]
     assert (await call(https, gw, "/v1/old", **h))[0] == 404
     status, _, headers = await call(https, gw, "/v2/new", **h)
     assert status == 200 and headers["X-RateLimit-Limit"] == "7"  # the plan changed for cached keys too

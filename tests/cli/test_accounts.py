@@ -88,13 +88,13 @@ def test_unopenable_store_is_one_line_exit_2(tmp_path: Path, server_cert) -> Non
 async def _add_endpoint(path: str) -> Any:
     import datetime as dt
 
-    from gateway.keystore.outbox import Endpoint
     from gateway.events.signing import new_secret
+    from gateway.keystore.outbox import Endpoint
     from gateway.keystore.sqlite import SQLiteKeyStore
 
     store = SQLiteKeyStore(path)
     await store.open()
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     hook = Endpoint(id="whk_1", url="https://hooks.example.com/x", tenant_id="acme", description="ops",
                     events=("key.revoked",), secret=new_secret(), disabled=False, disabled_reason=None,
                     failing_since=None, created_at=now, updated_at=now)
@@ -131,7 +131,7 @@ def test_store_migrate_copies_everything_from_sqlite_to_postgresql(tmp_path: Pat
         await store.open()
         try:
             if add:
-                now = dt.datetime.now(dt.timezone.utc)
+                now = dt.datetime.now(dt.UTC)
                 ada = User("usr_ada", "acme", "Ada", "ada@example.com", "owner", False, now, now)
                 await store.create_invited_user(ada, "ada@example.com",
                                                 PortalToken("h" * 64, "invitation", ada.id, now, now))
@@ -219,7 +219,7 @@ def test_a_key_created_with_an_expiry_date(tmp_path: Path, server_cert) -> None:
     cfg = write_config(tmp_path, base_config(tmp_path, server_cert))
     c = ["--config", str(cfg)]
     gateway("tenants", "create", *c, "--id", "acme", "--name", "Acme", "--plan", "starter", cwd=tmp_path)
-    at = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)).replace(microsecond=0)
+    at = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).replace(microsecond=0)
     made = gateway("keys", "create", *c, "--tenant", "acme", "--name", "dated", "--json",
                    "--expires-at", at.isoformat(), cwd=tmp_path)
     assert made.returncode == 0, made.stderr

@@ -52,7 +52,8 @@ def test_require_env_refuses_unset_variables_as_run_does(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("text, expected", [
     # the rest of the file is still checked beside a value left unchecked
-    ("server: {port: '${PORT}', tls: {self_signed: true}, workers: 0}\n", ["server.workers: must be an integer between 1 and 256"]),
+    ("server: {port: '${PORT}', tls: {self_signed: true}, workers: 0}\n",
+     ["server.workers: must be an integer between 1 and 256"]),
     # a rule that reads a placeholder is skipped, the others still run
     (("server: {tls: {self_signed: true}}\nkeys: {min_validity_days: '${MIN}'}\n"
       "routes: [{name: gateway, path: /a, upstream: 'http://${HOST}:1'}]\n"),

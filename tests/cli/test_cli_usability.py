@@ -51,7 +51,7 @@ def columns(table: str) -> tuple[list[str], list[dict[str, str]]]:
         for start in starts[1:]:
             assert row[start - 1] == " " and row[start] != " ", f"{row!r} is not aligned with {header!r}"
         ends = starts[1:] + [len(row)]
-        read.append({n: row[s:e].strip() for n, s, e in zip(names, starts, ends)})
+        read.append({n: row[s:e].strip() for n, s, e in zip(names, starts, ends, strict=True)})
     return names, read
 
 
@@ -96,7 +96,7 @@ async def _used(tmp_path: Path, key_id: str, ago: dt.timedelta) -> None:
     store = create_store(load_config(os.environ["GATEWAY_CONFIG"]).store)
     await store.open()
     try:
-        await store.record_last_used({key_id: dt.datetime.now(dt.timezone.utc) - ago})
+        await store.record_last_used({key_id: dt.datetime.now(dt.UTC) - ago})
     finally:
         await store.close()
 
@@ -110,7 +110,7 @@ def test_show_describes_a_key_without_python_none(cli: Any) -> None:
     assert fields["ID"] == key["id"] and fields["Key"] == key["masked"] + key["last4"]
     assert (fields["Last used"], fields["Expires"], fields["Revoked"]) == ("never", "never", "-")
     assert fields["Created"].startswith(key["created_at"])
-    starts = {line.index(value) for line, value in zip(out.splitlines(), fields.values())}
+    starts = {line.index(value) for line, value in zip(out.splitlines(), fields.values(), strict=True)}
     assert len(starts) == 1  # the values line up
     tenant = cli("tenants", "show", "acme")[1]
     assert "None" not in tenant and re.search(r"^Active keys:\s+1 of 4$", tenant, re.M)

@@ -81,7 +81,7 @@ async def test_running_it_for_real_works_as_printed(tmp_path: Path) -> None:
     free = [free_port() for _ in printed]
 
     def local(text: str) -> str:
-        for old, new in zip(printed, free):
+        for old, new in zip(printed, free, strict=True):
             text = re.sub(rf"\b{old}\b", str(new), text)
         return text
 

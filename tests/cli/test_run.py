@@ -123,9 +123,9 @@ async def test_echo_upstream_command_answers_with_what_it_received(tmp_path: Pat
         assert proc.stderr is not None
         line = await asyncio.wait_for(proc.stderr.readline(), 30)
         assert b"listening" in line, line
-        async with aiohttp.ClientSession() as client:
-            async with client.post(f"http://127.0.0.1:{port}/x?y=1", data=b"abc", headers={"X-Probe": "1"}) as resp:
-                body = await resp.json()
+        async with (aiohttp.ClientSession() as client,
+                    client.post(f"http://127.0.0.1:{port}/x?y=1", data=b"abc", headers={"X-Probe": "1"}) as resp):
+            body = await resp.json()
         assert body["path"] == "/x" and body["query"] == "y=1" and body["body_bytes"] == 3
         assert body["gateway_headers"]["X-Probe"] == "1"
     finally:

@@ -29,8 +29,8 @@ async def seed(path: Path, calls: int) -> None:
     records = SQLiteRecordStore(str(path))
     await records.open()
     try:
-        start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc).timestamp()
-        await records.append_audit([AuditEntry(at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), actor="cli",
+        start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()
+        await records.append_audit([AuditEntry(at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), actor="cli",
                                                action="tenant.created", target_type="tenant", target_id=f"t{i}")
                                     for i in range(10)])
         rows: list[CallRow] = [(start + i, f"req{i}", None, None, None, "GET", "api", "/api/x", 200, 1.5, 1.0, False,
@@ -73,7 +73,7 @@ async def test_a_long_copy_reports_rows_per_second_and_time_left(tmp_path: Path)
     copy = SQLiteRecordStore(str(tmp_path / "copy.db"))
     await copy.open()
     try:
-        start = int(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc).timestamp())
+        start = int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp())
         series = await copy.usage_series("hour", start=start, end=start + 700 * 3600, tenant_id="acme", key_id=None)
         assert [row.requests for row in series] == [2 * i + 3 for i in range(700)]
     finally:

@@ -69,10 +69,10 @@ async def test_changes_made_with_the_command_are_delivered_by_the_running_gatewa
     config = write_config(tmp_path, cfg)
     running = await start_gateway_process(config, tmp_path, ENV)
     try:
-        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
-            async with admin.post(f"http://127.0.0.1:{admin_port}/admin/webhooks",
-                                  json={"url": receiver.url, "events": ["tenant.created", "key.revoked"]}) as resp:
-                receiver.secret = (await resp.json())["secret"]
+        async with (aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin,
+                    admin.post(f"http://127.0.0.1:{admin_port}/admin/webhooks",
+                               json={"url": receiver.url, "events": ["tenant.created", "key.revoked"]}) as resp):
+            receiver.secret = (await resp.json())["secret"]
         c = ["--config", str(config)]
         for args in (("tenants", "create", *c, "--id", "acme", "--name", "Acme", "--plan", "starter"),
                      ("keys", "create", *c, "--tenant", "acme", "--name", "ci", "--json")):

@@ -86,7 +86,7 @@ async def check_key_rows(page: Any, width: int, long_key: str) -> None:
         if width >= 1000:
             assert facts["scroll"] <= facts["client"], "the key table needs a scrollbar at a desktop width"
             assert len(r["cells"]) == len(facts["heads"])
-            for c, head in zip(r["cells"], facts["heads"]):  # each cell fills its row's line and its column
+            for c, head in zip(r["cells"], facts["heads"], strict=True):  # each cell fills its row's line and its column
                 assert abs(c["top"] - row["top"]) <= 1 and abs(c["bottom"] - row["bottom"]) <= 1, (r["id"], c, row)
                 assert abs(c["left"] - head["left"]) <= 1 and abs(c["right"] - head["right"]) <= 1, (r["id"], c, head)
             assert len({round(b["top"]) for b in r["buttons"]}) <= 1, "the actions wrapped"
@@ -102,7 +102,8 @@ async def test_every_view_fits_and_keeps_its_controls_in_reach(console, console_
     await gw.accounts.create_tenant({"id": LONG_TENANT, "name": "A tenant with a long name " * 4, "plan": "starter"}, ADMIN)
     await gw.accounts.create_user("acme", {"name": "Olive Owner", "email": "olive@acme.test", "role": "owner"}, ADMIN)
     console_clock[0] = -100 * DAY
-    await gw.accounts.create_key({"tenant_id": "acme", "name": "expired long ago", "scope": "read_only", "validity_days": 10}, ADMIN)
+    await gw.accounts.create_key(
+        {"tenant_id": "acme", "name": "expired long ago", "scope": "read_only", "validity_days": 10}, ADMIN)
     console_clock[0] = 0.0
     long_key, _ = await gw.accounts.create_key({"tenant_id": LONG_TENANT, "name": LONG_NAME, "scope": "read_write"}, ADMIN)
     gone, secret = await gw.accounts.create_key({"tenant_id": "acme", "name": "revoked", "scope": "read_write"}, ADMIN)

@@ -152,9 +152,8 @@ async def test_the_image_command_and_default_config_serve(tmp_path: Path, upstre
     running = GatewayProcess(proc)
     try:
         await running.wait_log("gateway started")
-        async with aiohttp.ClientSession() as client:
-            async with client.get(f"http://127.0.0.1:{image.admin_port}/healthz") as resp:
-                assert resp.status == 200
+        async with aiohttp.ClientSession() as client, client.get(f"http://127.0.0.1:{image.admin_port}/healthz") as resp:
+            assert resp.status == 200
         # `docker exec gateway gateway ...` in the README: the same command, config and environment
         config = ["--config", "/etc/gateway/gateway.yaml"]
         for args in (["tenants", "create", *config, "--id", "acme", "--name", "Acme", "--plan", "starter"],

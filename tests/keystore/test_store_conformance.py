@@ -17,7 +17,7 @@ from gateway.keystore.postgres import PostgresKeyStore
 from gateway.keystore.sqlite import SQLiteKeyStore
 from tests.services import drop_schema, postgres_url, require_postgres
 
-T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
 
 BACKENDS = ["sqlite", "postgres"]
@@ -201,7 +201,7 @@ async def test_upgrading_notes_what_had_expired_already(tmp_path: Path, backend:
     if backend == "postgres":
         require_postgres()
     store = await open_store(backend, tmp_path)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     await store.create_tenant(tenant())
     old, _ = key(expires=now - 300 * DAY)
     soon, _ = key(expires=now + DAY)

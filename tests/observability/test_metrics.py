@@ -23,11 +23,10 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def scrape(gw) -> str:
-    async with aiohttp.ClientSession() as client:
-        async with client.get(admin_url(gw, "/metrics")) as resp:
-            assert resp.status == 200
-            assert resp.headers["Content-Type"].startswith("text/plain")
-            return await resp.text()
+    async with aiohttp.ClientSession() as client, client.get(admin_url(gw, "/metrics")) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        return await resp.text()
 
 
 async def test_counters_move_with_traffic(start_gateway, upstream, https, tmp_path) -> None:
@@ -65,7 +64,8 @@ async def test_counters_move_with_traffic(start_gateway, upstream, https, tmp_pa
 
 
 async def test_upstream_errors_counted(start_gateway, https, unused_tcp_port_factory) -> None:
-    gw = await start_gateway(routes=[{"name": "dead", "path": "/dead", "upstream": f"http://127.0.0.1:{unused_tcp_port_factory()}", "auth": []}])
+    dead = f"http://127.0.0.1:{unused_tcp_port_factory()}"
+    gw = await start_gateway(routes=[{"name": "dead", "path": "/dead", "upstream": dead, "auth": []}])
     async with https.get(f"https://127.0.0.1:{gw.proxy_port}/dead") as resp:
         assert resp.status == 502
     m = samples(await scrape(gw))
@@ -114,18 +114,16 @@ async def test_access_log_can_be_switched_off(start_gateway, upstream, https, ca
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 async def test_health_endpoints_need_no_token(start_gateway, path) -> None:
     gw = await start_gateway()
-    async with aiohttp.ClientSession() as client:
-        async with client.get(admin_url(gw, path)) as resp:
-            assert resp.status == 200
+    async with aiohttp.ClientSession() as client, client.get(admin_url(gw, path)) as resp:
+        assert resp.status == 200
 
 
 async def test_readyz_names_a_failing_store(start_gateway) -> None:
     gw = await start_gateway()
     await gw.store.close()
-    async with aiohttp.ClientSession() as client:
-        async with client.get(admin_url(gw, "/readyz")) as resp:
-            assert resp.status == 503
-            body = await resp.json()
+    async with aiohttp.ClientSession() as client, client.get(admin_url(gw, "/readyz")) as resp:
+        assert resp.status == 503
+        body = await resp.json()
     assert body["checks"]["store"] != "ok" and body["checks"]["ratelimit"] == "ok"
     assert body["error"]["details"][0]["field"] == "store"
 
@@ -142,7 +140,8 @@ async def test_request_metrics_can_be_switched_off(start_gateway, upstream, http
 async def test_no_created_series_are_exported(start_gateway, https, unused_tcp_port_factory) -> None:
     """The README says so: prometheus-client's `*_created` start times are off for every family,
     those it keeps itself (counters and histograms, with and without labels) included."""
-    gw = await start_gateway(routes=[{"name": "dead", "path": "/dead", "upstream": f"http://127.0.0.1:{unused_tcp_port_factory()}", "auth": []}])
+    dead = f"http://127.0.0.1:{unused_tcp_port_factory()}"
+    gw = await start_gateway(routes=[{"name": "dead", "path": "/dead", "upstream": dead, "auth": []}])
     async with https.get(f"https://127.0.0.1:{gw.proxy_port}/dead") as resp:
         assert resp.status == 502  # a labelled child of gateway_upstream_errors_total now exists
     text = await scrape(gw)

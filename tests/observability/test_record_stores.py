@@ -18,7 +18,7 @@ from gateway.observability.records_sqlite import SQLiteRecordStore
 from gateway.observability.request_record import RequestRecord
 from tests.services import drop_schema, postgres_url, require_postgres
 
-T0 = dt.datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=dt.UTC)
 
 
 def call(i: int, *, key: str | None = "key_a", status: int = 200, at: dt.datetime = T0, client_ip: str | None = None,
@@ -136,7 +136,7 @@ async def test_call_times_are_rounded_to_the_nearest_microsecond(records: Record
     await records.append_calls([(t, f"req-{i}", "acme", "key_a", "k", "GET", "api", "/api", 200, 1.5, None, False,
                                  None, None) for i, t in enumerate(times)])
     rows = await records.list_calls(cursor=None, newest_first=False, limit=10, key_id=None, status=None)
-    assert [row.at for row in rows] == [dt.datetime.fromtimestamp(t, dt.timezone.utc) for t in times]
+    assert [row.at for row in rows] == [dt.datetime.fromtimestamp(t, dt.UTC) for t in times]
     assert [row.at.isoformat() for row in rows][:2] == ["2026-11-29T23:07:02.489773+00:00",
                                                          "1970-01-01T00:00:01.999999+00:00"]
 

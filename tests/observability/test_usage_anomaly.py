@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gateway.config import UsageConfig
 from gateway.observability.records import RecordStore
 from gateway.observability.usage import WIDTH, UsageRow
 from gateway.observability.usage_anomaly import Anomaly
-from gateway.config import UsageConfig
 from gateway.observability.usage_monitor import UsageMonitor
 from tests.observability.conftest import second_store
 

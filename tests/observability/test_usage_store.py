@@ -14,14 +14,22 @@ from typing import Any
 
 import pytest
 
-from gateway.config import CallLogConfig
+from gateway.config import CallLogConfig, UsageConfig
 from gateway.observability.recorder import Recorder
 from gateway.observability.records import RecordStore
 from gateway.observability.request_record import RequestRecord
 from gateway.observability.usage import (
-    BOUNDS_MS, STEP, WIDTH, Granularity, Rollup, UsageRow, bucket_of, dense, quantile, with_tenant_totals,
+    BOUNDS_MS,
+    STEP,
+    WIDTH,
+    Granularity,
+    Rollup,
+    UsageRow,
+    bucket_of,
+    dense,
+    quantile,
+    with_tenant_totals,
 )
-from gateway.config import UsageConfig
 from gateway.observability.usage_monitor import UsageMonitor
 from tests.observability.conftest import second_store
 
@@ -79,8 +87,8 @@ def observed(rows: list[UsageRow], name: str) -> dict[tuple[str, int], Counter[s
     out: dict[tuple[str, int], Counter[str]] = {}
     for r in rows:
         c = r.counts
-        out[(name, r.t)] = Counter({k: v for k, v in zip(("requests", "2xx", "3xx", "4xx", "5xx", "rate_limited"), c)
-                                    if v})
+        names = ("requests", "2xx", "3xx", "4xx", "5xx", "rate_limited")  # c's first counters
+        out[(name, r.t)] = Counter({k: v for k, v in zip(names, c, strict=False) if v})
     return out
 
 
@@ -137,7 +145,7 @@ def test_quantiles_from_merged_buckets_fall_in_the_exact_values_bucket(seed: int
         rollup = Rollup()
         rollup.add([(DAY0, "r", "acme", "key_a1", "k", "GET", "api", "/", 200, v, None, False) for v in part])
         for row in rollup.rows("day"):
-            merged = [a + b for a, b in zip(merged, row.counts)]
+            merged = [a + b for a, b in zip(merged, row.counts, strict=True)]
     ordered = sorted(values)
     for q in (0.01, 0.5, 0.9, 0.99, 1.0):
         exact = nearest_rank(ordered, q)

@@ -12,9 +12,9 @@ import pytest
 
 from gateway.accounts.passwords import Passwords
 from gateway.app import Gateway
-from gateway.portal.services import Portal
 from gateway.portal.mail import Mailer
-from gateway.portal.sessions import Sessions, SessionSettings
+from gateway.portal.services import Portal
+from gateway.portal.sessions import SessionSettings
 from tests.access.test_keys_e2e import routes
 from tests.portal.harness import OPERATOR, PortalClient, cheap_passwords
 

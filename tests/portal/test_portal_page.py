@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.conftest import ADMIN_TOKEN, admin_url
 from tests.console.conftest import browser, shot  # noqa: F401  (browser: the fixture, Debian's Chromium)
 from tests.console.test_console_layout import PAGE_PROBLEMS
-from tests.conftest import ADMIN_TOKEN, admin_url
 from tests.portal.harness import PASSWORD
 from tests.portal.test_mail import smtp  # noqa: F401  (the fixture: a real SMTP server)
 
@@ -181,7 +181,7 @@ async def test_every_view_fits_a_desktop_and_a_phone(start_portal, pages, width:
     await page.get_by_role("button", name="Create", exact=True).click()
     await page.get_by_role("button", name="Done", exact=True).click()
     for view, heading in (("Keys", "API keys"), ("Members", "Members"), ("Usage", "Usage"), ("Audit", "Audit trail"),
-                          ("Calls", "Call log")):
+                          ("Calls", "Call log"), ("Webhooks", "Webhooks")):
         await page.get_by_role("link", name=view).click()
         await page.get_by_role("heading", name=heading).wait_for()
         await page.screenshot(path=shot(f"portal-{view.lower()}-{width}"), full_page=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.events.receiver import Receiver, start_receiver
+from tests.events.receiver import start_receiver
 from tests.events.test_webhooks_api import LOOPBACK_ALLOWED
 from tests.portal.harness import PortalClient
 

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-
 CLOSE = None  # a scripted step: close the connection without answering
 
 

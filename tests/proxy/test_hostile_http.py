@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import admin_url, proxy_url
-from tests.proxy.test_forwarding import public_route
 from tests.proxy.scripted import ok
+from tests.proxy.test_forwarding import public_route
 
 
 async def exchange(gw: Any, client_ssl: ssl.SSLContext, raw: bytes) -> bytes:

@@ -20,12 +20,12 @@ def route(upstream: str) -> dict[str, Any]:
 async def test_plain_http_is_refused_with_envelope(start_gateway, upstream) -> None:
     url, state = upstream
     gw = await start_gateway(routes=[route(url)], server={"plain_http_port": 0})
-    async with aiohttp.ClientSession() as plain:
-        async with plain.get(plain_url(gw, "/api"), headers={"X-Forwarded-Proto": "https"}) as resp:
-            assert resp.status == 403
-            body = await read_json(resp)
-            assert body["error"]["code"] == "HTTPS_REQUIRED"
-            assert resp.headers["X-Request-Id"]
+    async with (aiohttp.ClientSession() as plain,
+                plain.get(plain_url(gw, "/api"), headers={"X-Forwarded-Proto": "https"}) as resp):
+        assert resp.status == 403
+        body = await read_json(resp)
+        assert body["error"]["code"] == "HTTPS_REQUIRED"
+        assert resp.headers["X-Request-Id"]
     assert state.hits == 0
 
 
@@ -112,10 +112,9 @@ async def test_x_real_ip_is_the_client_a_trusted_proxy_names(start_gateway, upst
     url, _ = upstream
     gw = await start_gateway(routes=[route(url)], server={"plain_http_port": 0, "trusted_proxies": ["127.0.0.0/8"]})
     headers = [("X-Forwarded-Proto", "https"), ("X-Forwarded-For", "198.51.100.7, 203.0.113.9"), *spoofed()]
-    async with aiohttp.ClientSession() as plain:
-        async with plain.get(plain_url(gw, "/api"), headers=headers) as resp:
-            assert resp.status == 200
-            body = await read_json(resp)
+    async with aiohttp.ClientSession() as plain, plain.get(plain_url(gw, "/api"), headers=headers) as resp:
+        assert resp.status == 200
+        body = await read_json(resp)
     assert real_ips(body) == ["203.0.113.9"]  # the address the trusted proxy saw, as in X-Forwarded-For
     seen = upstream_headers(body)
     assert seen["x-forwarded-for"] == "198.51.100.7, 203.0.113.9, 127.0.0.1"

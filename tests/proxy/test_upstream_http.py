@@ -17,6 +17,7 @@ from tests.conftest import proxy_url, read_json
 from tests.proxy.scripted import CLOSE, Scripted, ok
 from tests.proxy.test_forwarding import public_route
 
+
 async def gateway_for(start_gateway, script: Scripted) -> Any:
     return await start_gateway(routes=[public_route(script.url)])
 

@@ -35,10 +35,10 @@ async def pair(start_gateway, upstream, tmp_path: Path) -> tuple[Any, Any]:
 
 
 async def revoke(gw: Any, key_id: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
-        async with admin.post(admin_url(gw, f"/admin/keys/{key_id}/revoke?wait=true")) as resp:
-            assert resp.status == 200
-            return await resp.json()
+    async with (aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin,
+                admin.post(admin_url(gw, f"/admin/keys/{key_id}/revoke?wait=true")) as resp):
+        assert resp.status == 200
+        return await resp.json()
 
 
 async def test_revocation_on_one_instance_stops_the_key_on_the_other(pair, https) -> None:

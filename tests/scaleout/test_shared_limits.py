@@ -24,6 +24,7 @@ from tests.services import (
     REDIS,
     drop_schema,
     postgres_url,
+    private_redis_server,
     require_postgres,
     require_redis,
 )
@@ -113,19 +114,8 @@ async def admissions(prefix: str) -> list[bytes]:
 
 @pytest.fixture
 async def private_redis(tmp_path: Path) -> AsyncIterator[str]:
-    """A Redis of this test alone, so its command counters count only this gateway's commands."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", str(tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    assert proc.stdout is not None
-    try:
-        while b"Ready to accept connections" not in (line := await asyncio.wait_for(proc.stdout.readline(), 10)):
-            assert line, "redis-server exited"
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.kill()
-        await proc.wait()
+    async with private_redis_server(tmp_path) as url:
+        yield url
 
 
 # What the limiter's script calls inside Redis: counted by INFO, but not sent by the gateway.

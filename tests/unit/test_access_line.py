@@ -37,5 +37,5 @@ async def test_line_is_the_json_of_its_fields(values: tuple, timing: tuple, expe
     assert parsed.pop("duration_ms") == pytest.approx(expected_ms[0])
     upstream_ms = parsed.pop("upstream_ms")
     assert upstream_ms == (None if expected_ms[1] is None else pytest.approx(expected_ms[1]))
-    assert parsed == {"level": "info", "logger": "gateway.access", "msg": "request", **dict(zip(FIELDS, values))}
+    assert parsed == {"level": "info", "logger": "gateway.access", "msg": "request", **dict(zip(FIELDS, values, strict=True))}
     assert line.isascii()

@@ -4,11 +4,10 @@ why. Identities are derived from a key, its tenant and owner, as the access step
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
-
-import datetime as dt
 
 from gateway.access.authorize import authorize, authorize_identity
 from gateway.access.identity import derive
@@ -22,7 +21,7 @@ ROUTES = table([
     {"name": "visitors", "path": "/api/v1/visitors", "upstream": "http://127.0.0.1:1"},
     {"name": "location", "path": "/v1/locations/{location}/shelves/{shelf}", "upstream": "http://127.0.0.1:1"},
 ])
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def identity(*, tenant: dict[str, Any] | None = None, user: dict[str, Any] | None = None, **key: Any) -> Identity:

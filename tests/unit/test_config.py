@@ -74,7 +74,8 @@ def test_every_problem_is_reported_at_once_with_paths() -> None:
         ({"server": {}}, "server.tls: is required"),
         ({"server": {"tls": {"self_signed": True, "cert_file": "a", "key_file": "b"}}}, "server.tls:"),
         ({"server": {"tls": {"cert_file": "a"}}}, "server.tls:"),
-        ({**MINIMAL, "server": {**MINIMAL["server"], "trusted_proxies": ["10.0.0.0/8", "nope"]}}, "server.trusted_proxies[1]: not an IP network"),
+        ({**MINIMAL, "server": {**MINIMAL["server"], "trusted_proxies": ["10.0.0.0/8", "nope"]}},
+         "server.trusted_proxies[1]: not an IP network"),
         ({**MINIMAL, "server": {**MINIMAL["server"], "workers": 2}}, "ratelimit.backend: the memory backend"),
         ({**MINIMAL, "keys": {"min_validity_days": 100}}, "keys.default_validity_days:"),
         ({**MINIMAL, "keys": {"prefix": "GW_"}}, "keys.prefix:"),
@@ -92,7 +93,8 @@ def test_every_problem_is_reported_at_once_with_paths() -> None:
         ({**MINIMAL, "routes": [{"name": "a", "path": "/a", "upstream": "http://h", "test_keys": "production"}]},
          "routes[0].test_keys: must be one of sandbox, allow"),
         ({**MINIMAL, "routes": [{"path": "/a", "upstream": "http://h"}]}, "routes[0].name: is required"),
-        ({**MINIMAL, "routes": [{"name": "t", "path": "/api/v1/auth/token", "upstream": "http://h"}]}, "routes[0].path: is the token exchange path"),
+        ({**MINIMAL, "routes": [{"name": "t", "path": "/api/v1/auth/token", "upstream": "http://h"}]},
+         "routes[0].path: is the token exchange path"),
         ({**MINIMAL, "routes": [{"name": "s", "path": "/gateway/v1", "upstream": "http://h"}]},
          "routes[0].path: is at or below the caller's own endpoints"),
         ({**MINIMAL, "routes": [{"name": "s", "path": "/Gateway/{v}/me/x", "upstream": "http://h"}]},
@@ -140,7 +142,8 @@ def test_the_portals_path_is_the_portals_whole() -> None:
 
 
 def test_route_defaults_and_public_routes() -> None:
-    cfg = parse_config({**MINIMAL, "routes": [{"name": "a", "path": "/a", "upstream": "https://h:8443/base", "auth": [], "methods": ["get"]}]}, env={})
+    raw = {"name": "a", "path": "/a", "upstream": "https://h:8443/base", "auth": [], "methods": ["get"]}
+    cfg = parse_config({**MINIMAL, "routes": [raw]}, env={})
     route = cfg.routes[0]
     assert route.auth == () and route.methods == ("GET",) and route.timeout == 30 and route.strip_prefix is False
     assert route.idle_timeout == 60 and route.test_keys == "sandbox"

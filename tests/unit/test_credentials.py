@@ -15,10 +15,18 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.credentials.keyformat import (
-    ALPHABET, ParsedKey, display_prefix, generate_key, hash_key, key_length, last4, new_id, parse_key,
+    ALPHABET,
+    ParsedKey,
+    display_prefix,
+    generate_key,
+    hash_key,
+    key_length,
+    last4,
+    new_id,
+    parse_key,
 )
-from gateway.credentials.tokens import TokenService, load_signing_keys
 from gateway.credentials.parse import Credential, extract
+from gateway.credentials.tokens import TokenService, load_signing_keys
 from gateway.errors import ExpiredCredentials, GatewayError, InvalidCredentials
 
 NOW = 1_800_000_000.0

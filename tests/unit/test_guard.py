@@ -35,7 +35,7 @@ from gateway.keystore.cache import IdentityCache
 from gateway.keystore.models import ApiKey, Principal, Tenant
 from gateway.ratelimit.base import Decision
 from gateway.ratelimit.memory import MemoryRateLimiter
-from gateway.routing import Match, Upstream
+from gateway.routing import Upstream
 from tests.conftest import FakeClock
 from tests.unit.test_routing import table
 
@@ -50,7 +50,7 @@ ROUTES = table([
 
 
 def at(seconds: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
 class Store:

@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.observability.metrics import BUCKETS, Metrics
 from gateway.exchange import RequestScope
+from gateway.observability.metrics import BUCKETS, Metrics
 
 DURATIONS = [0.0, 0.001, 0.0010001, 0.0025, 0.3, 1.0, 29.9, 30.0, 31.0, 120.0] + [
     random.Random(7).expovariate(50) for _ in range(500)

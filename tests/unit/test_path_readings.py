@@ -9,7 +9,12 @@ import pytest
 
 from gateway.errors import BadRequest
 from gateway.path_readings import (
-    MAX_STRUCTURAL, _fold_char, decoded_once_more, has_non_ascii, readings, unicode_variants,
+    MAX_STRUCTURAL,
+    _fold_char,
+    decoded_once_more,
+    has_non_ascii,
+    readings,
+    unicode_variants,
 )
 
 

@@ -1,0 +1,43 @@
+"""The proxy's watch for leaked keys (`exchange.LeakedKeys`): a key of this gateway in a query
+string or in a request over plain HTTP is found by string work alone (credentials/leaks.py) and
+marked exposed through the accounts service (`Accounts.expose_secret`: once per secret per
+process, however many requests carry it) before the request is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gateway.accounts.service import Accounts
+from gateway.credentials.leaks import keys_in_headers, keys_in_query
+from gateway.errors import GatewayError
+from gateway.exchange import RequestScope
+from gateway.http.messages import Request
+from gateway.keystore.base import StoreError
+
+log = logging.getLogger("gateway.leaks")
+
+
+class LeakWatch:
+    def __init__(self, accounts: Accounts, prefix: str) -> None:
+        self._accounts = accounts
+        self._prefix = prefix
+
+    def in_query(self, query: str) -> list[str]:
+        return keys_in_query(query, self._prefix)
+
+    def in_request(self, request: Request) -> list[str]:
+        found = keys_in_headers(request.headers.items(), self._prefix)
+        query = request.raw_path.partition("?")[2]
+        for secret in keys_in_query(query, self._prefix) if query else ():
+            if secret not in found:
+                found.append(secret)
+        return found
+
+    async def report(self, secrets: list[str], reason: str, scope: RequestScope) -> None:
+        for secret in secrets:
+            try:
+                await self._accounts.expose_secret(secret, reason)
+            except (StoreError, GatewayError) as exc:  # the refusal goes out all the same; a later sighting retries
+                log.warning("could not mark a leaked key exposed",
+                            extra={"request_id": scope.request_id, "reason": reason, "error": str(exc)})
