@@ -92,6 +92,9 @@ async def serve(cfg: Config) -> int:
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    # SIGHUP before the reload handler below is installed (a supervisor passing one on while this
+    # worker starts) must not end the process, as SIGHUP's default action would
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     gateway = Gateway(cfg)
