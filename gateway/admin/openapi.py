@@ -41,21 +41,21 @@ STATUS_TEXT = {
 STORE = ("401", "503")
 
 
-def _strip_titles(node: Any) -> Any:
+def strip_titles(node: Any) -> Any:
     if isinstance(node, dict):
-        return {k: _strip_titles(v) for k, v in node.items() if k != "title" or not isinstance(v, str)}
+        return {k: strip_titles(v) for k, v in node.items() if k != "title" or not isinstance(v, str)}
     if isinstance(node, list):
-        return [_strip_titles(v) for v in node]
+        return [strip_titles(v) for v in node]
     return node
 
 
 def _body_schemas() -> dict[str, Any]:
     _, top = models_json_schema([(m, "validation") for m in BODIES], ref_template="#/components/schemas/{model}")
-    return dict(_strip_titles(top.get("$defs", {})))
+    return dict(strip_titles(top.get("$defs", {})))
 
 
 def _parameters(model: type[queries.Query]) -> list[dict[str, Any]]:
-    schema = _strip_titles(model.model_json_schema())
+    schema = strip_titles(model.model_json_schema())
     params = []
     for name, prop in schema["properties"].items():
         description = prop.pop("description", None)
@@ -184,6 +184,11 @@ def _configure(schemas: dict[str, Any], cfg: Config) -> None:
         for option in plan.get("anyOf", [plan]):
             if option.get("type") == "string":
                 option["enum"] = plans
+    configure_key_input(schemas, cfg)
+
+
+def configure_key_input(schemas: dict[str, Any], cfg: Config) -> None:
+    """KeyInput's validity bounds from the configuration (the portal's document too)."""
     days = schemas["KeyInput"]["properties"]["validity_days"]
     for option in days["anyOf"]:
         if option.get("type") == "integer":

@@ -27,7 +27,7 @@ LAYERS = [
     ["gateway", "gateway.errors", "gateway.files", "gateway.tasks", "gateway.http", "gateway.exchange"],
     ["gateway.path_readings", "gateway.routing", "gateway.credentials", "gateway.tls", "gateway.listeners",
      "gateway.scanning"],
-    ["gateway.config", "gateway.reload"],
+    ["gateway.config", "gateway.reload", "gateway.config_watch"],
     ["gateway.keystore", "gateway.ratelimit"],
     ["gateway.access", "gateway.accounts"],
     ["gateway.observability", "gateway.events"],
