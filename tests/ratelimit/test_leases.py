@@ -97,8 +97,8 @@ async def test_permits_held_by_an_idle_worker_are_recalled_for_the_busy_one(work
 async def test_a_burst_over_eight_workers_admits_exactly_the_limit(workers, redis_url) -> None:
     limit = 400
     eight = workers(8)
-    admitted = sum([await warm(w, "k", limit, 3) for w in eight])  # each holds a lease, 3 permits left
-    assert all(lease.left == 3 for w in eight for lease in w._leases.values())
+    admitted = sum([await warm(w, "k", limit, 3) for w in eight])  # each holds a lease, permits left
+    assert all(w._leases and all(lease.left > 0 for lease in w._leases.values()) for w in eight)
     burst = [eight[i % 8].hit([("k", limit)]) for i in range(limit + 20 - admitted)]
     results = await asyncio.gather(*burst)
     assert admitted + sum(r.allowed for r in results) == limit
