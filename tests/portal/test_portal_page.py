@@ -245,7 +245,8 @@ async def test_members_change_role_and_disable_and_only_owners_touch_owners(star
     await admin.get_by_role("button", name=f"Disable {VIEWER}").click()
     await admin.get_by_role("row").filter(has_text=VIEWER).filter(has_text="disabled").wait_for()
     await admin.get_by_role("button", name=f"Enable {VIEWER}").wait_for()
-    users = {u["email"]: u for u in (await (await site.member("acme", "check@acme.example", "viewer")).api("GET", "/users"))[1]["data"]}
+    checker = await site.member("acme", "check@acme.example", "viewer")
+    users = {u["email"]: u for u in (await checker.api("GET", "/users"))[1]["data"]}
     assert (users[VIEWER]["role"], users[VIEWER]["disabled"]) == ("member", True)
     entries = (await operator_audit(site))
     assert any(e["action"] == "user.updated" and e.get("actor_email") == ADMIN_EMAIL for e in entries), entries
