@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="serve until SIGINT/SIGTERM, then drain and exit 0")
+    run = sub.add_parser("run", help="serve until SIGINT/SIGTERM, then drain and exit 0; SIGHUP reloads routes and plans")
     add_config_option(run)
     run.set_defaults(func=cmd_run)
 

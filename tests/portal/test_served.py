@@ -140,3 +140,14 @@ async def test_the_page_and_its_files_have_their_types_csp_and_validators(start_
         async with https.get(base + missing) as resp:
             assert resp.status == 404, missing
     assert body
+
+
+async def test_new_tenants_start_with_the_configured_gates(start_gateway) -> None:
+    from tests.portal.harness import OPERATOR
+
+    gw = await start_gateway(tenants={"api_enabled_default": False, "write_enabled_default": False})
+    tenant = await gw.accounts.create_tenant({"id": "acme", "name": "Acme", "plan": "starter"}, OPERATOR)
+    assert (tenant.api_enabled, tenant.write_enabled) == (False, False)
+    chosen = await gw.accounts.create_tenant({"id": "beta", "name": "Beta", "plan": "starter", "api_enabled": True},
+                                             OPERATOR)
+    assert (chosen.api_enabled, chosen.write_enabled) == (True, False)
