@@ -44,7 +44,7 @@ LINK = ("400", "404", "413", "422", "429", "503")   # a single-use link: unknown
 
 
 def _person() -> dict[str, Any]:
-    user = copy.deepcopy(RESPONSES["User"])
+    user: dict[str, Any] = copy.deepcopy(RESPONSES["User"])
     user["properties"].update(status={"enum": ["invited", "active", "disabled"]}, signs_in=BOOL)
     return user
 

@@ -101,6 +101,7 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         self._serial = 0
         self._leases: dict[str, _Lease] = {}       # redis key -> this worker's live lease
         self._asking: dict[str, asyncio.Future[None]] = {}  # redis key -> its lease asked for, in flight
+        self._recalled: set[str] = set()                     # of those, recalled meanwhile
         self._seen: dict[str, tuple[float, int]] = {}  # redis key -> (last remote decision, ask hint)
         self._remote_calls = 0
         self._settled = 0                          # settle messages seen: waiters compare it
@@ -202,6 +203,7 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
                 self._serial += 1
                 lease_id = asked[i] = self._tag + str(self._serial)
                 self._asking[key] = asyncio.get_running_loop().create_future()
+                self._recalled.discard(key)
             args.append(f"{limit} 1 {ask} {lease_id or '-'} {self._settle_args(old)}")
         self._remote_calls += 1
         self.lease_stats["remote"] += 1
@@ -224,7 +226,13 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
             _, count, oldest, granted = (int(x) for x in raw[2 + 4 * i: 6 + 4 * i])
             reset = (oldest + self._window_us) / 1_000_000
             if granted:
-                self._start_lease(keys[i], _Lease(asked[i], limit, granted, now_us, now, limit - count, reset))
+                lease = _Lease(asked[i], limit, granted, now_us, now, limit - count, reset)
+                if keys[i] in self._recalled:  # recalled before its grant reached us: given back unused
+                    self._settle_soon(keys[i], lease)
+                else:
+                    self._start_lease(keys[i], lease)
+            if i in asked:
+                self._recalled.discard(keys[i])
             if i in taken:
                 lease = taken[i][1]
                 decisions.append(Decision(True, limit, lease.room + lease.left, lease.reset_at, 0))
@@ -350,6 +358,9 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
             lease = self._leases.pop(key, None)
             if lease is not None:
                 self._settle_soon(key, lease)
+            if key in self._asking:
+                # The recall may overtake the reply granting a lease (another connection).
+                self._recalled.add(key)
         elif kind == b"s":
             self._settled += 1
             event, self._settle_event = self._settle_event, asyncio.Event()

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from gateway.config import docs as config_docs
 from gateway.reference import (
     admin_page,
     cli_page,
@@ -16,6 +17,7 @@ from gateway.reference import (
 )
 
 PAGES: dict[str, Callable[[], str]] = {
+    "configuration.md": config_docs.render,
     "errors.md": errors_page.render,
     "admin-api.md": admin_page.render,
     "portal-api.md": portal_page.render,

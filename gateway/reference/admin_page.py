@@ -59,7 +59,9 @@ def _operation(method: str, path: str, op: dict[str, Any], schemas: dict[str, An
     body = op.get("requestBody")
     if body:
         ref = body["content"]["application/json"]["schema"]
-        lines += [f"Body: `{ref['$ref'].removeprefix(SCHEMA_PREFIX)}` (an unknown field is a 422)", ""]
+        name = ref["$ref"].removeprefix(SCHEMA_PREFIX)
+        strict = " (an unknown field is a 422)" if name.endswith(("Input", "Patch")) else ""
+        lines += [f"Body: `{name}`{strict}", ""]
         lines += table(("field", "required", "value", "meaning"), _fields(ref, schemas))
         lines.append("")
     answers = []
@@ -72,7 +74,7 @@ def _operation(method: str, path: str, op: dict[str, Any], schemas: dict[str, An
 
 
 def render() -> str:
-    doc = document(include_token=False)
+    doc = document()
     schemas = doc["components"]["schemas"]
     lines = [
         "# Admin API",
@@ -88,6 +90,8 @@ def render() -> str:
         "\"page\", \"per_page\", \"total_pages\"}}`; the audit trail, call log and delivery logs answer",
         "`{\"data\": [...], \"next_cursor\"}`. Unauthenticated on the same listener: `GET /metrics`",
         "([metrics.md](metrics.md)), `GET /healthz`, `GET /readyz`, and the console at `GET /admin/`.",
+        "The token exchange is on the proxy listener (HTTPS), at `tokens.path` (its default below), with",
+        "no admin token: the API key is the credential.",
         "",
         "What each error status means here: " + "; ".join(f"`{s}` {t}" for s, t in STATUS_TEXT.items()) + ".",
         "",

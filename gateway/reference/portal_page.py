@@ -18,7 +18,7 @@ def routes() -> list[tuple[str, str, str, str]]:
             if endpoint.needs == "public":
                 who = "anyone (no session)"
             else:
-                who = ", ".join(r for r in ROLES if endpoint.needs in capabilities(r))  # type: ignore[arg-type]
+                who = ", ".join(r for r in ROLES if endpoint.needs in capabilities(r))
             what = first_line(endpoint.handler.__doc__) or endpoint.handler.__name__.replace("_", " ")
             found.append((endpoint.method, endpoint.path, who, what))
     return found

@@ -140,3 +140,26 @@ async def test_the_page_and_its_files_have_their_types_csp_and_validators(start_
         async with https.get(base + missing) as resp:
             assert resp.status == 404, missing
     assert body
+
+
+async def test_new_tenants_start_with_the_configured_gates(start_gateway) -> None:
+    from tests.portal.harness import OPERATOR
+
+    gw = await start_gateway(tenants={"api_enabled_default": False, "write_enabled_default": False})
+    tenant = await gw.accounts.create_tenant({"id": "acme", "name": "Acme", "plan": "starter"}, OPERATOR)
+    assert (tenant.api_enabled, tenant.write_enabled) == (False, False)
+    chosen = await gw.accounts.create_tenant({"id": "beta", "name": "Beta", "plan": "starter", "api_enabled": True},
+                                             OPERATOR)
+    assert (chosen.api_enabled, chosen.write_enabled) == (True, False)
+
+
+async def test_plain_http_reaches_the_portal_only_from_a_trusted_tls_proxy(start_gateway) -> None:
+    """The portal's cookie is `Secure` and its sign-in takes a password: never over plain HTTP,
+    except from a TLS-terminating proxy of `server.trusted_proxies` that says the client used HTTPS."""
+    for trusted, proto, code in (([], "https", "HTTPS_REQUIRED"), (["127.0.0.1/32"], "http", "HTTPS_REQUIRED"),
+                                 (["127.0.0.1/32"], "https", "MISSING_CREDENTIALS")):
+        gw = await start_gateway(portal={"enabled": True},
+                                 server={"plain_http_port": 0, "trusted_proxies": trusted})
+        async with aiohttp.ClientSession() as plain, plain.get(
+                f"http://127.0.0.1:{gw.plain_port}/portal/api/me", headers={"X-Forwarded-Proto": proto}) as resp:
+            assert (await resp.json())["error"]["code"] == code, (trusted, proto)
