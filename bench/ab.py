@@ -3,6 +3,9 @@
     python bench/ab.py --base HEAD~3            # API-key route, 3 rounds of 8 s each side
     python bench/ab.py --base main --path /public --rounds 5
     python bench/ab.py --base HEAD~1 --rate 8000   # open-loop latency at 8,000 req/s instead
+    python bench/ab.py --base HEAD --base-ratelimit memory --ratelimit redis --rounds 4
+                                                   # one checkout, the Redis limiter against memory
+    python bench/ab.py --base HEAD~1 --this-config '{"portal": {"enabled": true}}'   # a feature on, this side
     python bench/ab.py --base main --query 'page=2&sort=name'   # requests with a short query string
 
 On a shared machine req/s drifts ±15–30 % between runs, more than most changes are worth; two
@@ -19,6 +22,7 @@ change meant for the tail, which closed-loop throughput does not see.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -30,6 +34,11 @@ from pathlib import Path
 import run as R
 
 ROOT = Path(__file__).resolve().parent.parent
+LIMITERS: dict[str, dict[str, object]] = {
+    "memory": {"backend": "memory"},
+    "redis": {"backend": "redis"},
+    "redis-exact": {"backend": "redis", "redis_leases": False},  # a Redis step per decision
+}
 
 
 def loop_thread_cpu(pid: int) -> float:
@@ -70,6 +79,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--rate", type=float, help="open loop at this many req/s: p50 / p99 instead of req/s and CPU")
+    parser.add_argument("--ratelimit", choices=sorted(LIMITERS), default="memory",
+                        help="the limiter of this side (redis: leased permits; redis-exact: a Redis step per request)")
+    parser.add_argument("--base-ratelimit", choices=sorted(LIMITERS), help="the base side's limiter (default: --ratelimit)")
+    parser.add_argument("--this-config", type=json.loads, default={}, metavar="JSON",
+                        help="config sections for this checkout's side only (a feature the base lacks), "
+                        "e.g. '{\"portal\": {\"enabled\": true}}'")
     parser.add_argument("--query", default="", help="a query string (without ?) every request carries")
     args = parser.parse_args()
     target = f"{args.path}?{args.query}" if args.query else args.path
@@ -87,7 +102,12 @@ def main() -> None:
                 if side == "base":
                     from_worktree(tree)
                 try:
-                    gw = R.GatewayProcess(root, f"{side}{round_no}", upstream, {"backend": "memory"}, 1 if two else None)
+                    limiter = args.ratelimit if side == "this" else (args.base_ratelimit or args.ratelimit)
+                    ratelimit = {**LIMITERS[limiter]}
+                    if ratelimit["backend"] == "redis":
+                        ratelimit["redis_prefix"] = f"gw:bench:{os.getpid()}:{side}{round_no}:"
+                    gw = R.GatewayProcess(root, f"{side}{round_no}", upstream, ratelimit, 1 if two else None,
+                                          extra=args.this_config if side == "this" else None)
                     with gw.running():
                         header = f"X-API-Key: {gw.credentials()[0]}" if args.path == "/api" else None
                         if args.rate:

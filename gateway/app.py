@@ -39,6 +39,7 @@ from gateway.admin.application import admin_application
 from gateway.admin.auth import check_admin_token
 from gateway.admin.health import ReadinessCheck
 from gateway.config import Config, ServerConfig
+from gateway.config_watch import ConfigWatcher
 from gateway.credentials.scanner_signatures import ScannerKeys
 from gateway.credentials.tokens import TokenService, load_signing_keys
 from gateway.events.runtime import WebhookDelivery
@@ -196,6 +197,7 @@ class Gateway:
         try:
             await self._open()
             await self._serve(sockets, ssl_ctx)
+            self._watch()
         except BaseException:
             for sock in sockets:
                 sock.close()
@@ -352,6 +354,13 @@ class Gateway:
         self.portal = portal_server.PortalServer(portal)
         self._stack.push_async_callback(self.portal.stop)
         return await self.portal.start()
+
+    def _watch(self) -> None:
+        """`server.watch_config`: reload when the file changes (`config_watch.py`)."""
+        if self.cfg.server.watch_config and self.cfg.source:
+            watcher = ConfigWatcher(self.reloader, lambda: self.cfg, self.cfg.server.watch_interval)
+            watcher.start()
+            self._stack.push_async_callback(watcher.stop)
 
     def admin_app(self) -> web.Application:
         return admin_application(

@@ -92,6 +92,9 @@ async def serve(cfg: Config) -> int:
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    # SIGHUP before the reload handler below is installed (a supervisor passing one on while this
+    # worker starts) must not end the process, as SIGHUP's default action would
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     gateway = Gateway(cfg)
@@ -208,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="serve until SIGINT/SIGTERM, then drain and exit 0")
+    run = sub.add_parser("run", help="serve until SIGINT/SIGTERM, then drain and exit 0; SIGHUP reloads routes and plans")
     add_config_option(run)
     run.set_defaults(func=cmd_run)
 

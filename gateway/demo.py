@@ -24,6 +24,7 @@ from gateway.tls import self_signed_paths
 
 DEMO_TENANT = "demo"
 DEMO = Actor("cli")
+DEMO_OWNER = "owner@demo.example"
 
 
 def demo_config(data_dir: Path, port: int, admin_port: int, upstream_port: int) -> Config:
@@ -34,6 +35,7 @@ def demo_config(data_dir: Path, port: int, admin_port: int, upstream_port: int) 
             "data_dir": str(data_dir),
             "admin": {"host": "127.0.0.1", "port": admin_port},
             "store": {"url": f"sqlite:///{data_dir}/gateway.db"},
+            "portal": {"enabled": True},
             "routes": [
                 {"name": "demo", "path": "/api/v1/demo", "upstream": upstream},
                 {"name": "public", "path": "/public", "upstream": upstream, "auth": []},
@@ -79,7 +81,20 @@ async def _demo_key(gateway: Gateway) -> str:
     return secret
 
 
-def _banner(cfg: Config, gateway: Gateway, secret: str, token: str) -> str:
+async def _portal_line(gateway: Gateway) -> str:
+    """The demo tenant's owner in the tenant portal: a fresh invitation until one is accepted."""
+    base = f"https://127.0.0.1:{gateway.proxy_port}"
+    login = await gateway.store.login_by_email(DEMO_OWNER)
+    if login is None:
+        _, url = await gateway.people.invite(DEMO_TENANT, {"email": DEMO_OWNER, "role": "owner"}, DEMO, origin=base)
+    elif login.password_hash is None:
+        url = await gateway.people.reinvite(login.user, DEMO, origin=base)
+    else:
+        return f"Tenant portal: sign in as {DEMO_OWNER} at {base}/portal/"
+    return f"Tenant portal: open {url} to become the demo tenant's owner ({DEMO_OWNER})."
+
+
+def _banner(cfg: Config, gateway: Gateway, secret: str, token: str, portal: str) -> str:
     cert, _ = self_signed_paths(cfg.data_dir)
     base = f"https://127.0.0.1:{gateway.proxy_port}"
     admin = f"http://127.0.0.1:{gateway.admin_port}"
@@ -106,6 +121,7 @@ def _banner(cfg: Config, gateway: Gateway, secret: str, token: str) -> str:
             f"  curl {admin}/readyz",
             "",
             f"Key console: open {admin}/admin/ and sign in with the admin token above.",
+            portal,
             "",
         ]
     )
@@ -125,7 +141,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     try:
         await gateway.start()
         secret = await _demo_key(gateway)
-        print(_banner(cfg, gateway, secret, token), flush=True)
+        print(_banner(cfg, gateway, secret, token, await _portal_line(gateway)), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

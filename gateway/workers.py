@@ -4,8 +4,8 @@ Each worker is a whole gateway process (spawned, not forked, so no event loop or
 shared by accident); the kernel spreads connections across them. Limits stay exact because the
 config requires the Redis limiter when N > 1. Metrics go through prometheus-client's multiprocess
 files, so whichever worker answers `/metrics` reports the whole gateway. The supervisor forwards
-SIGINT/SIGTERM, and if a worker dies on its own it stops the others and exits with that worker's
-status.
+SIGINT/SIGTERM, and SIGHUP (each worker reloads its config); if a worker dies on its own it stops
+the others and exits with that worker's status.
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ def _supervise(config_path: str, count: int) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+
+    def reload(signum: int, frame: FrameType | None) -> None:
+        """SIGHUP to the supervisor (the pid an operator sees) reloads every worker, each on its own."""
+        for proc in procs:
+            if proc.pid is not None and proc.exitcode is None:
+                os.kill(proc.pid, signal.SIGHUP)
+
+    signal.signal(signal.SIGHUP, reload)
     for proc in procs:
         proc.start()
     failed = 0

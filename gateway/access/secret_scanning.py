@@ -6,7 +6,9 @@ URL), so with `keys.on_exposure: revoke` a key pushed to a public repository sto
 within seconds. Only signed reports are read. The answer labels each token `true_positive` (a
 key of this gateway) or `false_positive` and says nothing else: no tenant, key id or state.
 A token whose checksum fails is `false_positive` without a store lookup, so a flood of made-up
-tokens costs no queries.
+tokens costs no queries. Only a signed report gets that far, and its answer's timing tells its
+signer nothing the labels do not: anyone can check a checksum, and a key that exists is labelled
+`true_positive` anyway.
 """
 
 from __future__ import annotations
@@ -117,12 +119,12 @@ class SecretScanningReceiver:
         try:
             principals = await asyncio.gather(*(self._store.get_principal_by_hash(h) for h in hashes.values()))
             known = {token: p.key.id for token, p in zip(hashes, principals, strict=True) if p is not None}
-            exposed: set[str] = set()
+            exposed: set[str] = set()  # the first finding of a key gives its url; a key marked before keeps its own
             for finding in findings:
                 key_id = known.get(finding.token)
                 if key_id is not None and key_id not in exposed:
                     exposed.add(key_id)
-                    await self._expose(key_id, finding.url, reporter)  # the first report of a key wins; later ones change nothing
+                    await self._expose(key_id, finding.url, reporter)
         except StoreError:
             raise StoreUnavailable() from None
         return ["true_positive" if f.token in known else "false_positive" for f in findings]

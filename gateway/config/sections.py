@@ -105,6 +105,14 @@ class ServerConfig:
     """All request header fields together (431 above; at most 128 fields)."""
     max_line_bytes: Annotated[int, Int(1024, 1 << 20)] = 8190
     """Longest request line."""
+    watch_config: Flag = False
+    """true: the config file (and the upstream TLS files it names) is looked at every
+    `watch_interval` and reloaded when it changed and then stayed unchanged for one more look, as
+    SIGHUP does: a broken file is logged and the running configuration stays. Each worker watches
+    for itself."""
+    watch_interval: Annotated[float, Number(0.05, 3600, open_lo=False)] = 2.0
+    """Seconds between two looks at the watched files' metadata (one `stat` each, no read); a change
+    is applied one to two intervals later."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,7 +116,7 @@ async def update_user(request: web.Request, caller: Caller) -> web.StreamRespons
     grantable = _grantable(caller)
     if user.role not in grantable or body.get("role") == "owner" and "owner" not in grantable:
         raise InsufficientScope("only an owner can change an owner, or make one")
-    demoted = "role" in body and body["role"] != "owner" or body.get("disabled") is True
+    demoted = body.get("role") not in (None, "owner") or body.get("disabled") is True  # role null: unchanged
     if user.role == "owner" and demoted and not user.disabled:
         owners = [u for u in await portal.accounts.store.list_users(caller.tenant.id)
                   if u.role == "owner" and not u.disabled]

@@ -9,9 +9,10 @@ Per bucket (a sorted set of admission times, as in redis.py):
 - `<bucket>:l` is a hash of the leases not yet settled, lease id -> end (µs);
 - `<bucket>:x` exists while the bucket is at its limit with permits held elsewhere: no new leases.
 
-KEYS: the buckets. ARGV: window µs, lease µs, grace µs, recall channel, then per bucket:
-limit, need (1: this request is decided here), ask (permits to lease), new lease id, settled
-lease id ('' for none), its permits, how many were used, and their moments (µs, server time).
+KEYS: the buckets. ARGV: "<window µs> <lease µs> <grace µs>", the recall channel, then per bucket
+one string (few arguments: redis-py encodes each one, at a cost per argument): "<limit> <need
+(1: this request is decided here)> <ask (permits to lease)> <new lease id> <settled lease id>
+<its permits> <how many were used> <their moments (µs, server time)>...", '-' for no id.
 
 Returns: server time, the wait (µs: > 0 when refused while permits are held elsewhere, recalled
 now) and per bucket {allowed, count, oldest relevant µs, permits leased}.
@@ -22,13 +23,11 @@ from __future__ import annotations
 SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local window = tonumber(ARGV[1])
-local lease = tonumber(ARGV[2])
-local grace = tonumber(ARGV[3])
-local channel = ARGV[4]
+local window, lease, grace = string.match(ARGV[1], '^(%d+) (%d+) (%d+)$')
+window, lease, grace = tonumber(window), tonumber(lease), tonumber(grace)
+local channel = ARGV[2]
 local horizon = now - window
 local ttl = math.floor((window + lease + grace) / 1000) + 1000
-local pos = 5
 local function in_chunks(command, key, items)  -- Lua's unpack has a stack limit
   for c = 1, #items, 4000 do
     redis.call(command, key, unpack(items, c, math.min(c + 3999, #items)))
@@ -39,18 +38,18 @@ local MIN_GRANT = 2  -- below that, one decision per request
 local specs = {}
 local ok = 1
 for i, key in ipairs(KEYS) do
-  local s = {limit = tonumber(ARGV[pos]), need = tonumber(ARGV[pos + 1]), ask = tonumber(ARGV[pos + 2]),
-             id = ARGV[pos + 3]}
-  local old, permits, used = ARGV[pos + 4], tonumber(ARGV[pos + 5]), tonumber(ARGV[pos + 6])
-  pos = pos + 7
+  local f = {}
+  for word in string.gmatch(ARGV[2 + i], '%S+') do f[#f + 1] = word end
+  local s = {limit = tonumber(f[1]), need = tonumber(f[2]), ask = tonumber(f[3]), id = f[4]}
+  local old, permits, used = f[5], tonumber(f[6]), tonumber(f[7])
   redis.call('ZREMRANGEBYSCORE', key, '-inf', horizon)
-  if old ~= '' then
+  if old ~= '-' then
     local gone = {}
     for j = 1, permits do gone[j] = old .. ':' .. j end
     in_chunks('ZREM', key, gone)
     local moments = {}
     for j = 1, used do
-      local at = tonumber(ARGV[pos + j - 1])
+      local at = tonumber(f[7 + j])
       if at > horizon then
         moments[#moments + 1] = at
         moments[#moments + 1] = old .. ':u' .. j
@@ -64,7 +63,6 @@ for i, key in ipairs(KEYS) do
       redis.call('PUBLISH', channel, 's' .. key)
     end
   end
-  pos = pos + used
   s.count = redis.call('ZCARD', key)
   if s.need == 1 and s.count >= s.limit then ok = 0 end
   specs[i] = s

@@ -48,7 +48,8 @@ log = logging.getLogger("gateway.ratelimit")
 
 LEASE = 2.0          # seconds a lease lives: bounds a dead holder's hold and a slow key's lease
 GRACE = 0.5          # after its end, how long a lease's holder is waited for before it is given up
-FIRST_ASK = 4        # permits asked for when a key is seen again within a lease's time
+FIRST_ASK = 4        # the fewest permits a lease is asked for
+FIRST_MAX = 64       # the most a key's first lease is asked for (its rate is a guess then)
 MAX_ASK = 1024
 _PRUNE_EVERY = 4096  # Redis decisions between sweeps of the per-key rate memory
 
@@ -95,11 +96,13 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         self._url = url
         self._mono = clock
         self._channel = prefix + "lease"
+        self._head = f"{self._window_us} {int(LEASE * 1_000_000)} {int(GRACE * 1_000_000)}"
         self._tag = f"{os.getpid():x}.{os.urandom(4).hex()}."
         self._serial = 0
         self._leases: dict[str, _Lease] = {}       # redis key -> this worker's live lease
         self._asking: dict[str, asyncio.Future[None]] = {}  # redis key -> its lease asked for, in flight
-        self._seen: dict[str, tuple[float, int]] = {}  # redis key -> (last remote decision, next ask)
+        self._recalled: set[str] = set()                     # of those, recalled meanwhile
+        self._seen: dict[str, tuple[float, int]] = {}  # redis key -> (last remote decision, ask hint)
         self._remote_calls = 0
         self._settled = 0                          # settle messages seen: waiters compare it
         self._settle_event = asyncio.Event()
@@ -182,7 +185,7 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         """One script: this request decided in Redis, exhausted leases settled, new ones asked for."""
         now = self._mono()
         keys: list[str] = []
-        args: list[int | str] = [self._window_us, int(LEASE * 1_000_000), int(GRACE * 1_000_000), self._channel]
+        args: list[int | str] = [self._head, self._channel]
         taken: dict[int, tuple[str, _Lease, int]] = {}   # bucket index -> a permit taken here
         asked: dict[int, str] = {}                       # bucket index -> the lease id asked for
         for i, (bucket, limit) in enumerate(checks):
@@ -192,7 +195,7 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
             if lease is not None and lease.left > 0 and lease.limit == limit and now < lease.deadline:
                 lease.take(now)  # covered here; given back if another bucket refuses
                 taken[i] = (key, lease, lease.used[-1])
-                args += [limit, 0, 0, "", "", 0, 0]
+                args.append(f"{limit} 0 0 - - 0 0")
                 continue
             old = self._leases.pop(key, None)
             ask, lease_id = self._ask(key, old, now), ""
@@ -200,7 +203,8 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
                 self._serial += 1
                 lease_id = asked[i] = self._tag + str(self._serial)
                 self._asking[key] = asyncio.get_running_loop().create_future()
-            args += [limit, 1, ask, lease_id, *self._settle_args(old)]
+                self._recalled.discard(key)
+            args.append(f"{limit} 1 {ask} {lease_id or '-'} {self._settle_args(old)}")
         self._remote_calls += 1
         self.lease_stats["remote"] += 1
         if self._remote_calls % _PRUNE_EVERY == 0:
@@ -222,7 +226,13 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
             _, count, oldest, granted = (int(x) for x in raw[2 + 4 * i: 6 + 4 * i])
             reset = (oldest + self._window_us) / 1_000_000
             if granted:
-                self._start_lease(keys[i], _Lease(asked[i], limit, granted, now_us, now, limit - count, reset))
+                lease = _Lease(asked[i], limit, granted, now_us, now, limit - count, reset)
+                if keys[i] in self._recalled:  # recalled before its grant reached us: given back unused
+                    self._settle_soon(keys[i], lease)
+                else:
+                    self._start_lease(keys[i], lease)
+            if i in asked:
+                self._recalled.discard(keys[i])
             if i in taken:
                 lease = taken[i][1]
                 decisions.append(Decision(True, limit, lease.room + lease.left, lease.reset_at, 0))
@@ -238,22 +248,29 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         return strictest(decisions), wait / 1_000_000
 
     def _ask(self, key: str, old: _Lease | None, now: float) -> int:
-        """How many permits to lease with this decision: none for a key not seen within a lease's
-        time (one request is not a rate), else about two leases' worth at its rate here."""
+        """How many permits to lease with this decision: about two leases' worth at the rate the
+        last lease was used at, else (a first lease) from the gap since this key's last decision
+        here; none for a key seen less often than four times a lease's time (not worth a lease)."""
+        seen = self._seen.get(key)
+        if not self._subscribed or key in self._asking:
+            self._seen[key] = (now, seen[1] if seen is not None else 0)
+            return 0
         if old is not None:
             ask = _next_ask(old, now)
+        elif seen is None:
+            ask = 0
+        elif seen[1] and now - seen[0] < LEASE:
+            ask = seen[1]  # the rate an expired lease was used at
         else:
-            seen = self._seen.get(key)
-            ask = seen[1] if seen is not None and now - seen[0] < LEASE else 0
-        self._seen[key] = (now, ask or FIRST_ASK)
-        if not self._subscribed or key in self._asking:
-            return 0
+            gap = now - seen[0]
+            ask = 0 if gap >= LEASE / 4 else min(FIRST_MAX, max(FIRST_ASK, math.ceil(LEASE / max(gap, 0.001))))
+        self._seen[key] = (now, 0)
         return ask
 
-    def _settle_args(self, lease: _Lease | None) -> list[int | str]:
+    def _settle_args(self, lease: _Lease | None) -> str:
         if lease is None:
-            return ["", 0, 0]
-        return [lease.id, lease.granted, len(lease.used), *lease.used]
+            return "- 0 0"
+        return " ".join((lease.id, str(lease.granted), str(len(lease.used)), *map(str, lease.used)))
 
     def _give_back(self, taken: dict[int, tuple[str, _Lease, int]]) -> None:
         """Permits taken for a request that was refused, while their lease is still unsettled."""
@@ -285,8 +302,7 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         task.add_done_callback(self._settling.discard)
 
     async def _settle(self, key: str, lease: _Lease) -> None:
-        args: list[int | str] = [self._window_us, int(LEASE * 1_000_000), int(GRACE * 1_000_000), self._channel,
-                                 lease.limit, 0, 0, "", *self._settle_args(lease)]
+        args = [self._head, self._channel, f"{lease.limit} 0 0 - {self._settle_args(lease)}"]
         try:
             await self._eval([key], args)
         except self._errors as exc:
@@ -342,6 +358,9 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
             lease = self._leases.pop(key, None)
             if lease is not None:
                 self._settle_soon(key, lease)
+            if key in self._asking:
+                # The recall may overtake the reply granting a lease (another connection).
+                self._recalled.add(key)
         elif kind == b"s":
             self._settled += 1
             event, self._settle_event = self._settle_event, asyncio.Event()

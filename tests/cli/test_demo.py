@@ -57,6 +57,11 @@ def test_demo_prints_curl_commands_that_work(tmp_path: Path) -> None:
         console = next(x for x in lines if "Key console" in x).split("open ")[1].split(" ")[0]
         page = subprocess.run(["curl", "-s", console], capture_output=True, text=True, timeout=20).stdout
         assert "<title>gateway console</title>" in page
+        invitation = proc.stdout.readline().split("open ")[1].split(" ")[0]  # the line after the console's
+        assert "/portal/#invitation=" in invitation
+        portal = commands[3].split(" https://")[0] + " " + invitation.split("#")[0]  # curl --cacert <the demo's cert>
+        page = subprocess.run(["bash", "-c", portal + " -s"], capture_output=True, text=True, timeout=20).stdout
+        assert "<title>API access</title>" in page
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0

@@ -53,7 +53,8 @@ async def test_register_watch_retry_test_disable_and_delete(hooks_console: Any, 
     await page.get_by_text("No webhooks yet").wait_for()
 
     await page.get_by_role("button", name="New webhook").click()
-    assert await page.evaluate("document.activeElement.id") == "hook-url"
+    # the dialog opens once the tenants it offers are loaded: wait for the focus to move into it
+    await page.wait_for_function("document.activeElement && document.activeElement.id === 'hook-url'")
     await page.get_by_label("URL").fill("http://10.0.0.1/hooks")  # inside the network: refused
     await page.get_by_role("button", name="Register").click()
     await page.wait_for_selector("#hook-url-error:has-text('address refused')")

@@ -181,7 +181,7 @@ async def test_every_view_fits_a_desktop_and_a_phone(start_portal, pages, width:
     await page.get_by_role("button", name="Create", exact=True).click()
     await page.get_by_role("button", name="Done", exact=True).click()
     for view, heading in (("Keys", "API keys"), ("Members", "Members"), ("Usage", "Usage"), ("Audit", "Audit trail"),
-                          ("Calls", "Call log")):
+                          ("Calls", "Call log"), ("Webhooks", "Webhooks")):
         await page.get_by_role("link", name=view).click()
         await page.get_by_role("heading", name=heading).wait_for()
         await page.screenshot(path=shot(f"portal-{view.lower()}-{width}"), full_page=True)
@@ -222,3 +222,35 @@ async def test_a_forgotten_password_is_reset_through_the_mailed_link(start_porta
     assert (await site.client().sign_in(OWNER, PASSWORD))[0] == 401  # the old one is gone
     await page.goto(link.group(0))  # single use
     await page.get_by_text("This link is not valid any more").wait_for()
+
+
+async def test_members_change_role_and_disable_and_only_owners_touch_owners(start_portal, pages) -> None:
+    site = await start_portal()
+    await site.tenant()
+    await site.member("acme", OWNER)
+    admin_url = await site.invite("acme", ADMIN_EMAIL, "admin")
+    await site.member("acme", VIEWER, "viewer")
+    admin = await pages.new()
+    await accept(admin, admin_url, "Ada Admin")
+    await admin.get_by_role("link", name="Members").click()
+    form = admin.get_by_role("form", name="Invite a member")
+    assert await form.get_by_label("Role").locator("option").all_text_contents() == ["admin", "member", "viewer"]
+    # the owner's row: no controls for an admin; the viewer's: a role select without "owner"
+    owner_row = admin.get_by_role("row").filter(has_text=OWNER)
+    assert await owner_row.get_by_role("combobox").count() == 0 and await owner_row.get_by_role("button").count() == 0
+    role = admin.get_by_label(f"Role of {VIEWER}")
+    await role.select_option("member")
+    await admin.get_by_role("row").filter(has_text=VIEWER).filter(has_text="active").wait_for()
+    assert await admin.get_by_label(f"Role of {VIEWER}").input_value() == "member"
+    await admin.get_by_role("button", name=f"Disable {VIEWER}").click()
+    await admin.get_by_role("row").filter(has_text=VIEWER).filter(has_text="disabled").wait_for()
+    await admin.get_by_role("button", name=f"Enable {VIEWER}").wait_for()
+    checker = await site.member("acme", "check@acme.example", "viewer")
+    users = {u["email"]: u for u in (await checker.api("GET", "/users"))[1]["data"]}
+    assert (users[VIEWER]["role"], users[VIEWER]["disabled"]) == ("member", True)
+    entries = (await operator_audit(site))
+    assert any(e["action"] == "user.updated" and e.get("actor_email") == ADMIN_EMAIL for e in entries), entries
+
+
+async def operator_audit(site: Any) -> list[dict[str, Any]]:
+    return (await operator(site, "GET", "/admin/audit?order=desc&limit=100"))["data"]  # type: ignore[no-any-return]

@@ -102,3 +102,64 @@ async def test_a_portal_request_in_flight_is_answered_when_the_gateway_stops(sta
                 raise AssertionError("a stopped gateway still answered")
         except aiohttp.ClientConnectionError:
             pass
+
+
+async def test_behind_a_trusted_proxy_the_portal_counts_the_address_the_proxy_names(start_portal) -> None:
+    """From `server.trusted_proxies`, X-Forwarded-For is believed (as for every route): each
+    client behind the proxy has its own sign-in budget, and one client still has only 50."""
+    site = await start_portal(server={"trusted_proxies": ["127.0.0.1/32"]})
+    await site.tenant()
+    proxy = site.client()
+    spread = [(await proxy.call("POST", "/api/session", {"email": f"u{i}@acme.example", "password": "wrong password"},
+                                headers={"X-Forwarded-For": f"203.0.113.{i}"}))[0] for i in range(55)]
+    assert set(spread) == {401}, spread
+    one = [(await proxy.call("POST", "/api/session", {"email": f"v{i}@acme.example", "password": "wrong password"},
+                             headers={"X-Forwarded-For": "198.51.100.7"}))[0] for i in range(51)]
+    assert one.index(429) == 50, one
+
+
+async def test_the_page_and_its_files_have_their_types_csp_and_validators(start_portal, https) -> None:
+    site = await start_portal()
+    base = f"{site.base}/portal"
+    async with https.get(base, allow_redirects=False) as resp:
+        assert resp.status == 302 and resp.headers["Location"] == "/portal/"
+    files = {"/": "text/html", "/page/portal.js": "text/javascript", "/page/members.js": "text/javascript",
+             "/page/portal.css": "text/css", "/console/js/keys.js": "text/javascript",
+             "/console/console.css": "text/css", "/console/vendor/uplot/uPlot.iife.min.js": "text/javascript"}
+    for path, kind in files.items():
+        async with https.get(base + path) as resp:
+            assert resp.status == 200 and resp.content_type == kind, path
+            assert "script-src 'self'" in resp.headers["Content-Security-Policy"], path
+            assert resp.headers["Cache-Control"] == "no-cache" and resp.headers["X-Content-Type-Options"] == "nosniff"
+            etag = resp.headers["ETag"]
+            body = await resp.read()
+        async with https.get(base + path, headers={"If-None-Match": etag}) as again:
+            assert again.status == 304 and await again.read() == b"", path
+    assert b'src="page/portal.js"' in (await (await https.get(base + "/")).read())  # relative: any portal.path
+    for missing in ("/page/nope.js", "/console/../app.py", "/page/", "/console/js/"):
+        async with https.get(base + missing) as resp:
+            assert resp.status == 404, missing
+    assert body
+
+
+async def test_new_tenants_start_with_the_configured_gates(start_gateway) -> None:
+    from tests.portal.harness import OPERATOR
+
+    gw = await start_gateway(tenants={"api_enabled_default": False, "write_enabled_default": False})
+    tenant = await gw.accounts.create_tenant({"id": "acme", "name": "Acme", "plan": "starter"}, OPERATOR)
+    assert (tenant.api_enabled, tenant.write_enabled) == (False, False)
+    chosen = await gw.accounts.create_tenant({"id": "beta", "name": "Beta", "plan": "starter", "api_enabled": True},
+                                             OPERATOR)
+    assert (chosen.api_enabled, chosen.write_enabled) == (True, False)
+
+
+async def test_plain_http_reaches_the_portal_only_from_a_trusted_tls_proxy(start_gateway) -> None:
+    """The portal's cookie is `Secure` and its sign-in takes a password: never over plain HTTP,
+    except from a TLS-terminating proxy of `server.trusted_proxies` that says the client used HTTPS."""
+    for trusted, proto, code in (([], "https", "HTTPS_REQUIRED"), (["127.0.0.1/32"], "http", "HTTPS_REQUIRED"),
+                                 (["127.0.0.1/32"], "https", "MISSING_CREDENTIALS")):
+        gw = await start_gateway(portal={"enabled": True},
+                                 server={"plain_http_port": 0, "trusted_proxies": trusted})
+        async with aiohttp.ClientSession() as plain, plain.get(
+                f"http://127.0.0.1:{gw.plain_port}/portal/api/me", headers={"X-Forwarded-Proto": proto}) as resp:
+            assert (await resp.json())["error"]["code"] == code, (trusted, proto)

@@ -97,8 +97,8 @@ async def test_permits_held_by_an_idle_worker_are_recalled_for_the_busy_one(work
 async def test_a_burst_over_eight_workers_admits_exactly_the_limit(workers, redis_url) -> None:
     limit = 400
     eight = workers(8)
-    admitted = sum([await warm(w, "k", limit, 3) for w in eight])  # each holds a lease, 3 permits left
-    assert all(lease.left == 3 for w in eight for lease in w._leases.values())
+    admitted = sum([await warm(w, "k", limit, 3) for w in eight])  # each holds a lease, permits left
+    assert all(w._leases and all(lease.left > 0 for lease in w._leases.values()) for w in eight)
     burst = [eight[i % 8].hit([("k", limit)]) for i in range(limit + 20 - admitted)]
     results = await asyncio.gather(*burst)
     assert admitted + sum(r.allowed for r in results) == limit
@@ -139,3 +139,20 @@ async def test_used_permits_are_recorded_at_their_moment_and_unused_ones_return(
     assert len(stored) == admitted == 40
     now = seconds * 1_000_000 + micros
     assert all(score <= now + 1000 for _, score in stored)  # none left at a lease's end
+
+
+async def test_a_recall_that_overtakes_its_grant_gives_the_lease_back(workers, redis_url) -> None:
+    """The recall comes on the pub/sub connection, the grant on another: a recall for a key
+    whose lease is still on its way applies to that lease when it arrives."""
+    (limiter,) = workers(1)
+    await limiter.listening()
+    assert (await limiter.hit([("k", 1000)])).allowed  # first sight: decided in Redis, no lease
+    asking = asyncio.create_task(limiter.hit([("k", 1000)]))
+    key = limiter._prefix + "k"
+    while key not in limiter._asking:
+        await asyncio.sleep(0)  # until the request has asked (a turn of the loop, no time)
+    limiter._on_message(b"r" + key.encode())  # as the listener hands it over
+    assert (await asyncio.wait_for(asking, 5)).allowed
+    assert not limiter._leases  # not kept: nothing of it is spent after the recall
+    await limiter.close()
+    assert len(await members(redis_url, key)) == 2  # the two admissions, no leased permit left

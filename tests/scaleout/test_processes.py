@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import statistics
 import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -67,7 +68,9 @@ async def test_revoke_on_one_process_is_refused_by_the_other(tmp_path: Path, ser
             assert revoked["propagation"]["complete"] is True and revoked["propagation"]["instances"] == 1
             lags.append(revoked["propagation"]["seconds"])
             assert await use(b_port, key["key"]) == 401
-        assert max(lags) < 1.0
+        # by invalidation, not by the cache's expiry (cache_ttl 5 s): typically a few ms; a loaded
+        # machine can stall one round past a second, so the median is what is bounded tightly
+        assert statistics.median(lags) < 0.5 and max(lags) < 5.0, lags
         for running in procs:
             assert await running.stop() == 0
     await drop_schema(postgres_url(tmp_path))

@@ -63,3 +63,12 @@ def test_the_printed_path_is_the_module() -> None:
     run = subprocess.run([sys.executable, "-m", "gateway.scanning", "--pattern", "acme"], check=True,
                          capture_output=True, text=True, timeout=60)
     assert run.stdout.strip() == "acme_(?:live|test)_[0-9A-Za-z]{38}"
+
+
+def test_the_plugin_loads_none_of_the_gateways_runtime() -> None:
+    """A repository's scan needs detect-secrets and the key format, not the server's dependencies."""
+    runtime = ["aiohttp", "aiosqlite", "argon2", "cryptography", "jwt", "multidict", "prometheus_client", "pydantic",
+               "yaml"]
+    code = f"import sys, gateway.scanning; print(sorted({{m.split('.')[0] for m in sys.modules}} & set({runtime!r})))"
+    run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "[]"

@@ -27,7 +27,7 @@ LAYERS = [
     ["gateway", "gateway.errors", "gateway.files", "gateway.tasks", "gateway.http", "gateway.exchange"],
     ["gateway.path_readings", "gateway.routing", "gateway.credentials", "gateway.tls", "gateway.listeners",
      "gateway.scanning"],
-    ["gateway.config", "gateway.reload"],
+    ["gateway.config", "gateway.reload", "gateway.config_watch"],
     ["gateway.keystore", "gateway.ratelimit"],
     ["gateway.access", "gateway.accounts"],
     ["gateway.observability", "gateway.events"],
@@ -37,6 +37,7 @@ LAYERS = [
     ["gateway.services", "gateway.readiness", "gateway.app", "gateway.store_migrate", "gateway.demo",
      "gateway.cli_accounts", "gateway.cli_keys", "gateway.cli_output", "gateway.cli_certs"],
     ["gateway.cli", "gateway.workers", "gateway.__main__"],
+    ["gateway.reference"],  # docs/ rendered from everything below
 ]
 # (importer prefix, imported prefix): never, at any level, even within the layering above
 FORBIDDEN = [
