@@ -162,9 +162,9 @@ async def test_admin_reload_reaching_one_worker_reloads_every_worker(
     running = await start_gateway_process(path, tmp_path, ENV, workers=2)
     try:
         path.write_text(text("/v2/new"))
-        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
-            async with admin.post(f"http://127.0.0.1:{admin_port}/admin/reload") as resp:
-                assert resp.status == 200
+        async with (aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin,
+                    admin.post(f"http://127.0.0.1:{admin_port}/admin/reload") as resp):
+            assert resp.status == 200
         # the answering worker (for the request, then on SIGHUP) and the other one (on SIGHUP)
         await running.wait_log("config reloaded", count=3)
         async with client(ca) as http:
