@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
+import signal
 import socket
 import ssl
 import time
@@ -82,6 +84,20 @@ def tls_context(cfg: Config) -> ssl.SSLContext:
         return server_context(cert, key)
     assert tls.cert_file and tls.key_file  # guaranteed by config validation
     return server_context(tls.cert_file, tls.key_file)
+
+
+def supervisor_reload() -> Callable[[], None] | None:
+    """In a worker (`workers.py`), SIGHUP to its supervisor, which passes it to every worker; None
+    outside one. Never to another process: not once the supervisor is gone (the worker re-parented)."""
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.pid is None:
+        return None
+    pid = parent.pid
+
+    def signal_supervisor() -> None:
+        if os.getppid() == pid:
+            os.kill(pid, signal.SIGHUP)
+    return signal_supervisor
 
 
 def engine_limits(server: ServerConfig) -> Limits:
@@ -159,7 +175,8 @@ class Gateway:
             negative_ttl=cfg.store.negative_cache_ttl,
             negative_size=cfg.store.negative_cache_size,
         )
-        self.reloader = Reloader(lambda: self.cfg, self.apply_config)
+        self.reloader = Reloader(lambda: self.cfg, self.apply_config,
+                                 others=supervisor_reload() if cfg.server.workers > 1 else None)
         self.proxy_port = 0
         self.plain_port: int | None = None
         self.admin_port = 0
