@@ -31,6 +31,7 @@ from gateway.access.failures import AuthFailureThrottle
 from gateway.access.guard import AccessGuard
 from gateway.access.secret_scanning import SecretScanningReceiver
 from gateway.access.self_api import SelfEndpoints
+from gateway.accounts.canary import CanaryAlarm
 from gateway.accounts.exposure import LeakWatch
 from gateway.accounts.passwords import Passwords
 from gateway.accounts.people import Mail, People
@@ -142,6 +143,7 @@ class Gateway:
     access_log: AccessLog
     auth_failures: AuthFailureThrottle | None  # None: ratelimit.failed_auth_per_minute is 0
     usage: UsageMonitor
+    canary_alarm: CanaryAlarm
     webhook_delivery: WebhookDelivery
     people: People  # invitations and sign-in checks: the portal's and the admin API's
     portal: portal_server.PortalServer | None  # None: portal.enabled is false
@@ -244,6 +246,8 @@ class Gateway:
         self.services = await open_services(cfg, stack, clock=self.clock, caches=(self.cache,),
                                             on_lag=self.metrics.invalidation_lag.observe)
         self.accounts.on_exposed = lambda reason: self.metrics.key_exposures.labels(reason).inc()
+        self.canary_alarm = CanaryAlarm(self.accounts, on_use=self.metrics.canary_uses.inc)
+        self._stack.push_async_callback(self.canary_alarm.settled)  # its reports written before the store closes
         self.last_used = LastUsedRecorder(self.store, interval=cfg.store.last_used_flush_interval, clock=self.clock)
         self.last_used.start()
         stack.push_async_callback(self.last_used.stop)
@@ -299,6 +303,7 @@ class Gateway:
             assertions=IdentityAssertions(self.tokens, ttl=cfg.tokens.identity_ttl, clock=self.clock),
             expiring_soon_days=cfg.keys.expiring_soon_days,
             keys_page=portal_keys_page(cfg),
+            on_canary=self.canary_alarm.used,
         )
         self.access_log = AccessLog()
         stack.callback(self.access_log.flush)  # the last lines, after the listeners have drained
@@ -318,7 +323,7 @@ class Gateway:
             own = SelfEndpoints(self.guard, gateway_version=__version__, api_version=cfg.self_api.api_version)
             endpoints[cfg.self_api.path + "/version"] = own.version
             endpoints[cfg.self_api.path + "/me"] = own.me
-        leaks = LeakWatch(self.accounts, cfg.keys.prefix)
+        leaks = LeakWatch(self.accounts, cfg.keys.prefix, self.canary_alarm)
         observer = RequestObserver(self.metrics if cfg.metrics.enabled else None, self.recorder, cfg.logging,
                                    self.access_log, clock=self.clock)
 

@@ -60,7 +60,7 @@ class TokenEndpoints:
         if credential.is_jwt:
             raise InvalidCredentials("a token cannot be exchanged for another token; send an API key")
         scope.auth_method = credential.method
-        identity = await self._guard.identify(credential, scope)
+        identity = await self._guard.identify(credential, scope, request)
         scope.identity = identity
         authorize_identity(identity)
         await self._guard.count(identity, None, scope)

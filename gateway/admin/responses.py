@@ -99,7 +99,8 @@ RESPONSES: dict[str, Any] = {
         {"instances": INT, "confirmed": INT, "complete": BOOL, "seconds": {"type": "number"}},
         ["instances", "confirmed", "complete", "seconds"])}, [])]},
     "AuditEntry": obj({"id": INT, "at": TIME, "actor": STR, "action": STR, "target_type": STR, "target_id": STR,
-                       "key_name": STR, "tenant_id": STR, "source_ip": STR, "actor_email": STR},
+                       "key_name": STR, "tenant_id": STR, "source_ip": STR, "actor_email": STR,
+                       "details": {"type": "object", "additionalProperties": STR}},
                       ["id", "at", "actor", "action", "target_type", "target_id"]),
     "UsagePoint": obj({
         "t": TIME, "requests": INT,
