@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
+import signal
 import socket
 import ssl
 import time
@@ -29,6 +31,7 @@ from gateway.access.failures import AuthFailureThrottle
 from gateway.access.guard import AccessGuard
 from gateway.access.secret_scanning import SecretScanningReceiver
 from gateway.access.self_api import SelfEndpoints
+from gateway.accounts.canary import CanaryAlarm
 from gateway.accounts.exposure import LeakWatch
 from gateway.accounts.passwords import Passwords
 from gateway.accounts.people import Mail, People
@@ -84,6 +87,20 @@ def tls_context(cfg: Config) -> ssl.SSLContext:
     return server_context(tls.cert_file, tls.key_file)
 
 
+def supervisor_reload() -> Callable[[], None] | None:
+    """In a worker (`workers.py`), SIGHUP to its supervisor, which passes it to every worker; None
+    outside one. Never to another process: not once the supervisor is gone (the worker re-parented)."""
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.pid is None:
+        return None
+    pid = parent.pid
+
+    def signal_supervisor() -> None:
+        if os.getppid() == pid:
+            os.kill(pid, signal.SIGHUP)
+    return signal_supervisor
+
+
 def engine_limits(server: ServerConfig) -> Limits:
     """The HTTP engine's limits for the proxy listener, from the `server` section."""
     return Limits(
@@ -126,6 +143,7 @@ class Gateway:
     access_log: AccessLog
     auth_failures: AuthFailureThrottle | None  # None: ratelimit.failed_auth_per_minute is 0
     usage: UsageMonitor
+    canary_alarm: CanaryAlarm
     webhook_delivery: WebhookDelivery
     people: People  # invitations and sign-in checks: the portal's and the admin API's
     portal: portal_server.PortalServer | None  # None: portal.enabled is false
@@ -159,7 +177,8 @@ class Gateway:
             negative_ttl=cfg.store.negative_cache_ttl,
             negative_size=cfg.store.negative_cache_size,
         )
-        self.reloader = Reloader(lambda: self.cfg, self.apply_config)
+        self.reloader = Reloader(lambda: self.cfg, self.apply_config,
+                                 others=supervisor_reload() if cfg.server.workers > 1 else None)
         self.proxy_port = 0
         self.plain_port: int | None = None
         self.admin_port = 0
@@ -227,6 +246,8 @@ class Gateway:
         self.services = await open_services(cfg, stack, clock=self.clock, caches=(self.cache,),
                                             on_lag=self.metrics.invalidation_lag.observe)
         self.accounts.on_exposed = lambda reason: self.metrics.key_exposures.labels(reason).inc()
+        self.canary_alarm = CanaryAlarm(self.accounts, on_use=self.metrics.canary_uses.inc)
+        self._stack.push_async_callback(self.canary_alarm.settled)  # its reports written before the store closes
         self.last_used = LastUsedRecorder(self.store, interval=cfg.store.last_used_flush_interval, clock=self.clock)
         self.last_used.start()
         stack.push_async_callback(self.last_used.stop)
@@ -282,6 +303,7 @@ class Gateway:
             assertions=IdentityAssertions(self.tokens, ttl=cfg.tokens.identity_ttl, clock=self.clock),
             expiring_soon_days=cfg.keys.expiring_soon_days,
             keys_page=portal_keys_page(cfg),
+            on_canary=self.canary_alarm.used,
         )
         self.access_log = AccessLog()
         stack.callback(self.access_log.flush)  # the last lines, after the listeners have drained
@@ -301,7 +323,7 @@ class Gateway:
             own = SelfEndpoints(self.guard, gateway_version=__version__, api_version=cfg.self_api.api_version)
             endpoints[cfg.self_api.path + "/version"] = own.version
             endpoints[cfg.self_api.path + "/me"] = own.me
-        leaks = LeakWatch(self.accounts, cfg.keys.prefix)
+        leaks = LeakWatch(self.accounts, cfg.keys.prefix, self.canary_alarm)
         observer = RequestObserver(self.metrics if cfg.metrics.enabled else None, self.recorder, cfg.logging,
                                    self.access_log, clock=self.clock)
 

@@ -96,6 +96,7 @@ def describe_key(accounts: Accounts, view: dict[str, Any]) -> str:
         ("Replaced by", view["replaced_by"] or "-"),
         ("Unusual usage", view["anomaly"]["message"] if view.get("anomaly") else "-"),
         ("Exposed", _exposure(view, now)),
+        ("Canary", "yes: any use is refused and raises the alarm" if view.get("canary") else "no"),
     ])
 
 
@@ -131,6 +132,8 @@ async def keys_create(services: Services, args: argparse.Namespace) -> None:
         body["user_id"] = args.user
     if args.rate_limit is not None:
         body["rate_limit_per_minute"] = args.rate_limit
+    if args.canary:
+        body["canary"] = True
     key, secret = await accounts.create_key(body, CLI)
     report(args, _view(accounts, key, secret),
            f"created key {key.id} ({key.name}) for tenant {key.tenant_id}\n"
@@ -220,6 +223,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="limit a route's {NAME} segment to these values (repeatable)")
     p.add_argument("--user", metavar="USER_ID", help="the tenant's user who owns the key (capped by their role)")
     p.add_argument("--rate-limit", type=int, metavar="PER_MINUTE", help="requests per minute, instead of the plan's")
+    p.add_argument("--canary", action="store_true",
+                   help="a key planted to be found: every use gets 401 and raises the alarm (key.canary_used)")
     p.set_defaults(action_fn=keys_create)
     p = keys.add_parser("list", parents=[common], help="keys, newest first, with expiry and last use")
     p.add_argument("--tenant", help="only this tenant's keys")

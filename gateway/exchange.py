@@ -64,6 +64,7 @@ class Identity:
     plan: str = ""
     sunset_from: float = float("inf")   # from then on (expires_at less keys.expiring_soon_days)
     sunset: tuple[tuple[str, str], ...] = ()   # ... answers carry these: Sunset, and Link to the portal
+    canary: bool = False        # planted to be found: refused as an unknown key, and reported
 
 
 @dataclass(slots=True)
@@ -127,5 +128,6 @@ class LeakedKeys(Protocol):
     def in_request(self, request: Request, /) -> list[str]:
         """The well-formed keys anywhere in a request's headers and query string."""
 
-    def report(self, secrets: list[str], reason: str, scope: RequestScope, /) -> Awaitable[None]:
-        """Mark them exposed (`reason`: query_string or plain_http); never raises."""
+    def report(self, secrets: list[str], reason: str, request: Request, scope: RequestScope, /) -> Awaitable[None]:
+        """Mark them exposed (`reason`: query_string or plain_http); a canary key among them
+        raises its alarm instead. Never raises."""

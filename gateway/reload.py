@@ -29,9 +29,11 @@ class Reloaded:
 
 
 class Reloader:
-    def __init__(self, current: Callable[[], Config], apply: Callable[[Config], None]) -> None:
+    def __init__(self, current: Callable[[], Config], apply: Callable[[Config], None], *,
+                 others: Callable[[], None] | None = None) -> None:
         self._current = current
         self._apply = apply
+        self._others = others  # several workers: has the supervisor reload every worker (SIGHUP)
 
     def reload(self) -> Reloaded:
         """Raise ConfigError (nothing changed) or apply and describe the new configuration."""
@@ -51,6 +53,14 @@ class Reloader:
         if skipped:
             log.warning("reload applies routes and plans only; restart to apply the rest",
                         extra={"sections": skipped})
+        return result
+
+    def reload_all(self) -> Reloaded:
+        """For `POST /admin/reload`, which reaches one worker: this process (its result is the
+        answer), then, once the file proved good, every worker through the supervisor."""
+        result = self.reload()
+        if self._others is not None:
+            self._others()
         return result
 
     def reload_logged(self) -> None:

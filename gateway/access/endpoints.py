@@ -38,7 +38,7 @@ class TokenEndpoints:
         if raw.strip():
             try:
                 body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested past the parser's depth
                 raise BadRequest("body must be JSON: {\"api_key\": \"...\"}") from None
             if not isinstance(body, dict) or set(body) - {"api_key"}:
                 raise BadRequest("body must be a JSON object with api_key only")
@@ -60,7 +60,7 @@ class TokenEndpoints:
         if credential.is_jwt:
             raise InvalidCredentials("a token cannot be exchanged for another token; send an API key")
         scope.auth_method = credential.method
-        identity = await self._guard.identify(credential, scope)
+        identity = await self._guard.identify(credential, scope, request)
         scope.identity = identity
         authorize_identity(identity)
         await self._guard.count(identity, None, scope)

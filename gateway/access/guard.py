@@ -51,6 +51,17 @@ log = logging.getLogger("gateway.access")
 
 # A JWT verifier resolves a token to the id of the key it was minted from (or refuses).
 TokenVerifier = Callable[[str], str]
+# Told of each request made with a canary key: key id, client address, user agent, method, path.
+CanaryReport = Callable[[str, str, "str | None", str, str], None]
+
+
+class CanaryCredentials(InvalidCredentials):
+    """A canary key: the very answer of an unknown key (same class, body and headers), and the
+    identity it stands for, to report on the side."""
+
+    def __init__(self, identity: Identity) -> None:
+        super().__init__()
+        self.identity = identity
 
 
 class AccessGuard:
@@ -69,6 +80,7 @@ class AccessGuard:
         assertions: IdentityAssertions | None = None,
         expiring_soon_days: int = 20,
         keys_page: str | None = None,
+        on_canary: CanaryReport | None = None,
         hash_secret: Callable[[str], str] = hash_key,
     ) -> None:
         self._store = store
@@ -93,6 +105,7 @@ class AccessGuard:
         self._assertions = assertions
         self._expiring_soon_days = expiring_soon_days
         self._keys_page = keys_page
+        self._on_canary = on_canary
         self._hash_secret = hash_secret  # a seam for tests (they spy on it): compiled, the module's global is bound early
 
     def set_plans(self, plan_limits: Mapping[str, int]) -> None:
@@ -124,6 +137,9 @@ class AccessGuard:
             identity = scope.identity = self._live(credential, cached, scope)  # 1. identify
         except (RevokedCredentials, ExpiredCredentials):
             scope.identity = cached  # the refused key's own: its 401s are in its call log and usage
+            raise
+        except CanaryCredentials as used:  # logged as an unknown key: no identity in the scope
+            self._canary_used(used.identity, request, scope)
             raise
         authorize(identity, request.method, match)                          # 2. authorize
         if self._hit_now is not None:                                       # 3. count
@@ -157,13 +173,17 @@ class AccessGuard:
         except (RevokedCredentials, ExpiredCredentials):
             scope.identity = fetched  # the refused key's own, as on the fast path
             raise
+        except CanaryCredentials as used:
+            self._canary_used(used.identity, request, scope)
+            raise
         authorize(identity, request.method, match)                          # 2. authorize
         await self.count(identity, match.route, scope)                      # 3. count
         return self._admit(identity, credential, match.route, scope)        # 4. admit
 
     # -- 1. identify ------------------------------------------------------------------------------
 
-    async def identify(self, credential: Credential, scope: RequestScope | None = None) -> Identity:
+    async def identify(self, credential: Credential, scope: RequestScope | None = None,
+                       request: Request | None = None) -> Identity:
         """The live identity behind a credential, or the contract's 401 (the gateway's own
         endpoints' way in; the proxy path does the same in `__call__`).
 
@@ -173,7 +193,18 @@ class AccessGuard:
         found, identity = self._cache.peek(lookup)
         if not found:
             identity = await self._fetch(credential, lookup)
-        return self._live(credential, identity, scope)
+        try:
+            return self._live(credential, identity, scope)
+        except CanaryCredentials as used:
+            self._canary_used(used.identity, request, scope)
+            raise
+
+    def _canary_used(self, identity: Identity, request: Request | None, scope: RequestScope | None) -> None:
+        if self._on_canary is not None:
+            self._on_canary(identity.key_id, scope.client_ip if scope is not None else "",
+                            request.headers.get("User-Agent") if request is not None else None,
+                            request.method if request is not None else "",
+                            scope.path if scope is not None else "")
 
     def _lookup(self, credential: Credential) -> str:
         """What the identity cache knows a credential by: the key's hash, or a token's key id."""
@@ -218,6 +249,8 @@ class AccessGuard:
             identity = None
         if identity is None:
             raise InvalidCredentials()
+        if identity.canary:  # before any other check: revoked or expired, it still looks unknown
+            raise CanaryCredentials(identity)
         if identity.revoked:
             raise RevokedCredentials()
         if identity.expires_at is not None:

@@ -90,4 +90,5 @@ def derive(principal: Principal, plan_limits: Mapping[str, int], fallback_limit:
         plan=tenant.plan,
         sunset_from=sunset_from,
         sunset=sunset,
+        canary=key.canary,
     )

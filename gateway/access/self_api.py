@@ -44,7 +44,7 @@ class SelfEndpoints:
             raise MethodNotAllowed(_READ)
         credential = extract(request.headers, _ALL_KINDS)
         scope.auth_method = credential.method
-        identity = scope.identity = await self._guard.identify(credential, scope)
+        identity = scope.identity = await self._guard.identify(credential, scope, request)
         authorize_identity(identity)
         return identity, await self._guard.count(identity, None, scope)
 

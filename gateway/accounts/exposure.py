@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from gateway.accounts.service import Accounts
+from gateway.accounts.canary import CanaryAlarm
+from gateway.accounts.service import SYSTEM, Accounts, Actor
 from gateway.credentials.leaks import keys_in_headers, keys_in_query
 from gateway.errors import GatewayError
 from gateway.exchange import RequestScope
@@ -19,11 +20,15 @@ log = logging.getLogger("gateway.leaks")
 
 
 class LeakWatch:
-    def __init__(self, accounts: Accounts, prefix: str) -> None:
+    def __init__(self, accounts: Accounts, prefix: str, alarm: CanaryAlarm | None = None) -> None:
         self._accounts = accounts
         self._prefix = prefix
+        self._marker = prefix + "_"
+        self._alarm = alarm
 
     def in_query(self, query: str) -> list[str]:
+        if self._marker not in query and "%" not in query:
+            return []  # the common query: two substring searches, and nothing could hide a key in it
         return keys_in_query(query, self._prefix)
 
     def in_request(self, request: Request) -> list[str]:
@@ -34,10 +39,14 @@ class LeakWatch:
                 found.append(secret)
         return found
 
-    async def report(self, secrets: list[str], reason: str, scope: RequestScope) -> None:
+    async def report(self, secrets: list[str], reason: str, request: Request, scope: RequestScope) -> None:
         for secret in secrets:
             try:
-                await self._accounts.expose_secret(secret, reason)
+                # audited as `system`, from the address that sent it (the first sender's, once per key)
+                key = await self._accounts.expose_secret(secret, reason, actor=Actor(SYSTEM.name, scope.client_ip or None))
+                if key is not None and key.canary and self._alarm is not None:  # planted, and now used
+                    self._alarm.used(key.id, scope.client_ip, request.headers.get("User-Agent"), request.method,
+                                     scope.path)
             except (StoreError, GatewayError) as exc:  # the refusal goes out all the same; a later sighting retries
                 log.warning("could not mark a leaked key exposed",
                             extra={"request_id": scope.request_id, "reason": reason, "error": str(exc)})

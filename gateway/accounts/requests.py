@@ -250,6 +250,9 @@ class KeyInput(Request):
     """The tenant's user who owns the key (it never allows more than their role)."""
     rate_limit_per_minute: RateLimit | None = None
     """A cap below the tenant's plan."""
+    canary: Flag = False
+    """A key planted to be found (in a repository, a config file, a honeypot): every request with
+    it gets the 401 of an unknown key, and raises the alarm (`key.canary_used`)."""
 
     @field_validator("permissions")
     @classmethod

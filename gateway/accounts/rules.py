@@ -131,6 +131,7 @@ class KeySpec:
     resources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     user_id: str | None = None
     rate_limit_per_minute: int | None = None
+    canary: bool = False
 
 
 def tenant_input(body: Any, cfg: Config) -> TenantInput:
@@ -169,6 +170,7 @@ def key_spec(body: Any, keys: KeysConfig, now: dt.datetime) -> KeySpec:
         resources={name: tuple(values) for name, values in (request.resources or {}).items()},
         user_id=request.user_id,
         rate_limit_per_minute=request.rate_limit_per_minute,
+        canary=request.canary,
     )
 
 

@@ -66,6 +66,7 @@ class AuditSink(Protocol):
         *,
         tenant_id: str | None = None,
         key_name: str | None = None,
+        details: dict[str, str] | None = None,
     ) -> None: ...
 
 
@@ -103,7 +104,7 @@ class Accounts:
         # Keys this process has marked exposed (or is marking): a flood of requests with one
         # leaked key reaches the store once. Insertion order is age.
         self._exposed: dict[str, None] = {}
-        self._leaked: dict[str, asyncio.Future[str | None]] = {}  # secret hash -> its key id (None: not a key here)
+        self._leaked: dict[str, asyncio.Future[ApiKey | None]] = {}  # secret hash -> its key (None: not a key here)
         self.on_exposed: Callable[[str], None] | None = None  # told the reason of each exposure recorded here
 
     def record(self, actor: Actor, action: str, target_type: str, target_id: str, *,
@@ -225,7 +226,7 @@ class Accounts:
             scope=spec.scope, permissions=spec.permissions,  # type: ignore[arg-type]
             resources=spec.resources, environment=spec.environment,  # type: ignore[arg-type]
             rate_limit_per_minute=spec.rate_limit_per_minute, created_at=now, expires_at=expires,
-            last_used_at=None, revoked_at=None, replaced_by=None,
+            last_used_at=None, revoked_at=None, replaced_by=None, canary=spec.canary,
         )
         return key, secret
 
@@ -263,7 +264,7 @@ class Accounts:
         spec = rules.KeySpec(
             tenant_id=old.tenant_id, name=old.name, scope=old.scope, permissions=old.permissions,
             validity_days=validity, environment=old.environment, resources=old.resources,
-            user_id=old.user_id, rate_limit_per_minute=old.rate_limit_per_minute,
+            user_id=old.user_id, rate_limit_per_minute=old.rate_limit_per_minute, canary=old.canary,
         )
         new, secret = self._mint(spec, now)
         event = key_event("key.rotated", dataclasses.replace(old, revoked_at=now, replaced_by=new.id), at=now,
@@ -294,7 +295,8 @@ class Accounts:
         `keys.on_exposure: revoke` the key revoked at once (here and on the other instances, as
         `revoke_key` does). The first exposure wins: True for the call that recorded it; a key
         already marked (by this process: no store access at all; by another: one conditional
-        update that changes nothing) is False. An unknown key is NotFound."""
+        update that changes nothing) is False, and so is a canary key (planted to be found: it
+        stays armed). An unknown key is NotFound."""
         if reason not in EXPOSURE_REASONS:
             raise ValueError(f"unknown exposure reason {reason!r}")
         if key_id in self._exposed:
@@ -307,9 +309,9 @@ class Accounts:
             raise
 
     async def expose_secret(self, secret: str, reason: str, *, url: str | None = None,
-                            actor: Actor = SYSTEM) -> str | None:
-        """A secret seen leaked (a well-formed key: its checksum holds): the id of the key it is,
-        marked exposed as `mark_exposed` does, or None when it is no key of this store. Once per
+                            actor: Actor = SYSTEM) -> ApiKey | None:
+        """A secret seen leaked (a well-formed key: its checksum holds): the key it is (as first
+        read), marked exposed as `mark_exposed` does, or None when it is no key of this store. Once per
         secret per process: reports of one secret while the first is under way wait for it, and
         later ones are answered from memory, so a flood costs the store one lookup and one write.
         A canary key is never marked (it is planted to be found; its alarm is `note_canary_use`)."""
@@ -322,11 +324,11 @@ class Accounts:
             pending.add_done_callback(lambda done: self._forget_failed(digest, done))
         return await asyncio.shield(pending)
 
-    def _forget_failed(self, digest: str, done: asyncio.Future[str | None]) -> None:
+    def _forget_failed(self, digest: str, done: asyncio.Future[ApiKey | None]) -> None:
         if done.cancelled() or done.exception() is not None:
             self._leaked.pop(digest, None)  # not recorded: a later sighting tries again
 
-    async def _expose_secret(self, digest: str, reason: str, url: str | None, actor: Actor) -> str | None:
+    async def _expose_secret(self, digest: str, reason: str, url: str | None, actor: Actor) -> ApiKey | None:
         principal = await self.store.get_principal_by_hash(digest)
         if principal is None:
             return None
@@ -336,7 +338,21 @@ class Accounts:
                 await self.mark_exposed(key.id, reason, url=url, actor=actor)
             except NotFound:  # deleted since the lookup
                 return None
-        return key.id
+        return key
+
+    async def note_canary_use(self, key_id: str, *, client_ip: str, user_agent: str | None, path: str,
+                              method: str) -> bool:
+        """A request made with a canary key (answered 401 as an unknown key): the `key.canary_used`
+        event and audit entry, naming where it came from. False if the key is gone."""
+        key = await self.store.get_key(key_id)
+        if key is None:
+            return False
+        use = {"client_ip": client_ip, "user_agent": user_agent or "", "method": method, "path": path}
+        actor = Actor(SYSTEM.name, client_ip)
+        await self.store.add_events([key_event("key.canary_used", key, at=self.now(), actor=actor.name, **use)])
+        self._audit(actor, "key.canary_used", "key", key_id, tenant_id=key.tenant_id, key_name=key.name,
+                    details={"user_agent": use["user_agent"], "method": method, "path": path})
+        return True
 
     def _remember_exposed(self, key_id: str) -> None:
         if len(self._exposed) >= _EXPOSED_REMEMBERED:
@@ -345,7 +361,7 @@ class Accounts:
 
     async def _expose(self, key_id: str, reason: str, url: str | None, actor: Actor) -> bool:
         current = await self.key(key_id)
-        if current.exposed_at is not None:
+        if current.exposed_at is not None or current.canary:
             return False
         now = self.now()
         exposure: dict[str, Any] = {"reason": reason, "at": iso(now)}

@@ -43,7 +43,7 @@ async def read_json(request: web.Request) -> Any:
         raise PayloadTooLarge("admin request bodies are limited to 64 KiB")
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested past the parser's depth
         raise BadRequest("the body must be valid JSON") from None
 
 
@@ -214,7 +214,7 @@ REVOKE_WAIT = 5.0
 async def reload_config(request: web.Request) -> web.Response:
     """Re-read routes and plans from the config file; a broken file is a 422 and changes nothing."""
     try:
-        result = request.app[RELOADER].reload()
+        result = request.app[RELOADER].reload_all()
     except ConfigError as err:
         raise ValidationError("the config file has problems; nothing was changed",
                               details=problems_as_details(err)) from None

@@ -176,6 +176,38 @@ TOKEN_OPERATION: dict[str, Any] = {"post": {
 }}
 
 
+def _caller_operation(summary: str, schema: str) -> dict[str, Any]:
+    """One of the caller's own endpoints (contract section 10), on the proxy listener."""
+    def error(text: str) -> dict[str, Any]:
+        return {"description": text, "content": {JSON: {"schema": ref("Error")}}}
+
+    return {"get": {
+        "summary": summary,
+        "servers": [{"url": "https://gateway.example.com:8443"}],
+        "security": [{"callerKey": []}, {"callerBearer": []}],
+        "responses": {
+            "200": {"description": summary, "content": {JSON: {"schema": ref(schema)}}},
+            "401": error("Missing, invalid, expired or revoked key or token"),
+            "403": error("The key's tenant or owner is disabled, or the tenant has no API access"),
+            "429": error("Over the key's rate limit (each call counts)"),
+            "503": error(STATUS_TEXT["503"]),
+        },
+    }}
+
+
+def caller_paths(cfg: Config) -> dict[str, Any]:
+    """`<self_api.path>/version` and `/me`, when they are served."""
+    if not cfg.self_api.enabled:
+        return {}
+    return {
+        cfg.self_api.path + "/version": _caller_operation("The gateway's version and your API's (self_api.api_version)",
+                                                          "CallerVersion"),
+        cfg.self_api.path + "/me": _caller_operation(
+            "The calling key: its tenant, its settings and expiry, its limit and what is left of it now "
+            "(answers to a key expiring within keys.expiring_soon_days carry Sunset)", "CallerMe"),
+    }
+
+
 def _configure(schemas: dict[str, Any], cfg: Config) -> None:
     """The rules whose values come from the configuration, with the running values."""
     plans = list(cfg.plans)
@@ -206,17 +238,24 @@ def document(cfg: Config | None = None, *, include_token: bool = True) -> dict[s
     paths = dict(PATHS)
     if include_token:
         paths[cfg.tokens.path] = TOKEN_OPERATION
+        paths.update(caller_paths(cfg))
     return {
         "openapi": "3.1.0",
         "info": {"title": "gateway admin API", "version": __version__,
-                 "description": "Tenants, users and API keys; webhooks; audit trail and call log; the token exchange."},
+                 "description": "Tenants, users and API keys; webhooks; audit trail and call log; the token exchange "
+                                "and the caller's own endpoints."},
         "servers": [{"url": "/"}],
         "security": [{"adminToken": []}],
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer",
-                                               "description": "The token from admin.token_env"}},
+            "securitySchemes": {
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "The token from admin.token_env"},
+                "callerKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                              "description": "An API key (proxy listener: the caller's own endpoints)"},
+                "callerBearer": {"type": "http", "scheme": "bearer",
+                                 "description": "An API key or a token from the exchange (proxy listener)"},
+            },
         },
     }
 

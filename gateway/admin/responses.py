@@ -99,7 +99,8 @@ RESPONSES: dict[str, Any] = {
         {"instances": INT, "confirmed": INT, "complete": BOOL, "seconds": {"type": "number"}},
         ["instances", "confirmed", "complete", "seconds"])}, [])]},
     "AuditEntry": obj({"id": INT, "at": TIME, "actor": STR, "action": STR, "target_type": STR, "target_id": STR,
-                       "key_name": STR, "tenant_id": STR, "source_ip": STR, "actor_email": STR},
+                       "key_name": STR, "tenant_id": STR, "source_ip": STR, "actor_email": STR,
+                       "details": {"type": "object", "additionalProperties": STR}},
                       ["id", "at", "actor", "action", "target_type", "target_id"]),
     "UsagePoint": obj({
         "t": TIME, "requests": INT,
@@ -134,6 +135,14 @@ RESPONSES: dict[str, Any] = {
                                                         ["secret"])]},
     "WebhookPage": page_of("Webhook"),
     "WebhookTest": obj({"event_id": STR, "type": {"const": "webhook.test"}}, ["event_id", "type"]),
+    "CallerMe": obj({
+        "tenant": obj({"id": STR, "name": STR, "plan": STR}, ["id", "name", "plan"]),
+        "key": obj({"id": STR, "name": STR, "scope": {"enum": ["read_only", "read_write", "custom"]},
+                    "environment": {"enum": ["live", "test"]}, "expires_at": nullable(TIME), "expiring_soon": BOOL},
+                   ["id", "name", "scope", "environment", "expires_at", "expiring_soon"]),
+        "limits": obj({"requests_per_minute": INT, "remaining": nullable(INT)}, ["requests_per_minute", "remaining"]),
+    }, ["tenant", "key", "limits"]),
+    "CallerVersion": obj({"gateway_version": STR, "api_version": STR}, ["gateway_version", "api_version"]),
     "Delivery": DELIVERY,
     "DeliveryPage": cursor_page("Delivery"),
 }

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable
 from urllib.parse import unquote
 
 from gateway.credentials.keyformat import key_length, parse_key
 
 DECODINGS = 3  # percent-decoding rounds looked through (%25 nests): more than anything decodes
+# An escape that decodes to a character a key has (a letter, a digit, `_`) or to `%` (an escape
+# escaped): only a query with one can hide a key from a plain search, so only such a query is
+# decoded; `%20`, `%2F`, `%3D`, UTF-8 text (`%C3%A9`) are not worth a decoding.
+_KEY_ESCAPE = re.compile("%(?:25|3[0-9]|[46][1-9A-Fa-f]|[57][0-9Aa]|5[Ff])")
 
 
 def keys_in(text: str, prefix: str, found: list[str] | None = None) -> list[str]:
@@ -42,7 +47,7 @@ def keys_in_query(query: str, prefix: str) -> list[str]:
     found = keys_in(query, prefix)
     text = query
     for _ in range(DECODINGS):
-        if "%" not in text:
+        if "%" not in text or _KEY_ESCAPE.search(text) is None:
             break
         decoded = unquote(text, errors="replace")
         if decoded == text:

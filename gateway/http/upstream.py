@@ -25,6 +25,7 @@ from gateway.http.flow import FlowControl
 log = logging.getLogger("gateway.proxy")
 
 _HIGH_WATER = 256 * 1024    # pause reading from the upstream when this much body is unread
+_TLS_WARN_EVERY = 60.0      # seconds between two warnings of one upstream's failing TLS handshake
 
 
 class Origin(Protocol):
@@ -295,6 +296,7 @@ class UpstreamPool:
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None  # asyncio.get_running_loop() costs a getpid()
+        self._tls_warned: dict[tuple[str, str | None], float] = {}  # when each upstream's TLS failure was logged
 
     def _now(self) -> float:
         if self._loop is None:
@@ -331,9 +333,25 @@ class UpstreamPool:
                     )
         except TimeoutError:
             raise UpstreamTimedOut(f"connecting to {upstream.origin} timed out") from None
-        except (OSError, ssl.SSLError) as exc:
+        except ssl.SSLError as exc:  # a certificate not trusted or not for the name: a setup problem
+            self._warn_tls(upstream, exc)
+            raise UpstreamError(f"cannot connect to {upstream.origin}: {exc}") from None
+        except OSError as exc:
             raise UpstreamError(f"cannot connect to {upstream.origin}: {exc}") from None
         return conn
+
+    def _warn_tls(self, upstream: Origin, exc: ssl.SSLError) -> None:
+        """The client only sees 502: the operator is told why, once a minute per upstream and name."""
+        key = (upstream.origin, upstream.server_name)
+        now = self._now()
+        if now - self._tls_warned.get(key, -_TLS_WARN_EVERY) < _TLS_WARN_EVERY:
+            return
+        if len(self._tls_warned) >= 1024:
+            self._tls_warned.clear()
+        self._tls_warned[key] = now
+        log.warning("upstream TLS handshake failed: every request to it gets 502", extra={
+            "upstream": upstream.origin, "server_name": upstream.server_name or upstream.host,
+            "error": getattr(exc, "verify_message", None) or exc.reason or str(exc)})
 
     def release(self, upstream: Origin, conn: UpstreamConnection) -> None:
         """Keep a connection whose exchange ended cleanly; close anything else."""

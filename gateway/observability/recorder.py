@@ -60,12 +60,13 @@ class Recorder:
         *,
         tenant_id: str | None = None,
         key_name: str | None = None,
+        details: dict[str, str] | None = None,
     ) -> None:
         self.audit_buffer.append(
             AuditEntry(
                 at=self._now(), actor=actor.name, action=action, target_type=target_type,
                 target_id=target_id, tenant_id=tenant_id, key_name=key_name, source_ip=actor.source_ip,
-                actor_email=actor.email,
+                actor_email=actor.email, details=details,
             )
         )
         self.audit_buffer.wake()

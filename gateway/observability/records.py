@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -32,6 +33,7 @@ class AuditEntry:
     source_ip: str | None = None
     id: int | None = None
     actor_email: str | None = None  # the person behind a `user:<id>` actor
+    details: dict[str, str] | None = None  # what else the action names (a canary key's user agent and path)
 
 
 @dataclass(slots=True)
@@ -93,6 +95,15 @@ class RecordStore(Protocol):
     async def add_anomaly(self, anomaly: Anomaly) -> bool: ...
     async def latest_anomalies(self, key_ids: Sequence[str], *, since: float) -> dict[str, Anomaly]: ...
     async def prune_anomalies(self, *, before: float) -> int: ...
+
+
+def details_text(details: dict[str, str] | None) -> str | None:
+    """An audit entry's details as stored (JSON text), None without."""
+    return json.dumps(details, separators=(",", ":"), ensure_ascii=False) if details else None
+
+
+def details_of(text: str | None) -> dict[str, str] | None:
+    return json.loads(text) if text else None
 
 
 def encode_cursor(entry_id: int) -> str:

@@ -15,7 +15,7 @@ import asyncpg
 
 from gateway.keystore.base import StoreError
 from gateway.keystore.postgres import UNAVAILABLE, connect_args, create_pool
-from gateway.observability.records import AuditEntry, CallEntry, CallRow
+from gateway.observability.records import AuditEntry, CallEntry, CallRow, details_of, details_text
 from gateway.observability.usage import Rollup
 from gateway.observability.usage_postgres import PostgresUsage, write_rollup
 from gateway.observability.usage_sql import POSTGRES
@@ -38,11 +38,12 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS audit_log_tenant ON audit_log (tenant_id, id)",
     "ALTER TABLE call_log ADD COLUMN IF NOT EXISTS client_ip TEXT",
     "ALTER TABLE call_log ADD COLUMN IF NOT EXISTS error TEXT",
+    "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS details TEXT",
     *POSTGRES.schema(),
 ]
 
 _AUDIT_COLUMNS = ("at", "actor", "action", "target_type", "target_id", "tenant_id", "key_name", "source_ip",
-                  "actor_email")
+                  "actor_email", "details")
 _CALL_COLUMNS = ("at", "request_id", "tenant_id", "key_id", "key_name", "method", "route", "path", "status",
                  "latency_ms", "upstream_latency_ms", "rate_limited", "client_ip", "error")
 
@@ -100,7 +101,7 @@ class PostgresRecordStore(PostgresUsage):
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         await self._append("audit_log", _AUDIT_LOCK, _AUDIT_COLUMNS, [
             (e.at, e.actor, e.action, e.target_type, e.target_id, e.tenant_id, e.key_name, e.source_ip,
-             e.actor_email)
+             e.actor_email, details_text(e.details))
             for e in entries
         ])
 
@@ -122,7 +123,7 @@ class PostgresRecordStore(PostgresUsage):
             f"LIMIT ${len(args) + 1}", *args, limit)
         return [
             AuditEntry(id=r[0], at=_utc(r[1]), actor=r[2], action=r[3], target_type=r[4], target_id=r[5],
-                       tenant_id=r[6], key_name=r[7], source_ip=r[8], actor_email=r[9])
+                       tenant_id=r[6], key_name=r[7], source_ip=r[8], actor_email=r[9], details=details_of(r[10]))
             for r in rows
         ]
 

@@ -19,7 +19,7 @@ import aiosqlite
 
 from gateway.config import Config
 from gateway.keystore.base import StoreError
-from gateway.observability.records import AuditEntry, CallEntry, CallRow
+from gateway.observability.records import AuditEntry, CallEntry, CallRow, details_of, details_text
 from gateway.observability.usage import Rollup
 from gateway.observability.usage_sql import SQLITE
 from gateway.observability.usage_sqlite import SQLiteUsage, Statement, usage_statements
@@ -38,7 +38,8 @@ _SCHEMA = [
         tenant_id TEXT,
         key_name TEXT,
         source_ip TEXT,
-        actor_email TEXT
+        actor_email TEXT,
+        details TEXT
     )
     """,
     """
@@ -65,10 +66,11 @@ _SCHEMA = [
     *SQLITE.schema(),
 ]
 # Added later, to files made before: (table, column, declaration); then what needs the columns.
-_COLUMNS = [("audit_log", "actor_email", "TEXT"), ("call_log", "client_ip", "TEXT"), ("call_log", "error", "TEXT")]
+_COLUMNS = [("audit_log", "actor_email", "TEXT"), ("call_log", "client_ip", "TEXT"), ("call_log", "error", "TEXT"),
+            ("audit_log", "details", "TEXT")]
 _LATER = ["CREATE INDEX IF NOT EXISTS audit_log_tenant ON audit_log (tenant_id, id)"]
 
-_AUDIT_COLUMNS = "id, at, actor, action, target_type, target_id, tenant_id, key_name, source_ip, actor_email"
+_AUDIT_COLUMNS = "id, at, actor, action, target_type, target_id, tenant_id, key_name, source_ip, actor_email, details"
 _CALL_COLUMNS = (
     "id, at, request_id, tenant_id, key_id, key_name, method, route, path, status, "
     "latency_ms, upstream_latency_ms, rate_limited, client_ip, error"
@@ -212,11 +214,11 @@ class SQLiteRecordStore(SQLiteUsage):
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         await self._run(self._inserts(
             "audit_log", ("at", "actor", "action", "target_type", "target_id", "tenant_id", "key_name", "source_ip",
-                          "actor_email"),
+                          "actor_email", "details"),
             entries,
             lambda chunk: [value for e in chunk for value in (
                 _ts(e.at), e.actor, e.action, e.target_type, e.target_id, e.tenant_id, e.key_name, e.source_ip,
-                e.actor_email)],
+                e.actor_email, details_text(e.details))],
         ))
 
     async def list_audit(self, *, after: int | None, limit: int, newest_first: bool = False,
@@ -240,7 +242,7 @@ class SQLiteRecordStore(SQLiteUsage):
                                 (*params, limit))
         return [
             AuditEntry(id=r[0], at=_dt(r[1]), actor=r[2], action=r[3], target_type=r[4], target_id=r[5],
-                       tenant_id=r[6], key_name=r[7], source_ip=r[8], actor_email=r[9])
+                       tenant_id=r[6], key_name=r[7], source_ip=r[8], actor_email=r[9], details=details_of(r[10]))
             for r in rows
         ]
 

@@ -139,7 +139,7 @@ class ProxyHandler:
         if query and self._leaks is not None:
             leaked = self._leaks.in_query(query)
             if leaked:  # before anything else reads the target: it goes nowhere, and is logged without its query
-                return self._refuse_leaked(leaked, "query_string", raw_path, scope, CredentialInQuery())
+                return self._refuse_leaked(leaked, "query_string", request, scope, CredentialInQuery())
         if "#" in target:  # never sent by a client; some upstreams would cut the path there
             raise BadRequest("a fragment (#) in the request target")
         path = normalize_path(raw_path)
@@ -163,10 +163,11 @@ class ProxyHandler:
         leaked = self._leaks.in_request(request) if self._leaks is not None else []
         if not leaked:
             raise refusal
-        return self._refuse_leaked(leaked, "plain_http", request.raw_path.partition("?")[0], scope, refusal)
+        return self._refuse_leaked(leaked, "plain_http", request, scope, refusal)
 
-    async def _refuse_leaked(self, leaked: list[str], reason: str, raw_path: str, scope: RequestScope,
+    async def _refuse_leaked(self, leaked: list[str], reason: str, request: Request, scope: RequestScope,
                              refusal: GatewayError) -> Response:
+        raw_path = request.raw_path.partition("?")[0]
         try:
             path = normalize_path(raw_path.partition("#")[0])  # for the logs, as for any refusal
         except GatewayError:
@@ -174,7 +175,7 @@ class ProxyHandler:
         mount = self._mount
         scope.path = mount.redact(path) if mount is not None and path.startswith(mount.prefix) else path
         assert self._leaks is not None
-        await self._leaks.report(leaked, reason, scope)
+        await self._leaks.report(leaked, reason, request, scope)
         raise refusal
 
     async def _forward_when_admitted(

@@ -8,10 +8,12 @@ import email.utils
 import time
 from typing import Any
 
+import jsonschema
 import pytest
 from aiohttp import web
 
 from gateway import __version__
+from gateway.admin.openapi import document
 from tests.access.test_keys_e2e import ADMIN, DAY, call, routes, tenant_and_key
 from tests.conftest import FakeClock, proxy_url, read_json
 
@@ -51,8 +53,11 @@ async def test_me_and_version_with_every_credential_kind(gw, https, upstream) ->
         assert seen["Cache-Control"] == "no-store" and "X-Request-Id" in seen and "Sunset" not in seen
         remaining.append(body["limits"]["remaining"])
     assert remaining == [48, 47, 46, 45]  # each counts, the token exchange too
+    schemas = document(gw.cfg)["components"]["schemas"]
+    jsonschema.validate(body, schemas["CallerMe"])  # as the admin API's OpenAPI document says
     status, body, _ = await call(https, gw, VERSION, **{"X-API-Key": secret})
     assert (status, body) == (200, {"gateway_version": __version__, "api_version": "2026-12-01"})
+    jsonschema.validate(body, schemas["CallerVersion"])
     async with https.head(proxy_url(gw, ME), headers={"X-API-Key": secret}) as resp:
         assert resp.status == 200 and await resp.read() == b""
     assert upstream[1].hits == hits  # nothing reached the upstream

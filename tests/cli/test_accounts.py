@@ -34,6 +34,11 @@ def test_bootstrap_tenant_and_key_lifecycle(tmp_path: Path, server_cert) -> None
 
     human = gateway("keys", "create", *c, "--tenant", "acme", "--name", "ops", cwd=tmp_path)
     assert "shown once" in human.stdout
+    canary = json.loads(gateway("keys", "create", *c, "--tenant", "acme", "--name", "trap", "--canary", "--json",
+                                cwd=tmp_path).stdout)
+    assert canary["canary"] is True and key["canary"] is False and key["exposure"] is None
+    described = gateway("keys", "show", *c, canary["id"], cwd=tmp_path).stdout
+    assert "Canary" in described and "raises the alarm" in described and "Exposed" in described
 
     shown = json.loads(gateway("keys", "show", *c, key_id, "--json", cwd=tmp_path).stdout)
     assert "key" not in shown and secret not in json.dumps(shown)

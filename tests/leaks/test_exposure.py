@@ -5,74 +5,14 @@ and through a running gateway: refused at once, shown in the admin API, counted 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from gateway.accounts.service import SYSTEM, Accounts, Actor
-from gateway.config import parse_config
+from gateway.accounts.service import SYSTEM, Accounts
 from gateway.errors import NotFound
-from gateway.keystore.outbox import Endpoint
-from gateway.keystore.sqlite import SQLiteKeyStore
 from tests.conftest import ADMIN_TOKEN, FakeClock, admin_url, proxy_url, read_json
-
-ADMIN = Actor("admin", "127.0.0.1")
-
-
-class CountingStore(SQLiteKeyStore):
-    """The real SQLite store, counting what a report of exposure asks of it."""
-
-    reads = 0
-    writes = 0
-
-    async def get_key(self, key_id: str) -> Any:
-        self.reads += 1
-        return await super().get_key(key_id)
-
-    async def expose_key(self, *args: Any, **kwargs: Any) -> bool:
-        self.writes += 1
-        return await super().expose_key(*args, **kwargs)
-
-
-async def _accounts(tmp_path: Path, on_exposure: str) -> tuple[Accounts, CountingStore, list[tuple[str, str, str]]]:
-    store = CountingStore(str(tmp_path / "gateway.db"))
-    await store.open()
-    cfg = parse_config({"server": {"tls": {"self_signed": True}}, "data_dir": str(tmp_path / "data"),
-                        "keys": {"on_exposure": on_exposure}}, env={})
-    audit: list[tuple[str, str, str]] = []
-
-    def record(actor: Actor, action: str, target_type: str, target_id: str, **_: Any) -> None:
-        audit.append((actor.name, action, target_id))
-
-    accounts = Accounts(store, cfg, audit=record, clock=FakeClock())
-    now = accounts.now()
-    # an endpoint for every event: the outbox keeps events only when someone is to receive them
-    await store.create_endpoint(Endpoint("wh_all", "https://hooks.example.com/", None, None, ("*",), "whsec_x",
-                                         False, None, None, now, now))
-    await accounts.create_tenant({"id": "acme", "name": "Acme", "plan": "starter"}, ADMIN)
-    return accounts, store, audit
-
-
-@pytest.fixture
-async def made(tmp_path: Path) -> AsyncIterator[Any]:
-    stores: list[SQLiteKeyStore] = []
-
-    async def make(on_exposure: str = "revoke") -> tuple[Accounts, CountingStore, list[tuple[str, str, str]]]:
-        accounts, store, audit = await _accounts(tmp_path, on_exposure)
-        stores.append(store)
-        return accounts, store, audit
-
-    yield make
-    for store in stores:
-        await store.close()
-
-
-async def events(store: SQLiteKeyStore) -> list[dict[str, Any]]:
-    rows = await store._all("SELECT payload FROM webhook_events ORDER BY created_at, rowid")
-    return [json.loads(row[0]) for row in rows]
+from tests.leaks.conftest import ADMIN, events
 
 
 async def test_a_flood_of_reports_writes_one_exposure(made) -> None:

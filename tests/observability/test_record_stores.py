@@ -39,6 +39,15 @@ async def test_audit_entries_round_trip_in_order(records: RecordStore) -> None:
     got = first + rest
     assert [e.target_id for e in got] == [f"key_{i}" for i in range(5)]
     assert got[0].at == T0 and got[0].source_ip == "10.0.0.1" and got[0].key_name is None
+    assert got[0].details is None
+
+
+async def test_audit_details_round_trip(records: RecordStore) -> None:
+    details = {"user_agent": "curl/8.5 \u00e9\"'", "path": "/api/v1/visitors", "method": "GET"}
+    await records.append_audit([AuditEntry(at=T0, actor="system", action="key.canary_used", target_type="key",
+                                           target_id="key_c", source_ip="203.0.113.9", details=details)])
+    (got,) = await records.list_audit(after=None, limit=10)
+    assert got.details == details and got.source_ip == "203.0.113.9"
 
 
 async def test_calls_filter_page_both_ways_and_prune(records: RecordStore) -> None:

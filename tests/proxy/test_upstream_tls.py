@@ -5,6 +5,7 @@ fails is a 502, never a plain-text request or an unverified one. Real TLS server
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -127,7 +128,8 @@ async def test_an_https_upstream_with_a_trusted_certificate_is_reached_over_tls(
 
 @pytest.mark.parametrize("trusted, names", [(False, ("127.0.0.1",)), (True, ("localhost", "upstream.example"))])
 async def test_an_untrusted_or_misnamed_upstream_certificate_is_a_502(
-    start_gateway, https, tls_upstream, monkeypatch, tmp_path: Path, trusted: bool, names: tuple[str, ...]
+    start_gateway, https, tls_upstream, monkeypatch, tmp_path: Path, trusted: bool, names: tuple[str, ...],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     ca = trustme.CA()
     url, state = await tls_upstream(ca, *names)
@@ -137,10 +139,17 @@ async def test_an_untrusted_or_misnamed_upstream_certificate_is_a_502(
     else:  # the system's CAs, which never issued it
         monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     gw = await start_gateway(routes=[route(url)])
-    async with https.get(proxy_url(gw, "/api")) as resp:
-        assert resp.status == 502
-        assert (await read_json(resp))["error"]["code"] == "UPSTREAM_UNAVAILABLE"
+    caplog.set_level(logging.WARNING, "gateway.proxy")
+    for _ in range(2):
+        async with https.get(proxy_url(gw, "/api")) as resp:
+            assert resp.status == 502
+            assert (await read_json(resp))["error"]["code"] == "UPSTREAM_UNAVAILABLE"
     assert state.hits == 0
+    # the operator is told why (the client only sees 502), once for both requests
+    warnings = [r.__dict__ for r in caplog.records if r.getMessage().startswith("upstream TLS handshake failed")]
+    reason = "IP address mismatch" if trusted else "unable to get local issuer certificate"
+    assert [(w["upstream"], w["server_name"]) for w in warnings] == [(url, "127.0.0.1")]
+    assert warnings[0]["error"].startswith(reason)
 
 
 async def test_a_private_ca_named_by_ca_file_is_trusted_by_its_route_only(

@@ -77,6 +77,7 @@ export function createKeyDialog(ctx, tenants, preset) {
       "Limit the key to values of a route parameter, e.g. location: loc_001. Other values get 403."),
     resRows, button("Add resource limit", () => resRows.append(resourceRow()), { id: "add-resource" }),
     h("p", { class: "field-error", id: "new-resources-error", role: "alert" }));
+  const canary = h("input", { id: "new-canary", type: "checkbox", "aria-describedby": "new-canary-hint new-canary-error" });
   const submit = h("button", { type: "submit", id: "create-submit", class: "primary" }, "Create");
 
   const reflectTenant = async () => {
@@ -110,6 +111,10 @@ export function createKeyDialog(ctx, tenants, preset) {
         field("new-environment", "Environment", env),
         caps.rateLimit === false ? null : field("new-rate", "Rate limit (requests per minute)", rate)),
       resources,
+      h("div", { class: "field" }, h("label", { class: "check" }, canary, "Canary key"),
+        h("p", { class: "hint", id: "new-canary-hint" },
+          "A key to plant where a thief would look: it never works, and every use raises an alarm."),
+        h("p", { class: "field-error", id: "new-canary-error", role: "alert" })),
     ],
     actions: [button("Cancel", () => closeDialog()), submit],
     onSubmit: () => busy(submit, create),
@@ -125,6 +130,7 @@ export function createKeyDialog(ctx, tenants, preset) {
     else if (until.value !== "") body.expires_at = localToUtc(until.value);
     else if (days.value.trim() !== "") body.validity_days = numberOrText(days.value);
     if (caps.rateLimit !== false && rate.value.trim() !== "") body.rate_limit_per_minute = numberOrText(rate.value);
+    if (canary.checked) body.canary = true;
     if (scope.value === "custom") {
       body.permissions = [...permRows.querySelectorAll(".perm")].map((line) => ({
         methods: [...line.querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value),
@@ -182,7 +188,7 @@ function resourceLimits(rows) {
 
 const SLOTS = { name: "new-name", tenant_id: "new-tenant", user_id: "new-owner", scope: "new-scope",
   validity_days: "new-validity", expires_at: "new-expires-at", environment: "new-environment", rate_limit_per_minute: "new-rate",
-  permissions: "new-permissions", resources: "new-resources" };
+  permissions: "new-permissions", resources: "new-resources", canary: "new-canary" };
 
 // Each 422 detail beside its field (a permission's or resource's own row where it names one);
 // answers whether the error was a validation error at all.

@@ -28,11 +28,26 @@ function columns(ctx) {
   return cols.filter(Boolean);
 }
 
-// The status, and the mark of unusual usage the gateway saw lately (its usage view says what).
+// The status, and its marks: unusual usage the gateway saw lately (its usage view says what), a
+// leak it saw (README: Leaked keys), and a canary key (planted to be found: any use is an alarm).
 function statusCell(key) {
   const anomaly = key.anomaly ? h("a", { class: "mark warn", href: href("usage", { key: key.id }), "data-anomaly": key.anomaly.kind,
     title: `Unusual usage: ${key.anomaly.message}`, "aria-label": `Unusual usage: ${key.anomaly.message}` }, "⚠") : null;
-  return h("span", {}, h("span", { class: `status status-${key.status}` }, key.status), anomaly);
+  const leak = key.exposure ? exposedMark(key.exposure) : null;
+  const canary = key.canary ? h("span", { class: "badge badge-canary", "data-canary": "true", title: CANARY,
+    "aria-label": CANARY }, "canary") : null;
+  return h("span", {}, h("span", { class: `status status-${key.status}` }, key.status), anomaly, leak, canary);
+}
+
+const CANARY = "Canary key: planted to be found; every use is refused and raises the alarm";
+const LEAKED = { query_string: "sent in a query string", plain_http: "sent over plain HTTP",
+  secret_scanning: "reported by a secret scanner" };
+
+function exposedMark(exposure) {
+  const where = LEAKED[exposure.reason] || exposure.reason;
+  const text = `Exposed: ${where}, ${date(exposure.at)}${exposure.url ? ` (${exposure.url})` : ""}`;
+  return h("span", { class: "badge badge-exposed", "data-exposed": exposure.reason, title: text, "aria-label": text },
+    "exposed");
 }
 
 function expiryCell(key) {
