@@ -118,6 +118,7 @@ async def test_a_flood_with_one_leaked_key_records_one_exposure(start_gateway, u
     assert await gw.recorder.audit_buffer.flush()
     entries = await gw.recorder.store.list_audit(after=None, limit=1000)
     assert [e.action for e in entries if e.target_id == key.id] == ["key.created", "key.exposed"]
+    assert [(e.actor, e.source_ip) for e in entries if e.action == "key.exposed"] == [("system", "127.0.0.1")]
     got = await gw.accounts.key(key.id)
     assert got.revoked_at is None and got.status(gw.accounts.now()) == "active"  # flag: marked, not revoked
     assert gw.registry.get_sample_value("gateway_key_exposures_total", {"reason": "query_string"}) == 1.0
