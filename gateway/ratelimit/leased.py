@@ -326,15 +326,17 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         delay = 0.1
         try:
             while True:
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub = client.pubsub()
                 try:
                     await pubsub.subscribe(self._channel)
-                    self._subscribed = True
-                    self._on_channel.set()
-                    delay = 0.1
                     async for message in pubsub.listen():
-                        if message.get("type") == "message":
+                        kind = message.get("type")
+                        if kind == "message":
                             self._on_message(message["data"])
+                        elif kind == "subscribe":  # Redis confirms: recalls reach us from now on
+                            self._subscribed = True
+                            self._on_channel.set()
+                            delay = 0.1
                 except asyncio.CancelledError:
                     raise
                 except self._errors:
