@@ -185,13 +185,41 @@ def response_fields(raw: list[tuple[bytes, bytes]], own: list[tuple[str, str]]) 
     """The upstream's response headers for the client, from the parser's raw pairs: minus
     hop-by-hop headers, those named in `Connection` and those the gateway sets itself (`own`: rate
     limits, request id, Sunset, which replace any the upstream sent; a `Link` is added to the
-    upstream's), then `Server` if the upstream named none, then the gateway's own."""
+    upstream's), then `Server` if the upstream named none, then the gateway's own.
+
+    One pass, the pieces joined once: a `Connection` that names a header not dropped anyway (it
+    names `keep-alive`, if anything, nearly always) sends the head through `_fields_listed`."""
     drop = _drop_with(tuple(map(_first, own)))
+    out: list[bytes] = []
+    server = date = length = False
+    for name, value in raw:
+        lname = name.lower()
+        if lname in drop:
+            if lname == b"connection" and not _named_by(value) <= drop:
+                return _fields_listed(raw, own, drop)
+            continue
+        if lname == b"server":
+            server = True
+        elif lname == b"date":
+            date = True
+        elif lname == b"content-length":
+            length = True
+        out += (name, b": ", value, b"\r\n")
+    if not server:
+        out.append(_SERVER_LINE_CRLF)
+    if own:
+        out.append(("\r\n".join(map(": ".join, own)) + "\r\n").encode("latin-1"))
+    return HeaderBlock(b"".join(out), length, date)
+
+
+_SERVER_LINE_CRLF = _SERVER_LINE + b"\r\n"
+
+
+def _fields_listed(raw: list[tuple[bytes, bytes]], own: list[tuple[str, str]], drop: frozenset[bytes]) -> HeaderBlock:
+    """`response_fields` for a head whose `Connection` lists more headers to drop, before or after it."""
     for name, value in raw:
         if name.lower() == b"connection":
-            named = _named_by(value)
-            if not named <= drop:
-                drop = drop | named
+            drop = drop | _named_by(value)
     lines: list[bytes] = []
     server = date = length = False
     for name, value in raw:
