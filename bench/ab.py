@@ -14,9 +14,12 @@ upstream on CPU 0, the gateway alone on CPU 1), cancel the drift. The base commi
 into a temporary git worktree and run from there (the editable install's import hook is taken
 out of that process, so it imports the worktree's code). Reported per side and round: req/s and
 the CPU time of the gateway's event-loop thread per request (`/proc/<pid>/task`), the steadier
-figure; then the medians and their ratio. With `--rate`, each round offers that many requests a
+figure, and of the whole process with its threads and child processes (the call log's writer);
+then the medians and their ratio. With `--rate`, each round offers that many requests a
 second on a fixed schedule (`openloop.py`, as `run.py` does) and reports p50 / p99 instead: for a
-change meant for the tail, which closed-loop throughput does not see.
+change meant for the tail, which closed-loop throughput does not see; and the CPU per request
+at that fixed load (on a busy machine a low rate, which both sides sustain, compares the
+work per request more fairly than wrk's throughput, which the neighbours decide).
 """
 
 from __future__ import annotations
@@ -47,6 +50,18 @@ def loop_thread_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of the process, all its threads, and its live children (a call-log writer)."""
+    total = R.cpu_seconds(pid)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                total += tree_cpu(int(child))
+            except FileNotFoundError:  # exited meanwhile
+                pass
+    return total
+
+
 def from_worktree(tree: Path) -> None:
     """Make `GatewayProcess` start the gateway from `tree` instead of the installed checkout."""
     original = R.pinned
@@ -63,13 +78,13 @@ def from_worktree(tree: Path) -> None:
     R.pinned = pinned
 
 
-def measure(gw: R.GatewayProcess, path: str, header: str | None, seconds: int) -> tuple[float, float]:
+def measure(gw: R.GatewayProcess, path: str, header: str | None, seconds: int) -> tuple[float, float, float]:
     argv = ["wrk", "-t1", "-c64", f"-d{seconds}s", gw.url(path), *(["-H", header] if header else [])]
-    before = loop_thread_cpu(gw.pid)
+    before, before_all = loop_thread_cpu(gw.pid), tree_cpu(gw.pid)
     out = subprocess.run(R.pinned(0, argv), capture_output=True, text=True, check=True).stdout
-    used = loop_thread_cpu(gw.pid) - before
+    used, used_all = loop_thread_cpu(gw.pid) - before, tree_cpu(gw.pid) - before_all
     rps = float(out.split("Requests/sec:")[1].split()[0])
-    return rps, used / (rps * seconds) * 1e6
+    return rps, used / (rps * seconds) * 1e6, used_all / (rps * seconds) * 1e6
 
 
 def main() -> None:
@@ -90,6 +105,8 @@ def main() -> None:
     target = f"{args.path}?{args.query}" if args.query else args.path
     two = (os.cpu_count() or 1) >= 2
     results: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
+    totals: dict[str, list[float]] = {"base": [], "this": []}
+    loops: dict[str, list[float]] = {"base": [], "this": []}
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         tree = root / "base"
@@ -111,23 +128,35 @@ def main() -> None:
                     with gw.running():
                         header = f"X-API-Key: {gw.credentials()[0]}" if args.path == "/api" else None
                         if args.rate:
+                            before, before_all = loop_thread_cpu(gw.pid), tree_cpu(gw.pid)
                             latency = R.openloop(gw.url(target), header, args.rate, args.duration, 0 if two else None)
+                            served = latency["achieved_rps"] * args.duration
+                            cpu = (loop_thread_cpu(gw.pid) - before) / served * 1e6
+                            total = (tree_cpu(gw.pid) - before_all) / served * 1e6
                         else:
-                            rps, cpu = measure(gw, target, header, args.duration)
+                            rps, cpu, total = measure(gw, target, header, args.duration)
                 finally:
                     R.pinned = saved
                 if args.rate:
                     results[side].append((latency["p50_ms"], latency["p99_ms"]))
+                    totals[side].append(total)
+                    loops[side].append(cpu)
                     print(f"  round {round_no}  {side:4s}  p50 {latency['p50_ms']:6.3f} ms  p99 {latency['p99_ms']:7.2f} ms"
-                          f"  max {latency['max_ms']:7.1f} ms  ({latency['achieved_rps']:,.0f} req/s)", flush=True)
+                          f"  max {latency['max_ms']:7.1f} ms  ({latency['achieved_rps']:,.0f} req/s)"
+                          f"  {cpu:6.1f} µs CPU/req (event loop)  {total:6.1f} µs (process and children)", flush=True)
                     continue
                 results[side].append((rps, cpu))
-                print(f"  round {round_no}  {side:4s}  {rps:9,.0f} req/s  {cpu:6.1f} µs CPU/req (event loop)", flush=True)
+                totals[side].append(total)
+                print(f"  round {round_no}  {side:4s}  {rps:9,.0f} req/s  {cpu:6.1f} µs CPU/req (event loop)"
+                      f"  {total:6.1f} µs (process and children)", flush=True)
     if args.rate:
         p50s = {side: statistics.median(p50 for p50, _ in rows) for side, rows in results.items()}
         p99s = {side: statistics.median(p99 for _, p99 in rows) for side, rows in results.items()}
         print(f"\nmedians at {args.rate:,.0f} req/s: base p50 {p50s['base']:.3f} / p99 {p99s['base']:.2f} ms; "
               f"this p50 {p50s['this']:.3f} / p99 {p99s['this']:.2f} ms")
+        print(f"CPU per request at that rate: event loop base {statistics.median(loops['base']):.1f} µs, "
+              f"this {statistics.median(loops['this']):.1f} µs; process and children base "
+              f"{statistics.median(totals['base']):.1f} µs, this {statistics.median(totals['this']):.1f} µs")
         return
     base_cpu = statistics.median(cpu for _, cpu in results["base"])
     this_cpu = statistics.median(cpu for _, cpu in results["this"])
@@ -135,6 +164,9 @@ def main() -> None:
     this_rps = statistics.median(rps for rps, _ in results["this"])
     print(f"\nmedians: base {base_rps:,.0f} req/s {base_cpu:.1f} µs; this {this_rps:,.0f} req/s {this_cpu:.1f} µs; "
           f"CPU per request {100 * (this_cpu / base_cpu - 1):+.1f} %, req/s {100 * (this_rps / base_rps - 1):+.1f} %")
+    base_all, this_all = statistics.median(totals["base"]), statistics.median(totals["this"])
+    print(f"process and children: base {base_all:.1f} µs, this {this_all:.1f} µs per request, "
+          f"{100 * (this_all / base_all - 1):+.1f} %")
 
 
 if __name__ == "__main__":

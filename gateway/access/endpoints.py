@@ -38,7 +38,7 @@ class TokenEndpoints:
         if raw.strip():
             try:
                 body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested past the parser's depth
                 raise BadRequest("body must be JSON: {\"api_key\": \"...\"}") from None
             if not isinstance(body, dict) or set(body) - {"api_key"}:
                 raise BadRequest("body must be a JSON object with api_key only")

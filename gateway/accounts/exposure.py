@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from gateway.accounts.canary import CanaryAlarm
-from gateway.accounts.service import Accounts
+from gateway.accounts.service import SYSTEM, Accounts, Actor
 from gateway.credentials.leaks import keys_in_headers, keys_in_query
 from gateway.errors import GatewayError
 from gateway.exchange import RequestScope
@@ -42,7 +42,8 @@ class LeakWatch:
     async def report(self, secrets: list[str], reason: str, request: Request, scope: RequestScope) -> None:
         for secret in secrets:
             try:
-                key = await self._accounts.expose_secret(secret, reason)
+                # audited as `system`, from the address that sent it (the first sender's, once per key)
+                key = await self._accounts.expose_secret(secret, reason, actor=Actor(SYSTEM.name, scope.client_ip or None))
                 if key is not None and key.canary and self._alarm is not None:  # planted, and now used
                     self._alarm.used(key.id, scope.client_ip, request.headers.get("User-Agent"), request.method,
                                      scope.path)

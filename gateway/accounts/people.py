@@ -38,6 +38,12 @@ def normal_email(email: str) -> str:
     return email.strip().lower()
 
 
+def could_be_stored(email: str) -> bool:
+    """Whether `email` can name anyone: stored emails are at most 320 printable characters, and a
+    lone surrogate or a NUL is not even a value the store can be asked about (its error would be a 503)."""
+    return len(email) <= 320 and email.isprintable()
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -143,7 +149,7 @@ class People:
     async def request_reset(self, email: str, *, origin: str | None = None) -> None:
         """Forgot password: a link by mail if the email signs someone in, nothing otherwise; the
         caller answers the same either way (and this does the same store work either way)."""
-        login = await self.store.login_by_email(normal_email(email)) if len(email) <= 320 else None
+        login = await self.store.login_by_email(normal_email(email)) if could_be_stored(email) else None
         if login is None or login.user.disabled or login.tenant.disabled or self.mailer is None:
             return
         link, secret = self._new_link(login.user.id, "reset")
@@ -188,7 +194,7 @@ class People:
         yet accepted, a disabled user or tenant all cost one argon2 verification and look alike."""
         if not isinstance(email, str) or not isinstance(password, str) or len(password) > MAX_LENGTH:
             return None
-        login = await self.store.login_by_email(normal_email(email)) if len(email) <= 320 else None
+        login = await self.store.login_by_email(normal_email(email)) if could_be_stored(email) else None
         ok = await self.passwords.verify(login.password_hash if login else None, password)
         if not ok or login is None or login.user.disabled or login.tenant.disabled:
             return None

@@ -43,7 +43,7 @@ async def read_json(request: web.Request) -> Any:
         raise PayloadTooLarge("admin request bodies are limited to 64 KiB")
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested past the parser's depth
         raise BadRequest("the body must be valid JSON") from None
 
 

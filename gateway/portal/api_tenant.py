@@ -63,6 +63,10 @@ async def get_key(request: web.Request, caller: Caller) -> web.StreamResponse:
 async def rotate_key(request: web.Request, caller: Caller) -> web.StreamResponse:
     portal = request.app[PORTAL]
     key = await caller.key(request.match_info["key_id"])
+    if key.user_id is not None and not caller.can("owners"):
+        holder = await portal.accounts.store.get_user(key.user_id)
+        if holder is not None and holder.role == "owner":  # its new secret would act as the owner
+            raise InsufficientScope("only an owner can rotate an owner's key")
     rotated, secret = await portal.accounts.rotate_key(key.id, caller.actor)
     return json_response(portal.key(rotated, secret), 201)
 

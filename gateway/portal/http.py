@@ -86,7 +86,7 @@ async def read_json(request: web.Request) -> Any:
         return {}
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested past the parser's depth
         raise BadRequest("the body must be valid JSON") from None
 
 

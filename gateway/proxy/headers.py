@@ -90,11 +90,36 @@ def sane_request_id(value: str | None) -> TypeGuard[str]:
     return value is not None and _REQUEST_ID.fullmatch(value) is not None
 
 
-def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
-    values = headers.getall("Connection", ())
-    if not values:
-        return frozenset()
-    return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
+_DROP, _KEEP, _CONNECTION = 0, 1, 2
+
+
+def _judge(name: str) -> int:
+    """What becomes of a client header of this name: dropped, kept, or read as `Connection`."""
+    lname = name.lower()
+    if lname == "connection":
+        return _CONNECTION
+    if lname in _REQUEST_DROP:
+        return _DROP
+    if lname[:1] == "x" and is_gateway_header(lname):
+        return _DROP
+    if "_" in lname and lname.replace("_", "-") in _REQUEST_DROP:
+        return _DROP  # X_Forwarded_For: CGI and WSGI servers fold it into X-Forwarded-For
+    return _KEEP
+
+
+# A client's header names as sent (their case kept) and `Connection` values: a few dozen of each in
+# practice, each judged or parsed once (bounded against a client inventing new ones).
+_judged: dict[str, int] = {}
+_listed: dict[str, frozenset[str]] = {}
+
+
+def _listed_in(connection: str) -> frozenset[str]:
+    named = _listed.get(connection)
+    if named is None:
+        named = frozenset(t.strip().lower() for t in connection.split(",") if t.strip())
+        if len(_listed) < 256:
+            _listed[connection] = named
+    return named
 
 
 def upstream_request_headers(
@@ -103,17 +128,23 @@ def upstream_request_headers(
     """The client's headers made safe to forward, followed by the gateway's own. A list, not a
     multidict: every header the gateway sets afterwards (Host, forwarding, request id, framing)
     is one this drops, so appending it is setting it."""
-    named = _connection_tokens(incoming)
+    judged = _judged
     out: list[tuple[str, str]] = []
+    connection: str | None = None
     for name, value in incoming.items():
-        lname = name.lower()
-        if lname in _REQUEST_DROP or lname in named:
-            continue
-        if lname[0] == "x" and is_gateway_header(lname):
-            continue
-        if "_" in lname and lname.replace("_", "-") in _REQUEST_DROP:
-            continue  # X_Forwarded_For: CGI and WSGI servers fold it into X-Forwarded-For
-        out.append((name, value))
+        how = judged.get(name)
+        if how is None:
+            how = _judge(name)
+            if len(judged) < 4096:
+                judged[name] = how
+        if how == _KEEP:
+            out.append((name, value))
+        elif how == _CONNECTION:
+            connection = value if connection is None else connection + "," + value
+    if connection is not None:
+        named = _listed_in(connection)  # `keep-alive` nearly always: dropped anyway
+        if not named <= _REQUEST_DROP:
+            out = [(name, value) for name, value in out if name.lower() not in named]
     out.extend(extra)
     return out
 
@@ -154,13 +185,41 @@ def response_fields(raw: list[tuple[bytes, bytes]], own: list[tuple[str, str]]) 
     """The upstream's response headers for the client, from the parser's raw pairs: minus
     hop-by-hop headers, those named in `Connection` and those the gateway sets itself (`own`: rate
     limits, request id, Sunset, which replace any the upstream sent; a `Link` is added to the
-    upstream's), then `Server` if the upstream named none, then the gateway's own."""
+    upstream's), then `Server` if the upstream named none, then the gateway's own.
+
+    One pass, the pieces joined once: a `Connection` that names a header not dropped anyway (it
+    names `keep-alive`, if anything, nearly always) sends the head through `_fields_listed`."""
     drop = _drop_with(tuple(map(_first, own)))
+    out: list[bytes] = []
+    server = date = length = False
+    for name, value in raw:
+        lname = name.lower()
+        if lname in drop:
+            if lname == b"connection" and not _named_by(value) <= drop:
+                return _fields_listed(raw, own, drop)
+            continue
+        if lname == b"server":
+            server = True
+        elif lname == b"date":
+            date = True
+        elif lname == b"content-length":
+            length = True
+        out += (name, b": ", value, b"\r\n")
+    if not server:
+        out.append(_SERVER_LINE_CRLF)
+    if own:
+        out.append(("\r\n".join(map(": ".join, own)) + "\r\n").encode("latin-1"))
+    return HeaderBlock(b"".join(out), length, date)
+
+
+_SERVER_LINE_CRLF = _SERVER_LINE + b"\r\n"
+
+
+def _fields_listed(raw: list[tuple[bytes, bytes]], own: list[tuple[str, str]], drop: frozenset[bytes]) -> HeaderBlock:
+    """`response_fields` for a head whose `Connection` lists more headers to drop, before or after it."""
     for name, value in raw:
         if name.lower() == b"connection":
-            named = _named_by(value)
-            if not named <= drop:
-                drop = drop | named
+            drop = drop | _named_by(value)
     lines: list[bytes] = []
     server = date = length = False
     for name, value in raw:

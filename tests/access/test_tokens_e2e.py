@@ -62,7 +62,8 @@ async def test_exchange_with_header_credential_and_bad_inputs(gw, https) -> None
     for wrong in (secret[:-1] + "é", "é" * len(secret), secret[:-1] + "\udcff"):
         status, body = await exchange(https, gw, wrong)
         assert (status, body["error"]["code"]) == (401, "INVALID_CREDENTIALS"), wrong
-    for malformed in (b"{not json", b'{"api_key": 5}', b'{"api_key": ["gw_live_x"]}'):
+    # nesting deeper than the JSON parser recurses is malformed too, not a 500
+    for malformed in (b"{not json", b'{"api_key": 5}', b'{"api_key": ["gw_live_x"]}', b"[" * 5000):
         async with https.post(proxy_url(gw, TOKEN_PATH), data=malformed) as resp:
             assert (resp.status, (await read_json(resp))["error"]["code"]) == (400, "BAD_REQUEST"), malformed
     async with https.get(proxy_url(gw, TOKEN_PATH)) as resp:

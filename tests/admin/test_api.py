@@ -132,6 +132,7 @@ async def test_key_rules(admin) -> None:
     "method, path, body, raw, status, code",
     [
         ("POST", "/admin/tenants", None, b"{nope", 400, "BAD_REQUEST"),
+        ("POST", "/admin/tenants", None, b"[" * 5000, 400, "BAD_REQUEST"),  # deeper than the parser recurses
         ("POST", "/admin/tenants", [1, 2], None, 422, "VALIDATION_ERROR"),
         ("POST", "/admin/tenants", None, b"x" * 70000, 413, "PAYLOAD_TOO_LARGE"),
         ("GET", "/admin/tenants?page=0", None, None, 422, "VALIDATION_ERROR"),

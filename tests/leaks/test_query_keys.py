@@ -118,6 +118,7 @@ async def test_a_flood_with_one_leaked_key_records_one_exposure(start_gateway, u
     assert await gw.recorder.audit_buffer.flush()
     entries = await gw.recorder.store.list_audit(after=None, limit=1000)
     assert [e.action for e in entries if e.target_id == key.id] == ["key.created", "key.exposed"]
+    assert [(e.actor, e.source_ip) for e in entries if e.action == "key.exposed"] == [("system", "127.0.0.1")]
     got = await gw.accounts.key(key.id)
     assert got.revoked_at is None and got.status(gw.accounts.now()) == "active"  # flag: marked, not revoked
     assert gw.registry.get_sample_value("gateway_key_exposures_total", {"reason": "query_string"}) == 1.0
@@ -152,3 +153,17 @@ async def test_plain_http_without_a_key_is_refused_as_before(start_gateway, upst
             f"http://127.0.0.1:{gw.plain_port}/api/items", headers={"X-API-Key": "nope"}) as resp:
         assert resp.status == 403
     assert (await gw.accounts.key(key.id)).exposed_at is None
+
+
+async def test_behind_a_trusted_proxy_only_a_client_that_came_by_http_leaks(start_gateway, upstream) -> None:
+    gw, key, secret = await gateway_with_key(start_gateway, upstream,
+                                             server={"plain_http_port": 0, "trusted_proxies": ["127.0.0.0/8"]})
+    url = f"http://127.0.0.1:{gw.plain_port}/api/items"
+    async with aiohttp.ClientSession() as proxy:
+        async with proxy.get(url, headers={"X-API-Key": secret, "X-Forwarded-Proto": "https"}) as resp:
+            assert resp.status == 200  # TLS ended at the proxy: the key never crossed in clear
+        assert (await gw.accounts.key(key.id)).exposed_at is None
+        async with proxy.get(url, headers={"X-API-Key": secret, "X-Forwarded-Proto": "http"}) as resp:
+            assert resp.status == 403  # the client reached the proxy over plain HTTP
+    got = await gw.accounts.key(key.id)
+    assert got.exposure is not None and got.exposure["reason"] == "plain_http"

@@ -293,3 +293,18 @@ async def test_no_password_or_hash_in_any_log_line_or_answer(start_portal, caplo
     text = "\n".join(answers + [r.getMessage() + str(r.__dict__) for r in caplog.records])
     for secret in (PASSWORD, "not the password at all", login.password_hash, "$argon2"):
         assert secret not in text
+
+
+async def test_an_admin_cannot_rotate_an_owners_key_and_get_its_secret(start_portal) -> None:
+    """Rotation hands over a new secret that acts as the key's holder: an admin, who may not change
+    an owner, may not take an owner's key either; their own keys and those below them they rotate."""
+    site = await start_portal()
+    await site.tenant()
+    owner = await site.member("acme", "owner@acme.example")
+    admin = await site.member("acme", "admin@acme.example", "admin")
+    _, owners = await owner.api("POST", "/keys", {"name": "owner's", "scope": "read_write"})
+    _, admins = await admin.api("POST", "/keys", {"name": "admin's", "scope": "read_write"})
+    status, body = await admin.api("POST", f"/keys/{owners['id']}/rotate")
+    assert (status, body["error"]["code"]) == (403, "INSUFFICIENT_SCOPE") and "key" not in body, body
+    assert (await admin.api("POST", f"/keys/{admins['id']}/rotate"))[0] == 201
+    assert (await owner.api("POST", f"/keys/{owners['id']}/rotate"))[0] == 201

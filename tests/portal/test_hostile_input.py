@@ -1,0 +1,31 @@
+"""Bodies made to break a parser or the store reach no 500 and no 503: nesting deeper than the JSON
+parser recurses is malformed JSON (400), and an email no one can have (a lone surrogate, a NUL)
+signs no one in, with the 401 of any unknown email."""
+
+from __future__ import annotations
+
+import json
+
+
+async def test_json_nested_past_the_parsers_depth_is_a_400_on_every_door(start_portal) -> None:
+    site = await start_portal()
+    await site.tenant()
+    owner = await site.member("acme", "owner@acme.example")
+    stranger = site.client()
+    for browser, path in ((stranger, "/session"), (owner, "/keys"), (owner, "/users"), (owner, "/webhooks")):
+        for deep in (b"[" * 5000, b'{"a":' * 5000):
+            async with browser.session.post(browser.url("/api" + path), data=deep, headers={
+                    "Origin": browser.origin, "X-CSRF-Token": browser.csrf or "", "Content-Type": "application/json"}) as resp:
+                body = json.loads(await resp.read())
+            assert (resp.status, body["error"]["code"]) == (400, "BAD_REQUEST"), (path, body)
+
+
+async def test_an_email_the_store_cannot_hold_is_an_unknown_email(start_portal) -> None:
+    site = await start_portal()
+    await site.tenant()
+    stranger = site.client()
+    for email in ("\ud800@acme.example", "own\x00er@acme.example", "\udcff"):
+        status, body = await stranger.api("POST", "/session", {"email": email, "password": "a wrong password"})
+        assert (status, body["error"]["code"]) == (401, "INVALID_CREDENTIALS"), (email, body)
+        status, body = await stranger.api("POST", "/password-reset", {"email": email})
+        assert status == 202, body
