@@ -209,8 +209,15 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         self.lease_stats["remote"] += 1
         if self._remote_calls % _PRUNE_EVERY == 0:
             self._prune(now)
+        reply = self._submit(keys, args)
         try:
-            raw = await self._eval(keys, args)
+            raw = await asyncio.shield(reply)
+        except asyncio.CancelledError:
+            # The request went away (its client did); the script still runs, and any lease it
+            # grants must not sit counted for a minute: given back, unused, when the reply comes.
+            self._give_back(taken)
+            reply.add_done_callback(lambda done: self._orphaned(done, keys, asked))
+            raise
         except self._errors as exc:
             self._give_back(taken)
             return self._fallback(checks, exc), 0.0
@@ -246,6 +253,14 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         if not admitted:
             self._give_back(taken)
         return strictest(decisions), wait / 1_000_000
+
+    def _orphaned(self, reply: asyncio.Future[list[int]], keys: list[str], asked: dict[int, str]) -> None:
+        if reply.cancelled() or reply.exception() is not None:
+            return
+        raw = reply.result()
+        for i, lease_id in asked.items():
+            if granted := int(raw[5 + 4 * i]):
+                self._settle_soon(keys[i], _Lease(lease_id, 0, granted, int(raw[0]), self._mono(), 0, 0.0))
 
     def _ask(self, key: str, old: _Lease | None, now: float) -> int:
         """How many permits to lease with this decision: about two leases' worth at the rate the
@@ -326,15 +341,17 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         delay = 0.1
         try:
             while True:
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub = client.pubsub()
                 try:
                     await pubsub.subscribe(self._channel)
-                    self._subscribed = True
-                    self._on_channel.set()
-                    delay = 0.1
                     async for message in pubsub.listen():
-                        if message.get("type") == "message":
+                        kind = message.get("type")
+                        if kind == "message":
                             self._on_message(message["data"])
+                        elif kind == "subscribe":  # Redis confirms: recalls reach us from now on
+                            self._subscribed = True
+                            self._on_channel.set()
+                            delay = 0.1
                 except asyncio.CancelledError:
                     raise
                 except self._errors:
@@ -373,6 +390,8 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
 
     async def close(self) -> None:
         self._closing = True
+        if self._sending:  # replies still to come may grant leases (of requests gone meanwhile too)
+            await asyncio.wait(set(self._sending), timeout=2.0)
         if self._loop is not None:
             self._recall_all()
         if self._settling:

@@ -178,3 +178,17 @@ async def test_plain_http_without_a_key_is_refused_as_before(start_gateway, upst
             f"http://127.0.0.1:{gw.plain_port}/api/items", headers={"X-API-Key": "nope"}) as resp:
         assert resp.status == 403
     assert (await gw.accounts.key(key.id)).exposed_at is None
+
+
+async def test_behind_a_trusted_proxy_only_a_client_that_came_by_http_leaks(start_gateway, upstream) -> None:
+    gw, key, secret = await gateway_with_key(start_gateway, upstream,
+                                             server={"plain_http_port": 0, "trusted_proxies": ["127.0.0.0/8"]})
+    url = f"http://127.0.0.1:{gw.plain_port}/api/items"
+    async with aiohttp.ClientSession() as proxy:
+        async with proxy.get(url, headers={"X-API-Key": secret, "X-Forwarded-Proto": "https"}) as resp:
+            assert resp.status == 200  # TLS ended at the proxy: the key never crossed in clear
+        assert (await gw.accounts.key(key.id)).exposed_at is None
+        async with proxy.get(url, headers={"X-API-Key": secret, "X-Forwarded-Proto": "http"}) as resp:
+            assert resp.status == 403  # the client reached the proxy over plain HTTP
+    got = await gw.accounts.key(key.id)
+    assert got.exposure is not None and got.exposure["reason"] == "plain_http"
