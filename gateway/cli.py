@@ -163,7 +163,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for problem in err.problems:
             print(problem, file=sys.stderr)
         return EXIT_USAGE
-    print(f"{args.config}: ok ({len(cfg.routes)} routes)")
+    print(f"{args.config}: ok ({len(cfg.routes)} route{'' if len(cfg.routes) == 1 else 's'})")
     for where, names in (checked.unresolved.items() if checked is not None else ()):
         print(f"{args.config}: {where}: not checked: uses {', '.join(names)}, not set here")
     return 0

@@ -211,7 +211,7 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
             self._prune(now)
         reply = self._submit(keys, args)
         try:
-            raw = await asyncio.shield(reply)
+            raw = await (asyncio.shield(reply) if asked else reply)  # shielded: a lease may come
         except asyncio.CancelledError:
             # The request went away (its client did); the script still runs, and any lease it
             # grants must not sit counted for a minute: given back, unused, when the reply comes.
@@ -230,7 +230,8 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         now_us, wait, admitted = int(raw[0]), int(raw[1]), bool(int(raw[2]))
         decisions = []
         for i, (_, limit) in enumerate(checks):
-            _, count, oldest, granted = (int(x) for x in raw[2 + 4 * i: 6 + 4 * i])
+            j = 3 + 4 * i
+            count, oldest, granted = int(raw[j]), int(raw[j + 1]), int(raw[j + 2])
             reset = (oldest + self._window_us) / 1_000_000
             if granted:
                 lease = _Lease(asked[i], limit, granted, now_us, now, limit - count, reset)
@@ -252,7 +253,7 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
                 decisions.append(Decision(True, limit, max(0, limit - count - 1), reset, 0))
         if not admitted:
             self._give_back(taken)
-        return strictest(decisions), wait / 1_000_000
+        return (decisions[0] if len(decisions) == 1 else strictest(decisions)), wait / 1_000_000
 
     def _orphaned(self, reply: asyncio.Future[list[int]], keys: list[str], asked: dict[int, str]) -> None:
         if reply.cancelled() or reply.exception() is not None:
