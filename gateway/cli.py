@@ -50,6 +50,22 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+class VersionAction(argparse.Action):
+    """`--version`: the version and which build runs, "compiled: N modules" or "pure Python" (gateway/build.py).
+
+    Worked out only when asked: it imports the hot modules to see where each was loaded from."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[object] | None, option_string: str | None = None) -> None:
+        from gateway.build import describe
+
+        print(f"gateway {__version__} ({describe()})")  # on stdout, as argparse's own version action
+        parser.exit(0)
+
+
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE",
                         help=f"the YAML config file (default: ${CONFIG_ENV})")
@@ -147,7 +163,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for problem in err.problems:
             print(problem, file=sys.stderr)
         return EXIT_USAGE
-    print(f"{args.config}: ok ({len(cfg.routes)} routes)")
+    print(f"{args.config}: ok ({len(cfg.routes)} route{'' if len(cfg.routes) == 1 else 's'})")
     for where, names in (checked.unresolved.items() if checked is not None else ()):
         print(f"{args.config}: {where}: not checked: uses {', '.join(names)}, not set here")
     return 0
@@ -207,8 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="gateway", description="An API authentication gateway: API keys, tokens, rate limits "
                     "and an audit trail in front of your APIs.", epilog="Shell completion: eval \"$(register-python-"
                     "argcomplete gateway)\". Exit status: 0 done, 1 refused (not found, a rule), 2 usage or setup.")
-    parser.add_argument("--version", action="version", version=f"gateway {__version__}",
-                        help="print the version and exit")
+    parser.add_argument("--version", action=VersionAction,
+                        help="print the version and which build runs (compiled or pure Python), and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="serve until SIGINT/SIGTERM, then drain and exit 0; SIGHUP reloads routes and plans")

@@ -83,15 +83,16 @@ async def bench_redis_limiter(n: int, concurrency: int) -> None:
             if isinstance(limiter, LeasedRedisRateLimiter):
                 await limiter.listening()
 
-            async def worker(w: int, limiter: RedisRateLimiter = limiter) -> None:
+            async def worker(w: int, limiter: RedisRateLimiter = limiter, keys: int = 100) -> None:
                 for i in range(per_task):
-                    await limiter.hit([(f"k:{w}:{i % 100}", 1_000_000)])
+                    await limiter.hit([(f"k:{w}:{i % keys}", 10_000_000)])
 
-            start = time.perf_counter()
-            await asyncio.gather(*(worker(w) for w in range(concurrency)))
-            elapsed = time.perf_counter() - start
-            report(f"redis limiter, {name}, {concurrency} callers", elapsed, per_task * concurrency,
-                   str(getattr(limiter, "lease_stats", "")))
+            for keys, label in ((100, "100 keys each"), (1, "one busy key each")):
+                start = time.perf_counter()
+                await asyncio.gather(*(worker(w, keys=keys) for w in range(concurrency)))
+                elapsed = time.perf_counter() - start
+                report(f"redis limiter, {name}, {concurrency} callers, {label}", elapsed, per_task * concurrency,
+                       str(getattr(limiter, "lease_stats", "")))
         finally:
             await limiter.close()
 

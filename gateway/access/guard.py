@@ -81,6 +81,7 @@ class AccessGuard:
         expiring_soon_days: int = 20,
         keys_page: str | None = None,
         on_canary: CanaryReport | None = None,
+        hash_secret: Callable[[str], str] = hash_key,
     ) -> None:
         self._store = store
         self._cache = cache
@@ -105,6 +106,7 @@ class AccessGuard:
         self._expiring_soon_days = expiring_soon_days
         self._keys_page = keys_page
         self._on_canary = on_canary
+        self._hash_secret = hash_secret  # a seam for tests (they spy on it): compiled, the module's global is bound early
 
     def set_plans(self, plan_limits: Mapping[str, int]) -> None:
         self._plan_limits = dict(plan_limits)
@@ -212,7 +214,7 @@ class AccessGuard:
             return "id:" + self._verify_token(credential.secret)
         if len(credential.secret) != self._key_length or not credential.secret.isascii():
             raise InvalidCredentials("malformed API key")  # not even hashed
-        return hash_key(credential.secret)
+        return self._hash_secret(credential.secret)
 
     async def _fetch(self, credential: Credential, lookup: str) -> Identity | None:
         """A cache miss: the store, for a key whose shape and checksum are right."""

@@ -33,8 +33,7 @@ class LeakWatch:
 
     def in_request(self, request: Request) -> list[str]:
         found = keys_in_headers(request.headers.items(), self._prefix)
-        query = request.raw_path.partition("?")[2]
-        for secret in keys_in_query(query, self._prefix) if query else ():
+        for secret in keys_in_query(request.raw_path, self._prefix):  # the path and the query
             if secret not in found:
                 found.append(secret)
         return found

@@ -7,7 +7,6 @@ shared `Accounts` service, render the contract's JSON. Every refusal is a `Gatew
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -27,8 +26,6 @@ RELOADER: web.AppKey[Reloader] = web.AppKey("reloader", Reloader)
 PEOPLE: web.AppKey[People] = web.AppKey("people", People)
 
 MAX_BODY = 64 * 1024
-MAX_PER_PAGE = 100
-KEY_STATUSES = ("active", "expired", "revoked")
 
 
 def actor(request: web.Request) -> Actor:
@@ -51,41 +48,6 @@ def json_response(payload: Any, status: int = 200) -> web.Response:
     return web.Response(
         status=status, body=json.dumps(payload).encode(), content_type="application/json"
     )
-
-
-# The portal's readers (gateway/portal/api_tenant.py); the admin handlers read the models of
-# gateway/admin/queries.py, which the OpenAPI document is made of.
-def paging(query: Mapping[str, str]) -> tuple[int, int]:
-    """`page` from 1 and `per_page` from 1 to 100; out of range is a 422, never a silent clamp."""
-    details = []
-    values = {}
-    for name, default, top in (("page", 1, 1_000_000), ("per_page", 25, MAX_PER_PAGE)):
-        raw = query.get(name, str(default))
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if not 1 <= value <= top:
-            details.append({"field": name, "issue": f"must be an integer from 1 to {top}"})
-        values[name] = value
-    if details:
-        raise ValidationError(details=details)
-    return values["page"], values["per_page"]
-
-
-def sort_param(query: Mapping[str, str], allowed: frozenset[str], default: str) -> str:
-    sort = query.get("sort", default)
-    if sort.lstrip("-") not in allowed:
-        raise ValidationError(
-            details=[{"field": "sort", "issue": "must be one of " + ", ".join(sorted(allowed)) + " (prefix - for descending)"}]
-        )
-    return sort
-
-
-TENANT_SORTS = frozenset({"id", "name", "plan", "created_at"})
-KEY_SORTS = frozenset(
-    {"name", "created_at", "last_used_at", "expires_at", "status", "scope", "environment", "tenant_id", "last4"}
-)
 
 
 async def version(request: web.Request) -> web.Response:

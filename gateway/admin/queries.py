@@ -154,12 +154,18 @@ class DeliveryLog(Query):
 Q = TypeVar("Q", bound=Query)
 
 
-def read_query(model: type[Q], query: Mapping[str, str]) -> Q:
-    """The query as `model`, or a 422 naming each broken parameter (a foreign cursor: 400)."""
+def read_query(model: type[Q], query: Mapping[str, str], only: tuple[str, ...] | None = None) -> Q:
+    """The query as `model`, or a 422 naming each broken parameter (a foreign cursor: 400).
+    `only`: the parameters of the model a reader takes (the portal's, whose tenant is the caller's);
+    any other one is unknown, as a name the model does not have."""
+    known = ", ".join(only if only is not None else (f.alias or name for name, f in model.model_fields.items()))
+    if only is not None:
+        unknown = [{"field": k, "issue": f"unknown parameter (known: {known})"} for k in dict.fromkeys(query) if k not in only]
+        if unknown:
+            raise ValidationError(details=unknown)
     try:
         return model.model_validate({k: query[k] for k in query})
     except PydanticError as err:
-        known = ", ".join(f.alias or name for name, f in model.model_fields.items())
         details = [{"field": ".".join(str(p) for p in e["loc"]),
                     "issue": f"unknown parameter (known: {known})" if e["type"] == "extra_forbidden" else e["msg"]}
                    for e in err.errors(include_url=False)]

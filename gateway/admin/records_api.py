@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from aiohttp import web
 
 from gateway.admin.api import json_response
 from gateway.admin.queries import AuditPage, CallPage, read_query
-from gateway.errors import ValidationError
 from gateway.observability.recorder import Recorder
 from gateway.observability.records import decode_cursor, encode_cursor, entry_json
 
 RECORDER: web.AppKey[Recorder] = web.AppKey("recorder", Recorder)
-MAX_LIMIT = 1000
-
-
-# The portal's readers (gateway/portal/api_tenant.py); the admin handlers read queries.AuditPage/CallPage.
-def limit_param(query: Mapping[str, str]) -> int:
-    raw = query.get("limit", "100")
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_LIMIT:
-        raise ValidationError(details=[{"field": "limit", "issue": f"must be an integer from 1 to {MAX_LIMIT}"}])
-    return value
-
-
-def order_param(query: Mapping[str, str]) -> bool:
-    order = query.get("order", "asc")
-    if order not in ("asc", "desc"):
-        raise ValidationError(details=[{"field": "order", "issue": "must be asc or desc"}])
-    return order == "desc"
 
 
 async def audit(request: web.Request) -> web.Response:

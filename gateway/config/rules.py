@@ -203,6 +203,12 @@ def _portal(rules: Rules) -> None:
         rules.problems.append(Problem(("portal", "session_idle"), "must be at most session_max"))
     if tokens is not None and rules.known("tokens.path") and within(tokens.path, portal.path):
         rules.problems.append(Problem(("portal", "path"), "covers the token exchange path (tokens.path)"))
+    self_api: SelfApiConfig | None = rules.sections.get("self_api")
+    if self_api is not None and self_api.enabled and rules.known("self_api") \
+            and (within(self_api.path, portal.path) or within(portal.path, self_api.path)):
+        # one would hide (part of) the other on the proxy listener, which serves both
+        rules.problems.append(Problem(("portal", "path"), f"overlaps the caller's own endpoints (self_api.path "
+                                      f"{self_api.path}): neither may be at or below the other"))
 
 
 RULES: tuple[Callable[[Rules], None], ...] = (_tls, _workers, _validity, _backoff, _portal, _secret_scanning)

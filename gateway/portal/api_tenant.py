@@ -11,14 +11,13 @@ from aiohttp import web
 
 from gateway.accounts import rules
 from gateway.accounts.views import listing
-from gateway.admin.api import KEY_SORTS, KEY_STATUSES, paging, sort_param
-from gateway.admin.queries import Usage, read_query
-from gateway.admin.records_api import limit_param, order_param
+from gateway.admin.queries import AuditPage, CallPage, KeyList, Usage, read_query
 from gateway.errors import InsufficientScope, ValidationError
 from gateway.observability.records import AuditEntry, decode_cursor, encode_cursor, entry_json
 from gateway.observability.usage_query import plan_query, series
 from gateway.portal.authz import Caller, Endpoints
 from gateway.portal.http import json_response, read_json
+from gateway.portal.requests import AUDIT_QUERY, CALL_QUERY, KEY_QUERY, USAGE_QUERY
 from gateway.portal.services import PORTAL, person
 
 routes = Endpoints()
@@ -31,14 +30,11 @@ SET_BY_PORTAL = ("tenant_id", "user_id", "rate_limit_per_minute")
 @routes.add("GET", "/keys", needs="read")
 async def list_keys(request: web.Request, caller: Caller) -> web.StreamResponse:
     portal = request.app[PORTAL]
-    page, per_page = paging(request.query)
-    sort = sort_param(request.query, KEY_SORTS, "-created_at")
-    status = request.query.get("status")
-    if status is not None and status not in KEY_STATUSES:
-        raise ValidationError(details=[{"field": "status", "issue": "must be one of " + ", ".join(KEY_STATUSES)}])
+    q = read_query(KeyList, request.query, only=KEY_QUERY)
     keys, total = await portal.accounts.store.list_keys(
-        tenant_id=caller.tenant.id, status=status, now=portal.accounts.now(), page=page, per_page=per_page, sort=sort)
-    return json_response(listing([portal.key(k) for k in keys], total, page, per_page))
+        tenant_id=caller.tenant.id, status=q.status, now=portal.accounts.now(), page=q.page, per_page=q.per_page,
+        sort=q.sort)
+    return json_response(listing([portal.key(k) for k in keys], total, q.page, q.per_page))
 
 
 @routes.add("POST", "/keys", needs="keys")
@@ -140,13 +136,13 @@ async def update_user(request: web.Request, caller: Caller) -> web.StreamRespons
 async def audit(request: web.Request, caller: Caller) -> web.StreamResponse:
     """The tenant's audit trail; an operator's address is not the tenant's business."""
     recorder = request.app[PORTAL].recorder
-    after = decode_cursor(request.query.get("after"))
-    limit, newest_first = limit_param(request.query), order_param(request.query)
+    q = read_query(AuditPage, request.query, only=AUDIT_QUERY)
+    after, newest_first = decode_cursor(q.after), q.order == "desc"
     entries: list[AuditEntry] = []
     if recorder is not None:
         await recorder.audit_buffer.flush()
-        entries = await recorder.store.list_audit(after=after, limit=limit, newest_first=newest_first,
-                                                  tenant_id=caller.tenant.id)
+        entries = await recorder.store.list_audit(after=after, limit=q.limit, newest_first=newest_first,
+                                                  tenant_id=caller.tenant.id, action=q.action)
     last = entries[-1].id if entries else after
     next_cursor = encode_cursor(last) if last is not None else (None if newest_first else encode_cursor(0))
     return json_response({"data": [_audit_view(e) for e in entries], "next_cursor": next_cursor})
@@ -162,19 +158,13 @@ def _audit_view(entry: AuditEntry) -> dict[str, Any]:
 @routes.add("GET", "/calls", needs="read")
 async def calls(request: web.Request, caller: Caller) -> web.StreamResponse:
     recorder = request.app[PORTAL].recorder
-    query = request.query
-    cursor = decode_cursor(query.get("after"))
-    limit, newest_first = limit_param(query), order_param(query)
-    status = None
-    if "status" in query:
-        status = int(query["status"]) if query["status"].isdigit() else 0
-        if not 100 <= status <= 599:
-            raise ValidationError(details=[{"field": "status", "issue": "must be an HTTP status code"}])
+    q = read_query(CallPage, request.query, only=CALL_QUERY)
+    cursor, newest_first = decode_cursor(q.after), q.order == "desc"
     entries = []
     if recorder is not None:
         await recorder.call_buffer.flush()
-        entries = await recorder.store.list_calls(cursor=cursor, newest_first=newest_first, limit=limit,
-                                                  key_id=query.get("key_id") or None, status=status,
+        entries = await recorder.store.list_calls(cursor=cursor, newest_first=newest_first, limit=q.limit,
+                                                  key_id=q.key_id or None, status=q.status,
                                                   tenant_id=caller.tenant.id)
     last = entries[-1].id if entries else cursor
     return json_response({"data": [entry_json(e) for e in entries],
@@ -185,7 +175,7 @@ async def calls(request: web.Request, caller: Caller) -> web.StreamResponse:
 async def usage(request: web.Request, caller: Caller) -> web.StreamResponse:
     """The tenant's usage, or one of its keys' (another tenant's key: 404, as one that does not exist)."""
     portal = request.app[PORTAL]
-    q = read_query(Usage, request.query)  # its tenant_id is the caller's, whatever the query says
+    q = read_query(Usage, request.query, only=USAGE_QUERY)  # the tenant is the caller's
     query = plan_query(granularity=q.granularity, start=q.from_, to=q.to, tenant_id=caller.tenant.id,
                        key_id=q.key_id or None, now=portal.accounts.now().timestamp())
     if query.key_id is not None:

@@ -32,7 +32,16 @@ from gateway.admin.responses import BOOL, INT, RESPONSES, STR, TIME, nullable, o
 from gateway.config import Config
 from gateway.events.requests import WebhookInput, WebhookPatch
 from gateway.portal.authz import PUBLIC, SAFE_METHODS, Endpoint, Endpoints
-from gateway.portal.requests import Invitation, PasswordSet, ResetRequest, SignIn
+from gateway.portal.requests import (
+    AUDIT_QUERY,
+    CALL_QUERY,
+    KEY_QUERY,
+    USAGE_QUERY,
+    Invitation,
+    PasswordSet,
+    ResetRequest,
+    SignIn,
+)
 
 BODIES: tuple[type[BaseModel], ...] = (KeyInput, UserPatch, WebhookInput, WebhookPatch, SignIn, Invitation,
                                        PasswordSet, ResetRequest)
@@ -100,7 +109,7 @@ OPERATIONS: dict[tuple[str, str], tuple[Any, ...]] = {
     ("POST", "/password-reset/{token}"): ("Set a new password through a reset link (once)", "200", "LinkRedeemed",
                                           LINK, "PasswordSet", None),
     ("GET", "/keys"): ("The tenant's keys", "200", "KeyPage", ("422", *READ), None,
-                       query_parameters(queries.KeyList, (*PAGING, "sort", "status"))),
+                       query_parameters(queries.KeyList, KEY_QUERY)),
     ("POST", "/keys"): ("Create a key owned by the caller (capped by their role; the secret is in this answer "
                         "only). 422 also at the tenant's key limit, without API access, or a key that writes "
                         "without write access", "201", "KeyWithSecret", WRITE, "PortalKeyInput", None),
@@ -117,11 +126,11 @@ OPERATIONS: dict[tuple[str, str], tuple[Any, ...]] = {
     ("PATCH", "/users/{user_id}"): ("Change a person's role, name or disabled (owners alone manage owners)", "200",
                                     "Person", (*WRITE, "404"), "UserPatch", None),
     ("GET", "/audit"): ("The tenant's audit trail after a cursor, oldest first (order=desc: newest first)", "200",
-                        "AuditPage", ("400", "422", *READ), None, query_parameters(queries.AuditPage, RECORDS)),
+                        "AuditPage", ("400", "422", *READ), None, query_parameters(queries.AuditPage, AUDIT_QUERY)),
     ("GET", "/calls"): ("The tenant's call log after a cursor", "200", "CallPage", ("400", "422", *READ), None,
-                        query_parameters(queries.CallPage, (*RECORDS, "key_id", "status"))),
+                        query_parameters(queries.CallPage, CALL_QUERY)),
     ("GET", "/usage"): ("The tenant's or one of its keys' usage (404: a key of another tenant)", "200", "UsageSeries",
-                        ("404", "422", *READ), None, query_parameters(queries.Usage, ("key_id", "granularity", "from", "to"))),
+                        ("404", "422", *READ), None, query_parameters(queries.Usage, USAGE_QUERY)),
     ("GET", "/webhooks"): ("The tenant's webhook endpoints (owners and admins)", "200", "WebhookPage",
                            ("422", *READ), None, query_parameters(queries.Paging, PAGING)),
     ("POST", "/webhooks"): ("Register a webhook endpoint for the tenant's events (its secret is in this answer "

@@ -44,3 +44,12 @@ class ResetRequest(Request):
     """A reset link goes out by mail if the email signs someone in (the answer is the same either way)."""
 
     email: str
+
+
+# The admin API's query parameters (admin/queries.py) that the portal's lists take: its reader
+# refuses any other one (422 naming it) and its OpenAPI document states these. (Its webhook
+# lists take all of theirs: queries.Paging and queries.DeliveryLog have no tenant_id.)
+KEY_QUERY = ("page", "per_page", "sort", "status")
+AUDIT_QUERY = ("after", "limit", "order", "action")
+CALL_QUERY = ("after", "limit", "order", "key_id", "status")
+USAGE_QUERY = ("key_id", "granularity", "from", "to")

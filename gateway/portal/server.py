@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,6 +34,8 @@ from gateway.proxy.mount import Mount, unix_upstream
 from gateway.ratelimit import RateLimiter, create_rate_limiter
 
 SOCKET_NAME = "portal.sock"
+# `gateway-portal-<pid>-<random>` in the temporary directory: the pid tells a stale one
+_SOCKET_DIR = re.compile(r"gateway-portal-([0-9]{1,10})-[^/]+")
 # the single-use secrets some portal paths carry, kept out of the access log and the call log
 _SECRET_SEGMENT = re.compile(r"(/(?:invitations|password-reset)/)[^/]+")
 
@@ -81,7 +84,9 @@ class PortalServer:
         self._dir: str | None = None
 
     async def start(self) -> Mount:
-        self._dir = tempfile.mkdtemp(prefix="gateway-portal-")  # mode 0700: only this user connects
+        tmp = tempfile.gettempdir()
+        sweep_stale(tmp)
+        self._dir = tempfile.mkdtemp(prefix=f"gateway-portal-{os.getpid()}-", dir=tmp)  # 0700: only this user connects
         path = os.path.join(self._dir, SOCKET_NAME)
         runner = web.AppRunner(portal_app(self.portal), access_log=None, shutdown_timeout=5.0)
         await runner.setup()
@@ -98,6 +103,39 @@ class PortalServer:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+def sweep_stale(tmp: str) -> None:
+    """Removes the socket directories of this user's gateway processes that are gone: a worker
+    killed with SIGKILL never ran `stop`, and each restart would leave one more. A directory is
+    stale when the pid in its name runs no process; another user's, a link or a live one stays."""
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return
+    for name in names:
+        match = _SOCKET_DIR.fullmatch(name)
+        if match is None or _running(int(match.group(1))):
+            continue
+        path = os.path.join(tmp, name)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or no pid at all: left alone)
+    return True
 
 
 def build_portal(cfg: Config, accounts: Accounts, recorder: Recorder, who: People, webhooks: Webhooks, *,

@@ -37,6 +37,8 @@ from gateway.proxy.transport import Peer, TransportPolicy
 from gateway.routing import Match, RouteTable, Upstream, normalize_path
 
 log = logging.getLogger("gateway.proxy")
+IN_PATH = ("an API key was sent in the URL's path, where it is logged and kept: it is marked exposed; "
+           "send keys in the Authorization or X-API-Key header")
 
 
 class ProxyHandler:
@@ -136,10 +138,13 @@ class ProxyHandler:
         scope.client_ip = peer.client_ip
         target = request.raw_path
         raw_path, sep, query = target.partition("?")
-        if query and self._leaks is not None:
-            leaked = self._leaks.in_query(query)
+        if self._leaks is not None:
+            # the whole target: a key in the path (`/x/<key>`, `;k=<key>`, `%3Fk=<key>`, which a
+            # decoding proxy makes a query) is forwarded and logged like one in the query
+            leaked = self._leaks.in_query(target)
             if leaked:  # before anything else reads the target: it goes nowhere, and is logged without its query
-                return self._refuse_leaked(leaked, "query_string", request, scope, CredentialInQuery())
+                return self._refuse_leaked(leaked, "query_string", request, scope, CredentialInQuery()
+                                           if self._leaks.in_query(query) else CredentialInQuery(IN_PATH))
         if "#" in target:  # never sent by a client; some upstreams would cut the path there
             raise BadRequest("a fragment (#) in the request target")
         path = normalize_path(raw_path)
@@ -172,9 +177,11 @@ class ProxyHandler:
             path = normalize_path(raw_path.partition("#")[0])  # for the logs, as for any refusal
         except GatewayError:
             path = ""
+        assert self._leaks is not None
+        if self._leaks.in_query(raw_path):
+            path = ""  # the key is in the path itself: the logs get no path
         mount = self._mount
         scope.path = mount.redact(path) if mount is not None and path.startswith(mount.prefix) else path
-        assert self._leaks is not None
         await self._leaks.report(leaked, reason, request, scope)
         raise refusal
 

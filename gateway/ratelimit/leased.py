@@ -209,8 +209,15 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         self.lease_stats["remote"] += 1
         if self._remote_calls % _PRUNE_EVERY == 0:
             self._prune(now)
+        reply = self._submit(keys, args)
         try:
-            raw = await self._eval(keys, args)
+            raw = await (asyncio.shield(reply) if asked else reply)  # shielded: a lease may come
+        except asyncio.CancelledError:
+            # The request went away (its client did); the script still runs, and any lease it
+            # grants must not sit counted for a minute: given back, unused, when the reply comes.
+            self._give_back(taken)
+            reply.add_done_callback(lambda done: self._orphaned(done, keys, asked))
+            raise
         except self._errors as exc:
             self._give_back(taken)
             return self._fallback(checks, exc), 0.0
@@ -223,7 +230,8 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
         now_us, wait, admitted = int(raw[0]), int(raw[1]), bool(int(raw[2]))
         decisions = []
         for i, (_, limit) in enumerate(checks):
-            _, count, oldest, granted = (int(x) for x in raw[2 + 4 * i: 6 + 4 * i])
+            j = 3 + 4 * i
+            count, oldest, granted = int(raw[j]), int(raw[j + 1]), int(raw[j + 2])
             reset = (oldest + self._window_us) / 1_000_000
             if granted:
                 lease = _Lease(asked[i], limit, granted, now_us, now, limit - count, reset)
@@ -245,7 +253,15 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
                 decisions.append(Decision(True, limit, max(0, limit - count - 1), reset, 0))
         if not admitted:
             self._give_back(taken)
-        return strictest(decisions), wait / 1_000_000
+        return (decisions[0] if len(decisions) == 1 else strictest(decisions)), wait / 1_000_000
+
+    def _orphaned(self, reply: asyncio.Future[list[int]], keys: list[str], asked: dict[int, str]) -> None:
+        if reply.cancelled() or reply.exception() is not None:
+            return
+        raw = reply.result()
+        for i, lease_id in asked.items():
+            if granted := int(raw[5 + 4 * i]):
+                self._settle_soon(keys[i], _Lease(lease_id, 0, granted, int(raw[0]), self._mono(), 0, 0.0))
 
     def _ask(self, key: str, old: _Lease | None, now: float) -> int:
         """How many permits to lease with this decision: about two leases' worth at the rate the
@@ -375,6 +391,8 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
 
     async def close(self) -> None:
         self._closing = True
+        if self._sending:  # replies still to come may grant leases (of requests gone meanwhile too)
+            await asyncio.wait(set(self._sending), timeout=2.0)
         if self._loop is not None:
             self._recall_all()
         if self._settling:

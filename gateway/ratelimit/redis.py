@@ -102,13 +102,17 @@ class RedisRateLimiter:
         Under load many requests wait on the limiter at once: sending their scripts in one
         round trip, without a pool checkout and a read per script, divides redis-py's per-call
         cost by the batch size."""
+        return await self._submit(keys, args)
+
+    def _submit(self, keys: list[str], args: Sequence[int | str]) -> asyncio.Future[list[int]]:
+        """The script's reply to come, sent with the others of this loop iteration."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         future: asyncio.Future[list[int]] = self._loop.create_future()
         self._batch.append((keys, args, future))
         if len(self._batch) == 1:
             self._loop.call_soon(self._send_batch)
-        return await future
+        return future
 
     def _send_batch(self) -> None:
         batch, self._batch = self._batch, []

@@ -17,6 +17,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -72,11 +73,16 @@ class Shell:
         return running
 
 
-async def test_running_it_for_real_works_as_printed(tmp_path: Path) -> None:
-    setup, serve, use = readme_blocks()
+def quickstart_ports() -> list[int]:
+    """The proxy, admin and upstream ports `config/quickstart.yaml` and the README print."""
     quickstart = yaml.safe_load((ROOT / "config" / "quickstart.yaml").read_text())
-    printed = [quickstart["server"]["port"], quickstart["admin"]["port"],
-               int(quickstart["routes"][0]["upstream"].rsplit(":", 1)[1])]
+    return [quickstart["server"]["port"], quickstart["admin"]["port"],
+            int(quickstart["routes"][0]["upstream"].rsplit(":", 1)[1])]
+
+
+def localiser() -> Callable[[str], str]:
+    """Rewrites the printed ports to free ones, so tests can run side by side."""
+    printed = quickstart_ports()
     assert not set(printed) & demo_ports(), "the quickstart must not need the demo's ports"
     free = [free_port() for _ in printed]
 
@@ -84,12 +90,23 @@ async def test_running_it_for_real_works_as_printed(tmp_path: Path) -> None:
         for old, new in zip(printed, free, strict=True):
             text = re.sub(rf"\b{old}\b", str(new), text)
         return text
+    return local
 
+
+def clone_shell(tmp_path: Path, local: Callable[[str], str], extra_config: str = "") -> Shell:
+    """A user's shell in a fresh clone's directory, the `gateway` of this virtualenv on PATH."""
     (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "quickstart.yaml").write_text(local((ROOT / "config" / "quickstart.yaml").read_text()))
-    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_ADMIN_TOKEN"}
+    quickstart = (ROOT / "config" / "quickstart.yaml").read_text() + extra_config
+    (tmp_path / "config" / "quickstart.yaml").write_text(local(quickstart))
+    env = {k: v for k, v in os.environ.items() if k not in ("GATEWAY_ADMIN_TOKEN", "GATEWAY_CONFIG")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the virtualenv's `gateway`
-    shell = Shell(tmp_path, env)
+    return Shell(tmp_path, env)
+
+
+async def test_running_it_for_real_works_as_printed(tmp_path: Path) -> None:
+    setup, serve, use = readme_blocks()
+    local = localiser()
+    shell = clone_shell(tmp_path, local)
 
     outputs = [shell.run(local(line)) for line in setup]
     assert len(shell.env["GATEWAY_ADMIN_TOKEN"]) >= 32
@@ -134,3 +151,70 @@ def test_quickstart_upstreams_all_point_at_the_one_echo_port() -> None:
     assert len(upstreams) == 1
     _, serve, _ = readme_blocks()
     assert f"--port {upstreams.pop().rsplit(':', 1)[1]}" in serve[0]
+
+
+def section(title: str) -> str:
+    return (ROOT / "README.md").read_text().split(title + "\n", 1)[1].split("\n## ", 1)[0]
+
+
+def commands(block: str) -> list[str]:
+    """A ```sh block's commands: `\\`-continued lines joined, comment lines dropped."""
+    joined = re.sub(r"\\\n\s*", " ", block)
+    return [line for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_every_admin_call_with_the_exported_token_names_the_quickstart_admin_port() -> None:
+    """`$GATEWAY_ADMIN_TOKEN` is the real run's token: sent to the demo's admin port it is a 401."""
+    readme = (ROOT / "README.md").read_text().split("\n## Containers", 1)[0]
+    admin_port = quickstart_ports()[1]
+    calls = [line for block in re.findall(r"```sh\n(.*?)```", readme, re.S) for line in commands(block)
+             if "$GATEWAY_ADMIN_TOKEN" in line and "http://" in line]
+    assert len(calls) >= 5, calls
+    assert [c for c in calls if f"http://127.0.0.1:{admin_port}/admin/" not in c] == []
+
+
+async def test_the_portal_and_usage_sections_work_on_the_real_run(tmp_path: Path) -> None:
+    """After "Running it for real": the portal enabled as printed (without `public_url`, as the README
+    says for 127.0.0.1), the first owner invited by both printed commands, the link accepted and signed
+    in with (curl, as a browser's page would call the API), and the usage calls answered."""
+    setup, serve, _ = readme_blocks()
+    portal = section("## Tenant portal")
+    [portal_yaml] = re.findall(r"```yaml\n(.*?)```", portal, re.S)
+    portal_yaml = "".join(line + "\n" for line in portal_yaml.splitlines() if "public_url:" not in line)
+    local = localiser()
+    proxy_port = local(str(quickstart_ports()[0]))
+    shell = clone_shell(tmp_path, local, "\n" + portal_yaml)
+    for line in setup:
+        shell.run(local(line))
+    echo_line, run_line = serve
+    await shell.start(local(echo_line), "echo upstream listening")
+    gateway = await shell.start(local(run_line), "gateway started")
+    try:
+        invite_cli, invite_api = commands(re.findall(r"```sh\n(.*?)```", portal, re.S)[0])
+        printed = shell.run(local(invite_cli)).stdout
+        origin = f"https://127.0.0.1:{proxy_port}"
+        [token] = re.findall(rf"^{re.escape(origin)}/portal/#invitation=(\S+)$", printed, re.M)
+        answered = json.loads(shell.run(local(invite_api) + " -s").stdout)
+        assert answered["status"] == "invited" and answered["invitation_url"].startswith(origin + "/portal/#")
+
+        api = f"curl -s --cacert certs/gateway.crt -H 'Origin: {origin}' -H 'Content-Type: application/json'"
+        password = "correct horse battery staple"
+        accepted = shell.run(f"{api} -w '\\n%{{http_code}}' -d '{{\"password\": \"{password}\"}}' "
+                             f"{origin}/portal/api/invitations/{token}/accept").stdout
+        assert accepted.endswith(("\n200", "\n204")), accepted
+        shell.run(f"{api} -c jar -d '{{\"email\": \"owner@acme.example\", \"password\": \"{password}\"}}' "
+                  f"{origin}/portal/api/session")
+        me = json.loads(shell.run(f"curl -s --cacert certs/gateway.crt -b jar {origin}/portal/api/me").stdout)
+        assert me["user"]["email"] == "owner@acme.example" and me["user"]["role"] == "owner", me
+
+        usage = commands(re.findall(r"```sh\n(.*?)```", section("## Usage"), re.S)[0])
+        key_id = json.loads(shell.run("gateway keys list --json").stdout)["data"][0]["id"]
+        assert len(usage) == 2
+        for call in usage:
+            shown = json.loads(shell.run(local(call).replace("key_…", key_id) + " -s").stdout)
+            assert shown["data"] and {"t", "requests", "status"} <= set(shown["data"][0]), shown
+    finally:
+        stopped = await gateway.stop()
+        for running in shell.background:
+            await running.kill()
+    assert stopped == 0

@@ -120,6 +120,21 @@ async def test_views_and_filters_live_in_the_url(console) -> None:
     await expect(keys).to_have_text(["acme key"])
 
 
+async def test_a_link_to_one_key_shows_that_key_alone_after_sign_in(console) -> None:
+    gw, page = console
+    wanted, _ = await gw.accounts.create_key({"tenant_id": "acme", "name": "wanted", "scope": "read_only"}, ADMIN)
+    await gw.accounts.create_key({"tenant_id": "acme", "name": "other", "scope": "read_only"}, ADMIN)
+    await page.goto(admin_url(gw, f"/admin/#/keys?key={wanted.id}"))
+    await sign_in(page)
+    await page.get_by_text("Showing one key: wanted").wait_for()
+    names = page.locator("#keys tbody tr td.cell-name")
+    await expect(names).to_have_text(["wanted"])
+    await page.get_by_role("button", name="Revoke wanted").wait_for()
+    await page.get_by_role("link", name="Show all keys").click()
+    await page.wait_for_url(re.compile(r"#/keys$"))
+    await expect(names).to_have_text(["other", "wanted"])
+
+
 async def test_expiry_says_revoked_or_how_long_ago_it_expired(console, console_clock) -> None:
     gw, page = console
     console_clock[0] = -100 * DAY  # made 100 days ago for 10 days: expired 90 days ago

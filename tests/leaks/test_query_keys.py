@@ -85,6 +85,31 @@ async def test_a_key_in_the_query_is_refused_marked_and_never_passed_on(
     assert secret not in lines and secret[:20] not in lines
 
 
+# Where in a path a key may sit: forwarded and logged like a query, and read as one by a proxy
+# that decodes `%3F` or an upstream that takes `;` parameters.
+PATH_PLACES = {
+    "a segment": lambda k: f"/api/items/{k}",
+    "a path parameter": lambda k: f"/api/items;api_key={k}",
+    "after an encoded ?": lambda k: f"/api/items%3Fapi_key={k}",
+    "every character encoded": lambda k: "/api/items/" + every_char_encoded(k),
+}
+
+
+@pytest.mark.parametrize("place", list(PATH_PLACES))
+async def test_a_key_in_the_path_is_refused_marked_and_never_passed_on_or_logged(
+        start_gateway, upstream, https, capsys, place: str) -> None:
+    gw, key, secret = await gateway_with_key(start_gateway, upstream)
+    status, body = await get(https, gw, PATH_PLACES[place](secret), **{"X-API-Key": secret})
+    assert status == 400 and json.loads(body)["error"]["code"] == "CREDENTIAL_IN_QUERY", body
+    assert secret not in body.decode() and upstream[1].hits == 0
+    got = await gw.accounts.key(key.id)
+    assert got.exposure is not None and got.exposure["reason"] == "query_string"
+    rows = [r for r in await call_rows(gw) if r["error"] == "CREDENTIAL_IN_QUERY"]
+    assert [(r["path"], r["status"]) for r in rows] == [("", 400)] and secret not in json.dumps(rows)
+    lines = access_log(gw, capsys)
+    assert '"code":"CREDENTIAL_IN_QUERY"' in lines and secret not in lines and secret[:20] not in lines
+
+
 async def test_next_to_a_header_key_the_query_key_still_stops_the_request(start_gateway, upstream, https) -> None:
     gw, key, secret = await gateway_with_key(start_gateway, upstream)
     other, other_secret = await gw.accounts.create_key(
@@ -153,3 +178,17 @@ async def test_plain_http_without_a_key_is_refused_as_before(start_gateway, upst
             f"http://127.0.0.1:{gw.plain_port}/api/items", headers={"X-API-Key": "nope"}) as resp:
         assert resp.status == 403
     assert (await gw.accounts.key(key.id)).exposed_at is None
+
+
+async def test_behind_a_trusted_proxy_only_a_client_that_came_by_http_leaks(start_gateway, upstream) -> None:
+    gw, key, secret = await gateway_with_key(start_gateway, upstream,
+                                             server={"plain_http_port": 0, "trusted_proxies": ["127.0.0.0/8"]})
+    url = f"http://127.0.0.1:{gw.plain_port}/api/items"
+    async with aiohttp.ClientSession() as proxy:
+        async with proxy.get(url, headers={"X-API-Key": secret, "X-Forwarded-Proto": "https"}) as resp:
+            assert resp.status == 200  # TLS ended at the proxy: the key never crossed in clear
+        assert (await gw.accounts.key(key.id)).exposed_at is None
+        async with proxy.get(url, headers={"X-API-Key": secret, "X-Forwarded-Proto": "http"}) as resp:
+            assert resp.status == 403  # the client reached the proxy over plain HTTP
+    got = await gw.accounts.key(key.id)
+    assert got.exposure is not None and got.exposure["reason"] == "plain_http"

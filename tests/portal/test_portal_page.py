@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -254,3 +255,65 @@ async def test_members_change_role_and_disable_and_only_owners_touch_owners(star
 
 async def operator_audit(site: Any) -> list[dict[str, Any]]:
     return (await operator(site, "GET", "/admin/audit?order=desc&limit=100"))["data"]  # type: ignore[no-any-return]
+
+
+async def sunset_link(site: Any, secret: str) -> str:
+    """The `Link: rel="sunset"` of an answer to this key."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=site.ssl)) as http, http.get(
+            f"{site.base}/api/v1/visitors", headers={"X-API-Key": secret}) as resp:
+        assert resp.status == 200 and "Sunset" in resp.headers
+        link = re.fullmatch(r'<(https://[^>]+/portal/#/keys\?key=[^>]+)>; rel="sunset"', resp.headers["Link"])
+        assert link and link.group(1).startswith(site.base), resp.headers["Link"]
+        return link.group(1)
+
+
+async def sign_in_on(page: Any, email: str = OWNER) -> None:
+    await page.locator("#email").fill(email)
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+async def test_the_sunset_link_opens_its_key_after_sign_in(start_portal, pages) -> None:
+    site = await start_portal()
+    gw = site.gateway  # portal.public_url is where the test reaches it (its port is known now): a reload
+    gw.apply_config(replace(gw.cfg, portal=replace(gw.cfg.portal, public_url=site.base)))
+    await site.tenant()
+    owner = await site.member("acme", OWNER)
+    status, soon = await owner.api("POST", "/keys", {"name": "soon", "scope": "read_only", "validity_days": 10})
+    assert status == 201, soon
+    assert (await owner.api("POST", "/keys", {"name": "later", "scope": "read_only", "validity_days": 90}))[0] == 201
+    link = await sunset_link(site, soon["key"])
+
+    async def lands_on_the_key(page: Any) -> None:
+        await page.get_by_text("Showing one key: soon").wait_for()
+        rows = page.locator("#keys tbody tr")
+        assert await rows.count() == 1 and await rows.get_attribute("data-key-id") == soon["id"]
+        assert await page.get_by_role("button", name="Rotate soon").is_visible()  # its actions are there
+        assert "later" not in ((await page.locator("#keys").text_content()) or "")
+
+    # signed out: the sign-in form, then the key
+    page = await pages.new()
+    await page.goto(link)
+    await page.get_by_role("heading", name="Sign in").wait_for()
+    await sign_in_on(page)
+    await lands_on_the_key(page)
+    await page.get_by_role("link", name="Show all keys").click()
+    await page.get_by_role("row").filter(has_text="later").wait_for()
+    assert await page.locator("#keys tbody tr").count() == 2
+
+    # a detour through "forgot your password" keeps where the link goes
+    page = await pages.new()
+    await page.goto(link)
+    await page.get_by_role("link", name="Forgot your password?").click()
+    await page.get_by_role("link", name="Back to sign in").click()
+    await sign_in_on(page)
+    await lands_on_the_key(page)
+
+    # another tenant's person: the key is not there for them, as one that does not exist
+    await site.tenant("globex", "Globex")
+    await site.member("globex", "someone@globex.example")
+    page = await pages.new()
+    await page.goto(link)
+    await sign_in_on(page, "someone@globex.example")
+    await page.get_by_text("This key is not here").wait_for()
+    assert await page.locator("#keys tbody tr[data-key-id]").count() == 0

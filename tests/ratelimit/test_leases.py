@@ -156,3 +156,21 @@ async def test_a_recall_that_overtakes_its_grant_gives_the_lease_back(workers, r
     assert not limiter._leases  # not kept: nothing of it is spent after the recall
     await limiter.close()
     assert len(await members(redis_url, key)) == 2  # the two admissions, no leased permit left
+
+
+async def test_a_lease_granted_to_a_request_gone_meanwhile_is_given_back(workers, redis_url) -> None:
+    """A client that goes away while its request waits on Redis: the script still runs, and the
+    permits it leased must not stay counted for a minute."""
+    (limiter,) = workers(1)
+    await limiter.listening()
+    assert (await limiter.hit([("k", 1000)])).allowed
+    gone = asyncio.create_task(limiter.hit([("k", 1000)]))
+    key = limiter._prefix + "k"
+    while key not in limiter._asking:
+        await asyncio.sleep(0)  # until the request has asked (a turn of the loop, no time)
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    await limiter.close()
+    stored = [member for member, _ in await members(redis_url, key)]
+    assert len(stored) == 2 and not [m for m in stored if b":" in m], stored  # two admissions, no lease

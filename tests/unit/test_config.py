@@ -135,6 +135,19 @@ def test_the_portals_path_is_the_portals_whole() -> None:
     assert parse_config({**MINIMAL, "portal": {"path": "/portal"}, "routes": [route("/portal")]}, env={}).routes
     assert problems({**MINIMAL, "portal": {"enabled": True, "path": "/api"}}) == [
         "portal.path: covers the token exchange path (tokens.path)"]
+
+
+def test_the_portal_and_the_callers_own_endpoints_are_not_one_under_the_other() -> None:
+    for portal_path, self_path in (("/gateway", "/gateway/v1"), ("/gateway/v1/portal", "/gateway/v1"),
+                                   ("/self", "/self"), ("/Self/api", "/self")):
+        assert problems({**MINIMAL, "portal": {"enabled": True, "path": portal_path},
+                         "self_api": {"path": self_path}}) == [
+            f"portal.path: overlaps the caller's own endpoints (self_api.path {self_path}): "
+            "neither may be at or below the other"], (portal_path, self_path)
+    for portal, self_api in (({"enabled": True, "path": "/gateway-portal"}, {"path": "/gateway"}),
+                             ({"enabled": True, "path": "/gateway"}, {"enabled": False, "path": "/gateway/v1"}),
+                             ({"enabled": False, "path": "/gateway"}, {"path": "/gateway/v1"})):
+        assert parse_config({**MINIMAL, "portal": portal, "self_api": self_api}, env={}).portal.path == portal["path"]
     for bad in ("/", "portal", "/a/{x}", "/a//b", "/a?b"):
         assert problems({**MINIMAL, "portal": {"enabled": True, "path": bad}})[0].startswith("portal.path:"), bad
     assert problems({**MINIMAL, "portal": {"enabled": True, "session_idle": 7200, "session_max": 3600}}) == [

@@ -36,7 +36,7 @@ LAYERS = [
     ["gateway.portal"],
     ["gateway.services", "gateway.readiness", "gateway.app", "gateway.store_migrate", "gateway.demo",
      "gateway.cli_accounts", "gateway.cli_keys", "gateway.cli_output", "gateway.cli_certs"],
-    ["gateway.cli", "gateway.workers", "gateway.__main__"],
+    ["gateway.cli", "gateway.build", "gateway.workers", "gateway.__main__"],
     ["gateway.reference"],  # docs/ rendered from everything below
 ]
 # (importer prefix, imported prefix): never, at any level, even within the layering above

@@ -113,3 +113,17 @@ def test_the_readme_links_the_reference_and_nothing_outside_the_repository() -> 
     assert "../shared" not in readme and "CONTRACT.md" not in readme
     for name in [*PAGES, "headers.md", "configuration.md"]:
         assert f"(docs/{name})" in readme, name
+
+
+def test_every_relative_link_in_the_readme_and_docs_names_a_file_of_the_repository() -> None:
+    """A clone has no `../shared`: a link out of the tree, or to a file since moved, is a dead end."""
+    broken = []
+    for doc in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
+        text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+                continue  # a web address or an anchor of the same page
+            path = (doc.parent / target.split("#", 1)[0]).resolve()
+            if not path.is_relative_to(ROOT) or not path.exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target}")
+    assert broken == []

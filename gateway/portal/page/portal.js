@@ -186,10 +186,11 @@ async function openLink({ kind, token }) {
   };
 }
 
+// A view in the fragment (`#/keys?key=...`, a sunset link) stays: it opens after sign-in.
 function backToSignIn(event) {
   event?.preventDefault();
   showOnly("sign-in-view");
-  if (location.hash) history.replaceState(history.state, "", location.pathname + location.search);
+  if (location.hash && !location.hash.startsWith("#/")) history.replaceState(history.state, "", location.pathname + location.search);
   ($("email").value ? $("password") : $("email")).focus();
 }
 

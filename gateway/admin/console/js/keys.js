@@ -1,5 +1,7 @@
 // The keys view: filters and order from the URL, the table (cards on a phone), the pager, and the
-// create / rotate / revoke actions where the mode's capabilities allow them.
+// create / rotate / revoke actions where the mode's capabilities allow them. `#/keys?key=<id>` is
+// one key alone (the `Link: rel="sunset"` of a key about to expire points there, contract section 10).
+import { ApiError, segment } from "./api.js";
 import { button, h, heading, truncated } from "./dom.js";
 import { date, expiry, maskedSecret, relative } from "./format.js";
 import { confirmRevoke, confirmRotate, createKeyDialog, fullTenant } from "./key-dialogs.js";
@@ -68,6 +70,7 @@ export async function keysView(root, ctx) {
   const { client, caps, params } = ctx;
   const cols = columns(ctx);
   const sorts = cols.filter((c) => c.sort).flatMap((c) => [c.sort, `-${c.sort}`]);
+  if (params.key) { await oneKey(root, ctx, cols, String(params.key)); return; }
   const tenants = await ctx.tenants();
   const state = {
     page: intParam(params.page, 1),
@@ -93,6 +96,23 @@ export async function keysView(root, ctx) {
       button("Previous", () => set({ page: state.page - 1 }), { disabled: meta.page <= 1 }),
       h("span", {}, `Page ${meta.page} of ${Math.max(1, meta.total_pages)} · ${meta.total} key${meta.total === 1 ? "" : "s"}`),
       button("Next", () => set({ page: state.page + 1 }), { disabled: meta.page >= meta.total_pages })));
+}
+
+// One key, marked, with its actions; a key that is not there (or another tenant's) says so.
+async function oneKey(root, ctx, cols, id) {
+  let key = null;
+  try {
+    key = await ctx.client.get(`/keys/${segment(id)}`);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) throw err;
+  }
+  root.replaceChildren(
+    heading("API keys"),
+    h("p", { class: "notice", role: "status", id: "one-key" },
+      key ? `Showing one key: ${key.name}. ` : "This key is not here: it does not exist or is not yours to see. ",
+      h("a", { href: href("keys") }, "Show all keys")),
+    dataTable({ id: "keys", caption: "API key", columns: cols, rows: key ? [key] : [],
+      rowAttrs: (k) => ({ "data-key-id": k.id, class: "selected" }), empty: "No such key" }));
 }
 
 // Defaults stay out of the URL, so `#/keys` is the plain list.
