@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
 import time
@@ -108,7 +109,8 @@ class PortalServer:
 def sweep_stale(tmp: str) -> None:
     """Removes the socket directories of this user's gateway processes that are gone: a worker
     killed with SIGKILL never ran `stop`, and each restart would leave one more. A directory is
-    stale when the pid in its name runs no process; another user's, a link or a live one stays."""
+    stale when the pid in its name runs no process and nothing listens on its socket (a process
+    in another pid namespace sharing this directory still does); another user's or a link stays."""
     try:
         names = os.listdir(tmp)
     except OSError:
@@ -122,8 +124,17 @@ def sweep_stale(tmp: str) -> None:
             info = os.lstat(path)
         except OSError:
             continue
-        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not _listening(os.path.join(path, SOCKET_NAME)):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _listening(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+        return True
 
 
 def _running(pid: int) -> bool:

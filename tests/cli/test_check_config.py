@@ -20,8 +20,10 @@ def check(path: Path, *extra: str, cwd: Path = ROOT) -> subprocess.CompletedProc
 
 
 def shipped_configs(tmp_path: Path) -> list[Path]:
-    """config/*.yaml, deploy/config/*.yaml, and the config each Kubernetes ConfigMap embeds."""
-    files = sorted((ROOT / "config").glob("*.yaml")) + sorted((ROOT / "deploy" / "config").glob("*.yaml"))
+    """config/*.yaml, deploy/config/*.yaml (compose's), deploy/docker/*.yaml (the image's default),
+    and the config each Kubernetes ConfigMap embeds."""
+    files = [path for folder in ("config", "deploy/config", "deploy/docker")
+             for path in sorted((ROOT / folder).glob("*.yaml"))]
     for manifest in sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml")):
         for doc in yaml.safe_load_all(manifest.read_text()):
             if doc and doc.get("kind") == "ConfigMap":
@@ -34,7 +36,8 @@ def shipped_configs(tmp_path: Path) -> list[Path]:
 
 def test_every_shipped_config_passes_without_its_environment(tmp_path: Path) -> None:
     files = shipped_configs(tmp_path)
-    assert len(files) >= 4 and any(f.name.startswith("configmap-") for f in files)
+    assert len(files) >= 6 and any(f.name.startswith("configmap-") for f in files)
+    assert ROOT / "deploy" / "docker" / "gateway.yaml" in files
     for path in files:
         result = check(path)
         assert result.returncode == 0, f"{path}: {result.stderr}"

@@ -1,5 +1,6 @@
 """Bodies made to break a parser or the store reach no 500 and no 503: nesting deeper than the JSON
-parser recurses is malformed JSON (400), and an email no one can have (a lone surrogate, a NUL)
+parser recurses is malformed JSON (400), a NUL in a filter is a 400 (PostgreSQL cannot hold one:
+it was the store's 503), and an email no one can have (a lone surrogate, a NUL)
 signs no one in, with the 401 of any unknown email."""
 
 from __future__ import annotations
@@ -29,3 +30,12 @@ async def test_an_email_the_store_cannot_hold_is_an_unknown_email(start_portal) 
         assert (status, body["error"]["code"]) == (401, "INVALID_CREDENTIALS"), (email, body)
         status, body = await stranger.api("POST", "/password-reset", {"email": email})
         assert status == 202, body
+
+
+async def test_a_nul_in_a_filter_or_an_id_is_a_400(start_portal) -> None:
+    site = await start_portal()
+    await site.tenant()
+    owner = await site.member("acme", "owner@acme.example")
+    for path in ("/calls?key_id=%00", "/usage?key_id=%00", "/audit?action=%00"):
+        status, body = await owner.api("GET", path)
+        assert (status, body["error"]["code"]) == (400, "BAD_REQUEST"), (path, body)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -10,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from playwright.async_api import expect
 
 from tests.conftest import ADMIN_TOKEN, admin_url
 from tests.console.conftest import browser, shot  # noqa: F401  (browser: the fixture, Debian's Chromium)
@@ -317,3 +319,33 @@ async def test_the_sunset_link_opens_its_key_after_sign_in(start_portal, pages) 
     await sign_in_on(page, "someone@globex.example")
     await page.get_by_text("This key is not here").wait_for()
     assert await page.locator("#keys tbody tr[data-key-id]").count() == 0
+
+
+async def test_a_link_form_cannot_be_sent_before_the_page_handles_it(start_portal, pages) -> None:
+    """Sent natively (before the script set its handler), the form would put the new password in
+    the page's URL: its button waits for what the link is for."""
+    site = await start_portal()
+    await site.tenant()
+    url = await site.invite("acme", OWNER)
+    page = await pages.new()
+    release = asyncio.Event()
+
+    async def hold(route: Any) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await page.route(re.compile(r".*/portal/api/invitations/[A-Za-z0-9_-]+$"), hold)
+    await page.goto(url)
+    await page.get_by_role("heading", name="Accept your invitation").wait_for()
+    submit = page.get_by_role("button", name="Accept and set password")
+    assert await submit.is_disabled()
+    await page.get_by_label("New password", exact=True).fill(PASSWORD)
+    await page.get_by_label("Repeat the password").press("Enter")  # implicit submission: nothing either
+    assert "password" not in page.url and await submit.is_disabled()
+    release.set()
+    await expect(submit).to_be_enabled()
+    await page.get_by_label("Repeat the password").fill(PASSWORD)
+    await submit.click()
+    await page.get_by_text("Your account is ready").wait_for()
+    assert "password" not in page.url
+    assert await page.get_by_role("button", name="Sign in").is_enabled()

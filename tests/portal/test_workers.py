@@ -8,7 +8,9 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
+import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.portal.server import sweep_stale
 from tests.cli.test_run import ENV, free_port
 from tests.conftest import ADMIN_TOKEN, base_config
 from tests.portal.harness import PASSWORD, token_of
@@ -126,3 +129,37 @@ async def test_a_worker_killed_with_sigkill_leaves_no_socket_directory_behind(tw
     assert len(now) == 2 and not now & stale, (stale, now)
     assert await second.stop() == 0
     assert socket_dirs(tmp) == set()
+
+
+def test_the_sweep_removes_only_this_users_dead_and_silent_socket_directories() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="gwt-", dir="/tmp"))
+    try:
+        gone = _dead_pid()
+        dead = tmp / f"gateway-portal-{gone}-dead"
+        dead.mkdir()
+        (dead / "portal.sock").touch()
+        listened = tmp / f"gateway-portal-{gone}-listened"  # e.g. a process of another pid namespace
+        listened.mkdir()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(listened / "portal.sock"))
+        listener.listen()
+        mine = tmp / f"gateway-portal-{os.getpid()}-mine"
+        mine.mkdir()
+        (tmp / "elsewhere").mkdir()
+        (tmp / f"gateway-portal-{gone}-link").symlink_to(tmp / "elsewhere")
+        (tmp / "gateway-portal-old").mkdir()  # no pid: not told apart, left alone
+        try:
+            sweep_stale(str(tmp))
+        finally:
+            listener.close()
+        assert sorted(p.name for p in tmp.iterdir()) == sorted(
+            ["elsewhere", f"gateway-portal-{gone}-link", f"gateway-portal-{gone}-listened", mine.name, "gateway-portal-old"])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid

@@ -4,12 +4,12 @@ whatever a client puts in the path."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
 from gateway.observability.accesslog import AccessLog
 from gateway.observability.request_record import RequestRecord
+from tests.unit.test_authorize import identity as make_identity
 
 FIELDS = ("request_id", "route", "method", "path", "status", "code", "key_id", "tenant", "auth_method", "client_ip")
 
@@ -26,9 +26,10 @@ async def test_line_is_the_json_of_its_fields(values: tuple, timing: tuple, expe
     log = AccessLog(written.append)
     request_id, route, method, path, status, code, key_id, tenant, auth_method, client_ip = values
     started, upstream_started, done = timing
-    identity = None if key_id is None else SimpleNamespace(key_id=key_id, tenant_id=tenant)
+    # a real Identity, never a stand-in: a compiled RequestRecord checks the type it is given
+    identity = None if key_id is None else make_identity(id=key_id, tenant={"id": tenant})
     log.request(RequestRecord(1_800_000_000.25, done, started, upstream_started, request_id, route, method, path,
-                              status, code, identity, auth_method, client_ip, False))  # type: ignore[arg-type]
+                              status, code, identity, auth_method, client_ip, False))
     assert written == []  # rendered and written with its batch
     log.flush()
     (line,) = written[0].splitlines()

@@ -11,7 +11,6 @@ import datetime as dt
 import inspect
 import logging
 from collections.abc import Awaitable, Sequence
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -30,6 +29,9 @@ from gateway.errors import (
     StoreUnavailable,
 )
 from gateway.exchange import Identity, RequestScope
+from gateway.http.connection import ClientConnection, Limits
+from gateway.http.messages import EMPTY_BODY, Request, Response
+from gateway.http.server import HttpServer
 from gateway.keystore.base import StoreError
 from gateway.keystore.cache import IdentityCache
 from gateway.keystore.models import ApiKey, Principal, Tenant
@@ -145,10 +147,9 @@ class Rig:
         return self.tokens[token]
 
     def decide(self, path: str, method: str = "GET", **headers: str) -> tuple[Upstream | Awaitable[Upstream], RequestScope]:
-        request = SimpleNamespace(method=method, headers=CIMultiDictProxy(CIMultiDict(headers)))
         scope = RequestScope(request_id="r", started=0.0, method=method)
         match = ROUTES.match(method, path)
-        return self.guard(request, scope, match), scope  # type: ignore[arg-type]
+        return self.guard(head(method, headers), scope, match), scope
 
     async def admit(self, path: str, method: str = "GET", **headers: str) -> tuple[Upstream, RequestScope]:
         decision, scope = self.decide(path, method, **headers)
@@ -157,12 +158,21 @@ class Rig:
         return decision, scope
 
 
+async def never_called(request: Request) -> Response:
+    raise AssertionError("the guard does not serve requests")
+
+
+def head(method: str, headers: dict[str, str]) -> Request:
+    """A real request head, on a connection never opened: a compiled guard checks the type it is given."""
+    conn = ClientConnection(HttpServer(never_called, Limits()))
+    return Request(conn, method, "/", "1.1", CIMultiDictProxy(CIMultiDict(headers)), None, EMPTY_BODY, True, "127.0.0.1")
+
+
 async def refused(rig: Rig, path: str, **headers: str) -> tuple[Exception, RequestScope]:
     """The refusal of a request, and its scope as the records read it."""
-    request = SimpleNamespace(method="GET", headers=CIMultiDictProxy(CIMultiDict(headers)))
     scope = RequestScope(request_id="r", started=0.0, method="GET")
     try:
-        decision = rig.guard(request, scope, ROUTES.match("GET", path))  # type: ignore[arg-type]
+        decision = rig.guard(head("GET", headers), scope, ROUTES.match("GET", path))
         if inspect.isawaitable(decision):
             await decision
     except Exception as exc:
@@ -395,10 +405,9 @@ async def test_a_refusal_marks_the_scope_and_carries_retry_after() -> None:
     rig = Rig(plans={"starter": 1})
     secret = rig.store.add()
     await rig.admit("/api/v1/visitors", **key(secret))
-    request = SimpleNamespace(method="GET", headers=CIMultiDictProxy(CIMultiDict(key(secret))))
     scope = RequestScope(request_id="r", started=0.0, method="GET")
     with pytest.raises(RateLimited):
-        rig.guard(request, scope, ROUTES.match("GET", "/api/v1/visitors"))  # type: ignore[arg-type]
+        rig.guard(head("GET", key(secret)), scope, ROUTES.match("GET", "/api/v1/visitors"))
     assert scope.rate_limited
     assert headers_of(scope) == {"X-RateLimit-Limit": "1", "X-RateLimit-Remaining": "0",
                                  "X-RateLimit-Reset": str(int(NOW) + 60), "Retry-After": "60"}

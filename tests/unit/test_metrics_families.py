@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from types import SimpleNamespace
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -13,15 +12,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.exchange import RequestScope
 from gateway.observability.metrics import BUCKETS, Metrics
+from tests.unit.test_routing import table
 
 DURATIONS = [0.0, 0.001, 0.0010001, 0.0025, 0.3, 1.0, 29.9, 30.0, 31.0, 120.0] + [
     random.Random(7).expovariate(50) for _ in range(500)
 ]
 
 
+API_ROUTE = table([{"name": "api", "path": "/api", "upstream": "http://127.0.0.1:1"}]).routes[0]
+
+
 def scope(started: float, status: int = 200) -> RequestScope:
     s = RequestScope(request_id="r", started=started, method="GET")
-    s.route = SimpleNamespace(name="api")  # type: ignore[assignment]
+    s.route = API_ROUTE  # a real route: a compiled RequestScope checks the type of what it is given
     s.status = status
     s.upstream_started = started
     return s

@@ -4,6 +4,8 @@
  * What a person may do comes from their role's capabilities in GET /api/me; controls the API would
  * refuse are not shown. Invitation and password-reset links carry their secret in the URL fragment
  * (`#invitation=...`, `#reset=...`), which is read once, taken out of the address bar and posted.
+ * Each form's submit button is disabled until the script handles that form: a form submitted
+ * natively would put the password in the page's URL.
  * Every URL is relative to the page, so the portal works under any `portal.path`.
  */
 import { ApiError, cookieAuth, createClient, segment } from "../console/js/api.js";
@@ -126,6 +128,7 @@ $("sign-in").addEventListener("submit", async (event) => {
     submit.disabled = false;
   }
 });
+$("sign-in").querySelector("button[type=submit]").disabled = false;
 
 // Invitation and reset links: the secret is read from the fragment once and leaves the address bar.
 function linkFromFragment() {
@@ -143,6 +146,7 @@ async function openLink({ kind, token }) {
   const open = createClient({ base: BASE, auth: cookieAuth(() => "") });
   const path = kind === "invitation" ? `/invitations/${segment(token)}` : `/password-reset/${segment(token)}`;
   showOnly("link-view");
+  $("link-submit").disabled = true; // until its handler is set, below
   $("link-name-field").hidden = kind !== "invitation";
   $("link-title").textContent = kind === "invitation" ? "Accept your invitation" : "Choose a new password";
   $("link-submit").textContent = kind === "invitation" ? "Accept and set password" : "Set new password";
@@ -184,6 +188,7 @@ async function openLink({ kind, token }) {
       : "Your password is changed. Sign in with it.";
     backToSignIn();
   };
+  $("link-submit").disabled = false;
 }
 
 // A view in the fragment (`#/keys?key=...`, a sunset link) stays: it opens after sign-in.
@@ -212,6 +217,7 @@ $("forgot-form").addEventListener("submit", async (event) => {
     $("forgot-status").textContent = err.status === 429 ? "Too many requests. Try again later." : String(err.message || err);
   }
 });
+$("forgot-form").querySelector("button[type=submit]").disabled = false;
 
 async function start() {
   const link = linkFromFragment();
