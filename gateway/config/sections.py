@@ -479,7 +479,7 @@ class PortalConfig:
     public_url: Annotated[str, HTTP_URL] | None = None
     """The portal's address as people reach it (`https://api.example.com`): the origin state-changing
     requests must come from, and the base of invitation and reset links. Unset: the host each request
-    names."""
+    names (reset links, which anyone may ask for: the proxy listener's `server.host` and `port`)."""
     session_idle: Annotated[float, Number(60, 86400 * 30)] = 1800
     """A session ends this long after its last use."""
     session_max: Annotated[float, Number(60, 86400 * 365)] = 43200

@@ -96,11 +96,13 @@ async def accept(request: web.Request) -> web.StreamResponse:
 
 @routes.public("POST", "/password-reset")
 async def request_reset(request: web.Request) -> web.StreamResponse:
-    """202 whatever the email: the lookup and the mail happen after the answer has left."""
+    """202 whatever the email: the lookup and the mail happen after the answer has left. The link
+    is on `portal.public_url` (else the proxy listener's address), never on the Host this request
+    names: anyone may ask, and a script names any Host and a matching Origin (reset poisoning)."""
     portal = request.app[PORTAL]
     body = _fields(await read_json(request), {"email"}, ("email",))
     await portal.throttle.attempt(RESET_REQUEST, client_of(request) or "unknown", body["email"])
-    portal.later(portal.people.request_reset(body["email"], origin=portal.origins.own(request)))
+    portal.later(portal.people.request_reset(body["email"]))
     return json_response({"message": "if this email signs in here, a link to reset its password is on its way"}, 202)
 
 

@@ -33,6 +33,9 @@ API_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
+    # the portal is HTTPS only (contract section 9): a browser that saw it once never tries plain
+    # HTTP there again, where a network attacker could answer (no includeSubDomains: not ours to say)
+    "Strict-Transport-Security": "max-age=31536000",
 }
 
 

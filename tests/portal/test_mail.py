@@ -3,6 +3,7 @@ that requires STARTTLS and a login, read back as the person would read their mai
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import ssl
@@ -126,3 +127,36 @@ async def test_a_mail_server_that_cannot_be_reached_is_logged_without_the_link(s
     assert post.failed >= 1
     lines = [r for r in caplog.records if r.name == "gateway.mail"]
     assert lines and all(token_of(invited["invitation_url"]) not in str(r.__dict__) for r in lines)
+
+
+async def raw_post(port: int, context: ssl.SSLContext, path: str, body: bytes, *, host: str,
+                   headers: dict[str, str]) -> int:
+    """A request as a script sends it: any Host, any Origin."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="localhost")
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{head}Content-Type: application/json\r\n"
+                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    status_line = await reader.readline()
+    writer.close()
+    return int(status_line.split()[1])
+
+
+async def test_a_reset_asked_for_under_another_host_mails_no_link_to_that_host(start_portal, smtp, client_ssl) -> None:
+    """Password-reset poisoning: anyone may ask for a reset, and a client that is not a browser
+    names any Host and a matching Origin; the mailed link must not lead the victim's token there."""
+    box, settings = smtp
+    post = mailer(settings)
+    site = await start_portal(mailer=post)
+    await site.tenant()
+    await site.member("acme", "owner@acme.example")
+    await post.close()
+    box.messages.clear()
+    status = await raw_post(site.gateway.proxy_port, client_ssl, "/portal/api/password-reset",
+                            b'{"email": "owner@acme.example"}', host="evil.example",
+                            headers={"Origin": "https://evil.example", "X-Forwarded-Host": "evil.example"})
+    assert status == 202
+    await site.portal.close()
+    await post.close()
+    assert len(box.messages) == 1
+    url = next(word for word in box.body().split() if "#reset=" in word)
+    assert "evil.example" not in box.body() and url.startswith(f"https://127.0.0.1:{site.gateway.proxy_port}/portal/")

@@ -131,14 +131,15 @@ async def test_the_page_and_its_files_have_their_types_csp_and_validators(start_
             assert resp.status == 200 and resp.content_type == kind, path
             assert "script-src 'self'" in resp.headers["Content-Security-Policy"], path
             assert resp.headers["Cache-Control"] == "no-cache" and resp.headers["X-Content-Type-Options"] == "nosniff"
+            assert resp.headers["Strict-Transport-Security"] == "max-age=31536000", path  # HTTPS only, as a browser remembers
             etag = resp.headers["ETag"]
             body = await resp.read()
         async with https.get(base + path, headers={"If-None-Match": etag}) as again:
             assert again.status == 304 and await again.read() == b"", path
     assert b'src="page/portal.js"' in (await (await https.get(base + "/")).read())  # relative: any portal.path
-    for missing in ("/page/nope.js", "/console/../app.py", "/page/", "/console/js/"):
+    for missing in ("/page/nope.js", "/console/../app.py", "/page/", "/console/js/", "/api/me"):
         async with https.get(base + missing) as resp:
-            assert resp.status == 404, missing
+            assert resp.status in (401, 404) and "Strict-Transport-Security" in resp.headers, missing
     assert body
 
 
