@@ -6,7 +6,9 @@ GATEWAY_COMPILE (or with 0) the install is pure Python and needs no compiler or 
 mypy needs to check the code (the dependencies, the stubs), as black's build does; with
 --no-build-isolation the current environment must have them. The compiled build is a regular
 (non-editable) install: the extensions sit next to the sources and Python loads them first.
-`gateway --version` says which build runs. The module list is gateway/build.py's HOT_MODULES.
+`gateway --version` says which build runs. An in-place build (`python setup.py build_ext --inplace`,
+as .ci/compiled makes) shadows the sources until its .so files are deleted. The module list is
+gateway/build.py's HOT_MODULES.
 """
 
 from __future__ import annotations
