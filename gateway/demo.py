@@ -25,6 +25,7 @@ from gateway.tls import self_signed_paths
 DEMO_TENANT = "demo"
 DEMO = Actor("cli")
 DEMO_OWNER = "owner@demo.example"
+DEMO_KEY = "demo key"  # the name of the key each run prints
 
 
 def demo_config(data_dir: Path, port: int, admin_port: int, upstream_port: int) -> Config:
@@ -73,10 +74,13 @@ async def _demo_key(gateway: Gateway) -> str:
     active, _ = await accounts.store.list_keys(
         tenant_id=DEMO_TENANT, status="active", now=accounts.now(), page=1, per_page=100, sort="created_at"
     )
-    for old in active[: max(0, len(active) - gateway.cfg.keys.max_per_tenant + 1)]:
-        await accounts.revoke_key(old.id, DEMO)  # keep room for this run's key
+    # Room for this run's key comes from earlier runs' keys first: one someone made in the demo's
+    # portal or console is revoked only when nothing else is left to make room.
+    earlier = sorted(active, key=lambda key: key.user_id is not None or key.name != DEMO_KEY)  # stable: oldest first
+    for old in earlier[: max(0, len(active) - gateway.cfg.keys.max_per_tenant + 1)]:
+        await accounts.revoke_key(old.id, DEMO)
     _, secret = await accounts.create_key(
-        {"tenant_id": DEMO_TENANT, "name": "demo key", "scope": "read_write"}, DEMO
+        {"tenant_id": DEMO_TENANT, "name": DEMO_KEY, "scope": "read_write"}, DEMO
     )
     return secret
 
@@ -138,14 +142,15 @@ async def run_demo(args: argparse.Namespace) -> int:
     upstream_port = upstream_sock.getsockname()[1]
     cfg = demo_config(data_dir, args.port, args.admin_port, upstream_port)
     gateway = Gateway(cfg)
+    # Handlers first: a Ctrl-C as soon as the banner shows (or during start) stops cleanly, exit 0.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
         await gateway.start()
         secret = await _demo_key(gateway)
         print(_banner(cfg, gateway, secret, token, await _portal_line(gateway)), flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         print("stopping", file=sys.stderr)
     finally:

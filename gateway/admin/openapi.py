@@ -11,6 +11,7 @@ against it with positive and negative data.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -49,15 +50,19 @@ def strip_titles(node: Any) -> Any:
     return node
 
 
-def _body_schemas() -> dict[str, Any]:
-    _, top = models_json_schema([(m, "validation") for m in BODIES], ref_template="#/components/schemas/{model}")
+def body_schemas(models: tuple[type[BaseModel], ...]) -> dict[str, Any]:
+    """The components' schemas of these request models (and the models they refer to)."""
+    _, top = models_json_schema([(m, "validation") for m in models], ref_template="#/components/schemas/{model}")
     return dict(strip_titles(top.get("$defs", {})))
 
 
-def _parameters(model: type[queries.Query]) -> list[dict[str, Any]]:
-    schema = strip_titles(model.model_json_schema())
+def query_parameters(model: type[queries.Query], names: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """The query parameters of a query model, or of those of its fields named (the portal reads fewer)."""
+    schema = strip_titles(model.model_json_schema(by_alias=True))
     params = []
     for name, prop in schema["properties"].items():
+        if names is not None and name not in names:
+            continue
         description = prop.pop("description", None)
         param = {"name": name, "in": "query", "required": False, "schema": prop}
         if description:
@@ -66,17 +71,24 @@ def _parameters(model: type[queries.Query]) -> list[dict[str, Any]]:
     return params
 
 
-def op(summary: str, ok: str, schema: str | None, statuses: tuple[str, ...], *, body: str | None = None,
-       query: type[queries.Query] | None = None, path_id: bool = False) -> dict[str, Any]:
+def answers(summary: str, ok: str, schema: str | None, statuses: Iterable[str],
+            text: Mapping[str, str]) -> dict[str, Any]:
+    """An operation's responses: the success (with its schema, if it has a body), then each error
+    status in the order given, an `Error` described by `text` (the admin API's or the portal's)."""
     responses: dict[str, Any] = {ok: {"description": summary}}
     if schema:
         responses[ok]["content"] = {JSON: {"schema": ref(schema)}}
     for code in statuses:
-        responses[code] = {"description": STATUS_TEXT[code], "content": {JSON: {"schema": ref("Error")}}}
-    operation: dict[str, Any] = {"summary": summary, "responses": responses}
+        responses[code] = {"description": text[code], "content": {JSON: {"schema": ref("Error")}}}
+    return responses
+
+
+def op(summary: str, ok: str, schema: str | None, statuses: tuple[str, ...], *, body: str | None = None,
+       query: type[queries.Query] | None = None, path_id: bool = False) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "responses": answers(summary, ok, schema, statuses, STATUS_TEXT)}
     params = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}] if path_id else []
     if query is not None:
-        params += _parameters(query)
+        params += query_parameters(query)
     if params:
         operation["parameters"] = params
     if body:
@@ -232,31 +244,44 @@ def configure_key_input(schemas: dict[str, Any], cfg: Config) -> None:
 
 def document(cfg: Config | None = None, *, include_token: bool = True) -> dict[str, Any]:
     """The document for this configuration (the defaults when None)."""
-    cfg = cfg or parse_config({"server": {"tls": {"self_signed": True}}}, env={})
-    schemas = {**_body_schemas(), **copy.deepcopy(RESPONSES)}
+    cfg = cfg or default_config()
+    schemas = {**body_schemas(BODIES), **copy.deepcopy(RESPONSES)}
     _configure(schemas, cfg)
     paths = dict(PATHS)
     if include_token:
         paths[cfg.tokens.path] = TOKEN_OPERATION
         paths.update(caller_paths(cfg))
+    return envelope(
+        "gateway admin API",
+        "Tenants, users and API keys; webhooks; audit trail and call log; the token exchange and the caller's own "
+        "endpoints.",
+        "adminToken", paths, schemas,
+        {
+            "adminToken": {"type": "http", "scheme": "bearer", "description": "The token from admin.token_env"},
+            "callerKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                          "description": "An API key (proxy listener: the caller's own endpoints)"},
+            "callerBearer": {"type": "http", "scheme": "bearer",
+                             "description": "An API key or a token from the exchange (proxy listener)"},
+        },
+    )
+
+
+def default_config() -> Config:
+    """The configuration a document describes when it is given none: the defaults (a test, the docs)."""
+    return parse_config({"server": {"tls": {"self_signed": True}}}, env={})
+
+
+def envelope(title: str, description: str, security: str, paths: dict[str, Any], schemas: dict[str, Any],
+             schemes: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI 3.1 document of this gateway's version (the admin API's and the portal's), served from
+    the root of its listener, `security` its default scheme."""
     return {
         "openapi": "3.1.0",
-        "info": {"title": "gateway admin API", "version": __version__,
-                 "description": "Tenants, users and API keys; webhooks; audit trail and call log; the token exchange "
-                                "and the caller's own endpoints."},
+        "info": {"title": title, "version": __version__, "description": description},
         "servers": [{"url": "/"}],
-        "security": [{"adminToken": []}],
+        "security": [{security: []}],
         "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {
-                "adminToken": {"type": "http", "scheme": "bearer", "description": "The token from admin.token_env"},
-                "callerKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
-                              "description": "An API key (proxy listener: the caller's own endpoints)"},
-                "callerBearer": {"type": "http", "scheme": "bearer",
-                                 "description": "An API key or a token from the exchange (proxy listener)"},
-            },
-        },
+        "components": {"schemas": schemas, "securitySchemes": schemes},
     }
 
 

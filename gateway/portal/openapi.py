@@ -16,14 +16,20 @@ import re
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
 
-from gateway import __version__
 from gateway.accounts.requests import KeyInput, UserPatch
 from gateway.admin import queries
-from gateway.admin.openapi import JSON, configure_key_input, strip_titles
+from gateway.admin.openapi import (
+    JSON,
+    answers,
+    body_schemas,
+    configure_key_input,
+    default_config,
+    envelope,
+    query_parameters,
+)
 from gateway.admin.responses import BOOL, INT, RESPONSES, STR, TIME, nullable, obj, page_of, ref
-from gateway.config import Config, parse_config
+from gateway.config import Config
 from gateway.events.requests import WebhookInput, WebhookPatch
 from gateway.portal.authz import PUBLIC, SAFE_METHODS, Endpoint, Endpoints
 from gateway.portal.requests import (
@@ -82,21 +88,6 @@ PORTAL_RESPONSES: dict[str, Any] = {
 }
 
 
-def _params(model: type[queries.Query], names: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The query parameters of an admin model that the portal reads too (the tenant is the caller's)."""
-    schema = strip_titles(model.model_json_schema(by_alias=True))
-    params = []
-    for name, prop in schema["properties"].items():
-        if name not in names:
-            continue
-        description = prop.pop("description", None)
-        param = {"name": name, "in": "query", "required": False, "schema": prop}
-        if description:
-            param["description"] = description
-        params.append(param)
-    return params
-
-
 PAGING = ("page", "per_page")
 ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}  # ids and link tokens (URL-safe base64)
 RECORDS = ("after", "limit", "order")
@@ -118,7 +109,7 @@ OPERATIONS: dict[tuple[str, str], tuple[Any, ...]] = {
     ("POST", "/password-reset/{token}"): ("Set a new password through a reset link (once)", "200", "LinkRedeemed",
                                           LINK, "PasswordSet", None),
     ("GET", "/keys"): ("The tenant's keys", "200", "KeyPage", ("422", *READ), None,
-                       _params(queries.KeyList, KEY_QUERY)),
+                       query_parameters(queries.KeyList, KEY_QUERY)),
     ("POST", "/keys"): ("Create a key owned by the caller (capped by their role; the secret is in this answer "
                         "only). 422 also at the tenant's key limit, without API access, or a key that writes "
                         "without write access", "201", "KeyWithSecret", WRITE, "PortalKeyInput", None),
@@ -135,13 +126,13 @@ OPERATIONS: dict[tuple[str, str], tuple[Any, ...]] = {
     ("PATCH", "/users/{user_id}"): ("Change a person's role, name or disabled (owners alone manage owners)", "200",
                                     "Person", (*WRITE, "404"), "UserPatch", None),
     ("GET", "/audit"): ("The tenant's audit trail after a cursor, oldest first (order=desc: newest first)", "200",
-                        "AuditPage", ("400", "422", *READ), None, _params(queries.AuditPage, AUDIT_QUERY)),
+                        "AuditPage", ("400", "422", *READ), None, query_parameters(queries.AuditPage, AUDIT_QUERY)),
     ("GET", "/calls"): ("The tenant's call log after a cursor", "200", "CallPage", ("400", "422", *READ), None,
-                        _params(queries.CallPage, CALL_QUERY)),
+                        query_parameters(queries.CallPage, CALL_QUERY)),
     ("GET", "/usage"): ("The tenant's or one of its keys' usage (404: a key of another tenant)", "200", "UsageSeries",
-                        ("404", "422", *READ), None, _params(queries.Usage, USAGE_QUERY)),
+                        ("404", "422", *READ), None, query_parameters(queries.Usage, USAGE_QUERY)),
     ("GET", "/webhooks"): ("The tenant's webhook endpoints (owners and admins)", "200", "WebhookPage",
-                           ("422", *READ), None, _params(queries.Paging, PAGING)),
+                           ("422", *READ), None, query_parameters(queries.Paging, PAGING)),
     ("POST", "/webhooks"): ("Register a webhook endpoint for the tenant's events (its secret is in this answer "
                             "only); 422 also for a URL inside the network", "201", "WebhookWithSecret", WRITE,
                             "WebhookInput", None),
@@ -155,7 +146,7 @@ OPERATIONS: dict[tuple[str, str], tuple[Any, ...]] = {
                                               "WebhookTest", ("404", "409", *READ), None, None),
     ("GET", "/webhooks/{webhook_id}/deliveries"): ("Its deliveries after a cursor (order=desc: newest first)", "200",
                                                    "DeliveryPage", ("400", "404", "422", *READ), None,
-                                                   _params(queries.DeliveryLog, RECORDS)),
+                                                   query_parameters(queries.DeliveryLog, RECORDS)),
     ("POST", "/deliveries/{delivery_id}/retry"): ("Attempt a delivery again now (409: its endpoint is disabled)",
                                                   "202", "Delivery", ("404", "409", *READ), None, None),
 }
@@ -166,13 +157,8 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     names = re.findall(r"\{(\w+)\}", endpoint.path)
     if names:  # the proxy listener refuses a path with control characters or `\` before the portal sees it
         statuses = (*statuses, "400")
-    responses: dict[str, Any] = {ok: {"description": summary}}
-    if schema:
-        responses[ok]["content"] = {JSON: {"schema": ref(schema)}}
-    for code in sorted(set(statuses)):
-        responses[code] = {"description": STATUS_TEXT[code], "content": {JSON: {"schema": ref("Error")}}}
     operation: dict[str, Any] = {"operationId": getattr(endpoint.handler, "__name__", ""), "summary": summary,
-                                 "responses": responses}
+                                 "responses": answers(summary, ok, schema, sorted(set(statuses)), STATUS_TEXT)}
     path_params = [{"name": name, "in": "path", "required": True, "schema": ID} for name in names]
     if path_params or params:
         operation["parameters"] = [*path_params, *(params or [])]
@@ -187,8 +173,7 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
 
 
 def _bodies(cfg: Config) -> dict[str, Any]:
-    _, top = models_json_schema([(m, "validation") for m in BODIES], ref_template="#/components/schemas/{model}")
-    schemas = dict(strip_titles(top.get("$defs", {})))
+    schemas = body_schemas(BODIES)
     configure_key_input(schemas, cfg)
     key = copy.deepcopy(schemas.pop("KeyInput"))
     for name in SET_BY_PORTAL:
@@ -202,7 +187,7 @@ def _bodies(cfg: Config) -> dict[str, Any]:
 
 def document(tables: tuple[Endpoints, ...], cfg: Config | None = None) -> dict[str, Any]:
     """The document of these endpoint tables for this configuration (the defaults when None)."""
-    cfg = cfg or parse_config({"server": {"tls": {"self_signed": True}}}, env={})
+    cfg = cfg or default_config()
     prefix = cfg.portal.path.rstrip("/") + "/api"
     paths: dict[str, dict[str, Any]] = {}
     for table in tables:
@@ -210,24 +195,18 @@ def document(tables: tuple[Endpoints, ...], cfg: Config | None = None) -> dict[s
             if (endpoint.method, endpoint.path) in UNDOCUMENTED:
                 continue
             paths.setdefault(prefix + endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "gateway tenant portal API", "version": __version__,
-                 "description": "A tenant's own keys, people, audit trail, call log, usage and webhooks, for its "
-                                "signed-in owners, admins, members and viewers (on the proxy listener)."},
-        "servers": [{"url": "/"}],
-        "security": [{"session": []}],
-        "paths": paths,
-        "components": {
-            "schemas": {**_bodies(cfg), **copy.deepcopy(RESPONSES), **copy.deepcopy(PORTAL_RESPONSES)},
-            "securitySchemes": {
-                "session": {"type": "apiKey", "in": "cookie", "name": "gw_session",
-                            "description": "Set by POST /session (HttpOnly; Secure; SameSite=Strict)"},
-                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
-                         "description": "The session's csrf_token, on every state-changing request"},
-            },
+    return envelope(
+        "gateway tenant portal API",
+        "A tenant's own keys, people, audit trail, call log, usage and webhooks, for its signed-in owners, admins, "
+        "members and viewers (on the proxy listener).",
+        "session", paths, {**_bodies(cfg), **copy.deepcopy(RESPONSES), **copy.deepcopy(PORTAL_RESPONSES)},
+        {
+            "session": {"type": "apiKey", "in": "cookie", "name": "gw_session",
+                        "description": "Set by POST /session (HttpOnly; Secure; SameSite=Strict)"},
+            "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                     "description": "The session's csrf_token, on every state-changing request"},
         },
-    }
+    )
 
 
 UNDOCUMENTED = {("GET", "/openapi.json")}  # the document itself

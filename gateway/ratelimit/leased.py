@@ -246,11 +246,8 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
                 decisions.append(Decision(True, limit, lease.room + lease.left, lease.reset_at, 0))
             elif admitted:
                 decisions.append(Decision(True, limit, max(0, limit - count + granted), reset, 0))
-            elif count >= limit:
-                retry = max(1, math.ceil((oldest + self._window_us - now_us) / 1_000_000))
-                decisions.append(Decision(False, limit, 0, reset, retry))
-            else:  # admissible here, but another bucket of this request refused it
-                decisions.append(Decision(True, limit, max(0, limit - count - 1), reset, 0))
+            else:
+                decisions.append(self._not_admitted(limit, count, oldest, now_us, reset))
         if not admitted:
             self._give_back(taken)
         return (decisions[0] if len(decisions) == 1 else strictest(decisions)), wait / 1_000_000

@@ -197,13 +197,18 @@ class RedisRateLimiter:
             reset = (oldest + self._window_us) / 1_000_000
             if ok:
                 decisions.append(Decision(True, limit, max(0, limit - used), reset, 0))
-            elif used >= limit:
-                retry = max(1, math.ceil((oldest + self._window_us - now_us) / 1_000_000))
-                decisions.append(Decision(False, limit, 0, reset, retry))
             else:
-                # Admissible here, but another bucket of this request refused it.
-                decisions.append(Decision(True, limit, max(0, limit - used - 1), reset, 0))
+                decisions.append(self._not_admitted(limit, used, oldest, now_us, reset))
         return strictest(decisions)
+
+    def _not_admitted(self, limit: int, used: int, oldest: int, now_us: int, reset: float) -> Decision:
+        """A bucket's decision for a request the script did not admit: refused where the bucket is
+        full (retry once its oldest entry leaves the window), else admissible here but refused by
+        another bucket of the request (`leased.py` decides its buckets alike)."""
+        if used >= limit:
+            retry = max(1, math.ceil((oldest + self._window_us - now_us) / 1_000_000))
+            return Decision(False, limit, 0, reset, retry)
+        return Decision(True, limit, max(0, limit - used - 1), reset, 0)
 
     async def ping(self) -> None:
         """Readiness: also what `degraded` reports until the next decision says otherwise."""

@@ -65,3 +65,49 @@ def test_demo_prints_curl_commands_that_work(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
+
+
+def test_restarting_the_demo_keeps_the_keys_people_made(tmp_path: Path) -> None:
+    """Each run prints a new key and makes room for it from earlier runs' keys, not from one made
+    in the demo's console or portal (the tenant allows `keys.max_per_tenant`, 4, active keys)."""
+    ports = [str(free_port()) for _ in range(3)]
+    token = "walk-" + "t" * 30
+    admin = f"http://127.0.0.1:{ports[1]}/admin/keys"
+    auth = ["-H", f"Authorization: Bearer {token}"]
+
+    def start() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "demo", "--dir", str(tmp_path / "demo"),
+             "--port", ports[0], "--admin-port", ports[1], "--upstream-port", ports[2]],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env={**ENV, "GATEWAY_ADMIN_TOKEN": token})
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("Tenant portal"):
+                return proc
+        raise AssertionError(f"the demo stopped: {proc.wait()}")
+
+    def stop(proc: subprocess.Popen[str]) -> None:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+
+    proc = start()
+    try:
+        made = subprocess.run(["curl", "-s", *auth, "-H", "Content-Type: application/json",
+                               "-d", '{"tenant_id": "demo", "name": "my key", "scope": "read_only"}', admin],
+                              capture_output=True, text=True, timeout=20).stdout
+        assert '"id"' in made, made
+        mine = json.loads(made)["id"]
+    finally:
+        stop(proc)
+    for _ in range(3):
+        stop(start())
+    proc = start()
+    try:
+        listed = subprocess.run(["curl", "-s", *auth, admin + "?tenant_id=demo&status=active"],
+                                capture_output=True, text=True, timeout=20).stdout
+    finally:
+        stop(proc)
+    active = json.loads(listed)["data"]
+    assert mine in {key["id"] for key in active}, active
+    assert len(active) == 4

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import ssl
 import statistics
 import uuid
@@ -12,10 +11,9 @@ from typing import Any
 
 import aiohttp
 
-from tests.cli.test_run import ENV, free_port
-from tests.conftest import ADMIN_TOKEN, base_config
-from tests.processes import start_gateway_process
-from tests.services import REDIS, drop_schema, postgres_url, require_postgres, require_redis
+from tests.conftest import ADMIN_TOKEN
+from tests.scaleout.pair import start_pair
+from tests.services import drop_schema, postgres_url, require_postgres, require_redis
 
 
 async def test_revoke_on_one_process_is_refused_by_the_other(tmp_path: Path, server_cert, upstream, ca) -> None:
@@ -23,27 +21,10 @@ async def test_revoke_on_one_process_is_refused_by_the_other(tmp_path: Path, ser
     require_redis()
     url, _ = upstream
     tag = uuid.uuid4().hex[:8]
-    ports = []
-    configs = []
-    for name in ("a", "b"):
-        port, admin = free_port(), free_port()
-        ports.append((port, admin))
-        cfg = base_config(tmp_path / name, server_cert, server={"port": port}, admin={"port": admin},
-                          store={"url": postgres_url(tmp_path), "invalidation_channel": f"gwtest:{tag}:inv"},
-                          ratelimit={"backend": "redis", "redis_url": REDIS, "redis_prefix": f"gwtest:{tag}:"},
-                          routes=[{"name": "api", "path": "/api", "upstream": url}])
-        (tmp_path / name).mkdir()
-        path = tmp_path / name / "gateway.yaml"
-        path.write_text(json.dumps(cfg))
-        configs.append(path)
     ctx = ssl.create_default_context()
     ca.configure_trust(ctx)
     async with AsyncExitStack() as stack:
-        procs = []
-        for path in configs:
-            running = await start_gateway_process(path, path.parent, ENV)
-            procs.append(running)
-            stack.push_async_callback(running.kill)
+        ports, procs = await start_pair(stack, tmp_path, server_cert, url, tag)
         admin = await stack.enter_async_context(
             aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}))
         client = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)))

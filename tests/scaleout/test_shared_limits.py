@@ -4,7 +4,6 @@ several workers each, and the Redis commands a busy key costs."""
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 import uuid
 from collections.abc import AsyncIterator
@@ -17,9 +16,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.access.test_keys_e2e import call, routes, tenant_and_key
-from tests.cli.test_run import ENV, free_port
-from tests.conftest import ADMIN_TOKEN, base_config
-from tests.processes import start_gateway_process
+from tests.conftest import ADMIN_TOKEN
+from tests.scaleout.pair import start_pair
 from tests.services import (
     REDIS,
     drop_schema,
@@ -38,27 +36,10 @@ async def test_a_burst_over_two_instances_of_four_workers_gets_exactly_the_limit
     url, state = upstream
     tag = uuid.uuid4().hex[:8]
     limit = 200
-    ports = []
-    configs = []
-    for name in ("a", "b"):
-        port, admin = free_port(), free_port()
-        ports.append((port, admin))
-        cfg = base_config(tmp_path / name, server_cert, server={"port": port, "workers": 4}, admin={"port": admin},
-                          store={"url": postgres_url(tmp_path), "invalidation_channel": f"gwtest:{tag}:inv"},
-                          ratelimit={"backend": "redis", "redis_url": REDIS, "redis_prefix": f"gwtest:{tag}:"},
-                          routes=[{"name": "api", "path": "/api", "upstream": url}])
-        (tmp_path / name).mkdir()
-        path = tmp_path / name / "gateway.yaml"
-        path.write_text(json.dumps(cfg))
-        configs.append(path)
     ctx = ssl.create_default_context()
     ca.configure_trust(ctx)
     async with AsyncExitStack() as stack:
-        procs = []
-        for path in configs:
-            running = await start_gateway_process(path, path.parent, ENV, workers=4)
-            procs.append(running)
-            stack.push_async_callback(running.kill)
+        ports, procs = await start_pair(stack, tmp_path, server_cert, url, tag, workers=4)
         admin = await stack.enter_async_context(
             aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}))
         (a_port, a_admin), (b_port, _) = ports

@@ -5,9 +5,11 @@ GATEWAY_EXPECTED_BUILD=compiled; everywhere else the install is pure Python."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from gateway.build import HOT_MODULES
@@ -28,3 +30,13 @@ def test_each_listed_module_is_a_source_file_setup_py_can_compile() -> None:
     assert len(set(HOT_MODULES)) == len(HOT_MODULES)
     for name in HOT_MODULES:
         assert (ROOT / (name.replace(".", "/") + ".py")).is_file(), name
+
+
+def test_every_file_the_package_reads_is_installed_by_a_regular_install() -> None:
+    """A regular install (the compiled build, the Docker image) copies only the sources and
+    package-data; an editable one reads the checkout and would not notice a file left out."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["gateway"]
+    package = ROOT / "gateway"
+    data = [p.relative_to(package).as_posix() for p in package.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc", ".so") and "__pycache__" not in p.parts]
+    assert data and [f for f in data if not any(fnmatch.fnmatchcase(f, pattern) for pattern in patterns)] == []
