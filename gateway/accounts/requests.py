@@ -85,8 +85,9 @@ Method = Annotated[str, Rule("must be an HTTP method", {
     "strict": True, "pattern": "^(?:" + "|".join(_any_case(m) for m in METHODS) + ")$"})]
 PermissionPath = Annotated[str, Rule("must be a path starting with /, optionally ending in /*", {
     "strict": True, "max_length": 1024, "pattern": f"^/[^{NOT_PRINTABLE}]*$"})]
-ResourceValue = Annotated[str, Rule("must be a string of 1 to 256 characters", {
-    "strict": True, "min_length": 1, "max_length": 256})]
+# printable, as a route segment is (a NUL or a lone surrogate could match none, and PostgreSQL's
+# JSON refuses both: a 503 before)
+ResourceValue = Annotated[str, _text(256)]
 def _whole(value: Any) -> Any:
     """A JSON integer: `5` or `5.0` (JSON Schema's integer), never `true` or `"5"`."""
     if isinstance(value, float) and value.is_integer():

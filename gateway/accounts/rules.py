@@ -158,6 +158,9 @@ def key_spec(body: Any, keys: KeysConfig, now: dt.datetime) -> KeySpec:
     if "expires_at" in given:
         expires_at_problem(request.expires_at, "validity_days" in given, keys, now)
         validity = None
+    for name in request.resources or ():  # a route parameter's name: a NUL or a lone surrogate names none
+        if not (0 < len(name) <= 256 and name.isprintable()):  # (and PostgreSQL's JSON refuses both: a 503)
+            raise ValidationError(details=[{"field": "resources", "issue": "names must be 1 to 256 printable characters"}])
     return KeySpec(
         tenant_id=request.tenant_id,
         name=request.name,

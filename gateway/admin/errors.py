@@ -39,8 +39,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     if not sane_request_id(request_id):
         request_id = uuid.uuid4().hex
     try:
-        if "\x00" in request.path or "\x00" in request.query_string:  # both decoded
-            raise BadRequest("a NUL character in the path or the query")  # no id or filter has one; PostgreSQL refuses it
+        if "\x00" in request.path:  # decoded: no object has such an id (and PostgreSQL could not be asked: a 503)
+            raise NotFound("no such object")
         response = await handler(request)
     except GatewayError as err:
         return err.response(request_id)

@@ -43,7 +43,9 @@ Limit = Annotated[int, _integer(1, 1000)]
 Cursor = Annotated[str, Rule("must be a cursor from next_cursor", {"pattern": CURSOR_PATTERN},
                              check=_cursor, native=False)]
 Order = Annotated[Literal["asc", "desc"], Rule("must be asc or desc")]
-Id = Annotated[str, Rule("must be an id of at most 128 characters", {"max_length": 128})]
+# no control characters: no id or action has one, and PostgreSQL cannot be asked about a NUL (a 503)
+_TEXT = "^[^\x00-\x1f\x7f]*$"
+Id = Annotated[str, Rule("must be an id of at most 128 characters", {"max_length": 128, "pattern": _TEXT})]
 
 TenantSort = Literal["id", "-id", "name", "-name", "plan", "-plan", "created_at", "-created_at"]
 KeySort = Literal[
@@ -73,7 +75,7 @@ class KeyList(Paging):
     sort: Annotated[KeySort, Rule("must be one of name, created_at, last_used_at, expires_at, status, scope, "
                                   "environment, tenant_id, last4 (prefix - for descending)")] = "-created_at"
     """Field to sort by; `-field` for descending."""
-    tenant_id: str | None = None
+    tenant_id: Id | None = None
     """Only this tenant's keys."""
     status: Annotated[Literal["active", "expired", "revoked"], Rule("must be one of active, expired, revoked")] | None = None
     """Only keys in this state."""
@@ -97,12 +99,12 @@ class RecordPage(Query):
 
 class AuditPage(RecordPage):
     action: Annotated[str, Rule("must be an action such as key.created, of at most 64 characters",
-                                {"max_length": 64})] | None = None
+                                {"max_length": 64, "pattern": _TEXT})] | None = None
     """Only entries of this action (`key.created`, `tenant.updated`, ...)."""
 
 
 class CallPage(RecordPage):
-    key_id: str | None = None
+    key_id: Id | None = None
     """Only this key's calls."""
     status: Annotated[int, _integer(100, 599)] | None = None
     """Only calls answered with this HTTP status."""
@@ -138,7 +140,7 @@ class Usage(Query):
 
 
 class WebhookList(Paging):
-    tenant_id: str | None = None
+    tenant_id: Id | None = None
     """Only endpoints of this tenant."""
 
 

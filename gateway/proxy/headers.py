@@ -216,26 +216,9 @@ _SERVER_LINE_CRLF = _SERVER_LINE + b"\r\n"
 
 
 def _fields_listed(raw: list[tuple[bytes, bytes]], own: list[tuple[str, str]], drop: frozenset[bytes]) -> HeaderBlock:
-    """`response_fields` for a head whose `Connection` lists more headers to drop, before or after it."""
+    """`response_fields` for a head whose `Connection` lists more headers to drop, before or after it:
+    its pass again over the head without them (nor `Connection`, dropped anyway: no second detour)."""
     for name, value in raw:
         if name.lower() == b"connection":
             drop = drop | _named_by(value)
-    lines: list[bytes] = []
-    server = date = length = False
-    for name, value in raw:
-        lname = name.lower()
-        if lname in drop:
-            continue
-        if lname == b"server":
-            server = True
-        elif lname == b"date":
-            date = True
-        elif lname == b"content-length":
-            length = True
-        lines.append(name + b": " + value)
-    if not server:
-        lines.append(_SERVER_LINE)
-    if own:
-        lines.append("\r\n".join(map(": ".join, own)).encode("latin-1"))
-    lines.append(b"")
-    return HeaderBlock(b"\r\n".join(lines), length, date)
+    return response_fields([field for field in raw if field[0].lower() not in drop], own)

@@ -133,9 +133,10 @@ async def test_key_rules(admin) -> None:
     [
         ("POST", "/admin/tenants", None, b"{nope", 400, "BAD_REQUEST"),
         ("POST", "/admin/tenants", None, b"[" * 5000, 400, "BAD_REQUEST"),  # deeper than the parser recurses
-        ("GET", "/admin/calls?key_id=%00", None, None, 400, "BAD_REQUEST"),  # PostgreSQL cannot hold a NUL: not a 503
-        ("GET", "/admin/keys?tenant_id=%00", None, None, 400, "BAD_REQUEST"),
-        ("GET", "/admin/keys/key%00", None, None, 400, "BAD_REQUEST"),
+        ("GET", "/admin/calls?key_id=%00", None, None, 422, "VALIDATION_ERROR"),  # PostgreSQL cannot hold a NUL: not a 503
+        ("GET", "/admin/keys?tenant_id=%00", None, None, 422, "VALIDATION_ERROR"),
+        ("GET", "/admin/audit?action=%00", None, None, 422, "VALIDATION_ERROR"),
+        ("GET", "/admin/keys/key%00", None, None, 404, "NOT_FOUND"),
         ("POST", "/admin/tenants", [1, 2], None, 422, "VALIDATION_ERROR"),
         ("POST", "/admin/tenants", None, b"x" * 70000, 413, "PAYLOAD_TOO_LARGE"),
         ("GET", "/admin/tenants?page=0", None, None, 422, "VALIDATION_ERROR"),

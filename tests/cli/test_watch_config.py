@@ -56,6 +56,17 @@ def client(ca: Any) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, force_close=True))
 
 
+async def statuses(ca: Any, port: int, route: str, n: int = 40) -> list[int]:
+    """The statuses of `n` concurrent requests for a route, each on a new connection (the kernel
+    spreads those over the workers)."""
+    async with client(ca) as http:
+        async def status() -> int:
+            async with http.get(f"https://127.0.0.1:{port}{route}") as resp:
+                return resp.status
+
+        return list(await asyncio.gather(*(status() for _ in range(n))))
+
+
 async def test_a_rewritten_config_file_is_served_without_sighup(tmp_path: Path, server_cert, upstream, ca) -> None:
     port = free_port()
     path = tmp_path / "gateway.yaml"
@@ -109,13 +120,7 @@ async def test_each_worker_watches_and_reloads_itself(tmp_path: Path, server_cer
     try:
         replace(path, text("/v2/new"))
         await running.wait_log("config reloaded", count=2)  # one line per worker
-        async with client(ca) as http:
-            async def status(route: str) -> int:
-                async with http.get(f"https://127.0.0.1:{port}{route}") as resp:
-                    return resp.status
-
-            statuses = await asyncio.gather(*(status("/v2/new") for _ in range(40)))  # fresh connections
-        assert statuses == [200] * 40
+        assert await statuses(ca, port, "/v2/new") == [200] * 40  # fresh connections: both workers answer
         assert await running.stop() == 0
     finally:
         await running.kill()
@@ -139,13 +144,7 @@ async def test_sighup_to_the_supervisor_reloads_every_worker(tmp_path: Path, ser
         path.write_text(text("/v2/new"))
         running.signal(signal.SIGHUP)
         await running.wait_log("config reloaded", count=2)
-        async with client(ca) as http:
-            async def status(route: str) -> int:
-                async with http.get(f"https://127.0.0.1:{port}{route}") as resp:
-                    return resp.status
-
-            statuses = await asyncio.gather(*(status("/v2/new") for _ in range(40)))
-        assert statuses == [200] * 40
+        assert await statuses(ca, port, "/v2/new") == [200] * 40  # fresh connections: both workers answer
         assert running.proc.returncode is None
         assert await running.stop() == 0
     finally:
@@ -173,13 +172,7 @@ async def test_admin_reload_reaching_one_worker_reloads_every_worker(
             assert resp.status == 200
         # the answering worker (for the request, then on SIGHUP) and the other one (on SIGHUP)
         await running.wait_log("config reloaded", count=3)
-        async with client(ca) as http:
-            async def status(route: str) -> int:
-                async with http.get(f"https://127.0.0.1:{port}{route}") as resp:
-                    return resp.status
-
-            statuses = await asyncio.gather(*(status("/v2/new") for _ in range(40)))
-        assert statuses == [200] * 40
+        assert await statuses(ca, port, "/v2/new") == [200] * 40  # fresh connections: both workers answer
         assert await running.stop() == 0
     finally:
         await running.kill()

@@ -138,7 +138,9 @@ async def test_used_permits_are_recorded_at_their_moment_and_unused_ones_return(
     stored = await members(redis_url, limiter._prefix + "k")
     assert len(stored) == admitted == 40
     now = seconds * 1_000_000 + micros
-    assert all(score <= now + 1000 for _, score in stored)  # none left at a lease's end
+    # none left at a lease's end (2 s after its grant): a use is recorded at its moment, at most a round
+    # trip late, which a loaded machine stretches past a millisecond
+    assert all(score <= now + 250_000 for _, score in stored), (now, stored)
 
 
 async def test_a_recall_that_overtakes_its_grant_gives_the_lease_back(workers, redis_url) -> None:
