@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from gateway.observability.records_postgres import PostgresRecordStore
 from gateway.observability.records_sqlite import SQLiteRecordStore
 from gateway.observability.request_record import RequestRecord
 from tests.services import drop_schema, postgres_url, require_postgres
+from tests.unit.test_authorize import identity as make_identity
 
 T0 = dt.datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=dt.UTC)
 
@@ -250,7 +250,7 @@ async def test_a_large_batch_is_converted_between_requests_and_written_whole() -
         async def append_calls(self, rows: list[CallRow], usage: Any = None) -> None:
             written.append(list(rows))
 
-    identity = SimpleNamespace(tenant_id="acme", key_id="key_a", key_name="k")
+    identity = make_identity(id="key_a", name="k", tenant={"id": "acme"})  # real: a compiled record checks its type
     calls = [RequestRecord(1_800_000_000.0 + i, 2.0 + i, 1.0 + i, None if i % 2 else 1.5 + i, f"req-{i}", "api",
                            "GET", "/api", 200, None, identity if i % 3 else None, None, "", False)  # type: ignore[arg-type]
              for i in range(1000)]

@@ -9,7 +9,6 @@ import math
 import random
 from collections import Counter, defaultdict
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -32,6 +31,7 @@ from gateway.observability.usage import (
 )
 from gateway.observability.usage_monitor import UsageMonitor
 from tests.observability.conftest import second_store
+from tests.unit.test_authorize import identity as make_identity
 
 DAY0 = 1_772_323_200  # 2026-03-01T00:00:00Z
 KEYS = {"key_a1": "acme", "key_a2": "acme", "key_b1": "bolt"}
@@ -43,7 +43,7 @@ def traffic(count: int, *, seed: int = 7, start: int = DAY0, span: int = 86400) 
     records = []
     for i, at in enumerate(sorted(start + rng.random() * span for _ in range(count))):
         key = rng.choice([*KEYS, None])
-        identity = SimpleNamespace(tenant_id=KEYS[key], key_id=key, key_name="k") if key else None
+        identity = make_identity(id=key, name="k", tenant={"id": KEYS[key]}) if key else None  # real: a record checks it
         status = rng.choice([200, 200, 200, 201, 204, 301, 304, 400, 401, 403, 404, 429, 500, 502, 503])
         latency = rng.lognormvariate(1.0, 1.2) / 1000  # seconds: a median of ~2.7 ms, a long tail
         records.append(RequestRecord(at, 100.0 + latency, 100.0, None, f"req-{i}", "api", "GET", "/api", status,
