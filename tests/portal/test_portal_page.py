@@ -237,9 +237,10 @@ async def test_members_change_role_and_disable_and_only_owners_touch_owners(star
     await accept(admin, admin_url, "Ada Admin")
     await admin.get_by_role("link", name="Members").click()
     form = admin.get_by_role("form", name="Invite a member")
-    assert await form.get_by_label("Role").locator("option").all_text_contents() == ["admin", "member", "viewer"]
+    await expect(form.get_by_label("Role").locator("option")).to_have_text(["admin", "member", "viewer"])  # waits for the view
     # the owner's row: no controls for an admin; the viewer's: a role select without "owner"
     owner_row = admin.get_by_role("row").filter(has_text=OWNER)
+    await owner_row.wait_for()  # the table is drawn before its controls are counted
     assert await owner_row.get_by_role("combobox").count() == 0 and await owner_row.get_by_role("button").count() == 0
     role = admin.get_by_label(f"Role of {VIEWER}")
     await role.select_option("member")
