@@ -34,8 +34,12 @@ from gateway.ratelimit import RateLimiter, create_rate_limiter
 _SECRET_SEGMENT = re.compile(r"(/(?:invitations|password-reset)/)[^/]+")
 
 
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
 def links(cfg: Config, proxy_port: int | None = None) -> PortalLinks:
-    host = cfg.server.host if cfg.server.host not in ("0.0.0.0", "::", "") else "localhost"
+    """Where links point: never a host a request names (see `PortalLinks`)."""
+    host = cfg.server.host if cfg.server.host not in WILDCARDS else "localhost"
     port = proxy_port or cfg.server.port
     return PortalLinks(path=cfg.portal.path.rstrip("/"), public_url=cfg.portal.public_url,
                        fallback=f"https://{host}:{port}")
