@@ -75,7 +75,7 @@ async def test_a_portal_request_in_flight_is_answered_when_the_gateway_stops(sta
     """The listener's drain applies: a stop waits for the portal's answer, then nothing more is served."""
     import asyncio
 
-    site = await start_portal()
+    site = await start_portal(server={"grace_period": 60})  # no loaded machine's pause reaches it
     await site.tenant()
     url = await site.invite("acme", "owner@acme.example")
     people = site.portal.people
