@@ -176,6 +176,7 @@ class Gateway:
             size=cfg.store.cache_size,
             negative_ttl=cfg.store.negative_cache_ttl,
             negative_size=cfg.store.negative_cache_size,
+            looks_unknown=lambda identity: identity.canary,  # cached as an unknown key is: no timing tells them apart
         )
         self.reloader = Reloader(lambda: self.cfg, self.apply_config,
                                  others=supervisor_reload() if cfg.server.workers > 1 else None)
