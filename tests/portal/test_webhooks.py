@@ -115,3 +115,32 @@ async def test_the_admin_apis_rules_hold_and_the_tenant_is_the_callers(start_por
     status, body = await owner.api("POST", "/webhooks", {"url": "https://93.184.215.14/x", "events": ["*"]},
                                    csrf=False)
     assert (status, body["error"]["code"]) == (403, "CSRF_FAILED")
+
+
+async def test_a_person_accepting_an_invitation_reaches_the_receiver_as_user_updated(start_portal, aiohttp_server) -> None:
+    """Invited: `user.created` (status invited); accepted: `user.updated` with `changes` and
+    `status: active`, by the person themselves, verified with `standardwebhooks`; the audit trail
+    names them too (`user.activated`)."""
+    site = await start_portal(webhooks=LOOPBACK_ALLOWED)
+    await site.tenant("acme")
+    owner = await site.member("acme", "owner@acme.example")
+    receiver = await start_receiver(aiohttp_server)
+    status, made = await owner.api("POST", "/webhooks", {"url": receiver.url, "events": ["user.created", "user.updated"]})
+    assert status == 201, made
+    receiver.secret = made["secret"]
+    status, invited = await owner.api("POST", "/users", {"email": "ada@acme.example", "role": "admin"})
+    assert status == 201, invited
+    ada = site.client()
+    assert (await ada.accept(invited["invitation_url"], name="Ada Lovelace"))[0] == 200
+    await receiver.wait_for(lambda r: any(x.payload["type"] == "user.updated" for x in r.got))
+    assert all(x.verified for x in receiver.got)
+    created, updated = (next(x.payload for x in receiver.got if x.payload["type"] == kind)
+                        for kind in ("user.created", "user.updated"))
+    assert created["data"]["user"]["id"] == invited["id"] and created["data"]["status"] == "invited"
+    data = updated["data"]
+    assert data["user"]["id"] == invited["id"] and data["user"]["name"] == "Ada Lovelace"
+    assert data["user"]["tenant_id"] == "acme" and data["status"] == "active"
+    assert data["changes"] == ["name", "status"] and data["actor"] == f"user:{invited['id']}"
+    status, audit = await owner.api("GET", "/audit?action=user.activated")
+    assert status == 200 and [e["actor"] for e in audit["data"] if e["target_id"] == invited["id"]] == [
+        f"user:{invited['id']}"]
