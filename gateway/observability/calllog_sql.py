@@ -23,6 +23,15 @@ Statement = tuple[str, list[Any]]
 
 CALL_COLUMNS = ("at", "request_id", "tenant_id", "key_id", "key_name", "method", "route", "path", "status",
                 "latency_ms", "upstream_latency_ms", "rate_limited", "client_ip", "error")
+# The last batch each call-log writer process committed (`calllog_child.py`): a batch whose
+# writer died before confirming it is sent again, and is skipped if it was committed after all.
+WRITERS_SCHEMA = """
+    CREATE TABLE IF NOT EXISTS call_log_writers (
+        token TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        at REAL NOT NULL
+    )
+"""
 _ROWS_PER_STATEMENT = 400  # 14 columns: 5,600 parameters, under SQLite's 32,766 limit
 _ROWS_PER_UPSERT = 300  # 44 columns: 13,200 parameters
 

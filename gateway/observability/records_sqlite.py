@@ -16,7 +16,7 @@ import aiosqlite
 
 from gateway.config import Config
 from gateway.keystore.base import StoreError
-from gateway.observability.calllog_sql import Statement, call_statements, inserts
+from gateway.observability.calllog_sql import WRITERS_SCHEMA, Statement, call_statements, inserts
 from gateway.observability.records import AuditEntry, CallEntry, CallRow, details_of, details_text
 from gateway.observability.usage import Rollup
 from gateway.observability.usage_sql import SQLITE
@@ -59,6 +59,7 @@ _SCHEMA = [
     """,
     "CREATE INDEX IF NOT EXISTS call_log_key ON call_log (key_id, id)",
     "CREATE INDEX IF NOT EXISTS call_log_at ON call_log (at)",
+    WRITERS_SCHEMA,
     *SQLITE.schema(),
 ]
 # Added later, to files made before: (table, column, declaration); then what needs the columns.
