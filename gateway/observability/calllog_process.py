@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import marshal
 import os
@@ -44,7 +43,6 @@ log = logging.getLogger("gateway.records")
 _READY_TIMEOUT = 60.0   # a loaded machine may take seconds to start an interpreter
 _STOP_TIMEOUT = 30.0    # a writer still busy after its input ended this long is killed
 _MAX_PAUSE = 60.0
-_PIPE_SIZE = 1 << 20    # a 5,000-row batch (~430 kB) in one write where the kernel allows it
 
 Flat = tuple[Any, ...]
 
@@ -175,11 +173,13 @@ class WriterProcess:
         except OSError as exc:
             self._failed(f"cannot start: {exc}")
             return None
-        _widen_pipe(proc)
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), _READY_TIMEOUT) if proc.stdout else b""
         except TimeoutError:
             line = b"no answer"
+        except BaseException:
+            proc.kill()  # never one left running unused
+            raise
         if line != b"ready\n":
             if proc.returncode is None:
                 proc.kill()
@@ -231,14 +231,3 @@ class WriterProcess:
         if self._here is not None:
             self._here.close()
             self._here = None
-
-
-def _widen_pipe(proc: asyncio.subprocess.Process) -> None:
-    transport = getattr(proc.stdin, "transport", None)
-    fd = transport.get_extra_info("pipe").fileno() if transport is not None else None
-    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if fd is not None and setsize is not None:
-        try:
-            fcntl.fcntl(fd, setsize, _PIPE_SIZE)
-        except OSError:
-            pass  # the kernel's limit for this user: batches go in more writes
