@@ -105,12 +105,12 @@ async def test_sigkill_of_the_gateway_ends_its_writer_and_keeps_the_confirmed_ro
                       routes=[{"name": "open", "path": "/open", "upstream": upstream[0], "auth": []}])
     running: GatewayProcess = await start_gateway_process(write_config(tmp_path, cfg), tmp_path, ENV)
     try:
-        (writer,) = writers(running.proc.pid)
         assert await serve(port, ca, 40) == [200] * 40
         async with aiohttp.ClientSession() as client, client.get(
             f"http://127.0.0.1:{admin_port}/admin/calls?limit=100", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
         ) as resp:  # an admin read waits for what was served to be written
-            assert resp.status == 200 and len((await resp.json())["items"]) == 40
+            assert resp.status == 200 and len((await resp.json())["data"]) == 40
+        (writer,) = writers(running.proc.pid)
         running.proc.send_signal(signal.SIGKILL)  # the gateway alone, as the OOM killer would
         await running.proc.wait()
         await ended(writer)  # its input ended: it exits by itself, no writer left behind
