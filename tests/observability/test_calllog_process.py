@@ -8,8 +8,6 @@ import asyncio
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,6 @@ from gateway.observability.usage import GRANULARITIES
 from tests.access.test_keys_e2e import call, routes, tenant_and_key
 from tests.conftest import STORE_BACKEND
 from tests.observability.test_usage_store import traffic
-from tests.observability.test_write_faults import LOCKER, release
 
 
 def varied(count: int, seed: int) -> list[RequestRecord]:
@@ -188,29 +185,3 @@ async def test_a_killed_writer_loses_nothing_and_the_gateway_keeps_serving(start
     assert rows(path) == before + served
     await gw.stop()
     assert writer.pid is None
-
-
-@needs_sqlite
-@pytest.mark.parametrize("kind", ["thread", "process"])
-async def test_a_database_locked_by_another_process_waits_for_it(
-    start_gateway, upstream, https, kind, tmp_path: Path
-) -> None:
-    gw = await start_gateway(routes=routes(upstream[0]), store={"busy_timeout": 0.2},
-                             call_log={"writer": kind, "flush_interval": 3600})
-    path = gw.cfg.store.sqlite_path
-    _, key = await tenant_and_key(gw)
-    assert await gw.recorder.call_buffer.flush() and await gw.recorder.audit_buffer.flush()  # nothing in flight
-    before = rows(Path(path))
-    locker = subprocess.Popen([sys.executable, "-c", LOCKER, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
-        for _ in range(3):
-            assert (await call(https, gw, "/api/v1/visitors", **{"X-API-Key": key}))[0] == 200
-        assert not await gw.recorder.call_buffer.flush()
-        assert "locked" in (gw.recorder.call_buffer.last_error or "")
-    finally:
-        release(locker)
-    assert await gw.recorder.call_buffer.flush()
-    assert rows(Path(path)) == before + 3
-    assert (gw.recorder.writer is not None) == (kind == "process")
