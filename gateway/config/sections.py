@@ -482,8 +482,8 @@ class PortalConfig:
     """Where it is served; this path and everything below it are the portal's (a route there is refused)."""
     public_url: Annotated[str, HTTP_URL] | None = None
     """The portal's address as people reach it (`https://api.example.com`): the origin state-changing
-    requests must come from, and the base of invitation and reset links. Unset: the host each request
-    names (reset links, which anyone may ask for: the proxy listener's `server.host` and `port`)."""
+    requests must come from, and the base of invitation and reset links. Unset: the Origin check takes
+    the host each request names; links never do (they use the proxy listener's `server.host` and `port`)."""
     session_idle: Annotated[float, Number(60, 86400 * 30)] = 1800
     """A session ends this long after its last use."""
     session_max: Annotated[float, Number(60, 86400 * 365)] = 43200

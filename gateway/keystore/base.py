@@ -23,6 +23,10 @@ class DuplicateError(StoreError):
     """An object with that id already exists."""
 
 
+class LastOwnerError(Exception):
+    """A change asked to keep the tenant's owner (`keep_owner`) would have left it none."""
+
+
 class PortalStore(Protocol):
     """The tenant portal's part of a store: sign-ins, single-use links (invitations, password
     resets) and sessions. Emails are stored lower-cased and sign in at most one user."""
@@ -68,8 +72,12 @@ class KeyStore(PortalStore, WebhookStore, Protocol):
     async def list_users(self, tenant_id: str) -> list[User]: ...
     async def update_user(
         self, user_id: str, *, role: str | None = None, disabled: bool | None = None,
-        name: str | None = None, at: dt.datetime, events: Sequence[NewEvent] = (),
-    ) -> User | None: ...  # disabling also ends the user's portal sessions, in the same transaction
+        name: str | None = None, at: dt.datetime, events: Sequence[NewEvent] = (), keep_owner: bool = False,
+    ) -> User | None: ...
+    # Disabling also ends the user's portal sessions, in the same transaction. `keep_owner`: refuse
+    # (`LastOwnerError`, nothing changed) a change that leaves the user's tenant no active owner
+    # (role owner, not disabled), decided inside the write itself so that two concurrent
+    # demotions cannot both pass.
 
     async def create_key(self, key: ApiKey, *, events: Sequence[NewEvent] = ()) -> ApiKey: ...
     async def get_key(self, key_id: str) -> ApiKey | None: ...
