@@ -124,10 +124,16 @@ class Webhooks:
             problems.add("tenant_id", "must be your own tenant")
         elif tenant_id is not None and await self.store.get_tenant(tenant_id) is None:
             problems.add("tenant_id", "no such tenant")
+        owner = tenant if tenant is not None else tenant_id
+        if owner is not None and not problems.details:
+            _, count = await self.store.list_endpoints(tenant_id=owner, page=1, per_page=1)
+            if count >= self.settings.max_per_tenant:
+                problems.add("tenant_id", f"the tenant has {count} webhook endpoints, the most "
+                                          f"webhooks.max_per_tenant ({self.settings.max_per_tenant}) allows")
         problems.raise_if_any()
         now = self.now()
         endpoint = Endpoint(
-            id=new_id("whk"), url=request.url, tenant_id=tenant if tenant is not None else tenant_id,
+            id=new_id("whk"), url=request.url, tenant_id=owner,
             description=request.description, events=subscription(request.events), secret=new_secret(),
             disabled=False, disabled_reason=None, failing_since=None, created_at=now, updated_at=now,
         )

@@ -153,3 +153,32 @@ async def test_a_refused_url_never_tells_a_tenant_what_its_host_resolves_to(star
     assert log[0]["error"] == f"address refused: the URL {TENANT_REFUSAL}", log
     operator_view = await site.gateway.services.webhooks.deliveries(made["id"], after=None, limit=10)
     assert operator_view[0].error is not None and "127.0.0.1" in operator_view[0].error
+
+
+async def test_a_tenant_has_at_most_max_per_tenant_endpoints(start_portal) -> None:
+    """Each endpoint gets a delivery of every event from the attempts all tenants share: with no
+    bound, one tenant's admin made thousands (60 of 60 through the demo's portal) and held back
+    every tenant's deliveries. 20 by default, the portal's and the admin API's together;
+    endpoints for every tenant's events are the operator's and not counted."""
+    site = await start_portal()
+    await site.tenant("acme")
+    await site.tenant("globex", "Globex")
+    admin = await site.member("acme", "admin@acme.example", "admin")
+    other = await site.member("globex", "owner@globex.example")
+    webhooks = site.gateway.services.webhooks
+    await webhooks.create({"url": "https://93.184.215.14/everyone", "events": ["*"]}, Actor("test"))
+    await webhooks.create({"url": "https://93.184.215.14/ops", "events": ["*"], "tenant_id": "acme"}, Actor("test"))
+    made = []
+    for i in range(19):
+        status, body = await admin.api("POST", "/webhooks", {"url": f"https://93.184.215.14/{i}", "events": ["*"]})
+        assert status == 201, body
+        made.append(body["id"])
+    status, body = await admin.api("POST", "/webhooks", {"url": "https://93.184.215.14/21", "events": ["*"]})
+    assert (status, body["error"]["code"]) == (422, "VALIDATION_ERROR")
+    assert [d["field"] for d in body["error"]["details"]] == ["tenant_id"]
+    assert "webhooks.max_per_tenant (20)" in body["error"]["details"][0]["issue"]
+    with pytest.raises(ValidationError):
+        await webhooks.create({"url": "https://93.184.215.14/x", "events": ["*"], "tenant_id": "acme"}, Actor("test"))
+    assert (await other.api("POST", "/webhooks", {"url": "https://93.184.215.14/g", "events": ["*"]}))[0] == 201
+    assert (await admin.api("DELETE", f"/webhooks/{made[0]}"))[0] == 204
+    assert (await admin.api("POST", "/webhooks", {"url": "https://93.184.215.14/again", "events": ["*"]}))[0] == 201
