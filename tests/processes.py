@@ -90,9 +90,7 @@ async def start_gateway_process(config: Path, cwd: Path, env: dict[str, str], *,
     )
     running = GatewayProcess(proc)
     try:
-        # each worker imports the gateway and opens the store: on a loaded 2-core machine, eight of
-        # them (two instances of four) have taken more than 30 s to start
-        await running.wait_log("gateway started", count=workers, timeout=120)
+        await running.wait_log("gateway started", count=workers)
     except BaseException:
         await running.kill()
         raise
