@@ -37,7 +37,9 @@ class GatewayProcess:
         self._eof = True
         self._changed.set()
 
-    async def wait_log(self, prefix: str, count: int = 1, timeout: float = 30) -> None:
+    async def wait_log(self, prefix: str, count: int = 1, timeout: float = 120) -> None:
+        """Waits for the log line; the deadline only turns a hang into a failure (a loaded 2-core
+        machine took over 30 s to start four workers), it paces nothing."""
         async def until() -> None:
             while sum(str(e.get("msg", "")).startswith(prefix) for e in self.lines) < count:
                 if self._eof:
@@ -55,7 +57,7 @@ class GatewayProcess:
             self._signalled = True
         self.proc.send_signal(signum)
 
-    async def stop(self, timeout: float = 30) -> int:
+    async def stop(self, timeout: float = 120) -> int:
         """SIGTERM once (a second one after the gateway removed its handlers would kill it)."""
         if self.proc.returncode is None and not self._signalled:
             self.signal(signal.SIGTERM)

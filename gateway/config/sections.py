@@ -305,6 +305,10 @@ class CallLogConfig:
     """Rows older than this are removed."""
     max_rows: Count = 1000000
     """At most this many rows are kept (the oldest go first)."""
+    writer: Annotated[Literal["auto", "thread", "process"], OneOf("auto", "thread", "process")] = "auto"
+    """Who writes the rows into SQLite: `thread` (in the gateway's process), `process` (a writer
+    process per worker, off the event loop's CPU) or `auto` (`process` with at least 4 CPUs to run
+    on, else `thread`). PostgreSQL: no effect."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +385,10 @@ class WebhooksConfig:
     poll_interval: Annotated[float, Number(0, 60)] = 2
     """The longest wait before looking for due deliveries (changes made by this process start them at
     once; other instances' within this)."""
+    max_per_tenant: Annotated[int, Int(1, 100000)] = 20
+    """Endpoints a tenant may have (the admin API's and the portal's together; every-tenant endpoints
+    aside): each takes a delivery of every event it subscribes to, from the attempts all tenants
+    share, so one tenant's thousands of endpoints would hold back everyone's deliveries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,8 +486,8 @@ class PortalConfig:
     """Where it is served; this path and everything below it are the portal's (a route there is refused)."""
     public_url: Annotated[str, HTTP_URL] | None = None
     """The portal's address as people reach it (`https://api.example.com`): the origin state-changing
-    requests must come from, and the base of invitation and reset links. Unset: the host each request
-    names (reset links, which anyone may ask for: the proxy listener's `server.host` and `port`)."""
+    requests must come from, and the base of invitation and reset links. Unset: the Origin check takes
+    the host each request names; links never do (they use the proxy listener's `server.host` and `port`)."""
     session_idle: Annotated[float, Number(60, 86400 * 30)] = 1800
     """A session ends this long after its last use."""
     session_max: Annotated[float, Number(60, 86400 * 365)] = 43200

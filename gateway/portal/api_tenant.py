@@ -92,9 +92,11 @@ def _grantable(caller: Caller) -> tuple[str, ...]:
 
 @routes.add("POST", "/users", needs="users")
 async def invite(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """The URL (shown once, mailed too with `portal.smtp`) is on `portal.public_url`, else the proxy
+    listener's address, never this request's Host."""
     portal = request.app[PORTAL]
     user, url = await portal.people.invite(caller.tenant.id, await read_json(request), caller.actor,
-                                           origin=portal.origins.own(request), roles=_grantable(caller))
+                                           roles=_grantable(caller))
     return json_response({**person(user, None), "status": "invited", "invitation_url": url}, 201)
 
 
@@ -104,7 +106,7 @@ async def reinvite(request: web.Request, caller: Caller) -> web.StreamResponse:
     user = await caller.member(request.match_info["user_id"])
     if user.role not in _grantable(caller):
         raise InsufficientScope("only an owner can invite an owner")
-    url = await portal.people.reinvite(user, caller.actor, origin=portal.origins.own(request))
+    url = await portal.people.reinvite(user, caller.actor)
     return json_response({**person(user, None), "status": "invited", "invitation_url": url}, 201)
 
 

@@ -86,7 +86,7 @@ async def list_deliveries(request: web.Request, caller: Caller) -> web.StreamRes
         request.match_info["webhook_id"], after=after, limit=q.limit, newest_first=q.order == "desc",
         tenant=caller.tenant.id)
     last = deliveries[-1].id if deliveries else after
-    return json_response({"data": [delivery_view(d) for d in deliveries],
+    return json_response({"data": [delivery_view(d, for_tenant=True) for d in deliveries],
                           "next_cursor": encode_cursor(last if last is not None else 0)})
 
 
@@ -94,4 +94,4 @@ async def list_deliveries(request: web.Request, caller: Caller) -> web.StreamRes
 async def retry_delivery(request: web.Request, caller: Caller) -> web.StreamResponse:
     delivery = await request.app[PORTAL].webhooks.retry(
         request.match_info["delivery_id"], caller.actor, tenant=caller.tenant.id)
-    return json_response(delivery_view(delivery), 202)
+    return json_response(delivery_view(delivery, for_tenant=True), 202)

@@ -8,7 +8,6 @@ can take a browser's next request.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 
@@ -23,19 +22,20 @@ from gateway.observability.recorder import Recorder
 from gateway.portal.app import portal_app
 from gateway.portal.http import Origins
 from gateway.portal.mail import Mailer, SmtpSettings
+from gateway.portal.redact import link_secret_redactor
 from gateway.portal.services import Portal
 from gateway.portal.sessions import Sessions, SessionSettings
 from gateway.portal.socket_dir import SocketDir, make_socket_dir
 from gateway.portal.throttle import WINDOW, DoorThrottle
-from gateway.proxy.mount import Mount, unix_upstream
+from gateway.proxy.mount import Mount, initials_of, unix_upstream
 from gateway.ratelimit import RateLimiter, create_rate_limiter
 
-# the single-use secrets some portal paths carry, kept out of the access log and the call log
-_SECRET_SEGMENT = re.compile(r"(/(?:invitations|password-reset)/)[^/]+")
+WILDCARDS = ("0.0.0.0", "::", "")
 
 
 def links(cfg: Config, proxy_port: int | None = None) -> PortalLinks:
-    host = cfg.server.host if cfg.server.host not in ("0.0.0.0", "::", "") else "localhost"
+    """Where links point: never a host a request names (see `PortalLinks`)."""
+    host = cfg.server.host if cfg.server.host not in WILDCARDS else "localhost"
     port = proxy_port or cfg.server.port
     return PortalLinks(path=cfg.portal.path.rstrip("/"), public_url=cfg.portal.public_url,
                        fallback=f"https://{host}:{port}")
@@ -65,10 +65,6 @@ def throttle_limiter(cfg: Config, clock: Callable[[], float]) -> RateLimiter:
     return create_rate_limiter("memory", clock=clock, window=WINDOW)
 
 
-def redact(path: str) -> str:
-    return _SECRET_SEGMENT.sub(r"\1…", path) if "/invitations/" in path or "/password-reset/" in path else path
-
-
 class PortalServer:
     """The portal's aiohttp application on a Unix socket in a private directory (0700) of its own
     (`socket_dir.py`)."""
@@ -85,7 +81,9 @@ class PortalServer:
         await runner.setup()
         self._runner = runner
         await web.UnixSite(runner, path).start()
-        return Mount(prefix=self.portal.path.rstrip("/"), upstream=unix_upstream(path), redact=redact)
+        prefix = self.portal.path.rstrip("/")
+        return Mount(prefix=prefix, upstream=unix_upstream(path), redact=link_secret_redactor(prefix),
+                     initials=initials_of(prefix))
 
     async def stop(self) -> None:
         """After the proxy listener has drained: what it forwarded has been answered."""
