@@ -160,8 +160,9 @@ def test_idle_buckets_are_looked_at_every_256th_decision() -> None:
 
 @pytest.fixture
 async def own_redis(tmp_path: Path) -> AsyncIterator[str]:
-    """A Redis of this test alone, for the tests that kill its connections or pause it: on the
-    shared one, that would reach every other test (and another run of the suite) using it."""
+    """A Redis of this test alone: the tests that kill its connections or pause it would reach every
+    other test (and another run of the suite) on the shared one, and an exact count taken there can
+    meet theirs."""
     if shutil.which("redis-server") is None:
         require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
         yield REDIS_URL
