@@ -245,7 +245,7 @@ class Gateway:
         """The service layer, then what serving adds to it."""
         cfg, stack = self.cfg, self._stack
         self.services = await open_services(cfg, stack, clock=self.clock, caches=(self.cache,),
-                                            on_lag=self.metrics.invalidation_lag.observe)
+                                            on_lag=self.metrics.invalidation_lag.observe, serving=True)
         self.accounts.on_exposed = lambda reason: self.metrics.key_exposures.labels(reason).inc()
         self.canary_alarm = CanaryAlarm(self.accounts, on_use=self.metrics.canary_uses.inc)
         self._stack.push_async_callback(self.canary_alarm.settled)  # its reports written before the store closes

@@ -8,6 +8,7 @@ no access log; the page posts it to the API itself.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -25,6 +26,7 @@ from gateway.credentials.keyformat import new_id
 from gateway.errors import Conflict, InsufficientScope, NotFound
 from gateway.keystore.base import DuplicateError, KeyStore
 from gateway.keystore.models import Login, PortalToken, TokenPurpose, User
+from gateway.keystore.outbox import NewEvent
 
 log = logging.getLogger("gateway.people")
 
@@ -114,8 +116,8 @@ class People:
                     role=role, disabled=False, created_at=now, updated_at=now)  # type: ignore[arg-type]
         link, secret = self._new_link(user.id, "invitation")
         try:
-            await self.store.create_invited_user(user, normal_email(email), link,
-                                                 events=[user_event("user.created", user, at=now, actor=actor.name)])
+            await self.store.create_invited_user(user, normal_email(email), link, events=[
+                user_event("user.created", user, at=now, actor=actor.name, status="invited")])
         except DuplicateError:
             raise Conflict("this email already has an account on this gateway") from None
         self.accounts.record(actor, "user.invited", "user", user.id, tenant_id=tenant.id)
@@ -180,16 +182,24 @@ class People:
             problems.add("name", "unknown field")
         problems.raise_if_any()
         password = check_password(body.get("password"))
-        await self.link_info(token, purpose)  # a dead link costs no hashing
+        holder = await self.link_info(token, purpose)  # a dead link costs no hashing
         hashed = await self.passwords.hash(password)
-        user = await self.store.redeem_token(token_hash(token), purpose, self.accounts.now(), hashed, name)
-        if user is None:  # spent by a concurrent request meanwhile
+        now = self.accounts.now()
+        actor = Actor.person(holder.user.id, holder.email)
+        events = [self._joined(holder.user, name, now, actor)] if purpose == "invitation" else []
+        user = await self.store.redeem_token(token_hash(token), purpose, now, hashed, name, events=events)
+        if user is None:  # spent by a concurrent request meanwhile (and its event with it)
             raise NotFound("this link is not valid: it was used, has expired, or never existed")
-        login = await self.store.login_of(user.id)
-        actor = Actor.person(user.id, login.email if login else "")
         action = "user.activated" if purpose == "invitation" else "user.password_reset"
         self.accounts.record(actor, action, "user", user.id, tenant_id=user.tenant_id)
         return user
+
+    @staticmethod
+    def _joined(user: User, name: str | None, at: dt.datetime, actor: Actor) -> NewEvent:
+        """`user.updated` for a person who accepted their invitation: now `active` (and named)."""
+        changes = ["name", "status"] if name is not None and name != user.name else ["status"]
+        after = dataclasses.replace(user, name=name, updated_at=at) if name is not None else user
+        return user_event("user.updated", after, at=at, actor=actor.name, changes=changes, status="active")
 
     async def authenticate(self, email: Any, password: Any) -> Login | None:
         """The person signing in, or None: an unknown email, a wrong password, an invitation not

@@ -305,6 +305,10 @@ class CallLogConfig:
     """Rows older than this are removed."""
     max_rows: Count = 1000000
     """At most this many rows are kept (the oldest go first)."""
+    writer: Annotated[Literal["auto", "thread", "process"], OneOf("auto", "thread", "process")] = "auto"
+    """Who writes the rows into SQLite: `thread` (in the gateway's process), `process` (a writer
+    process per worker, off the event loop's CPU) or `auto` (`process` with at least 4 CPUs to run
+    on, else `thread`). PostgreSQL: no effect."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,8 @@ class Dispatcher:
         return await self.store.claim_deliveries(now, lease_until=until, limit=limit)
 
     async def _attempt(self, claim: Claim) -> None:
-        headers = signed_headers(claim.secret, claim.event_id, int(self._clock()), claim.body)
+        # both secrets while a rotated-away one's grace period lasts, judged at the attempt itself
+        headers = signed_headers(claim.signing_secrets(self._now()), claim.event_id, int(self._clock()), claim.body)
         outcome = await self.sender.send(claim.url, headers, claim.body)
         now = self._now()
         next_at: dt.datetime | None = None
@@ -201,13 +202,14 @@ class Dispatcher:
                 pass
 
     async def maintain(self) -> None:
-        """The backlog's figures, and endpoints failing for `disable_after` disabled (each by one
-        instance, with one audit entry)."""
+        """The backlog's figures, rotated-away secrets past their grace period forgotten, and
+        endpoints failing for `disable_after` disabled (each by one instance, with one audit entry)."""
         now = self._now()
         if self._metrics is not None:
             pending, oldest = await self.store.backlog()
             self._metrics.backlog.set(pending)
             self._metrics.oldest.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+        await self.store.forget_expired_secrets(now)
         if self.settings.disable_after <= 0:
             return
         since = now - dt.timedelta(seconds=self.settings.disable_after)

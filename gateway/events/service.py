@@ -24,7 +24,7 @@ from gateway.config import WebhooksConfig
 from gateway.credentials.keyformat import new_id
 from gateway.errors import Conflict, NotFound, ValidationError
 from gateway.events.dns import WebhookResolver
-from gateway.events.requests import WebhookInput, WebhookPatch, subscription
+from gateway.events.requests import SecretRotationInput, WebhookInput, WebhookPatch, subscription
 from gateway.events.settings import address_policy
 from gateway.events.signing import new_secret
 from gateway.keystore.base import KeyStore
@@ -54,6 +54,8 @@ def endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
         "failing_since": iso(endpoint.failing_since),
         "created_at": iso(endpoint.created_at),
         "updated_at": iso(endpoint.updated_at),
+        # after a rotation: until when the secret it replaced signs deliveries too (null: none does)
+        "previous_secret_expires_at": iso(endpoint.previous_secret_expires_at),
     }
 
 
@@ -172,6 +174,23 @@ class Webhooks:
             raise NotFound(f"no webhook {endpoint_id}")
         self._audit(actor, "webhook.updated", "webhook", endpoint_id, tenant_id=updated.tenant_id)
         return updated
+
+    async def rotate_secret(self, endpoint_id: str, body: Any, actor: Actor, *,
+                            tenant: str | None = None) -> tuple[Endpoint, str]:
+        """A new signing secret, which only this return value carries; the one it replaces keeps
+        signing beside it for `expires_in` seconds (both signatures in `webhook-signature`), then
+        stops. A secret replaced by an earlier rotation stops at once."""
+        request = parse(SecretRotationInput, body if body is not None else {})
+        await self.get(endpoint_id, tenant=tenant)
+        now = self.now()
+        until = now + dt.timedelta(seconds=request.expires_in) if request.expires_in else None
+        secret = new_secret()
+        rotated = await self.store.rotate_endpoint_secret(endpoint_id, secret, previous_until=until, at=now)
+        if rotated is None:
+            raise NotFound(f"no webhook {endpoint_id}")
+        self._audit(actor, "webhook.secret_rotated", "webhook", endpoint_id, tenant_id=rotated.tenant_id,
+                    details={"previous_secret_expires_at": iso(until or now) or ""})
+        return rotated, secret
 
     async def delete(self, endpoint_id: str, actor: Actor, *, tenant: str | None = None) -> None:
         endpoint = await self.get(endpoint_id, tenant=tenant)

@@ -47,6 +47,21 @@ class Endpoint:
     failing_since: dt.datetime | None  # first failed attempt since the last delivered one
     created_at: dt.datetime
     updated_at: dt.datetime
+    # after a rotation, the secret it replaced: deliveries are signed with it too until then
+    previous_secret: str | None = None
+    previous_secret_expires_at: dt.datetime | None = None
+
+    def signing_secrets(self, now: dt.datetime) -> tuple[str, ...]:
+        return signing_secrets(self.secret, self.previous_secret, self.previous_secret_expires_at, now)
+
+
+def signing_secrets(secret: str, previous: str | None, previous_until: dt.datetime | None,
+                    now: dt.datetime) -> tuple[str, ...]:
+    """The secrets an attempt made `now` is signed with: the current one, and the one it replaced
+    while its grace period lasts (a receiver still holding it keeps verifying)."""
+    if previous is not None and previous_until is not None and now < previous_until:
+        return (secret, previous)
+    return (secret,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +97,11 @@ class Claim:
     endpoint_id: str
     url: str
     secret: str
+    previous_secret: str | None = None
+    previous_secret_expires_at: dt.datetime | None = None
+
+    def signing_secrets(self, now: dt.datetime) -> tuple[str, ...]:
+        return signing_secrets(self.secret, self.previous_secret, self.previous_secret_expires_at, now)
 
 
 ENDPOINT_CHANGES = frozenset({"url", "description", "disabled", "disabled_reason"})
@@ -102,6 +122,12 @@ class WebhookStore(Protocol):
         """`changes` among ENDPOINT_CHANGES. Disabling fails its pending deliveries; enabling
         forgets its failures."""
     async def delete_endpoint(self, endpoint_id: str) -> bool: ...
+    async def rotate_endpoint_secret(self, endpoint_id: str, secret: str, *, previous_until: dt.datetime | None,
+                                     at: dt.datetime) -> Endpoint | None:
+        """`secret` signs from now on; the one it replaces signs too until `previous_until` (None:
+        it stops at once). A secret replaced by an earlier rotation is forgotten."""
+    async def forget_expired_secrets(self, now: dt.datetime) -> int:
+        """Drop replaced secrets whose grace period has passed (they sign nothing any more)."""
 
     async def get_delivery(self, delivery_id: int) -> Delivery | None: ...
     async def list_deliveries(self, endpoint_id: str, *, after: int | None, limit: int,

@@ -75,7 +75,7 @@ class PostgresPortalQueries:
         return rows.login_row(row, _utc) if row else None
 
     async def redeem_token(self, token_hash: str, purpose: str, now: dt.datetime, password_hash: str,
-                           name: str | None = None) -> User | None:
+                           name: str | None = None, *, events: Sequence[NewEvent] = ()) -> User | None:
         """Spend a valid link and set the password, in one transaction; None when the link was
         unknown, used, expired, or its user or tenant is disabled. Every other link and session
         of the user ends with it."""
@@ -90,7 +90,7 @@ class PostgresPortalQueries:
         if name is not None:
             statements.append((f"UPDATE users SET name = $2, updated_at = $3 WHERE id = {_TOKEN_USER}",
                                (token_hash, name, now)))
-        if not await self._write(statements, first_must_change=True):
+        if not await self._write(statements, first_must_change=True, events=events):
             return None
         row = await self._one("SELECT user_id FROM portal_tokens WHERE token_hash = $1", token_hash)
         return await self.get_user(row[0]) if row else None

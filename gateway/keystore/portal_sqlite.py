@@ -71,7 +71,7 @@ class SQLitePortalQueries:
         return rows.login_row(row, parse_ts) if row else None
 
     async def redeem_token(self, token_hash: str, purpose: str, now: dt.datetime, password_hash: str,
-                           name: str | None = None) -> User | None:
+                           name: str | None = None, *, events: Sequence[NewEvent] = ()) -> User | None:
         """Spend a valid link and set the password, in one transaction; None when the link was
         unknown, used, expired, or its user or tenant is disabled. Every other link and session
         of the user ends with it."""
@@ -86,7 +86,7 @@ class SQLitePortalQueries:
         if name is not None:
             statements.append((f"UPDATE users SET name = ?, updated_at = ? WHERE id = {_TOKEN_USER}",
                                (name, ts(now), token_hash)))
-        if await self._write(statements, first_must_change=True) is None:
+        if await self._write(statements, first_must_change=True, events=events) is None:
             return None
         row = await self._one("SELECT user_id FROM portal_tokens WHERE token_hash = ?", (token_hash,))
         return await self.get_user(row[0]) if row else None

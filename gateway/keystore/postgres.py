@@ -107,6 +107,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "ALTER TABLE api_keys ADD COLUMN exposure TEXT",
         "ALTER TABLE api_keys ADD COLUMN canary BOOLEAN NOT NULL DEFAULT FALSE",
     ]),
+    (6, [  # webhook secret rotation: the replaced secret signs too until its grace period ends
+        "ALTER TABLE webhook_endpoints ADD COLUMN previous_secret TEXT",
+        "ALTER TABLE webhook_endpoints ADD COLUMN previous_secret_expires_at TIMESTAMPTZ",
+    ]),
 ]
 
 _TENANT, _USER, _KEY = TENANT_COLUMNS, USER_COLUMNS, KEY_COLUMNS

@@ -104,6 +104,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "ALTER TABLE api_keys ADD COLUMN exposure TEXT",
         "ALTER TABLE api_keys ADD COLUMN canary INTEGER NOT NULL DEFAULT 0",
     ]),
+    (6, [  # webhook secret rotation: the replaced secret signs too until its grace period ends
+        "ALTER TABLE webhook_endpoints ADD COLUMN previous_secret TEXT",
+        "ALTER TABLE webhook_endpoints ADD COLUMN previous_secret_expires_at TEXT",
+    ]),
 ]
 
 _TENANT, _USER, _KEY = TENANT_COLUMNS, USER_COLUMNS, KEY_COLUMNS

@@ -2,7 +2,7 @@
 and shapes, confined to the signed-in person's tenant by the `Webhooks` service itself (its
 `tenant` argument: another tenant's endpoint or delivery answers 404, as one that does not exist;
 a new endpoint belongs to the tenant and receives its events only). The secret is in the
-creation's answer only; URLs meet the same SSRF rules as the admin API's.
+creation's and a rotation's answer only; URLs meet the same SSRF rules as the admin API's.
 
 Owners and admins only, for reading too: an endpoint's URL often carries a credential of the
 receiver (chat and incident tools put one in the path), and its delivery log shows what the
@@ -66,6 +66,15 @@ async def send_test_event(request: web.Request, caller: Caller) -> web.StreamRes
     event_id = await request.app[PORTAL].webhooks.send_test(
         request.match_info["webhook_id"], caller.actor, tenant=caller.tenant.id)
     return json_response({"event_id": event_id, "type": "webhook.test"}, 202)
+
+
+@routes.add("POST", "/webhooks/{webhook_id}/rotate-secret", needs="webhooks")
+async def rotate_secret(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """A new signing secret, in this answer only; the replaced one keeps signing for `expires_in`
+    seconds (the body may be left out: 24 hours)."""
+    endpoint, secret = await request.app[PORTAL].webhooks.rotate_secret(
+        request.match_info["webhook_id"], await read_json(request), caller.actor, tenant=caller.tenant.id)
+    return json_response({**endpoint_view(endpoint), "secret": secret})
 
 
 @routes.add("GET", "/webhooks/{webhook_id}/deliveries", needs="webhooks")

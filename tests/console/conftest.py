@@ -21,8 +21,11 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     require_service("chromium", Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install chromium)")
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
+    # expect() waits as long as an action does (30 s) rather than its own 5 s: a view whose API
+    # call a loaded machine holds up is drawn late, not wrong
+    expect.set_options(timeout=30_000)
     async with async_playwright() as p:
         launched = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:

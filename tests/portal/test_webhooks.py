@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from gateway.accounts.service import Actor
 from gateway.errors import ValidationError
@@ -125,6 +126,64 @@ async def test_the_admin_apis_rules_hold_and_the_tenant_is_the_callers(start_por
     status, body = await owner.api("POST", "/webhooks", {"url": "https://93.184.215.14/x", "events": ["*"]},
                                    csrf=False)
     assert (status, body["error"]["code"]) == (403, "CSRF_FAILED")
+
+
+async def test_an_owner_rotates_the_secret_and_both_verify_for_the_grace_period(start_portal, aiohttp_server) -> None:
+    site = await start_portal(webhooks=LOOPBACK_ALLOWED)
+    await site.tenant("acme")
+    await site.tenant("globex", "Globex")
+    owner = await site.member("acme", "owner@acme.example")
+    other = await site.member("globex", "owner@globex.example")
+    viewer = await site.member("acme", "viewer@acme.example", "viewer")
+    receiver = await start_receiver(aiohttp_server)
+    status, made = await owner.api("POST", "/webhooks", {"url": receiver.url, "events": ["webhook.test"]})
+    assert status == 201, made
+    old = made["secret"]
+    path = f"/webhooks/{made['id']}/rotate-secret"
+    assert (await viewer.api("POST", path, {"expires_in": 60}))[1]["error"]["code"] == "INSUFFICIENT_SCOPE"
+    assert (await other.api("POST", path, {"expires_in": 60}))[0] == 404  # another tenant's: as if none
+    status, rotated = await owner.api("POST", path, {"expires_in": 3600})
+    assert status == 200 and rotated["secret"] not in (None, old) and rotated["previous_secret_expires_at"]
+    status, shown = await owner.api("GET", f"/webhooks/{made['id']}")
+    assert "secret" not in shown and shown["previous_secret_expires_at"] == rotated["previous_secret_expires_at"]
+    receiver.secret = old  # a receiver not switched yet still verifies
+    status, test = await owner.api("POST", f"/webhooks/{made['id']}/test")
+    await receiver.wait_for(lambda r: any(x.id == test["event_id"] for x in r.got))
+    delivered = next(x for x in receiver.got if x.id == test["event_id"])
+    assert delivered.verified
+    Webhook(rotated["secret"]).verify(delivered.body, {"webhook-id": delivered.id, "webhook-timestamp": delivered.timestamp,
+                                                       "webhook-signature": delivered.signature})
+    status, audit = await owner.api("GET", "/audit?action=webhook.secret_rotated")
+    assert [(e["actor_email"], e["target_id"]) for e in audit["data"]] == [("owner@acme.example", made["id"])]
+
+
+async def test_a_person_accepting_an_invitation_reaches_the_receiver_as_user_updated(start_portal, aiohttp_server) -> None:
+    """Invited: `user.created` (status invited); accepted: `user.updated` with `changes` and
+    `status: active`, by the person themselves, verified with `standardwebhooks`; the audit trail
+    names them too (`user.activated`)."""
+    site = await start_portal(webhooks=LOOPBACK_ALLOWED)
+    await site.tenant("acme")
+    owner = await site.member("acme", "owner@acme.example")
+    receiver = await start_receiver(aiohttp_server)
+    status, made = await owner.api("POST", "/webhooks", {"url": receiver.url, "events": ["user.created", "user.updated"]})
+    assert status == 201, made
+    receiver.secret = made["secret"]
+    status, invited = await owner.api("POST", "/users", {"email": "ada@acme.example", "role": "admin"})
+    assert status == 201, invited
+    ada = site.client()
+    assert (await ada.accept(invited["invitation_url"], name="Ada Lovelace"))[0] == 200
+    await receiver.wait_for(lambda r: any(x.payload["type"] == "user.updated" for x in r.got))
+    assert all(x.verified for x in receiver.got)
+    created, updated = (next(x.payload for x in receiver.got if x.payload["type"] == kind)
+                        for kind in ("user.created", "user.updated"))
+    assert created["data"]["user"]["id"] == invited["id"] and created["data"]["status"] == "invited"
+    data = updated["data"]
+    assert data["user"]["id"] == invited["id"] and data["user"]["name"] == "Ada Lovelace"
+    assert data["user"]["tenant_id"] == "acme" and data["status"] == "active"
+    assert data["changes"] == ["name", "status"] and data["actor"] == f"user:{invited['id']}"
+    status, audit = await owner.api("GET", "/audit?action=user.activated")
+    assert status == 200 and [e["actor"] for e in audit["data"] if e["target_id"] == invited["id"]] == [
+        f"user:{invited['id']}"]
 
 
 async def test_a_refused_url_never_tells_a_tenant_what_its_host_resolves_to(start_portal) -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import aiohttp
@@ -13,7 +12,7 @@ import pytest
 from tests.access.test_keys_e2e import call, routes, tenant_and_key
 from tests.conftest import admin_url
 from tests.observability.test_metrics import samples, scrape
-from tests.services import require_redis
+from tests.services import own_redis_names, require_redis
 
 
 class Relay:
@@ -72,9 +71,9 @@ async def degraded_gauge(gw: Any) -> float:
 
 
 async def redis_gateway(start_gateway: Any, upstream: str, relay: Relay, mode: str) -> Any:
-    return await start_gateway(routes=routes(upstream), ratelimit={
-        "backend": "redis", "redis_url": f"redis://127.0.0.1:{relay.port}/0",
-        "redis_prefix": f"gwtest:{uuid.uuid4().hex}:", "on_backend_error": mode,
+    redis, channel = own_redis_names()
+    return await start_gateway(routes=routes(upstream), store=channel, ratelimit={
+        **redis, "redis_url": f"redis://127.0.0.1:{relay.port}/0", "on_backend_error": mode,
     })
 
 
