@@ -88,6 +88,8 @@ async def test_two_workers_each_have_a_writer_and_a_stop_writes_every_row(tmp_pa
         assert await serve(port, ca, 300) == [200] * 300
         before = writers(running.proc.pid)
         assert len(before) == 2  # one per worker
+        said = [e for e in running.lines if e.get("msg") == "call log writer"]
+        assert [(e["writer"], e["configured"]) for e in said] == [("process", "process")] * 2
         assert await running.stop() == 0
         for pid in before:
             await ended(pid)  # none outlives the stop

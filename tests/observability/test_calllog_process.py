@@ -61,14 +61,15 @@ def test_auto_is_a_process_from_four_cpus() -> None:
     assert call_writer_kind("thread", 16) == "thread" and call_writer_kind("process", 1) == "process"
 
 
-async def test_the_writer_process_writes_what_the_thread_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("enabled", [True, False])  # off: the usage rollups alone
+async def test_the_writer_process_writes_what_the_thread_writes(tmp_path: Path, enabled: bool) -> None:
     made = varied(1200, seed=5)
     written = {}
     for kind in ("thread", "process"):
         path = tmp_path / f"{kind}.db"
         store = await opened(path)
         writer = WriterProcess(str(path), busy_timeout=5) if kind == "process" else None
-        recorder = Recorder(store, CallLogConfig(), writer=writer)
+        recorder = Recorder(store, CallLogConfig(enabled=enabled), writer=writer)
         recorder.start()
         for record in made:
             recorder.call(record)
@@ -77,7 +78,9 @@ async def test_the_writer_process_writes_what_the_thread_writes(tmp_path: Path) 
         usage = [await store.usage_rows(g, after=None, limit=5000) for g in GRANULARITIES]
         written[kind] = (calls, usage)
         await store.close()
-    assert len(written["process"][0]) == 1200 and any(c.upstream_latency_ms for c in written["process"][0])
+    calls, usage = written["process"]
+    assert len(calls) == (1200 if enabled else 0) and sum(len(rows) for rows in usage) > 0
+    assert not enabled or any(c.upstream_latency_ms for c in calls)
     assert written["process"] == written["thread"]
 
 
