@@ -23,6 +23,7 @@ from gateway.observability.usage import GRANULARITIES
 from tests.access.test_keys_e2e import call, routes, tenant_and_key
 from tests.conftest import STORE_BACKEND
 from tests.observability.test_usage_store import traffic
+from tests.processes import ended
 
 
 def varied(count: int, seed: int) -> list[RequestRecord]:
@@ -124,6 +125,29 @@ async def test_a_cancelled_flush_is_neither_lost_nor_written_twice(tmp_path: Pat
     await store.close()
     keyed = sum(1 for r in made if r.identity is not None)
     assert (rows(path), requests_counted(path)) == (5000, keyed)
+
+
+async def test_a_writer_that_stops_answering_is_killed_and_its_batch_written_here(tmp_path: Path) -> None:
+    path = tmp_path / "records.db"
+    store = await opened(path)
+    writer = WriterProcess(str(path), busy_timeout=0.1, answer_timeout=0.5)
+    recorder = Recorder(store, CallLogConfig(flush_interval=3600), writer=writer)
+    recorder.start()
+    made = varied(200, seed=6)
+    for record in made[:100]:
+        recorder.call(record)
+    assert await recorder.call_buffer.flush()
+    stuck = writer.pid
+    assert stuck is not None
+    os.kill(stuck, signal.SIGSTOP)  # alive, holding its pipe, answering nothing
+    for record in made[100:]:
+        recorder.call(record)
+    assert await recorder.call_buffer.flush()  # no hang: the writer is given up on
+    assert writer.deaths == 1 and writer.pid != stuck
+    assert rows(path) == 200
+    await recorder.stop()
+    await store.close()
+    await ended(stuck, timeout=10)  # killed, not left stopped
 
 
 async def test_a_writer_that_cannot_start_leaves_the_batches_to_this_process(tmp_path: Path, caplog) -> None:
