@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp.abc import AbstractResolver
-from aiohttp.resolver import ThreadedResolver
 
 from gateway.accounts import rules
 from gateway.accounts.events import iso, webhook_test_event
@@ -24,6 +23,7 @@ from gateway.accounts.service import Actor, AuditSink
 from gateway.config import WebhooksConfig
 from gateway.credentials.keyformat import new_id
 from gateway.errors import Conflict, NotFound, ValidationError
+from gateway.events.dns import WebhookResolver
 from gateway.events.requests import SecretRotationInput, WebhookInput, WebhookPatch, subscription
 from gateway.events.settings import address_policy
 from gateway.events.signing import new_secret
@@ -94,7 +94,7 @@ class Webhooks:
         self.settings = settings
         self._audit = audit
         self._clock = clock
-        self._resolver = resolver if resolver is not None else ThreadedResolver()
+        self._resolver = resolver if resolver is not None else WebhookResolver()  # never the loop's own threads
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._clock(), dt.UTC)

@@ -5,6 +5,9 @@ see any of it."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import threading
 from typing import Any
 
 import pytest
@@ -12,10 +15,12 @@ from standardwebhooks.webhooks import Webhook
 
 from gateway.accounts.service import Actor
 from gateway.errors import ValidationError
+from gateway.events.dns import THREADS
 from gateway.events.service import TENANT_REFUSAL
+from tests.conftest import proxy_url
 from tests.events.receiver import start_receiver
 from tests.events.test_webhooks_api import LOOPBACK_ALLOWED
-from tests.portal.harness import PortalClient
+from tests.portal.harness import PortalClient, cheap_passwords
 
 
 async def deliveries(browser: PortalClient, hook_id: str, done: Any, timeout: float = 20.0) -> list[dict[str, Any]]:
@@ -241,3 +246,51 @@ async def test_a_tenant_has_at_most_max_per_tenant_endpoints(start_portal) -> No
     assert (await other.api("POST", "/webhooks", {"url": "https://93.184.215.14/g", "events": ["*"]}))[0] == 201
     assert (await admin.api("DELETE", f"/webhooks/{made[0]}"))[0] == 204
     assert (await admin.api("POST", "/webhooks", {"url": "https://93.184.215.14/again", "events": ["*"]}))[0] == 201
+
+
+async def test_a_webhook_hosts_slow_dns_never_holds_up_the_proxys_own_lookups(start_gateway, start_portal, upstream,
+                                                                             https, monkeypatch) -> None:
+    """A tenant's webhook URL names a host whose DNS never answers (its own domain, its name
+    servers a black hole: each lookup takes the resolver's whole timeout). Looked up on the
+    event loop's threads, a handful of registrations took them all, and every proxied request
+    to an upstream named by host waited for one and got 504: seen through a real gateway with
+    such a resolver (8 registrations, 504 for the next 40 s). Webhook lookups now run on
+    threads of their own. The slow DNS is socket.getaddrinfo held for `.slow.test` names only
+    (a black-hole name server cannot be set for one process)."""
+    real_getaddrinfo = socket.getaddrinfo
+    release = threading.Event()
+    started: list[str] = []
+
+    def black_hole_dns(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and host.endswith(".slow.test"):
+            started.append(host)
+            release.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", black_hole_dns)
+    port = upstream[0].rsplit(":", 1)[1]
+    gw = await start_gateway(routes=[{"name": "api", "path": "/api", "upstream": f"http://localhost:{port}",
+                                      "auth": []}],
+                             portal={"enabled": True}, server={"upstream_connect_timeout": 2},
+                             options={"passwords": cheap_passwords()})
+    site = await start_portal(gateway=gw)
+    await site.tenant("acme")
+    owner = await site.member("acme", "owner@acme.example")
+    loop_threads = min(32, (os.cpu_count() or 1) + 4)  # the default executor's (the test's loop is asyncio's)
+    registrations = [asyncio.ensure_future(owner.api("POST", "/webhooks", {"url": f"https://h{i}.slow.test/x",
+                                                                           "events": ["*"]}))
+                     for i in range(loop_threads + 2)]
+    try:
+        async def stuck() -> None:
+            while len(started) < min(THREADS, loop_threads):
+                await asyncio.sleep(0.01)  # polling the lookups begun, not standing in for one
+
+        await asyncio.wait_for(stuck(), 20)
+        async with https.get(proxy_url(gw, "/api/things")) as resp:
+            assert resp.status == 200, await resp.text()  # "localhost" looked up at once
+        assert len(started) == THREADS  # the rest wait for a webhook thread, not the loop's
+    finally:
+        release.set()
+    for status, body in await asyncio.gather(*registrations):
+        assert (status, body["error"]["details"]) == (422, [{"field": "url", "issue": TENANT_REFUSAL}])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import socket
@@ -157,15 +158,36 @@ def test_idle_buckets_are_looked_at_every_256th_decision() -> None:
 # --- conformance: every backend --------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "redis", "redis-leased"])
-async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[object]:
-    if request.param.startswith("redis"):
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[str]:
+    """A Redis of this test alone: the tests that kill its connections or pause it would reach every
+    other test (and another run of the suite) on the shared one, and an exact count taken there can
+    meet theirs."""
+    if shutil.which("redis-server") is None:
         require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
-        made = create_rate_limiter(request.param, url=REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:")
-    else:
+        yield REDIS_URL
+        return
+    async with private_redis_server(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(params=["memory", "redis", "redis-leased"])
+async def limiter(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[object]:
+    if request.param == "memory":
         made = create_rate_limiter("memory")
-    yield made
-    await made.close()
+        yield made
+        await made.close()
+        return
+    # a Redis of the test's own: an exact count proves nothing once a pause made it a fallback
+    async with contextlib.AsyncExitStack() as stack:
+        if shutil.which("redis-server") is None:
+            require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
+            url = REDIS_URL
+        else:
+            url = await stack.enter_async_context(private_redis_server(tmp_path))
+        made = create_rate_limiter(request.param, url=url, prefix=f"gwtest:{uuid.uuid4().hex}:")
+        yield made
+        await made.close()
 
 
 async def test_admits_up_to_the_limit_then_refuses(limiter) -> None:
@@ -189,11 +211,10 @@ async def test_200_concurrent_requests_admit_exactly_100(limiter) -> None:
 
 
 @REDIS_KINDS
-async def test_two_redis_clients_share_one_exact_limit(kind) -> None:
-    require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
+async def test_two_redis_clients_share_one_exact_limit(kind, own_redis) -> None:
     prefix = f"gwtest:{uuid.uuid4().hex}:"
-    a = kind(REDIS_URL, prefix=prefix)
-    b = kind(REDIS_URL, prefix=prefix)
+    a = kind(own_redis, prefix=prefix)
+    b = kind(own_redis, prefix=prefix)
     try:
         results = await asyncio.gather(*(x.hit([("shared", 100)]) for x in [a, b] * 100))
         assert sum(r.allowed for r in results) == 100
@@ -203,9 +224,8 @@ async def test_two_redis_clients_share_one_exact_limit(kind) -> None:
 
 
 @REDIS_KINDS
-async def test_redis_window_slides_on_server_time(kind) -> None:
-    require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
-    limiter = kind(REDIS_URL, prefix=f"gwtest:{uuid.uuid4().hex}:", window=1.5)  # a loaded machine's pause stays inside
+async def test_redis_window_slides_on_server_time(kind, own_redis) -> None:
+    limiter = kind(own_redis, prefix=f"gwtest:{uuid.uuid4().hex}:", window=1.5)  # a loaded machine's pause stays inside
     try:
         assert (await limiter.hit([("w", 1)])).allowed
         refused = await limiter.hit([("w", 1)])
@@ -239,18 +259,6 @@ async def test_redis_down_follows_on_backend_error_and_logs_once(kind, mode, cap
         assert all(r.retry_after >= 1 for r in results)
     assert len(errors) == 20
     assert sum("unreachable" in r.getMessage() for r in caplog.records) == 1
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[str]:
-    """A Redis of this test alone, for the tests that kill its connections or pause it: on the
-    shared one, that would reach every other test (and another run of the suite) using it."""
-    if shutil.which("redis-server") is None:
-        require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
-        yield REDIS_URL
-        return
-    async with private_redis_server(tmp_path) as url:
-        yield url
 
 
 @REDIS_KINDS
