@@ -95,3 +95,37 @@ async def start_gateway_process(config: Path, cwd: Path, env: dict[str, str], *,
         await running.kill()
         raise
     return running
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def writers(pid: int) -> set[int]:
+    """The call-log writer processes below a gateway (its own, or its workers')."""
+    found: set[int] = set()
+    for child in children(pid):
+        if b"calllog_child" in Path(f"/proc/{child}/cmdline").read_bytes():
+            found.add(child)
+        else:
+            found |= writers(child)
+    return found
+
+
+async def ended(pid: int, timeout: float = 30) -> None:
+    """Wait for a process that is not ours to end (a pidfd turns readable when it does)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(fd, done.set)
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)

@@ -20,6 +20,7 @@ kernel when it is killed: a batch already received is written either way.
 
 from __future__ import annotations
 
+import logging
 import marshal
 import signal
 import sqlite3
@@ -29,7 +30,10 @@ from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 from gateway.observability.calllog_sql import call_statements
+from gateway.observability.logs import setup_logging
 from gateway.observability.usage import Rollup
+
+log = logging.getLogger("gateway.records")
 
 _KEEP_MARKS = 7 * 86400.0  # a writer's mark outlives its process by this long, then goes
 
@@ -89,9 +93,18 @@ def main(argv: Sequence[str]) -> int:
     path, busy_ms, token = argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    setup_logging()  # the gateway's stderr: one JSON line, never a bare traceback
+    try:
+        return _serve(path, int(busy_ms), token)
+    except Exception:
+        log.exception("call log writer process failed")  # the gateway writes its batch and starts another
+        return 1
+
+
+def _serve(path: str, busy_ms: int, token: str) -> int:
     out = sys.stdout.buffer
     try:
-        conn = connect(path, int(busy_ms))
+        conn = connect(path, busy_ms)
         conn.execute("DELETE FROM call_log_writers WHERE at < ?", (time.time() - _KEEP_MARKS,))
     except sqlite3.Error as exc:
         out.write(f"error {exc}\n".encode())

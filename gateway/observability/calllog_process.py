@@ -10,8 +10,9 @@ GIL waits go down. Each worker has its own writer, as it had its own thread.
 Batches keep their meaning: one at a time, each one transaction with its usage, and a batch
 counts as written (the buffer lets go of it) only once the writer has confirmed its COMMIT, so
 a flush, an admin read after it and a graceful stop wait for the disk as before. A writer that
-dies (killed, out of memory) is logged and its batch is written in this process at once, as the
-thread writer would; the next batch starts a new writer (after a pause that doubles, up to a
+dies (killed, out of memory), or answers nothing for `store.busy_timeout` and a minute more
+(stopped, hung: it is killed), is logged and its batch is written in this process at once, as
+the thread writer would; the next batch starts a new writer (after a pause that doubles, up to a
 minute, while new ones die young, in-process meanwhile). A batch whose outcome was never heard
 (its writer died, or the flush waiting on it was cancelled) is sent again with the next one, and
 the writers' mark in the database (`call_log_writers`) tells whether it had been committed, so
@@ -41,6 +42,7 @@ from gateway.observability.request_record import RequestRecord
 log = logging.getLogger("gateway.records")
 
 _READY_TIMEOUT = 60.0   # a loaded machine may take seconds to start an interpreter
+_ANSWER_TIMEOUT = 60.0  # beyond busy_timeout: a writer this late with its answer is stuck (stopped, hung), and killed
 _STOP_TIMEOUT = 30.0    # a writer still busy after its input ended this long is killed
 _MAX_PAUSE = 60.0
 
@@ -67,10 +69,12 @@ class _Died(Exception):
 
 
 class WriterProcess:
-    def __init__(self, path: str, *, busy_timeout: float, executable: str = sys.executable) -> None:
+    def __init__(self, path: str, *, busy_timeout: float, executable: str = sys.executable,
+                 answer_timeout: float = _ANSWER_TIMEOUT) -> None:
         self._path = path
         self._executable = executable
         self._busy_ms = int(busy_timeout * 1000)
+        self._answer_timeout = busy_timeout + answer_timeout
         self._token = secrets.token_hex(12)  # this writer's mark in the database, across its processes
         self._seq = 0
         # Attempts whose rows may be committed though the buffer still holds them: (seq, count)
@@ -139,10 +143,11 @@ class WriterProcess:
     async def _exchange(self, proc: asyncio.subprocess.Process, body: bytes) -> str:
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            proc.stdin.write(len(body).to_bytes(4, "big") + body)
-            await proc.stdin.drain()
-            line = await proc.stdout.readline()
-        except (ConnectionError, OSError):
+            async with asyncio.timeout(self._answer_timeout):
+                proc.stdin.write(len(body).to_bytes(4, "big") + body)
+                await proc.stdin.drain()
+                line = await proc.stdout.readline()
+        except (ConnectionError, OSError, TimeoutError):
             raise _Died from None
         if not line.endswith(b"\n"):
             raise _Died
@@ -210,7 +215,8 @@ class WriterProcess:
         if not self._proven:
             self._failed(f"exited before writing a batch (code {proc.returncode})")
         else:
-            log.warning("call log writer process exited; its batch is written in-process, the next starts a new one",
+            log.warning("call log writer process ended or stopped answering; its batch is written in-process, "
+                        "the next starts a new one",
                         extra={"exit_code": proc.returncode})
 
     async def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Literal
 
@@ -19,6 +20,8 @@ def create_record_store(cfg: Config) -> RecordStore:
         return PostgresRecordStore(cfg.store.url)
     return SQLiteRecordStore(records_path(cfg), busy_timeout=cfg.store.busy_timeout)
 
+
+log = logging.getLogger("gateway.records")
 
 # With fewer CPUs the writer process shares the event loop's core (measured in bench/README.md:
 # on 2 cores the thread costs less in all), with more it has one to itself.
@@ -44,6 +47,9 @@ def create_call_writer(cfg: Config) -> WriterProcess | None:
     """The call log's writer process, when `call_log.writer` asks for one on SQLite; None: the
     record store's own connection writes (PostgreSQL: the event loop awaits asyncpg's I/O, no
     thread holds the GIL)."""
-    if is_postgres(cfg.store.url) or call_writer_kind(cfg.call_log.writer, usable_cpus()) != "process":
+    if is_postgres(cfg.store.url) or not cfg.call_log.enabled and not cfg.usage.enabled:
         return None
-    return WriterProcess(records_path(cfg), busy_timeout=cfg.store.busy_timeout)
+    cpus = usable_cpus()
+    kind = call_writer_kind(cfg.call_log.writer, cpus)
+    log.info("call log writer", extra={"writer": kind, "configured": cfg.call_log.writer, "cpus": cpus})
+    return WriterProcess(records_path(cfg), busy_timeout=cfg.store.busy_timeout) if kind == "process" else None

@@ -65,7 +65,11 @@ _SCHEMA = [
 # Added later, to files made before: (table, column, declaration); then what needs the columns.
 _COLUMNS = [("audit_log", "actor_email", "TEXT"), ("call_log", "client_ip", "TEXT"), ("call_log", "error", "TEXT"),
             ("audit_log", "details", "TEXT")]
-_LATER = ["CREATE INDEX IF NOT EXISTS audit_log_tenant ON audit_log (tenant_id, id)"]
+# call_log_tenant: the portal's call log is any tenant member's to page through, with filters that
+# match nothing (status=599): without it each page scanned the whole call log, every tenant's
+# rows (0.5 s a request beside a million rows of another tenant, on the connection the writes use)
+_LATER = ["CREATE INDEX IF NOT EXISTS audit_log_tenant ON audit_log (tenant_id, id)",
+          "CREATE INDEX IF NOT EXISTS call_log_tenant ON call_log (tenant_id, id)"]
 
 _AUDIT_COLUMNS = "id, at, actor, action, target_type, target_id, tenant_id, key_name, source_ip, actor_email, details"
 _CALL_COLUMNS = (
@@ -206,7 +210,7 @@ class SQLiteRecordStore(SQLiteUsage):
         if cursor is not None:
             where.append("id < ?" if newest_first else "id > ?")
             params.append(cursor)
-        if tenant_id is not None:  # no index of its own: one per call-log row would cost every request
+        if tenant_id is not None:  # call_log_tenant: a tenant scans its own rows only
             where.append("tenant_id = ?")
             params.append(tenant_id)
         if key_id is not None:

@@ -5,7 +5,6 @@ ends its writer too, after the batches it had confirmed (and any it had already 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import ssl
@@ -17,44 +16,10 @@ import pytest
 
 from tests.cli.test_run import ENV, free_port, write_config
 from tests.conftest import ADMIN_TOKEN, STORE_BACKEND, base_config, require_service
-from tests.processes import GatewayProcess, start_gateway_process
+from tests.processes import GatewayProcess, ended, start_gateway_process, writers
 from tests.ratelimit.test_limiters import redis_reachable
 
 pytestmark = pytest.mark.skipif(STORE_BACKEND != "sqlite", reason="the writer process writes SQLite")
-
-
-def children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found.update(int(child) for child in (task / "children").read_text().split())
-    return found
-
-
-def writers(pid: int) -> set[int]:
-    """The call-log writer processes below a gateway (its own, or its workers')."""
-    found: set[int] = set()
-    for child in children(pid):
-        if b"calllog_child" in Path(f"/proc/{child}/cmdline").read_bytes():
-            found.add(child)
-        else:
-            found |= writers(child)
-    return found
-
-
-async def ended(pid: int, timeout: float = 30) -> None:
-    """Wait for a process that is not ours to end (a pidfd turns readable when it does)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_reader(fd, done.set)
-    try:
-        await asyncio.wait_for(done.wait(), timeout)
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
 
 
 def call_rows(db_path: Path) -> int:
@@ -88,6 +53,8 @@ async def test_two_workers_each_have_a_writer_and_a_stop_writes_every_row(tmp_pa
         assert await serve(port, ca, 300) == [200] * 300
         before = writers(running.proc.pid)
         assert len(before) == 2  # one per worker
+        said = [e for e in running.lines if e.get("msg") == "call log writer"]
+        assert [(e["writer"], e["configured"]) for e in said] == [("process", "process")] * 2
         assert await running.stop() == 0
         for pid in before:
             await ended(pid)  # none outlives the stop

@@ -12,10 +12,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.cli.test_calllog_writer import ended, writers
 from tests.cli.test_run import ENV, free_port, write_config
 from tests.conftest import base_config
-from tests.processes import start_gateway_process
+from tests.processes import ended, start_gateway_process, writers
 
 IN_FLIGHT = 200
 

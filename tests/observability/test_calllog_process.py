@@ -23,6 +23,7 @@ from gateway.observability.usage import GRANULARITIES
 from tests.access.test_keys_e2e import call, routes, tenant_and_key
 from tests.conftest import STORE_BACKEND
 from tests.observability.test_usage_store import traffic
+from tests.processes import ended
 
 
 def varied(count: int, seed: int) -> list[RequestRecord]:
@@ -61,14 +62,15 @@ def test_auto_is_a_process_from_four_cpus() -> None:
     assert call_writer_kind("thread", 16) == "thread" and call_writer_kind("process", 1) == "process"
 
 
-async def test_the_writer_process_writes_what_the_thread_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("enabled", [True, False])  # off: the usage rollups alone
+async def test_the_writer_process_writes_what_the_thread_writes(tmp_path: Path, enabled: bool) -> None:
     made = varied(1200, seed=5)
     written = {}
     for kind in ("thread", "process"):
         path = tmp_path / f"{kind}.db"
         store = await opened(path)
         writer = WriterProcess(str(path), busy_timeout=5) if kind == "process" else None
-        recorder = Recorder(store, CallLogConfig(), writer=writer)
+        recorder = Recorder(store, CallLogConfig(enabled=enabled), writer=writer)
         recorder.start()
         for record in made:
             recorder.call(record)
@@ -77,7 +79,9 @@ async def test_the_writer_process_writes_what_the_thread_writes(tmp_path: Path) 
         usage = [await store.usage_rows(g, after=None, limit=5000) for g in GRANULARITIES]
         written[kind] = (calls, usage)
         await store.close()
-    assert len(written["process"][0]) == 1200 and any(c.upstream_latency_ms for c in written["process"][0])
+    calls, usage = written["process"]
+    assert len(calls) == (1200 if enabled else 0) and sum(len(rows) for rows in usage) > 0
+    assert not enabled or any(c.upstream_latency_ms for c in calls)
     assert written["process"] == written["thread"]
 
 
@@ -121,6 +125,29 @@ async def test_a_cancelled_flush_is_neither_lost_nor_written_twice(tmp_path: Pat
     await store.close()
     keyed = sum(1 for r in made if r.identity is not None)
     assert (rows(path), requests_counted(path)) == (5000, keyed)
+
+
+async def test_a_writer_that_stops_answering_is_killed_and_its_batch_written_here(tmp_path: Path) -> None:
+    path = tmp_path / "records.db"
+    store = await opened(path)
+    writer = WriterProcess(str(path), busy_timeout=0.1, answer_timeout=0.5)
+    recorder = Recorder(store, CallLogConfig(flush_interval=3600), writer=writer)
+    recorder.start()
+    made = varied(200, seed=6)
+    for record in made[:100]:
+        recorder.call(record)
+    assert await recorder.call_buffer.flush()
+    stuck = writer.pid
+    assert stuck is not None
+    os.kill(stuck, signal.SIGSTOP)  # alive, holding its pipe, answering nothing
+    for record in made[100:]:
+        recorder.call(record)
+    assert await recorder.call_buffer.flush()  # no hang: the writer is given up on
+    assert writer.deaths == 1 and writer.pid != stuck
+    assert rows(path) == 200
+    await recorder.stop()
+    await store.close()
+    await ended(stuck, timeout=10)  # killed, not left stopped
 
 
 async def test_a_writer_that_cannot_start_leaves_the_batches_to_this_process(tmp_path: Path, caplog) -> None:
