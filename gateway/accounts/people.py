@@ -118,8 +118,8 @@ class People:
         try:
             await self.store.create_invited_user(user, normal_email(email), link, events=[
                 user_event("user.created", user, at=now, actor=actor.name, status="invited")])
-        except DuplicateError:
-            raise Conflict("this email already has an account on this gateway") from None
+        except DuplicateError:  # this tenant's own: another tenant's person is neither an obstacle nor told
+            raise Conflict("this email is already a user of this tenant") from None
         self.accounts.record(actor, "user.invited", "user", user.id, tenant_id=tenant.id)
         url = self.links.url("invitation", secret)
         self._mail(email, f"You are invited to {tenant.name}",
@@ -187,7 +187,11 @@ class People:
         now = self.accounts.now()
         actor = Actor.person(holder.user.id, holder.email)
         events = [self._joined(holder.user, name, now, actor)] if purpose == "invitation" else []
-        user = await self.store.redeem_token(token_hash(token), purpose, now, hashed, name, events=events)
+        try:
+            user = await self.store.redeem_token(token_hash(token), purpose, now, hashed, name, events=events)
+        except DuplicateError:  # another tenant's invitation of this email was accepted first
+            raise Conflict("this email already signs in to this gateway for another organisation: ask whoever "
+                           "invited you to invite another address") from None
         if user is None:  # spent by a concurrent request meanwhile (and its event with it)
             raise NotFound("this link is not valid: it was used, has expired, or never existed")
         action = "user.activated" if purpose == "invitation" else "user.password_reset"

@@ -29,7 +29,8 @@ class LastOwnerError(Exception):
 
 class PortalStore(Protocol):
     """The tenant portal's part of a store: sign-ins, single-use links (invitations, password
-    resets) and sessions. Emails are stored lower-cased and sign in at most one user."""
+    resets) and sessions. Emails are stored lower-cased and sign in at most one user; until one of
+    them accepts, several tenants may have invited the same email (none is told of the others)."""
 
     async def create_invited_user(self, user: User, email: str, token: PortalToken, *,
                                   events: Sequence[NewEvent] = ()) -> User: ...

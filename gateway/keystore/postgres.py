@@ -111,6 +111,12 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "ALTER TABLE webhook_endpoints ADD COLUMN previous_secret TEXT",
         "ALTER TABLE webhook_endpoints ADD COLUMN previous_secret_expires_at TIMESTAMPTZ",
     ]),
+    (7, [  # an email signs in at most one person, but may be invited by several tenants meanwhile (an
+        # invitation never tells a tenant that the address is another tenant's): unique when accepted
+        "ALTER TABLE user_logins DROP CONSTRAINT user_logins_email_key",
+        "CREATE UNIQUE INDEX user_logins_signs_in ON user_logins (email) WHERE password_hash IS NOT NULL",
+        "CREATE INDEX user_logins_email ON user_logins (email)",
+    ]),
 ]
 
 _TENANT, _USER, _KEY = TENANT_COLUMNS, USER_COLUMNS, KEY_COLUMNS

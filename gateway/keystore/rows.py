@@ -102,6 +102,10 @@ def demotes(role: str | None, disabled: bool | None) -> bool:
     return (role is not None and role != "owner") or disabled is True
 
 
+# An email signs in one person; while invitations of several tenants wait, it names them all: the
+# login that signs in (has a password) first, then the earliest invitation.
+SIGNS_IN_FIRST = " ORDER BY l.password_hash IS NULL, u.created_at, u.id LIMIT 1"
+
 # The portal's reads: a login (user, tenant, email, password hash) and a session with its person.
 LOGIN_SELECT = (f"SELECT {USER_COLUMNS}, {TENANT_COLUMNS}, l.email, l.password_hash FROM user_logins l "
                 "JOIN users u ON u.id = l.user_id JOIN tenants t ON t.id = u.tenant_id WHERE ")

@@ -108,6 +108,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "ALTER TABLE webhook_endpoints ADD COLUMN previous_secret TEXT",
         "ALTER TABLE webhook_endpoints ADD COLUMN previous_secret_expires_at TEXT",
     ]),
+    (7, [  # an email signs in at most one person, but may be invited by several tenants meanwhile (an
+        # invitation never tells a tenant that the address is another tenant's): the UNIQUE holds
+        # for accepted logins only (SQLite drops a column's UNIQUE only by making the table again)
+        """CREATE TABLE user_logins_v7 (
+            user_id TEXT PRIMARY KEY REFERENCES users(id), email TEXT NOT NULL,
+            password_hash TEXT, password_at TEXT)""",
+        "INSERT INTO user_logins_v7 SELECT user_id, email, password_hash, password_at FROM user_logins",
+        "DROP TABLE user_logins",
+        "ALTER TABLE user_logins_v7 RENAME TO user_logins",
+        "CREATE UNIQUE INDEX user_logins_signs_in ON user_logins (email) WHERE password_hash IS NOT NULL",
+        "CREATE INDEX user_logins_email ON user_logins (email)",
+    ]),
 ]
 
 _TENANT, _USER, _KEY = TENANT_COLUMNS, USER_COLUMNS, KEY_COLUMNS

@@ -27,7 +27,8 @@ async def browser() -> AsyncIterator[Any]:
     # call a loaded machine holds up is drawn late, not wrong
     expect.set_options(timeout=30_000)
     async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        launched = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"],
+                                           timeout=120_000)  # not 30 s: a loaded machine starts it slowly
         try:
             yield launched
         finally:

@@ -76,6 +76,30 @@ async def test_an_invitation_makes_a_user_without_password_and_an_email_signs_in
     assert (await store.login_by_email("ada@example.com")).password_hash == "$argon2id$fake"  # type: ignore[union-attr]
 
 
+async def test_several_tenants_may_invite_an_email_that_then_signs_in_one_person(store: KeyStore) -> None:
+    """An invitation never tells a tenant that the email is another tenant's person: pending
+    logins of one email in several tenants coexist; the first accepted signs in, the others'
+    acceptance is refused (`DuplicateError`) with nothing of it written."""
+    await store.create_tenant(tenant())
+    await store.create_tenant(tenant("beta"))
+    acme = await invited(store)
+    beta = dataclasses.replace(user("beta"), email="ada@example.com", created_at=T0 + HOUR)
+    await store.create_invited_user(beta, "ada@example.com", link(beta.id, "b" * 64))
+    with pytest.raises(DuplicateError):  # twice in one tenant: still one user there
+        await store.create_invited_user(dataclasses.replace(user("beta"), email="ada@example.com"),
+                                        "ada@example.com", link(beta.id, "c" * 64))
+    assert [u.id for u in await store.list_users("beta")] == [beta.id]
+    assert (await store.login_by_email("ada@example.com")).user.id == acme.id  # type: ignore[union-attr]  # the earliest
+    assert (await store.token_login("b" * 64, "invitation", T0 + HOUR)).user.id == beta.id  # type: ignore[union-attr]
+    assert await store.redeem_token("b" * 64, "invitation", T0 + HOUR, "$argon2id$beta") is not None
+    login = await store.login_by_email("ada@example.com")  # the one that signs in, before earlier invitations
+    assert login is not None and login.user.id == beta.id and login.password_hash == "$argon2id$beta"
+    with pytest.raises(DuplicateError):
+        await store.redeem_token("h" * 64, "invitation", T0 + HOUR, "$argon2id$acme")
+    assert (await store.login_of(acme.id)).password_hash is None  # type: ignore[union-attr]
+    assert (await store.token_login("h" * 64, "invitation", T0 + HOUR)) is not None  # not spent either
+
+
 async def test_a_link_is_spent_once_within_its_time_and_ends_the_users_sessions(store: KeyStore) -> None:
     await store.create_tenant(tenant())
     ada = await invited(store)

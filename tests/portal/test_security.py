@@ -308,3 +308,35 @@ async def test_an_admin_cannot_rotate_an_owners_key_and_get_its_secret(start_por
     assert (status, body["error"]["code"]) == (403, "INSUFFICIENT_SCOPE") and "key" not in body, body
     assert (await admin.api("POST", f"/keys/{admins['id']}/rotate"))[0] == 201
     assert (await owner.api("POST", f"/keys/{owners['id']}/rotate"))[0] == 201
+
+
+async def test_inviting_another_tenants_person_is_answered_as_for_a_new_address(start_portal) -> None:
+    """Globex's owner invites an address that signs in to Acme: the same 201, invitation and link
+    page as for an address nobody uses, so nothing tells Globex that Acme's person exists; only
+    Globex's own users are a conflict. The person, who may belong to one tenant only, is told when
+    accepting (409), and still signs in to Acme."""
+    site = await start_portal()
+    await site.tenant("acme")
+    await site.tenant("globex", "Globex")
+    person = await site.member("acme", "sam@shared.example", "viewer")
+    owner = await site.member("globex", "owner@globex.example")
+    answers = {}
+    for email in ("new@elsewhere.example", "Sam@Shared.example"):
+        status, body = await owner.api("POST", "/users", {"email": email, "role": "viewer"})
+        assert status == 201, body
+        status, page = await site.client().api("GET", f"/invitations/{token_of(body['invitation_url'])}")
+        assert status == 200, page
+        answers[email] = (body, page)
+    (new, new_page), (taken, taken_page) = answers.values()
+    ignore = {"id", "email", "name", "invitation_url", "created_at", "updated_at"}
+    assert {k: v for k, v in new.items() if k not in ignore} == {k: v for k, v in taken.items() if k not in ignore}
+    assert new_page["tenant"] == taken_page["tenant"] == {"id": "globex", "name": "Globex"}
+    assert taken_page["email"] == "sam@shared.example" and new_page.keys() == taken_page.keys()
+    status, members = await owner.api("GET", "/users")
+    assert {m["email"].lower(): m["status"] for m in members["data"]} == {
+        "owner@globex.example": "active", "new@elsewhere.example": "invited", "sam@shared.example": "invited"}
+    status, body = await owner.api("POST", "/users", {"email": "sam@shared.example", "role": "admin"})
+    assert (status, body["error"]["code"]) == (409, "CONFLICT")  # Globex's own user: Globex knows it
+    status, body = await person.accept(taken["invitation_url"])
+    assert (status, body["error"]["code"]) == (409, "CONFLICT")
+    assert (await person.sign_in("sam@shared.example"))[1]["tenant"]["id"] == "acme"
