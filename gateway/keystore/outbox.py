@@ -10,6 +10,7 @@ delivering them gateway/events/'.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -161,7 +162,12 @@ def delivery_public_id(delivery_id: int) -> str:
     return f"dlv_{delivery_id}"
 
 
+_DELIVERY_ID = re.compile(r"dlv_([1-9][0-9]{0,19})", re.ASCII)
+
+
 def parse_delivery_id(text: str) -> int | None:
-    if not text.startswith("dlv_") or not text[4:].isdigit() or len(text) > 24:
-        return None
-    return int(text[4:])
+    """The number behind a delivery's public id, or None (then no delivery has it). ASCII digits
+    only, as the ids are written: str.isdigit() took '²' and '①', which int() then refused (a
+    500), and fullwidth digits, which named another id's delivery."""
+    match = _DELIVERY_ID.fullmatch(text)
+    return int(match.group(1)) if match else None
