@@ -41,7 +41,8 @@ class WebhooksConfig:
     retention_days: Count = 30
     """Delivered and failed events, with their delivery log, are kept this long."""
     concurrency: Annotated[int, Int(1, 1000)] = 16
-    """Attempts in flight at once, per gateway process."""
+    """Attempts in flight at once, per gateway process; one tenant's endpoints take at most a quarter
+    of them (endpoints for every tenant's events are not capped)."""
     poll_interval: Annotated[float, Number(0, 60)] = 2
     """The longest wait before looking for due deliveries (changes made by this process start them at
     once; other instances' within this)."""

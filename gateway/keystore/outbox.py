@@ -10,7 +10,8 @@ delivering them gateway/events/'.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -99,6 +100,7 @@ class Claim:
     secret: str
     previous_secret: str | None = None
     previous_secret_expires_at: dt.datetime | None = None
+    tenant_id: str | None = None  # the endpoint's (None: every tenant's events, the operator's)
 
     def signing_secrets(self, now: dt.datetime) -> tuple[str, ...]:
         return signing_secrets(self.secret, self.previous_secret, self.previous_secret_expires_at, now)
@@ -136,9 +138,11 @@ class WebhookStore(Protocol):
         """Pending again, due at once, with a fresh retry window (a delivery being attempted
         right now is left to that attempt)."""
 
-    async def claim_deliveries(self, now: dt.datetime, *, lease_until: dt.datetime, limit: int) -> list[Claim]:
+    async def claim_deliveries(self, now: dt.datetime, *, lease_until: dt.datetime, limit: int,
+                               skip_tenants: Collection[str] = ()) -> list[Claim]:
         """Due deliveries of enabled endpoints, each leased to this caller alone until
-        `lease_until` (a holder that dies leaves it to the next claim after that)."""
+        `lease_until` (a holder that dies leaves it to the next claim after that); none of
+        the endpoints of `skip_tenants` (tenants with their share of attempts in flight)."""
     async def finish_delivery(self, claim: Claim, *, at: dt.datetime, status: str, response_status: int | None,
                               error: str | None, next_attempt_at: dt.datetime | None) -> bool:
         """Record an attempt's outcome; False when the lease was lost (nothing recorded)."""
@@ -158,7 +162,12 @@ def delivery_public_id(delivery_id: int) -> str:
     return f"dlv_{delivery_id}"
 
 
+_DELIVERY_ID = re.compile(r"dlv_([1-9][0-9]{0,19})", re.ASCII)
+
+
 def parse_delivery_id(text: str) -> int | None:
-    if not text.startswith("dlv_") or not text[4:].isdigit() or len(text) > 24:
-        return None
-    return int(text[4:])
+    """The number behind a delivery's public id, or None (then no delivery has it). ASCII digits
+    only, as the ids are written: str.isdigit() took '²' and '①', which int() then refused (a
+    500), and fullwidth digits, which named another id's delivery."""
+    match = _DELIVERY_ID.fullmatch(text)
+    return int(match.group(1)) if match else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.keystore.outbox import ENDPOINT_CHANGES, Claim, Delivery, Endpoint, NewEvent
@@ -187,22 +187,24 @@ class PostgresWebhooks:
             self.on_events()
         return await self.get_delivery(delivery_id)
 
-    async def claim_deliveries(self, now: dt.datetime, *, lease_until: dt.datetime, limit: int) -> list[Claim]:
+    async def claim_deliveries(self, now: dt.datetime, *, lease_until: dt.datetime, limit: int,
+                               skip_tenants: Collection[str] = ()) -> list[Claim]:
         token = secrets.token_hex(12)
         rows = await self._fetch(
             "UPDATE webhook_deliveries d SET lease_until = $2, lease_token = $3, attempts = d.attempts + 1, "
             "last_attempt_at = $1 FROM (SELECT c.id FROM webhook_deliveries c JOIN webhook_endpoints ce "
             "ON ce.id = c.endpoint_id WHERE c.status = 'pending' AND c.next_attempt_at <= $1 "
             "AND (c.lease_until IS NULL OR c.lease_until <= $1) AND NOT ce.disabled "
+            "AND (ce.tenant_id IS NULL OR ce.tenant_id <> ALL($5::text[])) "
             "ORDER BY c.next_attempt_at, c.id LIMIT $4 FOR UPDATE OF c SKIP LOCKED) due, "
             "webhook_events v, webhook_endpoints e WHERE d.id = due.id AND v.id = d.event_id AND e.id = d.endpoint_id "
             "RETURNING d.id, d.attempts, d.retry_from, v.id, v.type, v.payload, e.id, e.url, e.secret, d.next_attempt_at, "
-            "e.previous_secret, e.previous_secret_expires_at",
-            now, lease_until, token, limit)
+            "e.previous_secret, e.previous_secret_expires_at, e.tenant_id",
+            now, lease_until, token, limit, sorted(skip_tenants))
         rows.sort(key=lambda r: (r[9], r[0]))
         return [Claim(delivery_id=r[0], token=token, attempt=r[1], retry_from=_utc(r[2]),  # type: ignore[arg-type]
                       event_id=r[3], event_type=r[4], body=r[5].encode(), endpoint_id=r[6], url=r[7], secret=r[8],
-                      previous_secret=r[10], previous_secret_expires_at=_utc(r[11]))
+                      previous_secret=r[10], previous_secret_expires_at=_utc(r[11]), tenant_id=r[12])
                 for r in rows]
 
     async def finish_delivery(self, claim: Claim, *, at: dt.datetime, status: str, response_status: int | None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.keystore.outbox import ENDPOINT_CHANGES, Claim, Delivery, Endpoint, NewEvent
@@ -177,27 +177,30 @@ class SQLiteWebhooks:
             self.on_events()
         return await self.get_delivery(delivery_id)
 
-    async def claim_deliveries(self, now: dt.datetime, *, lease_until: dt.datetime, limit: int) -> list[Claim]:
+    async def claim_deliveries(self, now: dt.datetime, *, lease_until: dt.datetime, limit: int,
+                               skip_tenants: Collection[str] = ()) -> list[Claim]:
         token = secrets.token_hex(12)
+        skipped = {f"skip{i}": tenant for i, tenant in enumerate(sorted(skip_tenants))}
+        skip = f"AND (e.tenant_id IS NULL OR e.tenant_id NOT IN ({', '.join(':' + k for k in skipped)})) " if skipped else ""
         claimed = await self._write_fetch([(
             "UPDATE webhook_deliveries SET lease_until = :lease, lease_token = :token, attempts = attempts + 1, "
             "last_attempt_at = :now WHERE id IN (SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e "
             "ON e.id = d.endpoint_id WHERE d.status = 'pending' AND d.next_attempt_at <= :now "
-            "AND (d.lease_until IS NULL OR d.lease_until <= :now) AND e.disabled = 0 "
+            f"AND (d.lease_until IS NULL OR d.lease_until <= :now) AND e.disabled = 0 {skip}"
             "ORDER BY d.next_attempt_at, d.id LIMIT :limit) RETURNING id",
-            {"lease": ts(lease_until), "token": token, "now": ts(now), "limit": limit})])
+            {"lease": ts(lease_until), "token": token, "now": ts(now), "limit": limit, **skipped})])
         if not claimed:
             return []
         marks = ", ".join("?" * len(claimed))
         rows = await self._all(
             "SELECT d.id, d.lease_token, d.attempts, d.retry_from, v.id, v.type, v.payload, e.id, e.url, e.secret, "
-            "e.previous_secret, e.previous_secret_expires_at "
+            "e.previous_secret, e.previous_secret_expires_at, e.tenant_id "
             "FROM webhook_deliveries d JOIN webhook_events v ON v.id = d.event_id "
             f"JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id IN ({marks}) AND d.lease_token = ? "
             "ORDER BY d.next_attempt_at, d.id", (*[r[0] for r in claimed], token))
         return [Claim(delivery_id=r[0], token=r[1], attempt=r[2], retry_from=parse_ts(r[3]),  # type: ignore[arg-type]
                       event_id=r[4], event_type=r[5], body=r[6].encode(), endpoint_id=r[7], url=r[8], secret=r[9],
-                      previous_secret=r[10], previous_secret_expires_at=parse_ts(r[11]))
+                      previous_secret=r[10], previous_secret_expires_at=parse_ts(r[11]), tenant_id=r[12])
                 for r in rows]
 
     async def finish_delivery(self, claim: Claim, *, at: dt.datetime, status: str, response_status: int | None,
