@@ -130,7 +130,9 @@ async def test_a_cancelled_flush_is_neither_lost_nor_written_twice(tmp_path: Pat
 async def test_a_writer_that_stops_answering_is_killed_and_its_batch_written_here(tmp_path: Path) -> None:
     path = tmp_path / "records.db"
     store = await opened(path)
-    writer = WriterProcess(str(path), busy_timeout=0.1, answer_timeout=0.5)
+    # long enough for a live writer's answer on a loaded machine (under a second was cut short),
+    # short enough for the stopped one to be given up on soon
+    writer = WriterProcess(str(path), busy_timeout=0.1, answer_timeout=3)
     recorder = Recorder(store, CallLogConfig(flush_interval=3600), writer=writer)
     recorder.start()
     made = varied(200, seed=6)
