@@ -216,4 +216,11 @@ def document(tables: tuple[Endpoints, ...], cfg: Config | None = None) -> dict[s
 
 
 UNDOCUMENTED = {("GET", "/openapi.json")}  # the document itself
+
+
+def takes_query(endpoint: Endpoint) -> bool:
+    """Whether the endpoint reads query parameters: those its operation states (the others refuse
+    any, `authz.py`); the document itself is not held to it."""
+    key = (endpoint.method, endpoint.path)
+    return key in UNDOCUMENTED or OPERATIONS[key][5] is not None
 OPTIONAL_BODIES = {"SecretRotationInput"}

@@ -28,7 +28,7 @@ from gateway.portal.sessions import Sessions, SessionSettings
 from gateway.portal.socket_dir import SocketDir, make_socket_dir
 from gateway.portal.throttle import WINDOW, DoorThrottle
 from gateway.proxy.mount import Mount, initials_of, unix_upstream
-from gateway.ratelimit import RateLimiter, create_rate_limiter
+from gateway.ratelimit.base import Refundable
 
 WILDCARDS = ("0.0.0.0", "::", "")
 
@@ -56,13 +56,18 @@ def people(cfg: Config, accounts: Accounts, *, passwords: Passwords | None = Non
     return People(accounts, passwords or Passwords(), links(cfg, proxy_port), mailer=mail)
 
 
-def throttle_limiter(cfg: Config, clock: Callable[[], float]) -> RateLimiter:
-    """The `ratelimit` section's backend with the doors' own window (and, on Redis, key prefix)."""
+def throttle_limiter(cfg: Config, clock: Callable[[], float]) -> Refundable:
+    """The `ratelimit` section's backend with the doors' own window (and, on Redis, key prefix);
+    never leased: the doors refund a successful sign-in's place (`throttle.py`)."""
     rl = cfg.ratelimit
     if rl.backend == "redis":
-        return create_rate_limiter("redis", url=rl.redis_url, prefix=rl.redis_prefix + "portal:",
-                                   on_backend_error=rl.on_backend_error, window=WINDOW)
-    return create_rate_limiter("memory", clock=clock, window=WINDOW)
+        from gateway.ratelimit.redis import RedisRateLimiter
+
+        return RedisRateLimiter(rl.redis_url, prefix=rl.redis_prefix + "portal:",
+                                on_backend_error=rl.on_backend_error, window=WINDOW)
+    from gateway.ratelimit.memory import MemoryRateLimiter
+
+    return MemoryRateLimiter(clock=clock, window=WINDOW)
 
 
 class PortalServer:

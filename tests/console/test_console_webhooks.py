@@ -16,7 +16,8 @@ from tests.console.conftest import sign_in
 from tests.console.test_console_layout import check_page
 from tests.events.receiver import Receiver, start_receiver
 
-WEBHOOKS = {"allowed_networks": ["127.0.0.0/8"], "allow_http": True, "timeout": 5, "backoff_base": 600}
+WEBHOOKS = {"allowed_networks": ["127.0.0.0/8"], "allow_http": True, "timeout": 30,  # a loaded machine's receiver is slow
+            "backoff_base": 600}
 SCRIPTED = '<img src=x onerror="alert(1)">'
 
 

@@ -210,6 +210,21 @@ async def test_200_concurrent_requests_admit_exactly_100(limiter) -> None:
     assert sum(r.allowed for r in results) == 100
 
 
+async def test_a_refunded_admission_is_no_longer_counted(limiter) -> None:
+    """What the portal's sign-in doors rest on: a place taken, then handed back, frees the place
+    (and only in its own bucket); leased permits are not refunded at all."""
+    if isinstance(limiter, LeasedRedisRateLimiter):
+        with pytest.raises(NotImplementedError):
+            await limiter.refund("k")
+        return
+    assert [(await limiter.hit([("k", 3), ("other", 10)])).allowed for _ in range(3)] == [True] * 3
+    await limiter.refund("k")
+    await limiter.refund("never-hit")  # nothing to hand back: no error, nothing changes
+    assert (await limiter.hit([("k", 3)])).allowed
+    assert not (await limiter.hit([("k", 3)])).allowed
+    assert [(await limiter.hit([("other", 10)])).allowed for _ in range(8)] == [True] * 7 + [False]
+
+
 @REDIS_KINDS
 async def test_two_redis_clients_share_one_exact_limit(kind, own_redis) -> None:
     prefix = f"gwtest:{uuid.uuid4().hex}:"
