@@ -31,11 +31,12 @@ from gateway.access.failures import AuthFailureThrottle
 from gateway.access.guard import AccessGuard
 from gateway.access.secret_scanning import SecretScanningReceiver
 from gateway.access.self_api import SelfEndpoints
+from gateway.accounts.actors import Actor
 from gateway.accounts.canary import CanaryAlarm
 from gateway.accounts.exposure import LeakWatch
 from gateway.accounts.passwords import Passwords
 from gateway.accounts.people import Mail, People
-from gateway.accounts.service import Accounts, Actor
+from gateway.accounts.service import Accounts
 from gateway.admin import listener as admin_listener
 from gateway.admin.application import admin_application
 from gateway.admin.auth import check_admin_token

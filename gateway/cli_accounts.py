@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from gateway.accounts.service import CLI, Accounts, plain
-from gateway.accounts.views import tenant_view
+from gateway.accounts.actors import CLI
+from gateway.accounts.service import Accounts
+from gateway.accounts.views import plain, tenant_view
 from gateway.cli_keys import add_parser as add_keys_parser
 from gateway.cli_output import (
     Column,

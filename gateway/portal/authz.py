@@ -20,7 +20,8 @@ from typing import Literal
 
 from aiohttp import web
 
-from gateway.accounts.service import Accounts, Actor
+from gateway.accounts.actors import Actor
+from gateway.accounts.service import Accounts
 from gateway.errors import CsrfFailed, InsufficientScope, MissingCredentials, NotFound, ValidationError
 from gateway.keystore.models import ApiKey, SessionView, Tenant, User
 from gateway.portal.sessions import COOKIE, Sessions, csrf_matches

@@ -10,7 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.accounts.people import People
-from gateway.accounts.service import Accounts, key_view, plain
+from gateway.accounts.service import Accounts
+from gateway.accounts.views import key_view, plain
 from gateway.events.service import Webhooks
 from gateway.keystore.models import ApiKey, Login, Tenant, User
 from gateway.observability.recorder import Recorder
