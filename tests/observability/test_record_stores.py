@@ -101,7 +101,7 @@ async def test_a_call_log_made_before_the_address_and_error_columns_gets_them(tm
     else:
         import asyncpg
 
-        from gateway.keystore.postgres import connect_args
+        from gateway.keystore.database_postgres import connect_args
 
         require_postgres()
         dsn, schema = connect_args(postgres_url(tmp_path))
