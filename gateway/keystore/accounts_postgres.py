@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.keystore import rows
 from gateway.keystore.base import TENANT_SORTS, LastOwnerError
-from gateway.keystore.database_postgres import utc
 from gateway.keystore.models import Tenant, User
 from gateway.keystore.outbox import NewEvent
+from gateway.keystore.postgres_times import utc
 from gateway.keystore.rows import TENANT_COLUMNS, USER_COLUMNS, order_by
 
 _TENANT, _USER = TENANT_COLUMNS, USER_COLUMNS

@@ -8,7 +8,6 @@ making and the outage errors.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -51,11 +50,6 @@ async def create_pool(dsn: str, schema: str | None, *, min_size: int, max_size: 
         dsn, min_size=min_size, max_size=max_size, timeout=timeout, command_timeout=timeout,
         server_settings={"search_path": schema} if schema else None,
     )
-
-
-def utc(value: dt.datetime | None) -> dt.datetime | None:
-    """A `timestamptz` as asyncpg returns it, in UTC."""
-    return value.astimezone(dt.UTC) if value is not None else None
 
 
 class PostgresDatabase:

@@ -20,11 +20,12 @@ from gateway.keystore import rows
 from gateway.keystore.accounts_postgres import PostgresAccountQueries
 from gateway.keystore.base import KEY_SORTS
 from gateway.keystore.batch import BatchedLookup
-from gateway.keystore.database_postgres import PostgresDatabase, utc
+from gateway.keystore.database_postgres import PostgresDatabase
 from gateway.keystore.models import ApiKey, Principal
 from gateway.keystore.outbox import NewEvent
 from gateway.keystore.outbox_postgres import PostgresWebhooks
 from gateway.keystore.portal_postgres import PostgresPortalQueries
+from gateway.keystore.postgres_times import utc
 from gateway.keystore.rows import KEY_COLUMNS, TENANT_COLUMNS, USER_COLUMNS, key_params, order_by, status_case
 
 _TENANT, _USER, _KEY = TENANT_COLUMNS, USER_COLUMNS, KEY_COLUMNS
