@@ -99,7 +99,7 @@ async def invite(request: web.Request, caller: Caller) -> web.StreamResponse:
     portal = request.app[PORTAL]
     user, url = await portal.people.invite(caller.tenant.id, await read_json(request), caller.actor,
                                            roles=_grantable(caller))
-    return json_response({**person(user, None), "status": "invited", "invitation_url": url}, 201)
+    return json_response({**person(user, None, signs_in=True), "status": "invited", "invitation_url": url}, 201)
 
 
 @routes.add("POST", "/users/{user_id}/invitation", needs="users")
@@ -109,7 +109,7 @@ async def reinvite(request: web.Request, caller: Caller) -> web.StreamResponse:
     if user.role not in _grantable(caller):
         raise InsufficientScope("only an owner can invite an owner")
     url = await portal.people.reinvite(user, caller.actor)
-    return json_response({**person(user, None), "status": "invited", "invitation_url": url}, 201)
+    return json_response({**person(user, None, signs_in=True), "status": "invited", "invitation_url": url}, 201)
 
 
 @routes.add("PATCH", "/users/{user_id}", needs="users")
