@@ -7,6 +7,8 @@
                                                    # one checkout, the Redis limiter against memory
     python bench/ab.py --base HEAD~1 --this-config '{"portal": {"enabled": true}}'   # a feature on, this side
     python bench/ab.py --base main --query 'page=2&sort=name'   # requests with a short query string
+    python bench/ab.py --base HEAD --this-config '{"call_log": {"writer": "process"}}' --gateway-cpus 1-2
+                                                   # the call log's writer process with a core of its own
 
 On a shared machine req/s drifts ±15–30 % between runs, more than most changes are worth; two
 gateways measured in alternation, same upstream, same pinning as `run.py` (wrk and the nginx
@@ -70,7 +72,7 @@ def from_worktree(tree: Path) -> None:
             f"assert gateway.__file__.startswith({str(tree)!r}), gateway.__file__; "
             "sys.argv[0] = 'gateway'; runpy.run_module('gateway', run_name='__main__')")
 
-    def pinned(cpu: int | None, argv: list[str]) -> list[str]:
+    def pinned(cpu: int | str | None, argv: list[str]) -> list[str]:
         if argv[1:3] == ["-m", "gateway"]:
             argv = [argv[0], "-c", boot, *argv[3:]]
         return original(cpu, argv)
@@ -101,6 +103,9 @@ def main() -> None:
                         help="config sections for this checkout's side only (a feature the base lacks), "
                         "e.g. '{\"portal\": {\"enabled\": true}}'")
     parser.add_argument("--query", default="", help="a query string (without ?) every request carries")
+    parser.add_argument("--gateway-cpus", default="1", metavar="LIST",
+                        help="the CPUs the gateway runs on (taskset -c), e.g. 1-3 where a call-log writer "
+                        "process should have a core beside the event loop's; wrk and the upstream keep CPU 0")
     args = parser.parse_args()
     target = f"{args.path}?{args.query}" if args.query else args.path
     two = (os.cpu_count() or 1) >= 2
@@ -123,7 +128,8 @@ def main() -> None:
                     ratelimit = {**LIMITERS[limiter]}
                     if ratelimit["backend"] == "redis":
                         ratelimit["redis_prefix"] = f"gw:bench:{os.getpid()}:{side}{round_no}:"
-                    gw = R.GatewayProcess(root, f"{side}{round_no}", upstream, ratelimit, 1 if two else None,
+                    gw = R.GatewayProcess(root, f"{side}{round_no}", upstream, ratelimit,
+                                          args.gateway_cpus if two else None,
                                           extra=args.this_config if side == "this" else None)
                     with gw.running():
                         header = f"X-API-Key: {gw.credentials()[0]}" if args.path == "/api" else None

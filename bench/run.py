@@ -138,7 +138,7 @@ def process(argv: list[str], log: Path, env: dict[str, str] | None = None) -> It
 class GatewayProcess:
     """One `gateway run` with its own config, data dir and ports."""
 
-    def __init__(self, root: Path, name: str, upstream: int, ratelimit: dict[str, Any], cpu: int | None,
+    def __init__(self, root: Path, name: str, upstream: int, ratelimit: dict[str, Any], cpu: int | str | None,
                  store_url: str | None = None, extra: dict[str, Any] | None = None, workers: int = 1) -> None:
         self.cpu = cpu
         self.dir = root / name
@@ -194,7 +194,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def pinned(cpu: int | None, argv: list[str]) -> list[str]:
+def pinned(cpu: int | str | None, argv: list[str]) -> list[str]:
     return ["taskset", "-c", str(cpu), *argv] if cpu is not None else argv
 
 

@@ -176,6 +176,7 @@ class Gateway:
             size=cfg.store.cache_size,
             negative_ttl=cfg.store.negative_cache_ttl,
             negative_size=cfg.store.negative_cache_size,
+            looks_unknown=lambda identity: identity.canary,  # cached as an unknown key is: no timing tells them apart
         )
         self.reloader = Reloader(lambda: self.cfg, self.apply_config,
                                  others=supervisor_reload() if cfg.server.workers > 1 else None)
@@ -244,7 +245,7 @@ class Gateway:
         """The service layer, then what serving adds to it."""
         cfg, stack = self.cfg, self._stack
         self.services = await open_services(cfg, stack, clock=self.clock, caches=(self.cache,),
-                                            on_lag=self.metrics.invalidation_lag.observe)
+                                            on_lag=self.metrics.invalidation_lag.observe, serving=True)
         self.accounts.on_exposed = lambda reason: self.metrics.key_exposures.labels(reason).inc()
         self.canary_alarm = CanaryAlarm(self.accounts, on_use=self.metrics.canary_uses.inc)
         self._stack.push_async_callback(self.canary_alarm.settled)  # its reports written before the store closes
@@ -271,6 +272,9 @@ class Gateway:
             stack.push_async_callback(mailer.close)  # mails under way go out, after the listeners drained
         self.people = portal_server.people(cfg, self.accounts, passwords=self._passwords, mail=mail,
                                            proxy_port=self.proxy_port)
+        if mail is not None and cfg.portal.public_url is None and cfg.server.host in portal_server.WILDCARDS:
+            log.warning("portal.public_url is not set: mailed invitation and reset links name %s, "
+                        "which people elsewhere cannot reach", self.people.links.base())
         self.portal = None
         self.tokens = TokenService(
             load_signing_keys(cfg.tokens.algorithm, cfg.tokens.signing_keys, cfg.data_dir),

@@ -64,11 +64,20 @@ def key_columns(accounts: Accounts) -> list[Column]:
         Column("STATUS", lambda k: k["status"]),
         Column("EXPIRES", lambda k: expiry(k, now)),
         Column("LAST USED", lambda k: ago(k["last_used_at"], now)),
+        Column("EXPOSED", lambda k: _exposed(k, now)),
+        Column("CANARY", lambda k: "yes" if k.get("canary") else "no"),
         Column("USER", lambda k: k["user_id"] or "-", wide=True),
         Column("RATE LIMIT", lambda k: "plan" if k["rate_limit_per_minute"] is None else f"{k['rate_limit_per_minute']}/min",
                wide=True),
         Column("CREATED", lambda k: ago(k["created_at"], now), wide=True),
     ]
+
+
+def _exposed(view: Row, now: Any) -> str:
+    """The console's `exposed` mark as a cell: how the key leaked and when (`query_string 3h ago`),
+    or `-` for a key never seen leaked."""
+    exposure = view.get("exposure")
+    return f"{exposure['reason']} {ago(exposure['at'], now)}" if exposure else "-"
 
 
 def _permissions(view: Row) -> str:
@@ -226,7 +235,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--canary", action="store_true",
                    help="a key planted to be found: every use gets 401 and raises the alarm (key.canary_used)")
     p.set_defaults(action_fn=keys_create)
-    p = keys.add_parser("list", parents=[common], help="keys, newest first, with expiry and last use")
+    p = keys.add_parser("list", parents=[common],
+                        help="keys, newest first, with expiry, last use and the exposed and canary marks")
     p.add_argument("--tenant", help="only this tenant's keys")
     p.add_argument("--status", choices=["active", "expired", "revoked"], help="only keys in this state")
     p.set_defaults(action_fn=keys_list)

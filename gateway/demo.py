@@ -90,9 +90,9 @@ async def _portal_line(gateway: Gateway) -> str:
     base = f"https://127.0.0.1:{gateway.proxy_port}"
     login = await gateway.store.login_by_email(DEMO_OWNER)
     if login is None:
-        _, url = await gateway.people.invite(DEMO_TENANT, {"email": DEMO_OWNER, "role": "owner"}, DEMO, origin=base)
+        _, url = await gateway.people.invite(DEMO_TENANT, {"email": DEMO_OWNER, "role": "owner"}, DEMO)
     elif login.password_hash is None:
-        url = await gateway.people.reinvite(login.user, DEMO, origin=base)
+        url = await gateway.people.reinvite(login.user, DEMO)
     else:
         return f"Tenant portal: sign in as {DEMO_OWNER} at {base}/portal/"
     return f"Tenant portal: open {url} to become the demo tenant's owner ({DEMO_OWNER})."

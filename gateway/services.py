@@ -24,7 +24,7 @@ from gateway.keystore.base import KeyStore
 from gateway.keystore.cache import Invalidator
 from gateway.keystore.factory import create_store
 from gateway.keystore.invalidation import InvalidationBus
-from gateway.observability.record_store import create_record_store
+from gateway.observability.record_store import create_call_writer, create_record_store
 from gateway.observability.recorder import Recorder
 
 
@@ -44,18 +44,21 @@ async def open_services(
     clock: Callable[[], float] = time.time,
     caches: tuple[Invalidator, ...] = (),
     on_lag: Callable[[float], None] | None = None,
+    serving: bool = False,
 ) -> Services:
     """The service for one process, closed by `stack`. `caches` are the process's identity
     caches: each change drops what it made stale from them at once, and, when Redis is
     configured, they listen for other instances' changes (`on_lag` hears how late those come).
-    A command that caches nothing (the CLI) passes none, and neither listens nor publishes."""
+    A command that caches nothing (the CLI) passes none, and neither listens nor publishes.
+    `serving`: a gateway that records calls, whose call log may have a writer process."""
     store = create_store(cfg.store)
     await store.open()
     stack.push_async_callback(store.close)
     records = create_record_store(cfg)
     await records.open()
     stack.push_async_callback(records.close)
-    recorder = Recorder(records, cfg.call_log, usage=cfg.usage.enabled, clock=clock)
+    recorder = Recorder(records, cfg.call_log, usage=cfg.usage.enabled, clock=clock,
+                        writer=create_call_writer(cfg) if serving else None)
     recorder.start()
     stack.push_async_callback(recorder.stop)  # flushes the audit trail and the call log
     invalidation = _invalidation_bus(cfg, stack, caches, on_lag) if caches else None

@@ -258,14 +258,15 @@ class FakeClock:
 
 @pytest.fixture(scope="session", autouse=True)
 def no_secret_is_ever_logged() -> Any:
-    """Every key and token the suite creates, searched for in every log line the suite produced
-    in-process (operational logs at DEBUG, and the access log)."""
+    """Every key, token and webhook secret the suite creates, searched for in every log line the
+    suite produced in-process (operational logs at DEBUG, and the access log)."""
     import logging
     import secrets as secrets_module
 
     from gateway.accounts import service
     from gateway.accounts.passwords import Passwords
     from gateway.credentials.tokens import TokenService
+    from gateway.events import service as webhook_service
     from gateway.observability.accesslog import AccessLog
     from gateway.observability.logs import JsonFormatter, quiet_libraries
 
@@ -304,6 +305,13 @@ def no_secret_is_ever_logged() -> Any:
         created.add(secret)
         return secret
 
+    original_webhook_secret = webhook_service.new_secret
+
+    def new_webhook_secret() -> str:
+        secret = original_webhook_secret()
+        created.add(secret)  # webhook signing secrets, made at registration and at each rotation
+        return secret
+
     def mint(self: TokenService, *args: Any, **kwargs: Any) -> tuple[str, float]:
         token, exp = original_mint(self, *args, **kwargs)
         created.add(token)
@@ -321,11 +329,13 @@ def no_secret_is_ever_logged() -> Any:
     service.generate_key, TokenService.mint, AccessLog.render = generate_key, mint, render  # type: ignore[method-assign]
     Passwords.hash, Passwords.verify = hash_password, verify_password  # type: ignore[method-assign]
     secrets_module.token_urlsafe = token_urlsafe
+    webhook_service.new_secret = new_webhook_secret
     quiet_libraries()  # as `gateway run` sets them
     yield
     service.generate_key, TokenService.mint, AccessLog.render = original_generate, original_mint, original_render  # type: ignore[method-assign]
     Passwords.hash, Passwords.verify = original_hash, original_verify  # type: ignore[method-assign]
     secrets_module.token_urlsafe = original_token
+    webhook_service.new_secret = original_webhook_secret
     root.removeHandler(handler)
     root.setLevel(level)
     text = "\n".join(lines)

@@ -78,9 +78,9 @@ def django_site() -> Iterator[str]:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    from tests.services import free_port
+
+    return free_port()  # below the ephemeral range: see there why
 
 
 def _answers(port: int) -> bool:

@@ -37,7 +37,9 @@ class GatewayProcess:
         self._eof = True
         self._changed.set()
 
-    async def wait_log(self, prefix: str, count: int = 1, timeout: float = 30) -> None:
+    async def wait_log(self, prefix: str, count: int = 1, timeout: float = 120) -> None:
+        """Waits for the log line; the deadline only turns a hang into a failure (a loaded 2-core
+        machine took over 30 s to start four workers), it paces nothing."""
         async def until() -> None:
             while sum(str(e.get("msg", "")).startswith(prefix) for e in self.lines) < count:
                 if self._eof:
@@ -55,7 +57,7 @@ class GatewayProcess:
             self._signalled = True
         self.proc.send_signal(signum)
 
-    async def stop(self, timeout: float = 30) -> int:
+    async def stop(self, timeout: float = 120) -> int:
         """SIGTERM once (a second one after the gateway removed its handlers would kill it)."""
         if self.proc.returncode is None and not self._signalled:
             self.signal(signal.SIGTERM)
@@ -93,3 +95,37 @@ async def start_gateway_process(config: Path, cwd: Path, env: dict[str, str], *,
         await running.kill()
         raise
     return running
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def writers(pid: int) -> set[int]:
+    """The call-log writer processes below a gateway (its own, or its workers')."""
+    found: set[int] = set()
+    for child in children(pid):
+        if b"calllog_child" in Path(f"/proc/{child}/cmdline").read_bytes():
+            found.add(child)
+        else:
+            found |= writers(child)
+    return found
+
+
+async def ended(pid: int, timeout: float = 30) -> None:
+    """Wait for a process that is not ours to end (a pidfd turns readable when it does)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(fd, done.set)
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,6 +25,33 @@ def require_service(name: str, reachable: bool, reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{name} is required (GATEWAY_REQUIRE_SERVICES=1) but {reason}")
     pytest.skip(f"{name} not available: {reason}")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on, for a process that must be told its port before it starts.
+
+    Taken below the ephemeral range: a port from `bind(("127.0.0.1", 0))` is handed out again by
+    the next bind to port 0 anywhere on the machine (other tests, other runs of the suite), which
+    can take it before the child binds it; explicit ports below that range only meet each other."""
+    high = _ephemeral_range()[0] - 1
+    low = max(1024, high - 12_000)
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))  # fails while anything listens there, or a connection lingers
+            except OSError:
+                continue
+        return port
+    raise AssertionError(f"no free loopback port in {low}..{high}")
 
 
 def _listening(port: int) -> bool:
@@ -69,9 +98,7 @@ async def private_redis_server(directory: Path) -> AsyncIterator[str]:
     test's CLIENT KILL or CLIENT PAUSE on the shared Redis reaches it."""
     import asyncio
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(
         "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
         "--dir", str(directory), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
@@ -83,3 +110,12 @@ async def private_redis_server(directory: Path) -> AsyncIterator[str]:
     finally:
         proc.kill()
         await proc.wait()
+
+
+def own_redis_names() -> tuple[dict[str, str], dict[str, str]]:
+    """The `ratelimit` and `store` settings of one test's gateway on the shared Redis: its own key
+    prefix and its own invalidation channel. On the default channel, every gateway of every test
+    (and of another run of the suite on the same machine) would hear, and acknowledge, the others'
+    changes."""
+    tag = uuid.uuid4().hex
+    return {"backend": "redis", "redis_prefix": f"gwtest:{tag}:"}, {"invalidation_channel": f"gwtest:{tag}:inv"}

@@ -81,8 +81,10 @@ def tenant_event(type: str, tenant: Tenant, *, at: dt.datetime, actor: str | Non
 
 
 def user_event(type: str, user: User, *, at: dt.datetime, actor: str | None,
-               changes: list[str] | None = None) -> NewEvent:
-    data: dict[str, Any] = {"user": user_data(user)}
+               changes: list[str] | None = None, **extra: Any) -> NewEvent:
+    """`user.*`: `data.user` names the user; `extra` adds the event's own facts (a portal
+    person's `status`: invited, active)."""
+    data: dict[str, Any] = {"user": user_data(user), **extra}
     if changes is not None:
         data["changes"] = changes
     if actor is not None:

@@ -8,6 +8,7 @@ no access log; the page posts it to the API itself.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -25,6 +26,7 @@ from gateway.credentials.keyformat import new_id
 from gateway.errors import Conflict, InsufficientScope, NotFound
 from gateway.keystore.base import DuplicateError, KeyStore
 from gateway.keystore.models import Login, PortalToken, TokenPurpose, User
+from gateway.keystore.outbox import NewEvent
 
 log = logging.getLogger("gateway.people")
 
@@ -54,21 +56,23 @@ class Mail(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class PortalLinks:
-    """Where links point. `public_url` (config `portal.public_url`) wins; else the origin a
-    portal request was verified to come from; else `fallback` (the proxy listener's address)."""
+    """Where links point: `public_url` (config `portal.public_url`), else `fallback` (the proxy
+    listener's configured address). Never the host a request names: a script sends any Host and a
+    matching Origin, and a link built on it would carry its secret to that host (a mailed one from
+    the operator's own address, to whoever it went to)."""
 
     path: str = "/portal"
     public_url: str | None = None
     fallback: str = "https://localhost:8443"
 
-    def base(self, origin: str | None = None) -> str:
-        return (self.public_url or origin or self.fallback).rstrip("/")
+    def base(self) -> str:
+        return (self.public_url or self.fallback).rstrip("/")
 
-    def url(self, purpose: TokenPurpose, token: str, origin: str | None = None) -> str:
-        return f"{self.base(origin)}{self.path}/#{_FRAGMENT[purpose]}={token}"
+    def url(self, purpose: TokenPurpose, token: str) -> str:
+        return f"{self.base()}{self.path}/#{_FRAGMENT[purpose]}={token}"
 
-    def page(self, origin: str | None = None) -> str:
-        return f"{self.base(origin)}{self.path}/"
+    def page(self) -> str:
+        return f"{self.base()}{self.path}/"
 
 
 class People:
@@ -89,7 +93,7 @@ class People:
         ttl = INVITATION_TTL if purpose == "invitation" else RESET_TTL
         return PortalToken(token_hash(secret), purpose, user_id, now, now + ttl), secret
 
-    async def invite(self, tenant_id: str, body: Any, actor: Actor, *, origin: str | None = None,
+    async def invite(self, tenant_id: str, body: Any, actor: Actor, *,
                      roles: Collection[str] = rules.ROLES) -> tuple[User, str]:
         """A new user of the tenant and the URL of their invitation (shown once; mailed too
         when mail is set up). `roles`: those this actor may hand out (else 403)."""
@@ -112,18 +116,18 @@ class People:
                     role=role, disabled=False, created_at=now, updated_at=now)  # type: ignore[arg-type]
         link, secret = self._new_link(user.id, "invitation")
         try:
-            await self.store.create_invited_user(user, normal_email(email), link,
-                                                 events=[user_event("user.created", user, at=now, actor=actor.name)])
-        except DuplicateError:
-            raise Conflict("this email already has an account on this gateway") from None
+            await self.store.create_invited_user(user, normal_email(email), link, events=[
+                user_event("user.created", user, at=now, actor=actor.name, status="invited")])
+        except DuplicateError:  # this tenant's own: another tenant's person is neither an obstacle nor told
+            raise Conflict("this email is already a user of this tenant") from None
         self.accounts.record(actor, "user.invited", "user", user.id, tenant_id=tenant.id)
-        url = self.links.url("invitation", secret, origin)
+        url = self.links.url("invitation", secret)
         self._mail(email, f"You are invited to {tenant.name}",
                    f"You have been invited to manage the API access of {tenant.name} as {role}.\n\n"
                    f"Choose your password here within 72 hours (the link works once):\n\n{url}\n")
         return user, url
 
-    async def reinvite(self, user: User, actor: Actor, *, origin: str | None = None) -> str:
+    async def reinvite(self, user: User, actor: Actor) -> str:
         """A new invitation URL for someone who has not accepted yet; the earlier one stops working."""
         login = await self.store.login_of(user.id)
         if login is None or login.password_hash is not None:
@@ -131,7 +135,7 @@ class People:
         link, secret = self._new_link(user.id, "invitation")
         await self.store.add_token(link)
         self.accounts.record(actor, "user.invited", "user", user.id, tenant_id=user.tenant_id)
-        url = self.links.url("invitation", secret, origin)
+        url = self.links.url("invitation", secret)
         self._mail(login.email, f"You are invited to {login.tenant.name}",
                    f"Choose your password here within 72 hours (the link works once):\n\n{url}\n")
         return url
@@ -146,7 +150,7 @@ class People:
         self.accounts.record(actor, "user.reset_link_created", "user", user_id, tenant_id=login.tenant.id)
         return self.links.url("reset", secret)
 
-    async def request_reset(self, email: str, *, origin: str | None = None) -> None:
+    async def request_reset(self, email: str) -> None:
         """Forgot password: a link by mail if the email signs someone in, nothing otherwise; the
         caller answers the same either way (and this does the same store work either way)."""
         login = await self.store.login_by_email(normal_email(email)) if could_be_stored(email) else None
@@ -154,7 +158,7 @@ class People:
             return
         link, secret = self._new_link(login.user.id, "reset")
         await self.store.add_token(link)
-        url = self.links.url("reset", secret, origin)
+        url = self.links.url("reset", secret)
         self._mail(login.email, "Reset your password",
                    f"Someone asked to reset the password of {login.email} for {login.tenant.name}.\n\n"
                    f"Choose a new password here within an hour (the link works once):\n\n{url}\n\n"
@@ -178,16 +182,28 @@ class People:
             problems.add("name", "unknown field")
         problems.raise_if_any()
         password = check_password(body.get("password"))
-        await self.link_info(token, purpose)  # a dead link costs no hashing
+        holder = await self.link_info(token, purpose)  # a dead link costs no hashing
         hashed = await self.passwords.hash(password)
-        user = await self.store.redeem_token(token_hash(token), purpose, self.accounts.now(), hashed, name)
-        if user is None:  # spent by a concurrent request meanwhile
+        now = self.accounts.now()
+        actor = Actor.person(holder.user.id, holder.email)
+        events = [self._joined(holder.user, name, now, actor)] if purpose == "invitation" else []
+        try:
+            user = await self.store.redeem_token(token_hash(token), purpose, now, hashed, name, events=events)
+        except DuplicateError:  # another tenant's invitation of this email was accepted first
+            raise Conflict("this email already signs in to this gateway for another organisation: ask whoever "
+                           "invited you to invite another address") from None
+        if user is None:  # spent by a concurrent request meanwhile (and its event with it)
             raise NotFound("this link is not valid: it was used, has expired, or never existed")
-        login = await self.store.login_of(user.id)
-        actor = Actor.person(user.id, login.email if login else "")
         action = "user.activated" if purpose == "invitation" else "user.password_reset"
         self.accounts.record(actor, action, "user", user.id, tenant_id=user.tenant_id)
         return user
+
+    @staticmethod
+    def _joined(user: User, name: str | None, at: dt.datetime, actor: Actor) -> NewEvent:
+        """`user.updated` for a person who accepted their invitation: now `active` (and named)."""
+        changes = ["name", "status"] if name is not None and name != user.name else ["status"]
+        after = dataclasses.replace(user, name=name, updated_at=at) if name is not None else user
+        return user_event("user.updated", after, at=at, actor=actor.name, changes=changes, status="active")
 
     async def authenticate(self, email: Any, password: Any) -> Login | None:
         """The person signing in, or None: an unknown email, a wrong password, an invitation not

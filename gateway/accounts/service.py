@@ -22,7 +22,7 @@ from gateway.accounts.events import key_data, key_event, tenant_event, user_even
 from gateway.config import Config
 from gateway.credentials.keyformat import display_prefix, generate_key, hash_key, last4, new_id
 from gateway.errors import Conflict, NotFound, ValidationError
-from gateway.keystore.base import DuplicateError, KeyStore
+from gateway.keystore.base import DuplicateError, KeyStore, LastOwnerError
 from gateway.keystore.cache import Invalidator
 from gateway.keystore.models import ApiKey, Tenant, User
 
@@ -181,7 +181,9 @@ class Accounts:
         self._audit(actor, "user.created", "user", created.id, tenant_id=tenant_id)
         return created
 
-    async def update_user(self, user_id: str, body: Any, actor: Actor) -> User:
+    async def update_user(self, user_id: str, body: Any, actor: Actor, *, keep_owner: bool = False) -> User:
+        """`keep_owner` (the portal): refuse, with 422, a change that leaves the tenant no
+        active owner; the store decides it in the write itself, so concurrent ones cannot both pass."""
         patch = rules.user_patch(body)
         role, disabled, name = patch.role, patch.disabled, patch.name
         now = self.now()
@@ -191,9 +193,14 @@ class Accounts:
         changes = {k: v for k, v in (("role", role), ("disabled", disabled), ("name", name)) if v is not None}
         after = dataclasses.replace(current, updated_at=now, **changes)  # type: ignore[arg-type]
         event = user_event("user.updated", after, at=now, actor=actor.name, changes=sorted(changes))
-        updated = await self.store.update_user(
-            user_id, role=role, disabled=disabled, name=name, at=now, events=[event]
-        )
+        try:
+            updated = await self.store.update_user(
+                user_id, role=role, disabled=disabled, name=name, at=now, events=[event], keep_owner=keep_owner
+            )
+        except LastOwnerError:
+            raise ValidationError("the tenant needs at least one owner", details=[{
+                "field": "role" if role is not None and role != "owner" else "disabled",
+                "issue": "this is the tenant's last owner"}]) from None
         if updated is None:
             raise NotFound(f"no user {user_id}")
         self._changed("user", user_id)

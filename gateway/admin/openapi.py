@@ -29,11 +29,11 @@ from gateway.accounts.requests import (
 from gateway.admin import queries
 from gateway.admin.responses import RESPONSES, ref
 from gateway.config import Config, parse_config
-from gateway.events.requests import WebhookInput, WebhookPatch
+from gateway.events.requests import SecretRotationInput, WebhookInput, WebhookPatch
 
 JSON = "application/json"
 BODIES: tuple[type[BaseModel], ...] = (TenantInput, TenantPatch, UserInput, UserPatch, KeyInput, WebhookInput,
-                                       WebhookPatch, InvitationInput)
+                                       WebhookPatch, SecretRotationInput, InvitationInput)
 STATUS_TEXT = {
     "400": "Malformed request, JSON or cursor", "401": "Missing or wrong admin token", "404": "No such object",
     "409": "Conflict with the current state", "413": "Body over 64 KiB",
@@ -84,7 +84,7 @@ def answers(summary: str, ok: str, schema: str | None, statuses: Iterable[str],
 
 
 def op(summary: str, ok: str, schema: str | None, statuses: tuple[str, ...], *, body: str | None = None,
-       query: type[queries.Query] | None = None, path_id: bool = False) -> dict[str, Any]:
+       query: type[queries.Query] | None = None, path_id: bool = False, body_optional: bool = False) -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": summary, "responses": answers(summary, ok, schema, statuses, STATUS_TEXT)}
     params = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}] if path_id else []
     if query is not None:
@@ -92,7 +92,7 @@ def op(summary: str, ok: str, schema: str | None, statuses: tuple[str, ...], *, 
     if params:
         operation["parameters"] = params
     if body:
-        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": ref(body)}}}
+        operation["requestBody"] = {"required": not body_optional, "content": {JSON: {"schema": ref(body)}}}
     return operation
 
 
@@ -166,6 +166,11 @@ PATHS: dict[str, Any] = {
     "/admin/webhooks/{id}/test": {
         "post": op("Send a webhook.test event to this endpoint (409: it is disabled)", "202", "WebhookTest",
                    ("404", "409", *STORE), path_id=True)},
+    "/admin/webhooks/{id}/rotate-secret": {
+        "post": op("A new signing secret (in this answer only); the one it replaces keeps signing deliveries beside "
+                   "it for expires_in seconds (default 24 hours; 0: it stops at once), so receivers can switch "
+                   "without missing one", "200", "WebhookWithSecret", (*BODY, "404", *STORE), body="SecretRotationInput",
+                   path_id=True, body_optional=True)},
     "/admin/webhooks/{id}/deliveries": {
         "get": op("The endpoint's deliveries after a cursor, oldest first (order=desc: before it, newest first)",
                   "200", "DeliveryPage", ("400", "404", "422", *STORE), query=queries.DeliveryLog, path_id=True)},

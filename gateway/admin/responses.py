@@ -43,8 +43,9 @@ WEBHOOK = obj({
     "id": STR, "url": STR, "events": {"type": "array", "items": STR}, "tenant_id": nullable(STR),
     "description": nullable(STR), "disabled": BOOL, "disabled_reason": nullable({"enum": ["admin", "failing"]}),
     "failing_since": nullable(TIME), "created_at": TIME, "updated_at": TIME,
+    "previous_secret_expires_at": nullable(TIME),
 }, ["id", "url", "events", "tenant_id", "description", "disabled", "disabled_reason", "failing_since", "created_at",
-    "updated_at"])
+    "updated_at", "previous_secret_expires_at"])
 DELIVERY = obj({
     "id": STR, "event_id": STR, "event_type": STR, "webhook_id": STR, "attempts": INT,
     "status": {"enum": ["pending", "delivered", "failed"]}, "response_status": nullable(INT),

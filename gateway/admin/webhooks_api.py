@@ -36,6 +36,14 @@ async def patch_webhook(request: web.Request) -> web.Response:
     return json_response(endpoint_view(endpoint))
 
 
+async def rotate_secret(request: web.Request) -> web.Response:
+    """A new signing secret, in this answer only; `{"expires_in": seconds}` (the body may be left
+    out: 24 hours) is how long the replaced one keeps signing beside it."""
+    body = await read_json(request) if request.body_exists else None
+    endpoint, secret = await request.app[WEBHOOKS].rotate_secret(request.match_info["id"], body, actor(request))
+    return json_response({**endpoint_view(endpoint), "secret": secret})
+
+
 async def delete_webhook(request: web.Request) -> web.Response:
     await request.app[WEBHOOKS].delete(request.match_info["id"], actor(request))
     return web.Response(status=204)
@@ -70,5 +78,6 @@ def add_routes(app: web.Application) -> None:
     r.add_patch("/admin/webhooks/{id}", patch_webhook)
     r.add_delete("/admin/webhooks/{id}", delete_webhook)
     r.add_post("/admin/webhooks/{id}/test", send_test_event)
+    r.add_post("/admin/webhooks/{id}/rotate-secret", rotate_secret)
     r.add_get("/admin/webhooks/{id}/deliveries", list_deliveries)
     r.add_post("/admin/deliveries/{id}/retry", retry_delivery)

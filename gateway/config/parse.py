@@ -1,8 +1,9 @@
 """YAML into `Config`, validated whole: every problem at once, one line each, with its field path.
 
-Each section is checked on its own against its declaration in `sections.py` (and each route on
-its own), so one broken section does not hide the problems of the others, and the rules that read
-several keys (`rules.py`) still run on every section that passed.
+Each section is checked on its own against its declaration (its module under `gateway/config/`;
+`sections.py` assembles them), and each route on its own, so one broken section does not hide the
+problems of the others, and the rules that read several keys (`rules.py`) still run on every
+section that passed.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from gateway.config.env import Expansion
 from gateway.config.problems import ConfigError, Path, Problem
+from gateway.config.routes import RouteConfig
 from gateway.config.rules import Rules
-from gateway.config.sections import Config, RouteConfig
+from gateway.config.sections import Config
 
 NOT_IN_FILE = frozenset({"source"})
 _MESSAGES = {

@@ -9,20 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from gateway.config.accounts import KeysConfig, SelfApiConfig, TokensConfig
 from gateway.config.fields import route_shape
+from gateway.config.limits import RateLimitConfig
+from gateway.config.listeners import ServerConfig
+from gateway.config.portal import PortalConfig
 from gateway.config.problems import Problem
-from gateway.config.sections import (
-    KeysConfig,
-    PortalConfig,
-    RateLimitConfig,
-    RouteConfig,
-    SecretScanningConfig,
-    SelfApiConfig,
-    ServerConfig,
-    TokensConfig,
-    UpstreamTLSConfig,
-    WebhooksConfig,
-)
+from gateway.config.routes import RouteConfig, UpstreamTLSConfig
+from gateway.config.scanning import SecretScanningConfig
+from gateway.config.webhooks import WebhooksConfig
 from gateway.tls import TLSError, client_context
 
 

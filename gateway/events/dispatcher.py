@@ -5,6 +5,12 @@ claim is a lease, so an instance that dies (or stops) mid-attempt leaves the del
 next claim. Any 2xx is delivered; anything else is retried after a growing delay with jitter
 until `retry_for` has passed since the delivery was made (or manually retried), then `failed`.
 Every attempt of one event carries the same `webhook-id` (the event's id) and the same body.
+
+Tenants share the attempts in flight: the running loop gives one tenant's endpoints at most a
+quarter of them (`tenant_share`), so a tenant whose receivers hang, or who makes events by the
+thousand (test events, key rotations), slows its own deliveries and nobody else's. Claimed
+strictly by due time, such a backlog took every slot and the others' deliveries waited behind
+it for as long as it lasted. Endpoints for every tenant's events (the operator's) are not capped.
 """
 
 from __future__ import annotations
@@ -83,13 +89,26 @@ class Dispatcher:
         await asyncio.gather(*(self._attempt(claim) for claim in claims))
         return len(claims)
 
-    async def _claim(self, limit: int) -> list[Claim]:
+    async def _claim(self, limit: int, skip_tenants: set[str] | None = None) -> list[Claim]:
         now = self._now()
         until = now + dt.timedelta(seconds=lease(self.settings))
-        return await self.store.claim_deliveries(now, lease_until=until, limit=limit)
+        return await self.store.claim_deliveries(now, lease_until=until, limit=limit, skip_tenants=skip_tenants or ())
+
+    @property
+    def tenant_share(self) -> int:
+        """Attempts one tenant's endpoints may have in flight in this process."""
+        return max(1, self.settings.concurrency // 4)
+
+    def _busy_tenants(self) -> set[str]:
+        counts: dict[str, int] = {}
+        for claim in self._inflight.values():
+            if claim.tenant_id is not None:
+                counts[claim.tenant_id] = counts.get(claim.tenant_id, 0) + 1
+        return {tenant for tenant, count in counts.items() if count >= self.tenant_share}
 
     async def _attempt(self, claim: Claim) -> None:
-        headers = signed_headers(claim.secret, claim.event_id, int(self._clock()), claim.body)
+        # both secrets while a rotated-away one's grace period lasts, judged at the attempt itself
+        headers = signed_headers(claim.signing_secrets(self._now()), claim.event_id, int(self._clock()), claim.body)
         outcome = await self.sender.send(claim.url, headers, claim.body)
         now = self._now()
         next_at: dt.datetime | None = None
@@ -147,16 +166,22 @@ class Dispatcher:
             delay = self.settings.poll_interval
             try:
                 free = self.settings.concurrency - len(self._inflight)
+                # a tenant's share at a time, none for a tenant that has its share in flight
+                ask, busy = min(free, self.tenant_share), self._busy_tenants()
                 # a read first: an idle gateway never takes the store's write lock to find nothing
                 due = await self.store.next_due() if free > 0 else None
-                claimed = await self._claim(free) if due is not None and due <= self._now() else []
+                claimed = await self._claim(ask, busy) if due is not None and due <= self._now() else []
                 for claim in claimed:
                     task = asyncio.get_running_loop().create_task(self._attempt(claim))
                     self._inflight[task] = claim
                     task.add_done_callback(self._attempt_done)
                 await self._maintain()
-                if len(claimed) < free:  # nothing else is due now: until the next one is
-                    delay = await self._idle_delay()
+                if claimed and len(claimed) == ask < free:
+                    delay = 0.0  # more free slots: claim again, without the tenants now at their share
+                elif len(claimed) < ask:
+                    # nothing else is due now (until the next one is), or what is due is busy
+                    # tenants' (until one of their attempts ends, which wakes this loop)
+                    delay = self.settings.poll_interval if busy else await self._idle_delay()
                 if self._store_failing:
                     self._store_failing = False
                     log.info("webhook dispatch reaches the store again")
@@ -201,13 +226,14 @@ class Dispatcher:
                 pass
 
     async def maintain(self) -> None:
-        """The backlog's figures, and endpoints failing for `disable_after` disabled (each by one
-        instance, with one audit entry)."""
+        """The backlog's figures, rotated-away secrets past their grace period forgotten, and
+        endpoints failing for `disable_after` disabled (each by one instance, with one audit entry)."""
         now = self._now()
         if self._metrics is not None:
             pending, oldest = await self.store.backlog()
             self._metrics.backlog.set(pending)
             self._metrics.oldest.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+        await self.store.forget_expired_secrets(now)
         if self.settings.disable_after <= 0:
             return
         since = now - dt.timedelta(seconds=self.settings.disable_after)

@@ -15,6 +15,9 @@ from gateway.accounts.requests import NOT_PRINTABLE, Flag, Id, Request, name_rul
 from gateway.config.fields import Invalid, Rule
 from gateway.events.addresses import MAX_URL
 
+DEFAULT_GRACE = 86400  # seconds a rotated-away secret keeps signing, unless the request says otherwise
+MAX_GRACE = 7 * 86400
+
 _TYPES = frozenset((*EVENT_TYPES, ALL_EVENTS))
 
 
@@ -32,6 +35,19 @@ Url = Annotated[str, Rule(f"must be a URL of at most {MAX_URL} characters",
                           {"strict": True, "min_length": 1, "max_length": MAX_URL})]
 Description = Annotated[str, name_rule("must be a string of 1 to 512 printable characters, not only spaces", 512,
                                         NOT_PRINTABLE)]
+
+
+def _grace(value: Any) -> int:
+    """A JSON integer (`5` or `5.0`, never `true` or `"5"`) of seconds within the bounds."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GRACE:
+        raise Invalid()
+    return value
+
+
+GraceSeconds = Annotated[int, Rule(f"must be an integer from 0 to {MAX_GRACE} (seconds)", {"ge": 0, "le": MAX_GRACE},
+                                   check=_grace, native=False)]
 
 
 def subscription(events: list[str]) -> tuple[str, ...]:
@@ -60,3 +76,12 @@ class WebhookPatch(Request):
     description: Description | None = None
     disabled: Flag | None = None
     """true: nothing more is sent to it (its pending deliveries fail); false: enabled again."""
+
+
+class SecretRotationInput(Request):
+    """A new signing secret for an endpoint, shown in the answer only (the body may be left out)."""
+
+    expires_in: GraceSeconds = DEFAULT_GRACE
+    """Seconds the secret it replaces keeps signing deliveries beside the new one (each delivery
+    then carries both signatures), so a receiver can switch without a delivery it cannot verify:
+    default 86400 (24 hours), at most 604800 (7 days); 0 stops the old secret at once."""

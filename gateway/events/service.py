@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp.abc import AbstractResolver
-from aiohttp.resolver import ThreadedResolver
 
 from gateway.accounts import rules
 from gateway.accounts.events import iso, webhook_test_event
@@ -24,13 +23,22 @@ from gateway.accounts.service import Actor, AuditSink
 from gateway.config import WebhooksConfig
 from gateway.credentials.keyformat import new_id
 from gateway.errors import Conflict, NotFound, ValidationError
-from gateway.events.requests import WebhookInput, WebhookPatch, subscription
+from gateway.events.dns import WebhookResolver
+from gateway.events.requests import SecretRotationInput, WebhookInput, WebhookPatch, subscription
 from gateway.events.settings import address_policy
 from gateway.events.signing import new_secret
 from gateway.keystore.base import KeyStore
 from gateway.keystore.outbox import Delivery, Endpoint, delivery_public_id, parse_delivery_id
 
 MAX_DELIVERIES_PAGE = 1000
+# What a tenant's people are told when a URL's host fails the SSRF policy: one answer whether the
+# name does not resolve or resolves inside, and never the address. The operator's DNS answers
+# internal names (and follows a public name's CNAME into internal zones), so "db.corp resolves
+# to 10.1.2.3 is private" and "cannot be resolved" told anyone with a portal account which
+# internal names exist and where they point.
+TENANT_REFUSAL = ("must reach a public address: its host does not resolve, or resolves to a loopback, private, "
+                  "link-local, multicast or reserved address")
+_ADDRESS_ERRORS = ("address refused", "cannot resolve the host")  # the sender's words for such a failure
 
 
 def endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
@@ -46,10 +54,16 @@ def endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
         "failing_since": iso(endpoint.failing_since),
         "created_at": iso(endpoint.created_at),
         "updated_at": iso(endpoint.updated_at),
+        # after a rotation: until when the secret it replaced signs deliveries too (null: none does)
+        "previous_secret_expires_at": iso(endpoint.previous_secret_expires_at),
     }
 
 
-def delivery_view(delivery: Delivery) -> dict[str, Any]:
+def delivery_view(delivery: Delivery, *, for_tenant: bool = False) -> dict[str, Any]:
+    """`for_tenant`: the portal's view, whose errors never name what the host resolved to."""
+    error = delivery.error
+    if for_tenant and error is not None and error.startswith(_ADDRESS_ERRORS):
+        error = f"address refused: the URL {TENANT_REFUSAL}"
     return {
         "id": delivery_public_id(delivery.id),
         "event_id": delivery.event_id,
@@ -58,7 +72,7 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
         "attempts": delivery.attempts,
         "status": delivery.status,
         "response_status": delivery.response_status,
-        "error": delivery.error,
+        "error": error,
         "last_attempt_at": iso(delivery.last_attempt_at),
         "next_attempt_at": iso(delivery.next_attempt_at),
         "created_at": iso(delivery.created_at),
@@ -80,20 +94,24 @@ class Webhooks:
         self.settings = settings
         self._audit = audit
         self._clock = clock
-        self._resolver = resolver if resolver is not None else ThreadedResolver()
+        self._resolver = resolver if resolver is not None else WebhookResolver()  # never the loop's own threads
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
-    async def _url_problem(self, url: str) -> str | None:
-        """What the SSRF policy says of a URL now (its form, and every address its host has)."""
+    async def _url_problem(self, url: str, tenant: str | None) -> str | None:
+        """What the SSRF policy says of a URL now (its form, and every address its host has);
+        to a tenant (the portal), what its host resolved to never, see TENANT_REFUSAL."""
+        policy = address_policy(self.settings)
+        if (problem := policy.url_problem(url)) is not None:
+            return problem  # the URL as typed: nothing looked up
         try:
             async with asyncio.timeout(self.settings.timeout):  # a resolver that never answers
-                await address_policy(self.settings).check_url(url, self._resolver)
+                await policy.check_url(url, self._resolver)
         except ValueError as exc:
-            return str(exc)
+            return str(exc) if tenant is None else TENANT_REFUSAL
         except TimeoutError:
-            return f"its host could not be resolved within {self.settings.timeout:g} s"
+            return f"its host could not be resolved within {self.settings.timeout:g} s" if tenant is None else TENANT_REFUSAL
         return None
 
     async def create(self, body: Any, actor: Actor, *, tenant: str | None = None) -> tuple[Endpoint, str]:
@@ -101,17 +119,23 @@ class Webhooks:
         the caller's own tenant (the portal), which the endpoint then belongs to."""
         request = parse(WebhookInput, body)
         problems = rules.Problems()
-        if (issue := await self._url_problem(request.url)) is not None:
+        if (issue := await self._url_problem(request.url, tenant)) is not None:
             problems.add("url", issue)
         tenant_id = request.tenant_id
         if tenant is not None and tenant_id not in (None, tenant):
             problems.add("tenant_id", "must be your own tenant")
         elif tenant_id is not None and await self.store.get_tenant(tenant_id) is None:
             problems.add("tenant_id", "no such tenant")
+        owner = tenant if tenant is not None else tenant_id
+        if owner is not None and not problems.details:
+            _, count = await self.store.list_endpoints(tenant_id=owner, page=1, per_page=1)
+            if count >= self.settings.max_per_tenant:
+                problems.add("tenant_id", f"the tenant has {count} webhook endpoints, the most "
+                                          f"webhooks.max_per_tenant ({self.settings.max_per_tenant}) allows")
         problems.raise_if_any()
         now = self.now()
         endpoint = Endpoint(
-            id=new_id("whk"), url=request.url, tenant_id=tenant if tenant is not None else tenant_id,
+            id=new_id("whk"), url=request.url, tenant_id=owner,
             description=request.description, events=subscription(request.events), secret=new_secret(),
             disabled=False, disabled_reason=None, failing_since=None, created_at=now, updated_at=now,
         )
@@ -136,7 +160,7 @@ class Webhooks:
         given = patch.model_fields_set
         changes: dict[str, Any] = {}
         if patch.url is not None:
-            if (issue := await self._url_problem(patch.url)) is not None:
+            if (issue := await self._url_problem(patch.url, tenant)) is not None:
                 raise ValidationError(details=[{"field": "url", "issue": issue}])
             changes["url"] = patch.url
         if "description" in given:
@@ -150,6 +174,23 @@ class Webhooks:
             raise NotFound(f"no webhook {endpoint_id}")
         self._audit(actor, "webhook.updated", "webhook", endpoint_id, tenant_id=updated.tenant_id)
         return updated
+
+    async def rotate_secret(self, endpoint_id: str, body: Any, actor: Actor, *,
+                            tenant: str | None = None) -> tuple[Endpoint, str]:
+        """A new signing secret, which only this return value carries; the one it replaces keeps
+        signing beside it for `expires_in` seconds (both signatures in `webhook-signature`), then
+        stops. A secret replaced by an earlier rotation stops at once."""
+        request = parse(SecretRotationInput, body if body is not None else {})
+        await self.get(endpoint_id, tenant=tenant)
+        now = self.now()
+        until = now + dt.timedelta(seconds=request.expires_in) if request.expires_in else None
+        secret = new_secret()
+        rotated = await self.store.rotate_endpoint_secret(endpoint_id, secret, previous_until=until, at=now)
+        if rotated is None:
+            raise NotFound(f"no webhook {endpoint_id}")
+        self._audit(actor, "webhook.secret_rotated", "webhook", endpoint_id, tenant_id=rotated.tenant_id,
+                    details={"previous_secret_expires_at": iso(until or now) or ""})
+        return rotated, secret
 
     async def delete(self, endpoint_id: str, actor: Actor, *, tenant: str | None = None) -> None:
         endpoint = await self.get(endpoint_id, tenant=tenant)

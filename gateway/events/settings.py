@@ -1,4 +1,4 @@
-"""What the events package reads of the `webhooks` section (declared in gateway/config/sections.py)."""
+"""What the events package reads of the `webhooks` section (declared in gateway/config/webhooks.py)."""
 
 from __future__ import annotations
 

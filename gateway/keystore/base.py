@@ -23,9 +23,14 @@ class DuplicateError(StoreError):
     """An object with that id already exists."""
 
 
+class LastOwnerError(Exception):
+    """A change asked to keep the tenant's owner (`keep_owner`) would have left it none."""
+
+
 class PortalStore(Protocol):
     """The tenant portal's part of a store: sign-ins, single-use links (invitations, password
-    resets) and sessions. Emails are stored lower-cased and sign in at most one user."""
+    resets) and sessions. Emails are stored lower-cased and sign in at most one user; until one of
+    them accepts, several tenants may have invited the same email (none is told of the others)."""
 
     async def create_invited_user(self, user: User, email: str, token: PortalToken, *,
                                   events: Sequence[NewEvent] = ()) -> User: ...
@@ -35,7 +40,7 @@ class PortalStore(Protocol):
     async def logins_of_tenant(self, tenant_id: str) -> list[Login]: ...
     async def token_login(self, token_hash: str, purpose: str, now: dt.datetime) -> Login | None: ...
     async def redeem_token(self, token_hash: str, purpose: str, now: dt.datetime, password_hash: str,
-                           name: str | None = None) -> User | None: ...
+                           name: str | None = None, *, events: Sequence[NewEvent] = ()) -> User | None: ...
     async def set_password(self, user_id: str, password_hash: str, at: dt.datetime) -> None: ...
     async def put_login(self, user_id: str, email: str, password_hash: str | None) -> None: ...
     async def create_session(self, session: PortalSession, *, replaces: str | None = None) -> None: ...
@@ -68,8 +73,12 @@ class KeyStore(PortalStore, WebhookStore, Protocol):
     async def list_users(self, tenant_id: str) -> list[User]: ...
     async def update_user(
         self, user_id: str, *, role: str | None = None, disabled: bool | None = None,
-        name: str | None = None, at: dt.datetime, events: Sequence[NewEvent] = (),
-    ) -> User | None: ...  # disabling also ends the user's portal sessions, in the same transaction
+        name: str | None = None, at: dt.datetime, events: Sequence[NewEvent] = (), keep_owner: bool = False,
+    ) -> User | None: ...
+    # Disabling also ends the user's portal sessions, in the same transaction. `keep_owner`: refuse
+    # (`LastOwnerError`, nothing changed) a change that leaves the user's tenant no active owner
+    # (role owner, not disabled), decided inside the write itself so that two concurrent
+    # demotions cannot both pass.
 
     async def create_key(self, key: ApiKey, *, events: Sequence[NewEvent] = ()) -> ApiKey: ...
     async def get_key(self, key_id: str) -> ApiKey | None: ...

@@ -5,6 +5,11 @@ another instance may go unseen), plus a separate, smaller negative cache of unkn
 a short TTL, so a flood of random keys can neither fill memory nor reach the store for repeats.
 Changes made by this process invalidate at once. Concurrent misses for one hash share one
 store lookup.
+
+An identity that must pass for an unknown key (a canary: `looks_unknown`) is kept in the negative
+cache, with its TTL and its bound: kept for the longer TTL of the valid keys, a canary asked
+again after the negative TTL was answered without the store lookup an unknown key makes, a
+difference in time a client can measure.
 """
 
 from __future__ import annotations
@@ -59,14 +64,17 @@ class IdentityCache(Generic[V]):
         negative_ttl: float,
         negative_size: int,
         clock: Callable[[], float] = time.monotonic,
+        looks_unknown: Callable[[V], bool] | None = None,
     ) -> None:
         self._ttl = ttl
         self._size = max(1, size)
         self._negative_ttl = negative_ttl
         self._negative_size = max(1, negative_size)
         self._clock = clock
+        self._looks_unknown = looks_unknown
         self._entries: OrderedDict[str, tuple[V, float]] = OrderedDict()
-        self._negative: OrderedDict[str, float] = OrderedDict()
+        self._negative: OrderedDict[str, tuple[float, V | None]] = OrderedDict()  # expiry, and a decoy's identity
+        self._decoys: set[str] = set()  # the lookups of the negative cache that hold an identity
         self._inflight: dict[str, asyncio.Future[V | None]] = {}
         self.stats = CacheStats()
 
@@ -88,12 +96,13 @@ class IdentityCache(Generic[V]):
                 self.stats.hits += 1
                 return True, entry[0]
             del self._entries[lookup]
-        expiry = self._negative.get(lookup)
-        if expiry is not None:
-            if expiry > now:
+        unknown = self._negative.get(lookup)
+        if unknown is not None:
+            if unknown[0] > now:
                 self.stats.negative_hits += 1
-                return True, None
+                return True, unknown[1]
             del self._negative[lookup]
+            self._decoys.discard(lookup)
         return False, None
 
     async def get(self, lookup: str, load: Callable[[], Awaitable[V | None]]) -> V | None:
@@ -135,14 +144,20 @@ class IdentityCache(Generic[V]):
 
     def put(self, lookup: str, value: V | None) -> None:
         now = self._clock()
-        if value is None:
-            self._negative[lookup] = now + self._negative_ttl
+        if value is None or self._looks_unknown is not None and self._looks_unknown(value):
+            self._entries.pop(lookup, None)
+            self._negative[lookup] = (now + self._negative_ttl, value)
             self._negative.move_to_end(lookup)
+            if value is not None:
+                self._decoys.add(lookup)
+            else:
+                self._decoys.discard(lookup)
             while len(self._negative) > self._negative_size:
-                self._negative.popitem(last=False)
+                self._decoys.discard(self._negative.popitem(last=False)[0])
                 self.stats.evictions += 1
             return
         self._negative.pop(lookup, None)
+        self._decoys.discard(lookup)
         self._entries[lookup] = (value, now + self._ttl)
         self._entries.move_to_end(lookup)
         while len(self._entries) > self._size:
@@ -153,7 +168,11 @@ class IdentityCache(Generic[V]):
         doomed = [k for k, (v, _) in self._entries.items() if match(v)]
         for k in doomed:
             del self._entries[k]
-        return len(doomed)
+        decoys = [k for k in self._decoys if (v := self._negative[k][1]) is not None and match(v)]
+        for k in decoys:
+            del self._negative[k]
+            self._decoys.discard(k)
+        return len(doomed) + len(decoys)
 
     def invalidate(self, kind: str, target: str) -> int:
         """Drop what a change to one key, tenant or user (`kind`, one of CHANGE_KINDS) made stale."""
@@ -178,3 +197,4 @@ class IdentityCache(Generic[V]):
         """Forget everything, e.g. after missing invalidation messages from other instances."""
         self._entries.clear()
         self._negative.clear()
+        self._decoys.clear()

@@ -10,7 +10,8 @@ delivering them gateway/events/'.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -47,6 +48,21 @@ class Endpoint:
     failing_since: dt.datetime | None  # first failed attempt since the last delivered one
     created_at: dt.datetime
     updated_at: dt.datetime
+    # after a rotation, the secret it replaced: deliveries are signed with it too until then
+    previous_secret: str | None = None
+    previous_secret_expires_at: dt.datetime | None = None
+
+    def signing_secrets(self, now: dt.datetime) -> tuple[str, ...]:
+        return signing_secrets(self.secret, self.previous_secret, self.previous_secret_expires_at, now)
+
+
+def signing_secrets(secret: str, previous: str | None, previous_until: dt.datetime | None,
+                    now: dt.datetime) -> tuple[str, ...]:
+    """The secrets an attempt made `now` is signed with: the current one, and the one it replaced
+    while its grace period lasts (a receiver still holding it keeps verifying)."""
+    if previous is not None and previous_until is not None and now < previous_until:
+        return (secret, previous)
+    return (secret,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +98,12 @@ class Claim:
     endpoint_id: str
     url: str
     secret: str
+    previous_secret: str | None = None
+    previous_secret_expires_at: dt.datetime | None = None
+    tenant_id: str | None = None  # the endpoint's (None: every tenant's events, the operator's)
+
+    def signing_secrets(self, now: dt.datetime) -> tuple[str, ...]:
+        return signing_secrets(self.secret, self.previous_secret, self.previous_secret_expires_at, now)
 
 
 ENDPOINT_CHANGES = frozenset({"url", "description", "disabled", "disabled_reason"})
@@ -102,6 +124,12 @@ class WebhookStore(Protocol):
         """`changes` among ENDPOINT_CHANGES. Disabling fails its pending deliveries; enabling
         forgets its failures."""
     async def delete_endpoint(self, endpoint_id: str) -> bool: ...
+    async def rotate_endpoint_secret(self, endpoint_id: str, secret: str, *, previous_until: dt.datetime | None,
+                                     at: dt.datetime) -> Endpoint | None:
+        """`secret` signs from now on; the one it replaces signs too until `previous_until` (None:
+        it stops at once). A secret replaced by an earlier rotation is forgotten."""
+    async def forget_expired_secrets(self, now: dt.datetime) -> int:
+        """Drop replaced secrets whose grace period has passed (they sign nothing any more)."""
 
     async def get_delivery(self, delivery_id: int) -> Delivery | None: ...
     async def list_deliveries(self, endpoint_id: str, *, after: int | None, limit: int,
@@ -110,9 +138,11 @@ class WebhookStore(Protocol):
         """Pending again, due at once, with a fresh retry window (a delivery being attempted
         right now is left to that attempt)."""
 
-    async def claim_deliveries(self, now: dt.datetime, *, lease_until: dt.datetime, limit: int) -> list[Claim]:
+    async def claim_deliveries(self, now: dt.datetime, *, lease_until: dt.datetime, limit: int,
+                               skip_tenants: Collection[str] = ()) -> list[Claim]:
         """Due deliveries of enabled endpoints, each leased to this caller alone until
-        `lease_until` (a holder that dies leaves it to the next claim after that)."""
+        `lease_until` (a holder that dies leaves it to the next claim after that); none of
+        the endpoints of `skip_tenants` (tenants with their share of attempts in flight)."""
     async def finish_delivery(self, claim: Claim, *, at: dt.datetime, status: str, response_status: int | None,
                               error: str | None, next_attempt_at: dt.datetime | None) -> bool:
         """Record an attempt's outcome; False when the lease was lost (nothing recorded)."""
@@ -132,7 +162,12 @@ def delivery_public_id(delivery_id: int) -> str:
     return f"dlv_{delivery_id}"
 
 
+_DELIVERY_ID = re.compile(r"dlv_([1-9][0-9]{0,19})", re.ASCII)
+
+
 def parse_delivery_id(text: str) -> int | None:
-    if not text.startswith("dlv_") or not text[4:].isdigit() or len(text) > 24:
-        return None
-    return int(text[4:])
+    """The number behind a delivery's public id, or None (then no delivery has it). ASCII digits
+    only, as the ids are written: str.isdigit() took '²' and '①', which int() then refused (a
+    500), and fullwidth digits, which named another id's delivery."""
+    match = _DELIVERY_ID.fullmatch(text)
+    return int(match.group(1)) if match else None

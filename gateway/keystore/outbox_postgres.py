@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.keystore.outbox import ENDPOINT_CHANGES, Claim, Delivery, Endpoint, NewEvent
@@ -49,7 +49,8 @@ def event_statements(events: Sequence[NewEvent]) -> list[tuple[str, tuple[Any, .
 
 _ENDPOINT = ("SELECT e.id, e.url, e.tenant_id, e.description, e.secret, e.disabled, e.disabled_reason, "
              "e.failing_since, e.created_at, e.updated_at, ARRAY(SELECT s.event_type FROM webhook_subscriptions s "
-             "WHERE s.endpoint_id = e.id ORDER BY s.event_type) FROM webhook_endpoints e")
+             "WHERE s.endpoint_id = e.id ORDER BY s.event_type), e.previous_secret, e.previous_secret_expires_at "
+             "FROM webhook_endpoints e")
 _DELIVERY = ("SELECT d.id, d.event_id, v.type, d.endpoint_id, v.tenant_id, d.status, d.attempts, d.response_status, "
              "d.error, d.last_attempt_at, d.next_attempt_at, d.created_at, d.delivered_at "
              "FROM webhook_deliveries d JOIN webhook_events v ON v.id = d.event_id")
@@ -62,6 +63,7 @@ def endpoint_row(r: Any) -> Endpoint:
     return Endpoint(
         id=r[0], url=r[1], tenant_id=r[2], description=r[3], secret=r[4], disabled=r[5], disabled_reason=r[6],
         failing_since=_utc(r[7]), created_at=_utc(r[8]), updated_at=_utc(r[9]), events=tuple(r[10]),  # type: ignore[arg-type]
+        previous_secret=r[11], previous_secret_expires_at=_utc(r[12]),
     )
 
 
@@ -91,9 +93,11 @@ class PostgresWebhooks:
     async def create_endpoint(self, endpoint: Endpoint) -> Endpoint:
         e = endpoint
         await self._write([
-            ("INSERT INTO webhook_endpoints VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            ("INSERT INTO webhook_endpoints (id, url, tenant_id, description, secret, disabled, disabled_reason, "
+             "failing_since, created_at, updated_at, previous_secret, previous_secret_expires_at) "
+             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
              (e.id, e.url, e.tenant_id, e.description, e.secret, e.disabled, e.disabled_reason, e.failing_since,
-              e.created_at, e.updated_at)),
+              e.created_at, e.updated_at, e.previous_secret, e.previous_secret_expires_at)),
             ("INSERT INTO webhook_subscriptions SELECT $1, unnest($2::text[])", (e.id, list(e.events))),
         ])
         return endpoint
@@ -133,6 +137,26 @@ class PostgresWebhooks:
             return None
         return await self.get_endpoint(endpoint_id)
 
+    async def rotate_endpoint_secret(self, endpoint_id: str, secret: str, *, previous_until: dt.datetime | None,
+                                     at: dt.datetime) -> Endpoint | None:
+        # one statement: the secret replaced is the one stored at that instant (a rotation racing
+        # another keeps one of them as the previous secret, never a secret no receiver was shown)
+        previous = "secret" if previous_until is not None else "NULL"
+        if not await self._write([(
+                f"UPDATE webhook_endpoints SET previous_secret = {previous}, previous_secret_expires_at = $3, "
+                "secret = $2, updated_at = $4 WHERE id = $1", (endpoint_id, secret, previous_until, at))],
+                first_must_change=True):
+            return None
+        return await self.get_endpoint(endpoint_id)
+
+    async def forget_expired_secrets(self, now: dt.datetime) -> int:
+        if not await self._one("SELECT 1 FROM webhook_endpoints WHERE previous_secret_expires_at <= $1 LIMIT 1", now):
+            return 0  # the usual answer, found without a write
+        row = await self._one(
+            "WITH gone AS (UPDATE webhook_endpoints SET previous_secret = NULL, previous_secret_expires_at = NULL "
+            "WHERE previous_secret_expires_at <= $1 RETURNING 1) SELECT COUNT(*) FROM gone", now)
+        return int(row[0])
+
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         # deliveries and subscriptions go with it (ON DELETE CASCADE); events no delivery needs
         # any more are pruned later
@@ -163,20 +187,24 @@ class PostgresWebhooks:
             self.on_events()
         return await self.get_delivery(delivery_id)
 
-    async def claim_deliveries(self, now: dt.datetime, *, lease_until: dt.datetime, limit: int) -> list[Claim]:
+    async def claim_deliveries(self, now: dt.datetime, *, lease_until: dt.datetime, limit: int,
+                               skip_tenants: Collection[str] = ()) -> list[Claim]:
         token = secrets.token_hex(12)
         rows = await self._fetch(
             "UPDATE webhook_deliveries d SET lease_until = $2, lease_token = $3, attempts = d.attempts + 1, "
             "last_attempt_at = $1 FROM (SELECT c.id FROM webhook_deliveries c JOIN webhook_endpoints ce "
             "ON ce.id = c.endpoint_id WHERE c.status = 'pending' AND c.next_attempt_at <= $1 "
             "AND (c.lease_until IS NULL OR c.lease_until <= $1) AND NOT ce.disabled "
+            "AND (ce.tenant_id IS NULL OR ce.tenant_id <> ALL($5::text[])) "
             "ORDER BY c.next_attempt_at, c.id LIMIT $4 FOR UPDATE OF c SKIP LOCKED) due, "
             "webhook_events v, webhook_endpoints e WHERE d.id = due.id AND v.id = d.event_id AND e.id = d.endpoint_id "
-            "RETURNING d.id, d.attempts, d.retry_from, v.id, v.type, v.payload, e.id, e.url, e.secret, d.next_attempt_at",
-            now, lease_until, token, limit)
+            "RETURNING d.id, d.attempts, d.retry_from, v.id, v.type, v.payload, e.id, e.url, e.secret, d.next_attempt_at, "
+            "e.previous_secret, e.previous_secret_expires_at, e.tenant_id",
+            now, lease_until, token, limit, sorted(skip_tenants))
         rows.sort(key=lambda r: (r[9], r[0]))
         return [Claim(delivery_id=r[0], token=token, attempt=r[1], retry_from=_utc(r[2]),  # type: ignore[arg-type]
-                      event_id=r[3], event_type=r[4], body=r[5].encode(), endpoint_id=r[6], url=r[7], secret=r[8])
+                      event_id=r[3], event_type=r[4], body=r[5].encode(), endpoint_id=r[6], url=r[7], secret=r[8],
+                      previous_secret=r[10], previous_secret_expires_at=_utc(r[11]), tenant_id=r[12])
                 for r in rows]
 
     async def finish_delivery(self, claim: Claim, *, at: dt.datetime, status: str, response_status: int | None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.keystore.outbox import ENDPOINT_CHANGES, Claim, Delivery, Endpoint, NewEvent
@@ -20,7 +20,8 @@ _MATCH = ("e.disabled = 0 AND (e.tenant_id IS NULL OR e.tenant_id = :tenant) AND
 _TARGET = "e.id = :endpoint"
 _ENDPOINT = ("SELECT e.id, e.url, e.tenant_id, e.description, e.secret, e.disabled, e.disabled_reason, "
              "e.failing_since, e.created_at, e.updated_at, (SELECT group_concat(s.event_type, ',') "
-             "FROM webhook_subscriptions s WHERE s.endpoint_id = e.id) FROM webhook_endpoints e")
+             "FROM webhook_subscriptions s WHERE s.endpoint_id = e.id), e.previous_secret, "
+             "e.previous_secret_expires_at FROM webhook_endpoints e")
 _DELIVERY = ("SELECT d.id, d.event_id, v.type, d.endpoint_id, v.tenant_id, d.status, d.attempts, d.response_status, "
              "d.error, d.last_attempt_at, d.next_attempt_at, d.created_at, d.delivered_at "
              "FROM webhook_deliveries d JOIN webhook_events v ON v.id = d.event_id")
@@ -52,6 +53,7 @@ def endpoint_row(r: Any) -> Endpoint:
         id=r[0], url=r[1], tenant_id=r[2], description=r[3], secret=r[4], disabled=bool(r[5]),
         disabled_reason=r[6], failing_since=parse_ts(r[7]), created_at=parse_ts(r[8]),  # type: ignore[arg-type]
         updated_at=parse_ts(r[9]), events=tuple(sorted((r[10] or "").split(",")) if r[10] else ()),  # type: ignore[arg-type]
+        previous_secret=r[11], previous_secret_expires_at=parse_ts(r[12]),
     )
 
 
@@ -81,9 +83,12 @@ class SQLiteWebhooks:
     async def create_endpoint(self, endpoint: Endpoint) -> Endpoint:
         e = endpoint
         await self._write([
-            ("INSERT INTO webhook_endpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ("INSERT INTO webhook_endpoints (id, url, tenant_id, description, secret, disabled, disabled_reason, "
+             "failing_since, created_at, updated_at, previous_secret, previous_secret_expires_at) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
              (e.id, e.url, e.tenant_id, e.description, e.secret, int(e.disabled), e.disabled_reason,
-              ts(e.failing_since), ts(e.created_at), ts(e.updated_at))),
+              ts(e.failing_since), ts(e.created_at), ts(e.updated_at), e.previous_secret,
+              ts(e.previous_secret_expires_at))),
             *[("INSERT INTO webhook_subscriptions VALUES (?, ?)", (e.id, t)) for t in e.events],
         ])
         return endpoint
@@ -120,6 +125,26 @@ class SQLiteWebhooks:
             return None
         return await self.get_endpoint(endpoint_id)
 
+    async def rotate_endpoint_secret(self, endpoint_id: str, secret: str, *, previous_until: dt.datetime | None,
+                                     at: dt.datetime) -> Endpoint | None:
+        # one statement: the secret replaced is the one stored at that instant (a rotation racing
+        # another keeps one of them as the previous secret, never a secret no receiver was shown)
+        previous = "secret" if previous_until is not None else "NULL"
+        done = await self._write([(
+            f"UPDATE webhook_endpoints SET previous_secret = {previous}, previous_secret_expires_at = :until, "
+            "secret = :secret, updated_at = :at WHERE id = :id",
+            {"id": endpoint_id, "secret": secret, "until": ts(previous_until), "at": ts(at)})], first_must_change=True)
+        return await self.get_endpoint(endpoint_id) if done is not None else None
+
+    async def forget_expired_secrets(self, now: dt.datetime) -> int:
+        if not await self._one("SELECT 1 FROM webhook_endpoints WHERE previous_secret_expires_at <= ? LIMIT 1",
+                               (ts(now),)):
+            return 0  # the usual answer, found without taking the write lock
+        done = await self._write([(
+            "UPDATE webhook_endpoints SET previous_secret = NULL, previous_secret_expires_at = NULL "
+            "WHERE previous_secret_expires_at <= ?", (ts(now),))])
+        return done or 0
+
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         # deliveries and subscriptions go with it (ON DELETE CASCADE); events no delivery needs
         # any more are pruned later
@@ -152,25 +177,30 @@ class SQLiteWebhooks:
             self.on_events()
         return await self.get_delivery(delivery_id)
 
-    async def claim_deliveries(self, now: dt.datetime, *, lease_until: dt.datetime, limit: int) -> list[Claim]:
+    async def claim_deliveries(self, now: dt.datetime, *, lease_until: dt.datetime, limit: int,
+                               skip_tenants: Collection[str] = ()) -> list[Claim]:
         token = secrets.token_hex(12)
+        skipped = {f"skip{i}": tenant for i, tenant in enumerate(sorted(skip_tenants))}
+        skip = f"AND (e.tenant_id IS NULL OR e.tenant_id NOT IN ({', '.join(':' + k for k in skipped)})) " if skipped else ""
         claimed = await self._write_fetch([(
             "UPDATE webhook_deliveries SET lease_until = :lease, lease_token = :token, attempts = attempts + 1, "
             "last_attempt_at = :now WHERE id IN (SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e "
             "ON e.id = d.endpoint_id WHERE d.status = 'pending' AND d.next_attempt_at <= :now "
-            "AND (d.lease_until IS NULL OR d.lease_until <= :now) AND e.disabled = 0 "
+            f"AND (d.lease_until IS NULL OR d.lease_until <= :now) AND e.disabled = 0 {skip}"
             "ORDER BY d.next_attempt_at, d.id LIMIT :limit) RETURNING id",
-            {"lease": ts(lease_until), "token": token, "now": ts(now), "limit": limit})])
+            {"lease": ts(lease_until), "token": token, "now": ts(now), "limit": limit, **skipped})])
         if not claimed:
             return []
         marks = ", ".join("?" * len(claimed))
         rows = await self._all(
-            "SELECT d.id, d.lease_token, d.attempts, d.retry_from, v.id, v.type, v.payload, e.id, e.url, e.secret "
+            "SELECT d.id, d.lease_token, d.attempts, d.retry_from, v.id, v.type, v.payload, e.id, e.url, e.secret, "
+            "e.previous_secret, e.previous_secret_expires_at, e.tenant_id "
             "FROM webhook_deliveries d JOIN webhook_events v ON v.id = d.event_id "
             f"JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id IN ({marks}) AND d.lease_token = ? "
             "ORDER BY d.next_attempt_at, d.id", (*[r[0] for r in claimed], token))
         return [Claim(delivery_id=r[0], token=r[1], attempt=r[2], retry_from=parse_ts(r[3]),  # type: ignore[arg-type]
-                      event_id=r[4], event_type=r[5], body=r[6].encode(), endpoint_id=r[7], url=r[8], secret=r[9])
+                      event_id=r[4], event_type=r[5], body=r[6].encode(), endpoint_id=r[7], url=r[8], secret=r[9],
+                      previous_secret=r[10], previous_secret_expires_at=parse_ts(r[11]), tenant_id=r[12])
                 for r in rows]
 
     async def finish_delivery(self, claim: Claim, *, at: dt.datetime, status: str, response_status: int | None,

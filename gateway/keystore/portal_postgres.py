@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.keystore import rows
+from gateway.keystore.base import DuplicateError
 from gateway.keystore.models import Login, PortalSession, PortalToken, SessionView, User
 from gateway.keystore.outbox import NewEvent
 
@@ -36,15 +37,19 @@ class PostgresPortalQueries:
     async def create_invited_user(self, user: User, email: str, token: PortalToken, *,
                                   events: Sequence[NewEvent] = ()) -> User:
         """The user, their sign-in email (no password yet) and the invitation, in one transaction;
-        `DuplicateError` when the email already signs someone in."""
-        await self._write([
+        `DuplicateError` when the email is already someone's in the same tenant (another tenant's
+        person is no obstacle, nor told: see migration 7)."""
+        made = await self._write([
             ("INSERT INTO users (id, tenant_id, name, email, role, disabled, created_at, updated_at) "
-             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             "SELECT $1, $2, $3, $4, $5, $6::boolean, $7::timestamptz, $8::timestamptz WHERE NOT EXISTS "
+             "(SELECT 1 FROM user_logins l JOIN users u ON u.id = l.user_id WHERE u.tenant_id = $2 AND l.email = $9)",
              (user.id, user.tenant_id, user.name, user.email, user.role, user.disabled, user.created_at,
-              user.updated_at)),
+              user.updated_at, email)),
             ("INSERT INTO user_logins (user_id, email) VALUES ($1, $2)", (user.id, email)),
             _insert_token(token),
-        ], events=events)
+        ], first_must_change=True, events=events)
+        if not made:
+            raise DuplicateError(f"{email} is already a user of tenant {user.tenant_id}")
         return user
 
     async def add_token(self, token: PortalToken) -> None:
@@ -56,7 +61,7 @@ class PostgresPortalQueries:
         ])
 
     async def login_by_email(self, email: str) -> Login | None:
-        row = await self._one(rows.LOGIN_SELECT + "l.email = $1", email)
+        row = await self._one(rows.LOGIN_SELECT + "l.email = $1" + rows.SIGNS_IN_FIRST, email)
         return rows.login_row(row, _utc) if row else None
 
     async def login_of(self, user_id: str) -> Login | None:
@@ -75,7 +80,7 @@ class PostgresPortalQueries:
         return rows.login_row(row, _utc) if row else None
 
     async def redeem_token(self, token_hash: str, purpose: str, now: dt.datetime, password_hash: str,
-                           name: str | None = None) -> User | None:
+                           name: str | None = None, *, events: Sequence[NewEvent] = ()) -> User | None:
         """Spend a valid link and set the password, in one transaction; None when the link was
         unknown, used, expired, or its user or tenant is disabled. Every other link and session
         of the user ends with it."""
@@ -90,7 +95,7 @@ class PostgresPortalQueries:
         if name is not None:
             statements.append((f"UPDATE users SET name = $2, updated_at = $3 WHERE id = {_TOKEN_USER}",
                                (token_hash, name, now)))
-        if not await self._write(statements, first_must_change=True):
+        if not await self._write(statements, first_must_change=True, events=events):
             return None
         row = await self._one("SELECT user_id FROM portal_tokens WHERE token_hash = $1", token_hash)
         return await self.get_user(row[0]) if row else None

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.keystore import rows
+from gateway.keystore.base import DuplicateError
 from gateway.keystore.models import Login, PortalSession, PortalToken, SessionView, User
 from gateway.keystore.outbox import NewEvent
 from gateway.keystore.sqlite_times import parse_ts, ts
@@ -19,6 +20,7 @@ _VALID_TOKEN = ("token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_
                 "(SELECT u.id FROM users u JOIN tenants t ON t.id = u.tenant_id "
                 "WHERE u.disabled = 0 AND t.disabled = 0)")
 _TOKEN_USER = "(SELECT user_id FROM portal_tokens WHERE token_hash = ?)"
+_SAME_TENANT_EMAIL = "SELECT 1 FROM user_logins l JOIN users u ON u.id = l.user_id WHERE u.tenant_id = ? AND l.email = ?"
 
 
 class SQLitePortalQueries:
@@ -32,15 +34,18 @@ class SQLitePortalQueries:
     async def create_invited_user(self, user: User, email: str, token: PortalToken, *,
                                   events: Sequence[NewEvent] = ()) -> User:
         """The user, their sign-in email (no password yet) and the invitation, in one transaction;
-        `DuplicateError` when the email already signs someone in."""
-        await self._write([
+        `DuplicateError` when the email is already someone's in the same tenant (another tenant's
+        person is no obstacle, nor told: see migration 7)."""
+        made = await self._write([
             ("INSERT INTO users (id, tenant_id, name, email, role, disabled, created_at, updated_at) "
-             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             f"SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS ({_SAME_TENANT_EMAIL})",
              (user.id, user.tenant_id, user.name, user.email, user.role, int(user.disabled),
-              ts(user.created_at), ts(user.updated_at))),
+              ts(user.created_at), ts(user.updated_at), user.tenant_id, email)),
             ("INSERT INTO user_logins (user_id, email) VALUES (?, ?)", (user.id, email)),
             _insert_token(token),
-        ], events=events)
+        ], first_must_change=True, events=events)
+        if made is None:
+            raise DuplicateError(f"{email} is already a user of tenant {user.tenant_id}")
         return user
 
     async def add_token(self, token: PortalToken) -> None:
@@ -52,7 +57,7 @@ class SQLitePortalQueries:
         ])
 
     async def login_by_email(self, email: str) -> Login | None:
-        row = await self._one(rows.LOGIN_SELECT + "l.email = ?", (email,))
+        row = await self._one(rows.LOGIN_SELECT + "l.email = ?" + rows.SIGNS_IN_FIRST, (email,))
         return rows.login_row(row, parse_ts) if row else None
 
     async def login_of(self, user_id: str) -> Login | None:
@@ -71,7 +76,7 @@ class SQLitePortalQueries:
         return rows.login_row(row, parse_ts) if row else None
 
     async def redeem_token(self, token_hash: str, purpose: str, now: dt.datetime, password_hash: str,
-                           name: str | None = None) -> User | None:
+                           name: str | None = None, *, events: Sequence[NewEvent] = ()) -> User | None:
         """Spend a valid link and set the password, in one transaction; None when the link was
         unknown, used, expired, or its user or tenant is disabled. Every other link and session
         of the user ends with it."""
@@ -86,7 +91,7 @@ class SQLitePortalQueries:
         if name is not None:
             statements.append((f"UPDATE users SET name = ?, updated_at = ? WHERE id = {_TOKEN_USER}",
                                (name, ts(now), token_hash)))
-        if await self._write(statements, first_must_change=True) is None:
+        if await self._write(statements, first_must_change=True, events=events) is None:
             return None
         row = await self._one("SELECT user_id FROM portal_tokens WHERE token_hash = ?", (token_hash,))
         return await self.get_user(row[0]) if row else None

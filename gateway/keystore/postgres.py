@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from gateway.keystore import rows
-from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, StoreError
+from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, LastOwnerError, StoreError
 from gateway.keystore.batch import BatchedLookup
 from gateway.keystore.models import ApiKey, Principal, Tenant, User
 from gateway.keystore.outbox import NewEvent
@@ -106,6 +106,16 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "ALTER TABLE api_keys ADD COLUMN exposed_at TIMESTAMPTZ",
         "ALTER TABLE api_keys ADD COLUMN exposure TEXT",
         "ALTER TABLE api_keys ADD COLUMN canary BOOLEAN NOT NULL DEFAULT FALSE",
+    ]),
+    (6, [  # webhook secret rotation: the replaced secret signs too until its grace period ends
+        "ALTER TABLE webhook_endpoints ADD COLUMN previous_secret TEXT",
+        "ALTER TABLE webhook_endpoints ADD COLUMN previous_secret_expires_at TIMESTAMPTZ",
+    ]),
+    (7, [  # an email signs in at most one person, but may be invited by several tenants meanwhile (an
+        # invitation never tells a tenant that the address is another tenant's): unique when accepted
+        "ALTER TABLE user_logins DROP CONSTRAINT user_logins_email_key",
+        "CREATE UNIQUE INDEX user_logins_signs_in ON user_logins (email) WHERE password_hash IS NOT NULL",
+        "CREATE INDEX user_logins_email ON user_logins (email)",
     ]),
 ]
 
@@ -223,13 +233,17 @@ class PostgresKeyStore(PostgresPortalQueries, PostgresWebhooks):
         return rows[0] if rows else None
 
     async def _write(self, statements: list[tuple[str, tuple[Any, ...]]], *, first_must_change: bool = False,
-                     events: Sequence[NewEvent] = ()) -> bool:
+                     events: Sequence[NewEvent] = (), lock: tuple[str, tuple[Any, ...]] | None = None) -> bool:
         """The statements in one transaction; False (rolled back) if `first_must_change` and the
         first statement changed no row. `events` join the same transaction (the outbox), so a
-        change that commits always has its events, and one that does not never has them."""
+        change that commits always has its events, and one that does not never has them. `lock`
+        runs first (a `SELECT ... FOR UPDATE`): the statements after it, each with a fresh
+        snapshot (READ COMMITTED), see what the lock's previous holder committed."""
         everything = statements + event_statements(events) if events else statements
         try:
             async with self._acquire() as conn, conn.transaction():
+                if lock is not None:
+                    await conn.execute(lock[0], *lock[1])
                 for i, (sql, args) in enumerate(everything):
                     status = await conn.execute(sql, *args)
                     if first_must_change and i == 0 and status.endswith(" 0"):
@@ -291,11 +305,13 @@ class PostgresKeyStore(PostgresPortalQueries, PostgresWebhooks):
         return await self.get_tenant(tenant_id)
 
     async def _update(self, table: str, row_id: str, changes: dict[str, Any], at: dt.datetime,
-                      also: tuple[tuple[str, tuple[Any, ...]], ...] = (), events: Sequence[NewEvent] = ()) -> None:
+                      also: tuple[tuple[str, tuple[Any, ...]], ...] = (), events: Sequence[NewEvent] = (),
+                      condition: str = "", lock: tuple[str, tuple[Any, ...]] | None = None) -> bool:
         sets = [(k, v) for k, v in changes.items() if v is not None] + [("updated_at", at)]
         assignments = ", ".join(f"{k} = ${i}" for i, (k, _) in enumerate(sets, start=2))
-        await self._write([(f"UPDATE {table} SET {assignments} WHERE id = $1", (row_id, *[v for _, v in sets])),
-                           *also], first_must_change=True, events=events)
+        where = f"id = $1 AND {condition}" if condition else "id = $1"
+        return await self._write([(f"UPDATE {table} SET {assignments} WHERE {where}", (row_id, *[v for _, v in sets])),
+                                  *also], first_must_change=True, events=events, lock=lock)
 
     # users
 
@@ -316,11 +332,20 @@ class PostgresKeyStore(PostgresPortalQueries, PostgresWebhooks):
         return [user_row(r) for r in rows]
 
     async def update_user(self, user_id: str, *, role: str | None = None, disabled: bool | None = None,
-                          name: str | None = None, at: dt.datetime, events: Sequence[NewEvent] = ()) -> User | None:
+                          name: str | None = None, at: dt.datetime, events: Sequence[NewEvent] = (),
+                          keep_owner: bool = False) -> User | None:
         # in the same transaction: no session of a disabled user outlives the change
         also = (("DELETE FROM portal_sessions WHERE user_id = $1", (user_id,)),) if disabled else ()
-        await self._update("users", user_id, {"role": role, "name": name, "disabled": disabled}, at, also, events)
-        return await self.get_user(user_id)
+        # Two demotions of a tenant's two owners, each seeing the other still an owner, would both
+        # pass a bare condition (each its own snapshot); the tenant's row lock makes them take turns.
+        guarded = keep_owner and rows.demotes(role, disabled)
+        changed = await self._update("users", user_id, {"role": role, "name": name, "disabled": disabled}, at, also,
+                                     events, condition=rows.KEEPS_AN_OWNER if guarded else "",
+                                     lock=(_LOCK_TENANT_OF_USER, (user_id,)) if guarded else None)
+        user = await self.get_user(user_id)
+        if not changed and guarded and user is not None:  # users are never deleted: it was the owner rule
+            raise LastOwnerError(f"{user_id} is the last owner of tenant {user.tenant_id}")
+        return user
 
     # keys
 
@@ -446,6 +471,11 @@ class PostgresKeyStore(PostgresPortalQueries, PostgresWebhooks):
 
 class _NoChange(Exception):
     """Rolls back a transaction whose guarding statement matched nothing."""
+
+
+# Whoever changes a tenant's owners under `keep_owner` holds this first. NO KEY UPDATE: a key or
+# user inserted meanwhile (FOR KEY SHARE on the tenant, through its foreign key) does not wait.
+_LOCK_TENANT_OF_USER = "SELECT 1 FROM tenants WHERE id = (SELECT tenant_id FROM users WHERE id = $1) FOR NO KEY UPDATE"
 
 
 # jsonb comes back as text with asyncpg's default codecs; keys are read by position.

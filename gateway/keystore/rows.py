@@ -91,6 +91,21 @@ def order_by(sort: str, allowed: frozenset[str], alias: str) -> str:
     return f"ORDER BY {column} IS NULL {direction}, {column} {direction}, {alias}.id {direction}"
 
 
+# `update_user(keep_owner=True)`'s condition on the row it changes (its values before the change):
+# it was not an active owner, or its tenant has another one. The same text in both dialects.
+KEEPS_AN_OWNER = ("(NOT (users.role = 'owner' AND NOT users.disabled) OR EXISTS (SELECT 1 FROM users o "
+                  "WHERE o.tenant_id = users.tenant_id AND o.id <> users.id AND o.role = 'owner' AND NOT o.disabled))")
+
+
+def demotes(role: str | None, disabled: bool | None) -> bool:
+    """Whether a change of role or disabled can take an owner away from a tenant."""
+    return (role is not None and role != "owner") or disabled is True
+
+
+# An email signs in one person; while invitations of several tenants wait, it names them all: the
+# login that signs in (has a password) first, then the earliest invitation.
+SIGNS_IN_FIRST = " ORDER BY l.password_hash IS NULL, u.created_at, u.id LIMIT 1"
+
 # The portal's reads: a login (user, tenant, email, password hash) and a session with its person.
 LOGIN_SELECT = (f"SELECT {USER_COLUMNS}, {TENANT_COLUMNS}, l.email, l.password_hash FROM user_logins l "
                 "JOIN users u ON u.id = l.user_id JOIN tenants t ON t.id = u.tenant_id WHERE ")

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from gateway.keystore import rows
-from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, StoreError
+from gateway.keystore.base import KEY_SORTS, TENANT_SORTS, DuplicateError, LastOwnerError, StoreError
 from gateway.keystore.batch import BatchedLookup
 from gateway.keystore.models import ApiKey, Principal, Tenant, User
 from gateway.keystore.outbox import NewEvent
@@ -103,6 +103,22 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "ALTER TABLE api_keys ADD COLUMN exposed_at TEXT",
         "ALTER TABLE api_keys ADD COLUMN exposure TEXT",
         "ALTER TABLE api_keys ADD COLUMN canary INTEGER NOT NULL DEFAULT 0",
+    ]),
+    (6, [  # webhook secret rotation: the replaced secret signs too until its grace period ends
+        "ALTER TABLE webhook_endpoints ADD COLUMN previous_secret TEXT",
+        "ALTER TABLE webhook_endpoints ADD COLUMN previous_secret_expires_at TEXT",
+    ]),
+    (7, [  # an email signs in at most one person, but may be invited by several tenants meanwhile (an
+        # invitation never tells a tenant that the address is another tenant's): the UNIQUE holds
+        # for accepted logins only (SQLite drops a column's UNIQUE only by making the table again)
+        """CREATE TABLE user_logins_v7 (
+            user_id TEXT PRIMARY KEY REFERENCES users(id), email TEXT NOT NULL,
+            password_hash TEXT, password_at TEXT)""",
+        "INSERT INTO user_logins_v7 SELECT user_id, email, password_hash, password_at FROM user_logins",
+        "DROP TABLE user_logins",
+        "ALTER TABLE user_logins_v7 RENAME TO user_logins",
+        "CREATE UNIQUE INDEX user_logins_signs_in ON user_logins (email) WHERE password_hash IS NOT NULL",
+        "CREATE INDEX user_logins_email ON user_logins (email)",
     ]),
 ]
 
@@ -333,16 +349,23 @@ class SQLiteKeyStore(SQLitePortalQueries, SQLiteWebhooks):
         return [user_row(r) for r in rows]
 
     async def update_user(self, user_id: str, *, role: str | None = None, disabled: bool | None = None,
-                          name: str | None = None, at: dt.datetime, events: Sequence[NewEvent] = ()) -> User | None:
+                          name: str | None = None, at: dt.datetime, events: Sequence[NewEvent] = (),
+                          keep_owner: bool = False) -> User | None:
         changes = {"role": role, "name": name, "disabled": None if disabled is None else int(disabled)}
         sets = [(k, v) for k, v in changes.items() if v is not None]
         assignments = ", ".join([f"{k} = ?" for k, _ in sets] + ["updated_at = ?"])
+        # BEGIN IMMEDIATE makes the owner condition and the change one step for every writer
+        guarded = keep_owner and rows.demotes(role, disabled)
+        where = f"id = ? AND {rows.KEEPS_AN_OWNER}" if guarded else "id = ?"
         statements: list[tuple[str, Any]] = [
-            (f"UPDATE users SET {assignments} WHERE id = ?", (*[v for _, v in sets], ts(at), user_id))]
+            (f"UPDATE users SET {assignments} WHERE {where}", (*[v for _, v in sets], ts(at), user_id))]
         if disabled:  # in the same transaction: no session of a disabled user outlives the change
             statements.append(("DELETE FROM portal_sessions WHERE user_id = ?", (user_id,)))
-        await self._write(statements, first_must_change=True, events=events)
-        return await self.get_user(user_id)
+        changed = await self._write(statements, first_must_change=True, events=events)
+        user = await self.get_user(user_id)
+        if changed is None and guarded and user is not None:  # users are never deleted: it was the owner rule
+            raise LastOwnerError(f"{user_id} is the last owner of tenant {user.tenant_id}")
+        return user
 
     # keys
 

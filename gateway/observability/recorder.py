@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from gateway.accounts.service import Actor
 from gateway.config import CallLogConfig
 from gateway.observability.buffer import BufferedWriter
+from gateway.observability.calllog_process import Flat, WriterProcess, flat
 from gateway.observability.records import AuditEntry, CallRow, RecordStore
 from gateway.observability.request_record import RequestRecord
 from gateway.observability.usage import Rollup
@@ -32,9 +33,11 @@ _ROWS_PER_TURN = 400
 
 class Recorder:
     def __init__(
-        self, store: RecordStore, cfg: CallLogConfig, *, usage: bool = True, clock: Callable[[], float] = time.time
+        self, store: RecordStore, cfg: CallLogConfig, *, usage: bool = True, clock: Callable[[], float] = time.time,
+        writer: WriterProcess | None = None,
     ) -> None:
         self.store = store
+        self.writer = writer  # the call log's writer process, if it has one (`call_log.writer`)
         self._cfg = cfg
         self._usage = usage
         self._wanted = cfg.enabled or usage
@@ -43,7 +46,8 @@ class Recorder:
             "audit trail", store.append_audit, interval=cfg.flush_interval, capacity=100_000, batch=200
         )
         self.call_buffer: BufferedWriter[RequestRecord] = BufferedWriter(
-            "call log", self._append_calls, interval=cfg.flush_interval, capacity=cfg.buffer_size,
+            "call log", self._append_calls if writer is None else self._send_calls,
+            interval=cfg.flush_interval, capacity=cfg.buffer_size,
             batch=5000,  # one transaction per second at 5k requests/s
         )
         self._pruner: asyncio.Task[None] | None = None
@@ -98,6 +102,16 @@ class Recorder:
                 rows += made
         await self.store.append_calls(rows, rollup)
 
+    async def _send_calls(self, calls: Sequence[RequestRecord]) -> None:
+        """A batch to the writer process: flat tuples, its rows and rollup made there."""
+        assert self.writer is not None
+        records: list[Flat] = []
+        for start in range(0, len(calls), _ROWS_PER_TURN):
+            if start:
+                await asyncio.sleep(0)
+            records += flat(calls[start : start + _ROWS_PER_TURN])
+        await self.writer.write(records, keep=self._cfg.enabled, usage=self._usage)
+
     async def _prune(self) -> None:
         while True:
             await asyncio.sleep(3600)
@@ -111,6 +125,8 @@ class Recorder:
                 log.info("call log retention", extra={"removed": removed})
 
     def start(self) -> None:
+        if self.writer is not None and self._wanted:
+            self.writer.start()
         self.audit_buffer.start()
         self.call_buffer.start()
         self._pruner = asyncio.get_running_loop().create_task(self._prune())
@@ -120,6 +136,8 @@ class Recorder:
         self._pruner = None
         await self.audit_buffer.stop()
         await self.call_buffer.stop()
+        if self.writer is not None:
+            await self.writer.close()  # after the last batch: it has been confirmed written
 
 
 def _row(record: RequestRecord) -> CallRow:

@@ -36,6 +36,7 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS call_log_at ON call_log (at)",
     "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS actor_email TEXT",
     "CREATE INDEX IF NOT EXISTS audit_log_tenant ON audit_log (tenant_id, id)",
+    "CREATE INDEX IF NOT EXISTS call_log_tenant ON call_log (tenant_id, id)",  # the portal's call log (records_sqlite.py)
     "ALTER TABLE call_log ADD COLUMN IF NOT EXISTS client_ip TEXT",
     "ALTER TABLE call_log ADD COLUMN IF NOT EXISTS error TEXT",
     "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS details TEXT",

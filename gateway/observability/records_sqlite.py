@@ -8,23 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
-import math
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
 
 from gateway.config import Config
 from gateway.keystore.base import StoreError
+from gateway.observability.calllog_sql import WRITERS_SCHEMA, Statement, call_statements, inserts
 from gateway.observability.records import AuditEntry, CallEntry, CallRow, details_of, details_text
 from gateway.observability.usage import Rollup
 from gateway.observability.usage_sql import SQLITE
-from gateway.observability.usage_sqlite import SQLiteUsage, Statement, usage_statements
-
-E = TypeVar("E")
+from gateway.observability.usage_sqlite import SQLiteUsage
 
 _SCHEMA = [
     """
@@ -63,12 +59,17 @@ _SCHEMA = [
     """,
     "CREATE INDEX IF NOT EXISTS call_log_key ON call_log (key_id, id)",
     "CREATE INDEX IF NOT EXISTS call_log_at ON call_log (at)",
+    WRITERS_SCHEMA,
     *SQLITE.schema(),
 ]
 # Added later, to files made before: (table, column, declaration); then what needs the columns.
 _COLUMNS = [("audit_log", "actor_email", "TEXT"), ("call_log", "client_ip", "TEXT"), ("call_log", "error", "TEXT"),
             ("audit_log", "details", "TEXT")]
-_LATER = ["CREATE INDEX IF NOT EXISTS audit_log_tenant ON audit_log (tenant_id, id)"]
+# call_log_tenant: the portal's call log is any tenant member's to page through, with filters that
+# match nothing (status=599): without it each page scanned the whole call log, every tenant's
+# rows (0.5 s a request beside a million rows of another tenant, on the connection the writes use)
+_LATER = ["CREATE INDEX IF NOT EXISTS audit_log_tenant ON audit_log (tenant_id, id)",
+          "CREATE INDEX IF NOT EXISTS call_log_tenant ON call_log (tenant_id, id)"]
 
 _AUDIT_COLUMNS = "id, at, actor, action, target_type, target_id, tenant_id, key_name, source_ip, actor_email, details"
 _CALL_COLUMNS = (
@@ -77,32 +78,9 @@ _CALL_COLUMNS = (
 )
 
 
-_ROWS_PER_STATEMENT = 400  # 14 columns: 5,600 parameters, under SQLite's 32,766 limit
-
-
 def records_path(cfg: Config) -> str:
     """The audit trail and call log live in the SQLite key store's file, or beside a remote store."""
     return cfg.store.sqlite_path or str(Path(cfg.data_dir) / "records.db")
-
-
-_second = -1
-_second_text = ""
-
-
-def _stamp(at: float) -> str:
-    """`_ts` of a time in epoch seconds, without a datetime per row: the text of the second is
-    made once per second (rows come in time order), the microseconds are appended."""
-    global _second, _second_text
-    # As `datetime.fromtimestamp` rounds: the fraction alone (exact once the whole seconds are
-    # off), to the nearest microsecond; `at * 1e6` would round twice (floats step by 0.25 there).
-    second = math.floor(at)
-    micros = round((at - second) * 1_000_000)
-    if micros == 1_000_000:
-        second, micros = second + 1, 0
-    if second != _second:
-        _second_text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-        _second = second
-    return f"{_second_text}{micros:06d}Z"
 
 
 def _ts(at: dt.datetime) -> str:
@@ -114,16 +92,6 @@ def _ts(at: dt.datetime) -> str:
 
 def _dt(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
-
-
-def _call_params(rows: Sequence[CallRow]) -> list[Any]:
-    """A statement's parameters: each row as it is (a bool binds as 0/1), its time as text."""
-    params: list[Any] = []
-    add, extend = params.append, params.extend
-    for row in rows:
-        add(_stamp(row[0]))
-        extend(row[1:])
-    return params
 
 
 class SQLiteRecordStore(SQLiteUsage):
@@ -164,25 +132,6 @@ class SQLiteRecordStore(SQLiteUsage):
             raise StoreError("record store is closed")
         return self._db
 
-    def _inserts(
-        self, table: str, columns: tuple[str, ...], entries: Sequence[E], params: Callable[[Sequence[E]], list[Any]]
-    ) -> Iterator[Statement]:
-        """Entries in multi-row statements of up to `_ROWS_PER_STATEMENT`; `params` gives one
-        statement's parameters, row after row.
-
-        `executemany` steps once per row, and Python's sqlite3 releases and retakes the GIL on
-        every step: with the event loop busy on the other side of the GIL, each row then waits
-        for a thread switch. A few large statements take the GIL a few times per batch. Rows are
-        rendered one statement at a time, between awaits (this is a generator): rendering a
-        whole second's batch at once held the event loop for milliseconds, which every request
-        in flight then waited.
-        """
-        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-        one = "(" + ", ".join("?" * len(columns)) + ")"
-        for start in range(0, len(entries), _ROWS_PER_STATEMENT):
-            chunk = entries[start : start + _ROWS_PER_STATEMENT]
-            yield head + ", ".join([one] * len(chunk)), params(chunk)
-
     async def _run(self, statements: Iterator[Statement], *, what: str = "record write") -> int:
         """Statements in one transaction; the rows they changed."""
         db = self._conn()
@@ -212,7 +161,7 @@ class SQLiteRecordStore(SQLiteUsage):
             raise StoreError(f"record read failed: {exc}") from None
 
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
-        await self._run(self._inserts(
+        await self._run(inserts(
             "audit_log", ("at", "actor", "action", "target_type", "target_id", "tenant_id", "key_name", "source_ip",
                           "actor_email", "details"),
             entries,
@@ -249,14 +198,7 @@ class SQLiteRecordStore(SQLiteUsage):
     async def append_calls(self, rows: Sequence[CallRow], usage: Rollup | None = None) -> None:
         """Rows, and the usage they add up to, in one transaction: a batch written again after
         a failure is never counted twice."""
-        calls = self._inserts(
-            "call_log",
-            ("at", "request_id", "tenant_id", "key_id", "key_name", "method", "route", "path", "status",
-             "latency_ms", "upstream_latency_ms", "rate_limited", "client_ip", "error"),
-            rows,
-            _call_params,
-        )
-        await self._run(itertools.chain(calls, usage_statements(usage)))
+        await self._run(call_statements(rows, usage))
 
     async def list_calls(
         self, *, cursor: int | None, newest_first: bool, limit: int, key_id: str | None, status: int | None,
@@ -268,7 +210,7 @@ class SQLiteRecordStore(SQLiteUsage):
         if cursor is not None:
             where.append("id < ?" if newest_first else "id > ?")
             params.append(cursor)
-        if tenant_id is not None:  # no index of its own: one per call-log row would cost every request
+        if tenant_id is not None:  # call_log_tenant: a tenant scans its own rows only
             where.append("tenant_id = ?")
             params.append(tenant_id)
         if key_id is not None:

@@ -16,9 +16,10 @@ import operator
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from gateway.observability.records import CallRow
+if TYPE_CHECKING:  # the call-log writer process imports this module without the server's
+    from gateway.observability.records import CallRow
 
 Granularity = Literal["minute", "hour", "day"]
 STEP: dict[Granularity, int] = {"minute": 60, "hour": 3600, "day": 86400}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,10 +39,15 @@ class SeriesReader(Protocol):
 TIME_PATTERN = (r"^(-?[0-9]{1,15}(\.[0-9]{1,9})?|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
                 r"(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2}))$")
 TIME_RULE = "must be an RFC 3339 time with its zone, or Unix seconds, from 1970 to 9999"
+_TIME = re.compile(TIME_PATTERN, re.ASCII)
+LAST = 253402300800  # 10000-01-01T00:00:00Z: a range must end by then, once rounded up (no datetime holds it)
 
 
 def parse_time(value: str) -> float:
-    """Epoch seconds of a query's time, or ValueError."""
+    """Epoch seconds of a query's time, or ValueError. Only what the pattern says: `float` and
+    `fromisoformat` also read fullwidth digits, ISO week dates and the basic format."""
+    if _TIME.fullmatch(value) is None:
+        raise ValueError("not an RFC 3339 time or Unix seconds")
     try:
         seconds = float(value)
     except ValueError:
@@ -49,7 +55,7 @@ def parse_time(value: str) -> float:
         if at.tzinfo is None:
             raise ValueError("no zone") from None
         seconds = at.timestamp()
-    if not math.isfinite(seconds) or not 0 <= seconds < 253402300800:  # through the year 9999
+    if not math.isfinite(seconds) or not 0 <= seconds < LAST:  # through the year 9999
         raise ValueError("out of range")
     return seconds
 
@@ -68,6 +74,9 @@ def plan_query(*, granularity: Granularity, start: float | None, to: float | Non
     first, end = int(start_at // step) * step, int(-(-end_at // step)) * step
     if end_at <= start_at:
         problems.append({"field": "from", "issue": "must be before to"})
+    elif end >= LAST:
+        problems.append({"field": "to" if to is not None else "from",
+                         "issue": f"rounded up to the {granularity}, the range would end after the year 9999"})
     elif (end - first) // step > MAX_POINTS:
         problems.append({"field": "from", "issue": f"at most {MAX_POINTS} points: a shorter range or a coarser "
                                                    "granularity"})

@@ -1,6 +1,6 @@
 """Usage rollups and anomalies in the SQLite record store (a mixin of `SQLiteRecordStore`).
 
-The rollup of a call-log batch is written by `usage_statements`, inside the batch's own
+The rollup of a call-log batch is written by `calllog_sql.usage_statements`, inside the batch's own
 transaction (see `SQLiteRecordStore.append_calls`).
 """
 
@@ -9,26 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from gateway.observability.usage import GRANULARITIES, TENANT_TOTAL, Granularity, Rollup, UsageRow, order
+from gateway.observability.calllog_sql import Statement, upserts
+from gateway.observability.usage import TENANT_TOTAL, Granularity, UsageRow, order
 from gateway.observability.usage_anomaly import Anomaly
 from gateway.observability.usage_sql import ANOMALY_COLUMNS, SQLITE
 
-_ROWS_PER_UPSERT = 300  # 44 columns: 13,200 parameters, under SQLite's 32,766 limit
 _KEYS_PER_LIST = 500
-Statement = tuple[str, list[Any]]
-
-
-def upserts(granularity: Granularity, rows: Sequence[UsageRow]) -> Iterator[Statement]:
-    for start in range(0, len(rows), _ROWS_PER_UPSERT):
-        chunk = rows[start : start + _ROWS_PER_UPSERT]
-        yield SQLITE.upsert(granularity, len(chunk)), [v for r in chunk for v in (r.key_id, r.t, r.tenant_id, *r.counts)]
-
-
-def usage_statements(rollup: Rollup | None) -> Iterator[Statement]:
-    """A batch's rollup added to the minute, hour and day tables (in that order, rows in primary-key order)."""
-    if rollup:
-        for granularity in GRANULARITIES:
-            yield from upserts(granularity, rollup.rows(granularity))
 
 
 def _row(r: Any, tenant_id: str, key_id: str) -> UsageRow:

@@ -2,7 +2,8 @@
 
 Sign-in answers the same 401 for an unknown email, a wrong password, an invitation not yet
 accepted and a disabled account, after the same argon2 work (`People.authenticate`); attempts are
-counted per account and per address before any of that (`gateway/portal/throttle.py`). Failed
+counted per account and per address before any of that, and a success is then no failure of its
+account's (`gateway/portal/throttle.py`). Failed
 attempts are logged without the email typed, which is now and then a password.
 """
 
@@ -57,6 +58,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     if login is None:
         log.info("portal sign-in refused", extra={"client_ip": client})
         raise InvalidCredentials("wrong email or password")
+    await portal.throttle.succeeded(SIGN_IN, body["email"])
     session_id = await portal.sessions.start(login, client_ip=client, user_agent=request.headers.get("User-Agent"),
                                              previous=request.cookies.get(COOKIE))
     log.info("portal sign-in", extra={"user_id": login.user.id, "tenant_id": login.tenant.id, "client_ip": client})

@@ -92,9 +92,11 @@ def _grantable(caller: Caller) -> tuple[str, ...]:
 
 @routes.add("POST", "/users", needs="users")
 async def invite(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """The URL (shown once, mailed too with `portal.smtp`) is on `portal.public_url`, else the proxy
+    listener's address, never this request's Host."""
     portal = request.app[PORTAL]
     user, url = await portal.people.invite(caller.tenant.id, await read_json(request), caller.actor,
-                                           origin=portal.origins.own(request), roles=_grantable(caller))
+                                           roles=_grantable(caller))
     return json_response({**person(user, None), "status": "invited", "invitation_url": url}, 201)
 
 
@@ -104,27 +106,22 @@ async def reinvite(request: web.Request, caller: Caller) -> web.StreamResponse:
     user = await caller.member(request.match_info["user_id"])
     if user.role not in _grantable(caller):
         raise InsufficientScope("only an owner can invite an owner")
-    url = await portal.people.reinvite(user, caller.actor, origin=portal.origins.own(request))
+    url = await portal.people.reinvite(user, caller.actor)
     return json_response({**person(user, None), "status": "invited", "invitation_url": url}, 201)
 
 
 @routes.add("PATCH", "/users/{user_id}", needs="users")
 async def update_user(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """`role`, `disabled`, `name`; 422 when it would leave the tenant no active owner, even against a concurrent change."""
     portal = request.app[PORTAL]
     user = await caller.member(request.match_info["user_id"])
     body = rules.require_object(await read_json(request))
     grantable = _grantable(caller)
     if user.role not in grantable or body.get("role") == "owner" and "owner" not in grantable:
         raise InsufficientScope("only an owner can change an owner, or make one")
-    demoted = body.get("role") not in (None, "owner") or body.get("disabled") is True  # role null: unchanged
-    if user.role == "owner" and demoted and not user.disabled:
-        owners = [u for u in await portal.accounts.store.list_users(caller.tenant.id)
-                  if u.role == "owner" and not u.disabled]
-        if len(owners) <= 1:
-            raise ValidationError("the tenant needs at least one owner",
-                                  details=[{"field": "role" if "role" in body else "disabled",
-                                            "issue": "this is the tenant's last owner"}])
-    updated = await portal.accounts.update_user(user.id, body, caller.actor)
+    # the tenant keeps an owner: decided by the store in the write (two owners demoting each other
+    # at once must not both succeed), 422 VALIDATION_ERROR when it would not
+    updated = await portal.accounts.update_user(user.id, body, caller.actor, keep_owner=True)
     login = await portal.accounts.store.login_of(user.id)
     return json_response(person(updated, login))
 

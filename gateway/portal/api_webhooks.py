@@ -2,7 +2,7 @@
 and shapes, confined to the signed-in person's tenant by the `Webhooks` service itself (its
 `tenant` argument: another tenant's endpoint or delivery answers 404, as one that does not exist;
 a new endpoint belongs to the tenant and receives its events only). The secret is in the
-creation's answer only; URLs meet the same SSRF rules as the admin API's.
+creation's and a rotation's answer only; URLs meet the same SSRF rules as the admin API's.
 
 Owners and admins only, for reading too: an endpoint's URL often carries a credential of the
 receiver (chat and incident tools put one in the path), and its delivery log shows what the
@@ -68,6 +68,15 @@ async def send_test_event(request: web.Request, caller: Caller) -> web.StreamRes
     return json_response({"event_id": event_id, "type": "webhook.test"}, 202)
 
 
+@routes.add("POST", "/webhooks/{webhook_id}/rotate-secret", needs="webhooks")
+async def rotate_secret(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """A new signing secret, in this answer only; the replaced one keeps signing for `expires_in`
+    seconds (the body may be left out: 24 hours)."""
+    endpoint, secret = await request.app[PORTAL].webhooks.rotate_secret(
+        request.match_info["webhook_id"], await read_json(request), caller.actor, tenant=caller.tenant.id)
+    return json_response({**endpoint_view(endpoint), "secret": secret})
+
+
 @routes.add("GET", "/webhooks/{webhook_id}/deliveries", needs="webhooks")
 async def list_deliveries(request: web.Request, caller: Caller) -> web.StreamResponse:
     """Oldest first after `after`; with `order=desc`, newest first before it (as the admin API)."""
@@ -77,7 +86,7 @@ async def list_deliveries(request: web.Request, caller: Caller) -> web.StreamRes
         request.match_info["webhook_id"], after=after, limit=q.limit, newest_first=q.order == "desc",
         tenant=caller.tenant.id)
     last = deliveries[-1].id if deliveries else after
-    return json_response({"data": [delivery_view(d) for d in deliveries],
+    return json_response({"data": [delivery_view(d, for_tenant=True) for d in deliveries],
                           "next_cursor": encode_cursor(last if last is not None else 0)})
 
 
@@ -85,4 +94,4 @@ async def list_deliveries(request: web.Request, caller: Caller) -> web.StreamRes
 async def retry_delivery(request: web.Request, caller: Caller) -> web.StreamResponse:
     delivery = await request.app[PORTAL].webhooks.retry(
         request.match_info["delivery_id"], caller.actor, tenant=caller.tenant.id)
-    return json_response(delivery_view(delivery), 202)
+    return json_response(delivery_view(delivery, for_tenant=True), 202)

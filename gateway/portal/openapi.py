@@ -30,7 +30,7 @@ from gateway.admin.openapi import (
 )
 from gateway.admin.responses import BOOL, INT, RESPONSES, STR, TIME, nullable, obj, page_of, ref
 from gateway.config import Config
-from gateway.events.requests import WebhookInput, WebhookPatch
+from gateway.events.requests import SecretRotationInput, WebhookInput, WebhookPatch
 from gateway.portal.authz import PUBLIC, SAFE_METHODS, Endpoint, Endpoints
 from gateway.portal.requests import (
     AUDIT_QUERY,
@@ -43,8 +43,8 @@ from gateway.portal.requests import (
     SignIn,
 )
 
-BODIES: tuple[type[BaseModel], ...] = (KeyInput, UserPatch, WebhookInput, WebhookPatch, SignIn, Invitation,
-                                       PasswordSet, ResetRequest)
+BODIES: tuple[type[BaseModel], ...] = (KeyInput, UserPatch, WebhookInput, WebhookPatch, SecretRotationInput, SignIn,
+                                       Invitation, PasswordSet, ResetRequest)
 SET_BY_PORTAL = ("tenant_id", "user_id", "rate_limit_per_minute")  # a key's fields the portal sets itself
 STATUS_TEXT = {
     "400": "Malformed request, JSON or cursor", "401": "No session: sign in first",
@@ -144,6 +144,10 @@ OPERATIONS: dict[tuple[str, str], tuple[Any, ...]] = {
                                            None, None),
     ("POST", "/webhooks/{webhook_id}/test"): ("Send it a webhook.test event (409: it is disabled)", "202",
                                               "WebhookTest", ("404", "409", *READ), None, None),
+    ("POST", "/webhooks/{webhook_id}/rotate-secret"): (
+        "A new signing secret (in this answer only); the one it replaces keeps signing beside it for expires_in "
+        "seconds (default 24 hours; 0: it stops at once)", "200", "WebhookWithSecret", (*WRITE, "404"),
+        "SecretRotationInput", None),
     ("GET", "/webhooks/{webhook_id}/deliveries"): ("Its deliveries after a cursor (order=desc: newest first)", "200",
                                                    "DeliveryPage", ("400", "404", "422", *READ), None,
                                                    query_parameters(queries.DeliveryLog, RECORDS)),
@@ -163,8 +167,10 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     if path_params or params:
         operation["parameters"] = [*path_params, *(params or [])]
     if body:
-        # a PATCH without a body changes nothing, as one with {} (the portal reads both alike)
-        operation["requestBody"] = {"required": endpoint.method != "PATCH", "content": {JSON: {"schema": ref(body)}}}
+        # a PATCH without a body changes nothing, as one with {} (the portal reads both alike); a
+        # body of defaults only may be left out too
+        required = endpoint.method != "PATCH" and body not in OPTIONAL_BODIES
+        operation["requestBody"] = {"required": required, "content": {JSON: {"schema": ref(body)}}}
     if endpoint.needs == PUBLIC:
         operation["security"] = []
     elif endpoint.method not in SAFE_METHODS:
@@ -210,3 +216,4 @@ def document(tables: tuple[Endpoints, ...], cfg: Config | None = None) -> dict[s
 
 
 UNDOCUMENTED = {("GET", "/openapi.json")}  # the document itself
+OPTIONAL_BODIES = {"SecretRotationInput"}

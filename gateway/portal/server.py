@@ -8,12 +8,6 @@ can take a browser's next request.
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import socket
-import stat
-import tempfile
 import time
 from collections.abc import Callable
 
@@ -28,21 +22,20 @@ from gateway.observability.recorder import Recorder
 from gateway.portal.app import portal_app
 from gateway.portal.http import Origins
 from gateway.portal.mail import Mailer, SmtpSettings
+from gateway.portal.redact import link_secret_redactor
 from gateway.portal.services import Portal
 from gateway.portal.sessions import Sessions, SessionSettings
+from gateway.portal.socket_dir import SocketDir, make_socket_dir
 from gateway.portal.throttle import WINDOW, DoorThrottle
-from gateway.proxy.mount import Mount, unix_upstream
-from gateway.ratelimit import RateLimiter, create_rate_limiter
+from gateway.proxy.mount import Mount, initials_of, unix_upstream
+from gateway.ratelimit.base import Refundable
 
-SOCKET_NAME = "portal.sock"
-# `gateway-portal-<pid>-<random>` in the temporary directory: the pid tells a stale one
-_SOCKET_DIR = re.compile(r"gateway-portal-([0-9]{1,10})-[^/]+")
-# the single-use secrets some portal paths carry, kept out of the access log and the call log
-_SECRET_SEGMENT = re.compile(r"(/(?:invitations|password-reset)/)[^/]+")
+WILDCARDS = ("0.0.0.0", "::", "")
 
 
 def links(cfg: Config, proxy_port: int | None = None) -> PortalLinks:
-    host = cfg.server.host if cfg.server.host not in ("0.0.0.0", "::", "") else "localhost"
+    """Where links point: never a host a request names (see `PortalLinks`)."""
+    host = cfg.server.host if cfg.server.host not in WILDCARDS else "localhost"
     port = proxy_port or cfg.server.port
     return PortalLinks(path=cfg.portal.path.rstrip("/"), public_url=cfg.portal.public_url,
                        fallback=f"https://{host}:{port}")
@@ -63,37 +56,39 @@ def people(cfg: Config, accounts: Accounts, *, passwords: Passwords | None = Non
     return People(accounts, passwords or Passwords(), links(cfg, proxy_port), mailer=mail)
 
 
-def throttle_limiter(cfg: Config, clock: Callable[[], float]) -> RateLimiter:
-    """The `ratelimit` section's backend with the doors' own window (and, on Redis, key prefix)."""
+def throttle_limiter(cfg: Config, clock: Callable[[], float]) -> Refundable:
+    """The `ratelimit` section's backend with the doors' own window (and, on Redis, key prefix);
+    never leased: the doors refund a successful sign-in's place (`throttle.py`)."""
     rl = cfg.ratelimit
     if rl.backend == "redis":
-        return create_rate_limiter("redis", url=rl.redis_url, prefix=rl.redis_prefix + "portal:",
-                                   on_backend_error=rl.on_backend_error, window=WINDOW)
-    return create_rate_limiter("memory", clock=clock, window=WINDOW)
+        from gateway.ratelimit.redis import RedisRateLimiter
 
+        return RedisRateLimiter(rl.redis_url, prefix=rl.redis_prefix + "portal:",
+                                on_backend_error=rl.on_backend_error, window=WINDOW)
+    from gateway.ratelimit.memory import MemoryRateLimiter
 
-def redact(path: str) -> str:
-    return _SECRET_SEGMENT.sub(r"\1…", path) if "/invitations/" in path or "/password-reset/" in path else path
+    return MemoryRateLimiter(clock=clock, window=WINDOW)
 
 
 class PortalServer:
-    """The portal's aiohttp application on a Unix socket in a private directory (0700) of its own."""
+    """The portal's aiohttp application on a Unix socket in a private directory (0700) of its own
+    (`socket_dir.py`)."""
 
     def __init__(self, portal: Portal) -> None:
         self.portal = portal
         self._runner: web.AppRunner | None = None
-        self._dir: str | None = None
+        self._dir: SocketDir | None = None
 
     async def start(self) -> Mount:
-        tmp = tempfile.gettempdir()
-        sweep_stale(tmp)
-        self._dir = tempfile.mkdtemp(prefix=f"gateway-portal-{os.getpid()}-", dir=tmp)  # 0700: only this user connects
-        path = os.path.join(self._dir, SOCKET_NAME)
+        self._dir = make_socket_dir()  # private (0700), and a path that fits however long TMPDIR is
+        path = self._dir.path
         runner = web.AppRunner(portal_app(self.portal), access_log=None, shutdown_timeout=5.0)
         await runner.setup()
         self._runner = runner
         await web.UnixSite(runner, path).start()
-        return Mount(prefix=self.portal.path.rstrip("/"), upstream=unix_upstream(path), redact=redact)
+        prefix = self.portal.path.rstrip("/")
+        return Mount(prefix=prefix, upstream=unix_upstream(path), redact=link_secret_redactor(prefix),
+                     initials=initials_of(prefix))
 
     async def stop(self) -> None:
         """After the proxy listener has drained: what it forwarded has been answered."""
@@ -102,51 +97,8 @@ class PortalServer:
             await runner.cleanup()
             await self.portal.throttle.close()
         if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir.remove()
             self._dir = None
-
-
-def sweep_stale(tmp: str) -> None:
-    """Removes the socket directories of this user's gateway processes that are gone: a worker
-    killed with SIGKILL never ran `stop`, and each restart would leave one more. A directory is
-    stale when the pid in its name runs no process and nothing listens on its socket (a process
-    in another pid namespace sharing this directory still does); another user's or a link stays."""
-    try:
-        names = os.listdir(tmp)
-    except OSError:
-        return
-    for name in names:
-        match = _SOCKET_DIR.fullmatch(name)
-        if match is None or _running(int(match.group(1))):
-            continue
-        path = os.path.join(tmp, name)
-        try:
-            info = os.lstat(path)
-        except OSError:
-            continue
-        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not _listening(os.path.join(path, SOCKET_NAME)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _listening(path: str) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(path)
-        except OSError:
-            return False
-        return True
-
-
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # another user's process (or no pid at all: left alone)
-    return True
 
 
 def build_portal(cfg: Config, accounts: Accounts, recorder: Recorder, who: People, webhooks: Webhooks, *,

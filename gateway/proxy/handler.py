@@ -148,11 +148,11 @@ class ProxyHandler:
         if "#" in target:  # never sent by a client; some upstreams would cut the path there
             raise BadRequest("a fragment (#) in the request target")
         path = normalize_path(raw_path)
-        scope.path = path
+        mount = self._mount
+        scope.path = path if mount is None else mount.shown(path)  # what records show: no link secret
         endpoint = self._endpoints.get(path)
         if endpoint is not None:
             return endpoint(request, scope)
-        mount = self._mount
         if mount is not None and path.startswith(mount.prefix) and mount.covers(path):
             return self._to_mount(request, scope, mount, peer, path + sep + query)
         match = self.routes.match(request.method, path)
@@ -181,7 +181,7 @@ class ProxyHandler:
         if self._leaks.in_query(raw_path):
             path = ""  # the key is in the path itself: the logs get no path
         mount = self._mount
-        scope.path = mount.redact(path) if mount is not None and path.startswith(mount.prefix) else path
+        scope.path = path if mount is None else mount.shown(path)
         await self._leaks.report(leaked, reason, request, scope)
         raise refusal
 
@@ -214,8 +214,8 @@ class ProxyHandler:
                   target: str) -> Awaitable[Response]:
         """A request for the gateway's own application behind `mount` (no route, no key: it
         authenticates its own way). It gets the client's address and the host the client named
-        from the gateway alone, and its logs a path without the secrets some of its paths carry."""
-        scope.path = mount.redact(scope.path)
+        from the gateway alone (its logs show a path without the secrets some of its paths carry:
+        `_handle` redacted it, as for every request)."""
         scope.response_headers.append(("X-Request-Id", scope.request_id))
         headers = upstream_request_headers(request.headers, ())
         host = peer.forwarded_host

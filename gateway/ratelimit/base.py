@@ -53,6 +53,17 @@ class RateLimiter(Protocol):
     async def close(self) -> None: ...
 
 
+class Refundable(RateLimiter, Protocol):
+    """A limiter that can refund an admission: for a caller that counts only some outcomes (the
+    portal's failed sign-ins per account) and so takes a place before the outcome is known (two
+    attempts at once cannot both slip under the limit) and refunds it when the outcome does not
+    count. The newest admission goes, which is this one's or, when several were in flight, one
+    taken a moment later: the count is exact, a time in the log may move by that moment.
+    The memory and per-request Redis backends offer it; leased permits (leased.py) do not."""
+
+    async def refund(self, bucket: str) -> None: ...
+
+
 def stricter(a: Decision, b: Decision) -> Decision:
     """The refusing decision (the longer wait if both refuse), else the one with fewer left."""
     if a.allowed != b.allowed:

@@ -181,6 +181,11 @@ class LeasedRedisRateLimiter(RedisRateLimiter):
             if local is not None:
                 return local
 
+    async def refund(self, bucket: str) -> None:
+        """Not offered: a leased key's newest entries are permits held for their lease's end, not
+        admissions (the portal's doors, which refund, use redis.py)."""
+        raise NotImplementedError("leased permits are not refunded")
+
     async def _remote(self, checks: Sequence[tuple[str, int]]) -> tuple[Decision, float]:
         """One script: this request decided in Redis, exhausted leases settled, new ones asked for."""
         now = self._mono()

@@ -71,6 +71,12 @@ class MemoryRateLimiter:
     async def hit(self, checks: Sequence[tuple[str, int]]) -> Decision:
         return self.hit_sync(checks)
 
+    async def refund(self, bucket: str) -> None:
+        """Forget the bucket's newest admission (see `Refundable` in base.py)."""
+        log = self._buckets.get(bucket)
+        if log:
+            log.pop()
+
     async def ping(self) -> None:
         return None
 

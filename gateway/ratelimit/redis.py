@@ -59,6 +59,13 @@ end
 return out
 """
 
+# KEYS[1]: a bucket. Forgets its newest admission (`Refundable` in base.py).
+REFUND = """
+local newest = redis.call('ZRANGE', KEYS[1], -1, -1)
+if newest[1] then redis.call('ZREM', KEYS[1], newest[1]) end
+return 0
+"""
+
 
 class RedisRateLimiter:
     script = SCRIPT
@@ -200,6 +207,15 @@ class RedisRateLimiter:
             else:
                 decisions.append(self._not_admitted(limit, used, oldest, now_us, reset))
         return strictest(decisions)
+
+    async def refund(self, bucket: str) -> None:
+        """Unreachable Redis keeps the admission counted: the safe side for the counts it serves."""
+        try:
+            await self._redis.eval(REFUND, 1, self._prefix + bucket)
+        except self._errors as exc:
+            if self._on_error is not None:
+                self._on_error(exc)
+            self._went_down(exc)
 
     def _not_admitted(self, limit: int, used: int, oldest: int, now_us: int, reset: float) -> Decision:
         """A bucket's decision for a request the script did not admit: refused where the bucket is

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.config.sections import PortalConfig
+from gateway.config.portal import PortalConfig
 from gateway.portal.app import TABLES, api_prefix
 from gateway.portal.authz import capabilities
 from gateway.reference.markdown import GENERATED, code, first_line, table

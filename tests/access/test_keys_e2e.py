@@ -269,7 +269,9 @@ async def test_spoofed_identity_headers_are_replaced(gw, https) -> None:
     assert not [k for k, _ in pairs if k in ("x-gateway-user", "x_gateway_scope")]
 
 
-async def test_cached_keys_survive_a_store_outage_new_ones_get_503(gw, https) -> None:
+async def test_cached_keys_survive_a_store_outage_new_ones_get_503(start_gateway, upstream, https) -> None:
+    # the cache outlives any pause of a loaded machine (the default 5 s could run out mid-test)
+    gw = await start_gateway(routes=routes(upstream[0]), store={"cache_ttl": 3600})
     _, cached = await tenant_and_key(gw)
     _, uncached = await tenant_and_key(gw)
     assert (await call(https, gw, "/api/v1/visitors", **{"X-API-Key": cached}))[0] == 200

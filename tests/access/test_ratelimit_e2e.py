@@ -84,13 +84,15 @@ async def test_ietf_headers_are_sent_when_configured_and_only_then(start_gateway
     h = {"X-API-Key": secret}
     seen = []
     for _ in range(3):
+        sent = time.time()
         status, _, headers = await call(https, gw, "/api/v1/visitors", **h)
+        answered = time.time()  # the answer was made in between, however long a loaded machine took
         assert headers["RateLimit-Policy"] == '"key";q=2;w=60'
         remaining, _, delta = headers["RateLimit"].removeprefix('"key";r=').partition(";t=")
         assert remaining == headers["X-RateLimit-Remaining"]
         # seconds until the window frees one: within the window, and what X-RateLimit-Reset says
         assert 1 <= int(delta) <= 60
-        assert abs(int(headers["X-RateLimit-Reset"]) - time.time() - int(delta)) < 2
+        assert sent - 2 < int(headers["X-RateLimit-Reset"]) - int(delta) < answered + 2
         seen.append((status, int(remaining)))
     assert seen == [(200, 1), (200, 0), (429, 0)]
     assert abs(int(delta) - int(headers["Retry-After"])) <= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -90,11 +91,29 @@ async def test_usage_of_a_key_and_its_tenant_counts_what_the_proxy_served(admin,
     ("tenant_id=acme&granularity=minute&from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z", {"from"}),
     ("tenant_id=acme&from=nan", {"from"}),
     ("tenant_id=acme&to=1e300", {"to"}),
+    # what Python's parsers read but the documented pattern does not allow
+    ("tenant_id=acme&from=" + quote("１７６４９０００００") + "&to=1764903600", {"from"}),  # fullwidth digits
+    ("tenant_id=acme&from=2026-W49-1T00:00:00Z", {"from"}),           # an ISO week date
+    ("tenant_id=acme&from=20261205T010000Z", {"from"}),               # the basic format
+    ("tenant_id=acme&from=2026-12-05T01:00Z", {"from"}),              # no seconds
 ])
 async def test_bad_parameters_are_422_naming_each_field(admin, query: str, fields: set[str]) -> None:
     status, body = await admin("GET", f"/admin/usage?{query}")
     assert (status, body["error"]["code"]) == (422, "VALIDATION_ERROR"), body
     assert {d["field"] for d in body["error"]["details"]} == fields
+
+
+@pytest.mark.parametrize("query", [
+    "granularity=minute&from=9999-12-31T23:58:00Z&to=9999-12-31T23:59:59.5Z",
+    "granularity=day&from=9999-12-30T00:00:00Z&to=9999-12-31T12:00:00Z",
+])
+async def test_a_range_that_ends_past_the_year_9999_once_rounded_up_is_a_422(admin, query: str) -> None:
+    """Each bound is a valid time, but rounded up to the granularity the range would end at
+    10000-01-01, which no date can hold: that was a 500 INTERNAL_ERROR."""
+    await admin.gw.accounts.create_tenant({"id": "acme", "name": "acme", "plan": "starter"}, OPERATOR)
+    status, body = await admin("GET", f"/admin/usage?tenant_id=acme&{query}")
+    assert (status, body["error"]["code"]) == (422, "VALIDATION_ERROR"), body
+    assert [d["field"] for d in body["error"]["details"]] == ["to"]
 
 
 async def test_a_range_is_aligned_to_its_granularity(admin) -> None:

@@ -62,22 +62,32 @@ def test_lists_are_aligned_tables_with_headers(cli: Any, tmp_path: Path) -> None
     made = json.loads(cli("keys", "create", "--tenant", "acme", "--name", "backend", "--json")[1])
     forever = json.loads(cli("keys", "create", "--tenant", "acme", "--name", "a much longer name", "--no-expiry",
                              "--json")[1])
+    trap = json.loads(cli("keys", "create", "--tenant", "acme", "--name", "trap", "--canary", "--json")[1])
     asyncio.run(_used(tmp_path, made["id"], dt.timedelta(hours=3)))
 
     names, keys = columns(cli("keys", "list")[1])
-    assert names == ["ID", "NAME", "TENANT", "KEY", "SCOPE", "ENV", "STATUS", "EXPIRES", "LAST USED"]
+    assert names == ["ID", "NAME", "TENANT", "KEY", "SCOPE", "ENV", "STATUS", "EXPIRES", "LAST USED", "EXPOSED",
+                     "CANARY"]
+    by_name = {k["NAME"]: k for k in keys}
+    assert (by_name["trap"]["CANARY"], by_name["backend"]["CANARY"]) == ("yes", "no")
+    assert by_name["backend"]["EXPOSED"] == "-"
+    asyncio.run(_exposed(made["id"], dt.timedelta(minutes=5)))
+    _, keys = columns(cli("keys", "list")[1])
+    by_name = {k["NAME"]: k for k in keys}
+    assert by_name["backend"]["EXPOSED"] == "query_string 5m ago" and by_name["trap"]["EXPOSED"] == "-"
+    cli("keys", "revoke", trap["id"])
     by_name = {k["NAME"]: k for k in keys}
     assert by_name["backend"]["EXPIRES"] == "in 90d" and by_name["backend"]["LAST USED"] == "3h ago"
     assert by_name["a much longer name"]["EXPIRES"] == "never"
     assert by_name["a much longer name"]["LAST USED"] == "never"
     assert by_name["backend"]["KEY"] == made["masked"] + made["last4"]
-    assert [k["ID"] for k in keys] == [forever["id"], made["id"]]  # newest first
+    assert [k["ID"] for k in keys] == [trap["id"], forever["id"], made["id"]]  # newest first
     wide, _ = columns(cli("keys", "list", "-o", "wide")[1])
     assert wide[:len(names)] == names and {"USER", "RATE LIMIT", "CREATED"} <= set(wide)
 
     assert cli("keys", "revoke", made["id"])[0] == 0
     _, keys = columns(cli("keys", "list", "--status", "revoked")[1])
-    assert [(k["ID"], k["STATUS"]) for k in keys] == [(made["id"], "revoked")]
+    assert [(k["ID"], k["STATUS"]) for k in keys] == [(trap["id"], "revoked"), (made["id"], "revoked")]
 
     names, tenants = columns(cli("tenants", "list")[1])
     assert names[:3] == ["ID", "NAME", "PLAN"]
@@ -97,6 +107,21 @@ async def _used(tmp_path: Path, key_id: str, ago: dt.timedelta) -> None:
     await store.open()
     try:
         await store.record_last_used({key_id: dt.datetime.now(dt.UTC) - ago})
+    finally:
+        await store.close()
+
+
+async def _exposed(key_id: str, ago: dt.timedelta) -> None:
+    """The key seen in a query string `ago` (the store's record of it, as the proxy makes it)."""
+    from gateway.config import load_config
+    from gateway.keystore.factory import create_store
+
+    store = create_store(load_config(os.environ["GATEWAY_CONFIG"]).store)
+    await store.open()
+    at = (dt.datetime.now(dt.UTC) - ago).replace(microsecond=0)
+    try:
+        assert await store.expose_key(key_id, {"reason": "query_string", "at": at.isoformat().replace("+00:00", "Z")},
+                                      at, revoke=False)
     finally:
         await store.close()
 

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from tests import services
 from tests.conftest import ADMIN_TOKEN, base_config
 from tests.processes import start_gateway_process
 
@@ -40,9 +41,7 @@ def gateway(*args: str, cwd: Path, timeout: float = 30) -> subprocess.CompletedP
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return services.free_port()  # below the ephemeral range: see there why
 
 
 def test_check_config_accepts_examples() -> None:

@@ -10,7 +10,6 @@ import os
 import signal
 import ssl
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from tests.cli.test_run import ENV, free_port
 from tests.conftest import ADMIN_TOKEN, base_config, require_service
 from tests.processes import GatewayProcess, start_gateway_process
 from tests.ratelimit.test_limiters import redis_reachable
+from tests.services import own_redis_names
 
 
 def config(tmp_path: Path, server_cert: Any, upstream: str, port: int, *paths: str, **server: Any) -> str:
@@ -109,11 +109,11 @@ async def test_each_worker_watches_and_reloads_itself(tmp_path: Path, server_cer
     require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
     port = free_port()
     path = tmp_path / "gateway.yaml"
-    redis = {"backend": "redis", "redis_prefix": f"gwtest:{uuid.uuid4().hex}:"}
+    redis, channel = own_redis_names()
 
     def text(route: str) -> str:
         cfg = yaml.safe_load(config(tmp_path, server_cert, upstream[0], port, route, workers=2))
-        return yaml.safe_dump({**cfg, "ratelimit": redis})
+        return yaml.safe_dump({**cfg, "ratelimit": redis, "store": {**cfg.get("store", {}), **channel}})
 
     path.write_text(text("/v1/old"))
     running: GatewayProcess = await start_gateway_process(path, tmp_path, ENV, workers=2)
@@ -132,11 +132,11 @@ async def test_sighup_to_the_supervisor_reloads_every_worker(tmp_path: Path, ser
     require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
     port = free_port()
     path = tmp_path / "gateway.yaml"
-    redis = {"backend": "redis", "redis_prefix": f"gwtest:{uuid.uuid4().hex}:"}
+    redis, channel = own_redis_names()
 
     def text(route: str) -> str:
         cfg = yaml.safe_load(config(tmp_path, server_cert, upstream[0], port, route, workers=2, watch_config=False))
-        return yaml.safe_dump({**cfg, "ratelimit": redis})
+        return yaml.safe_dump({**cfg, "ratelimit": redis, "store": {**cfg.get("store", {}), **channel}})
 
     path.write_text(text("/v1/old"))
     running = await start_gateway_process(path, tmp_path, ENV, workers=2)
@@ -157,11 +157,12 @@ async def test_admin_reload_reaching_one_worker_reloads_every_worker(
     require_service("redis", redis_reachable(), "nothing answers on 127.0.0.1:6379")
     port, admin_port = free_port(), free_port()
     path = tmp_path / "gateway.yaml"
-    redis = {"backend": "redis", "redis_prefix": f"gwtest:{uuid.uuid4().hex}:"}
+    redis, channel = own_redis_names()
 
     def text(route: str) -> str:
         cfg = yaml.safe_load(config(tmp_path, server_cert, upstream[0], port, route, workers=2, watch_config=False))
-        return yaml.safe_dump({**cfg, "ratelimit": redis, "admin": {"host": "127.0.0.1", "port": admin_port}})
+        return yaml.safe_dump({**cfg, "ratelimit": redis, "store": {**cfg.get("store", {}), **channel},
+                               "admin": {"host": "127.0.0.1", "port": admin_port}})
 
     path.write_text(text("/v1/old"))
     running = await start_gateway_process(path, tmp_path, ENV, workers=2)

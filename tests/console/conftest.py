@@ -21,10 +21,14 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     require_service("chromium", Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install chromium)")
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
+    # expect() waits as long as an action does (30 s) rather than its own 5 s: a view whose API
+    # call a loaded machine holds up is drawn late, not wrong
+    expect.set_options(timeout=30_000)
     async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        launched = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"],
+                                           timeout=120_000)  # not 30 s: a loaded machine starts it slowly
         try:
             yield launched
         finally:

@@ -172,12 +172,12 @@ async def test_create_shows_the_secret_once_and_it_works_through_the_proxy(conso
     assert secret and secret.startswith("gw_live_")
     assert "will not see it again" in (await page.text_content("#dialog"))
     await page.get_by_role("button", name="Done").click()
-    assert await page.locator("#new-secret").count() == 0  # gone from the page with the dialog
+    await expect(page.locator("#new-secret")).to_have_count(0)  # gone from the page with the dialog
     assert secret not in await page.content()
-    assert await page.evaluate("document.activeElement.textContent") == "New key"  # focus went back
+    await page.wait_for_selector("tr:has-text('checkout service')")  # the view drawn again after the dialog closed
+    await expect(page.get_by_role("button", name="New key")).to_be_focused()  # focus went back
     status, _, _ = await call(https, gw, "/api/v1/visitors", **{"X-API-Key": secret})
     assert status == 200
-    await page.wait_for_selector("tr:has-text('checkout service')")
 
 
 async def test_create_dialog_offers_what_the_api_takes(console, https) -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from tests.access.test_keys_e2e import ADMIN, routes
 from tests.conftest import admin_url
@@ -15,7 +16,8 @@ from tests.console.conftest import sign_in
 from tests.console.test_console_layout import check_page
 from tests.events.receiver import Receiver, start_receiver
 
-WEBHOOKS = {"allowed_networks": ["127.0.0.0/8"], "allow_http": True, "timeout": 5, "backoff_base": 600}
+WEBHOOKS = {"allowed_networks": ["127.0.0.0/8"], "allow_http": True, "timeout": 30,  # a loaded machine's receiver is slow
+            "backoff_base": 600}
 SCRIPTED = '<img src=x onerror="alert(1)">'
 
 
@@ -110,3 +112,43 @@ async def test_register_watch_retry_test_disable_and_delete(hooks_console: Any, 
     await page.get_by_role("button", name="Delete", exact=True).click()
     await page.get_by_text("No webhooks yet").wait_for()
     assert await gw.store.get_endpoint(hook.id) is None
+
+
+async def test_rotating_the_secret_shows_the_new_one_once_and_both_verify_meanwhile(
+        hooks_console: Any, aiohttp_server: Any) -> None:
+    gw, page = hooks_console
+    old, new = Receiver(), Receiver()  # a receiver still holding the old secret, and one switched already
+
+    async def both(request: Any) -> Any:
+        await old.handle(request)
+        return await new.handle(request)
+
+    app = web.Application()
+    app.router.add_post("/hooks", both)
+    url = f"http://127.0.0.1:{(await aiohttp_server(app)).port}/hooks"
+    hook, old.secret = await gw.services.webhooks.create({"url": url, "events": ["*"]}, ADMIN)
+    await sign_in(page)
+    await page.get_by_role("link", name="Webhooks", exact=True).click()
+    await page.get_by_role("button", name=f"Rotate the signing secret of {url}").click()
+    dialog = page.get_by_role("dialog", name="Rotate the signing secret?")
+    await dialog.get_by_label("Old secret keeps signing for").select_option(label="1 hour")
+    await dialog.get_by_role("button", name="Rotate").click()
+    await page.get_by_role("dialog", name="Signing secret rotated").wait_for()
+    new.secret = await page.locator("#hook-secret").text_content()
+    assert new.secret and new.secret.startswith("whsec_") and new.secret != old.secret
+    assert "The old one signs too until" in (await page.locator("#dialog .notice").text_content() or "")
+    await page.get_by_role("button", name="Done").click()
+    assert await page.locator("#hook-secret").count() == 0  # shown once: it left the page with its dialog
+    await page.locator("#webhooks tbody tr").first.get_by_text("old secret signs until").wait_for()
+    stored = await gw.store.get_endpoint(hook.id)
+    assert stored is not None and stored.secret == new.secret and stored.previous_secret == old.secret
+    left = stored.previous_secret_expires_at - stored.updated_at  # type: ignore[operator]
+    assert left.total_seconds() == 3600
+
+    await page.get_by_role("button", name=f"Send a test event to {url}").click()
+    await page.wait_for_selector("#webhooks-status:has-text('Test event')")
+    await new.wait_count(1)
+    assert (old.got[0].verified, new.got[0].verified) == (True, True)
+    await check_page(page, "webhooks-rotated", 1280)
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await check_page(page, "webhooks-rotated", 390)

@@ -51,7 +51,7 @@ def test_kubernetes_deployment_matches_the_gateway_config() -> None:
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
     assert container["image"] == "gateway:local" and (REPO / "Dockerfile").exists()
-    assert container["args"] == ["run", "--config", "/etc/gateway/gateway.yaml"]
+    assert container["args"] == ["run", "--config", "/etc/gateway/config/gateway.yaml"]
     assert pod["terminationGracePeriodSeconds"] > config.server.grace_period
     # every replica signs with the same key, mounted from a Secret
     [signing] = config.tokens.signing_keys
@@ -66,6 +66,31 @@ def test_kubernetes_deployment_matches_the_gateway_config() -> None:
         assert chosen.get("matchLabels", chosen) == selector
     targets = {p["targetPort"] for s in by_kind("Service") for p in s["spec"]["ports"]}
     assert targets <= set(ports)
+
+
+def test_kubernetes_config_map_updates_reach_the_running_pods() -> None:
+    """The ConfigMap is mounted as a directory, so the kubelet's updates (a new `..data` link) reach
+    the pod and `server.watch_config` reloads them; a `subPath` mount is a copy taken at the pod's
+    start that no update reaches (nor does one of a Secret: renewed certificates). Nothing is
+    mounted inside those volumes: the kubelet writes them, read-only to the container."""
+    [config_map] = by_kind("ConfigMap")
+    config = parse_config(yaml.safe_load(config_map["data"]["gateway.yaml"]), env=ENV)
+    assert config.server.watch_config is True
+    pod = by_kind("Deployment")[0]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    kubelet_written = [m for m in container["volumeMounts"]
+                       if {"configMap", "secret"} & set(volumes[m["name"]])]
+    assert [m for m in kubelet_written if "subPath" in m or "subPathExpr" in m] == []
+    config_file = Path(container["args"][container["args"].index("--config") + 1])
+    [mount] = [m for m in kubelet_written if Path(m["mountPath"]) == config_file.parent]
+    volume = volumes[mount["name"]]["configMap"]
+    assert volume["name"] == config_map["metadata"]["name"]
+    shown = {item["path"]: item["key"] for item in volume.get("items", [])} or {k: k for k in config_map["data"]}
+    assert shown[config_file.name] == "gateway.yaml"
+    for inner in container["volumeMounts"]:
+        for outer in kubelet_written:
+            assert inner is outer or not Path(inner["mountPath"]).is_relative_to(outer["mountPath"]), (inner, outer)
 
 
 def test_compose_runs_two_gateways_built_here_with_healthchecks() -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
+import threading
 from typing import Any
 
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from gateway.events.addresses import AddressPolicy, AddressRefused, VettingResolver, refusal
+from gateway.events.dns import WebhookResolver
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
@@ -90,10 +93,39 @@ async def test_creation_refuses_urls_that_reach_inside(url: str) -> None:
 
 
 async def test_creation_with_the_real_resolver_refuses_localhost() -> None:
-    from aiohttp.resolver import ThreadedResolver
-
     with pytest.raises(ValueError, match="loopback"):
-        await AddressPolicy().check_url("https://localhost:8443/hook", ThreadedResolver())
+        await AddressPolicy().check_url("https://localhost:8443/hook", WebhookResolver())
+    with pytest.raises(ValueError, match="cannot be resolved"):
+        await AddressPolicy().check_url("https://no-such-host.invalid/hook", WebhookResolver())
+
+
+async def test_webhook_lookups_wait_for_a_thread_of_their_own_and_a_caller_may_give_up() -> None:
+    """At most `threads` lookups at once; a caller that stops waiting (a timeout) before its
+    turn starts none, and one that stops during its lookup frees the thread only when the
+    lookup ends (the thread is still busy until then)."""
+    release = threading.Event()
+    asked: list[str] = []
+
+    def held(host: str, *args: Any) -> list[tuple[Any, ...]]:
+        asked.append(host)
+        release.wait(10)
+        return socket.getaddrinfo("127.0.0.1", *args)
+
+    resolver = WebhookResolver(threads=1, lookup=held)
+    first = asyncio.ensure_future(resolver.resolve("first.example", 443))
+    second = asyncio.ensure_future(resolver.resolve("second.example", 443))
+    while not asked:
+        await asyncio.sleep(0.01)  # polling the lookups begun
+    second.cancel()
+    third = asyncio.ensure_future(resolver.resolve("third.example", 443))
+    first.cancel()  # gave up during its lookup: the thread stays taken until it ends
+    await asyncio.sleep(0)  # the cancellations are delivered
+    assert first.cancelled() and second.cancelled() and resolver.running == 1
+    release.set()
+    found = await asyncio.wait_for(third, 10)
+    assert asked == ["first.example", "third.example"]  # the cancelled second never started
+    assert {(r["hostname"], r["host"], r["port"]) for r in found} == {("third.example", "127.0.0.1", 443)}
+    assert resolver.running == 0
 
 
 async def test_creation_accepts_public_names_and_allowed_networks() -> None:

@@ -9,6 +9,8 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from gateway.accounts.events import EVENT_TYPES, key_event
 from gateway.events.dispatcher import retry_delay
 from gateway.events.settings import lease
@@ -224,3 +226,30 @@ async def test_concurrent_attempts_do_not_wait_on_a_slow_receiver(make_outbox: M
     await quick.wait_count(1)
     slow.release.set()
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_tenant_whose_receiver_hangs_keeps_to_its_share_of_the_attempts(
+        make_outbox: MakeOutbox, aiohttp_server: Any, backend: str) -> None:
+    """A tenant's receiver that never answers, and events for it by the dozen (test events, key
+    rotations: anyone with a portal admin account makes them): claimed by due time alone, they
+    took every attempt in flight, and every other tenant's deliveries waited behind them until
+    they timed out, for as long as the backlog lasted. A tenant's endpoints now have at most a
+    quarter of the attempts in flight; another tenant's delivery goes out meanwhile."""
+    settings = dataclasses.replace(TEST_SETTINGS, concurrency=4, timeout=60)  # a tenant's share: 1
+    outbox = await make_outbox(settings, backend=backend, start=True)
+    for tenant in ("hog", "acme"):
+        await outbox.accounts.create_tenant({"id": tenant, "name": tenant, "plan": "starter"}, ADMIN)
+    hanging = await start_receiver(aiohttp_server, Receiver(hang=True))
+    quick = await start_receiver(aiohttp_server)
+    hog = await subscribe(outbox, hanging, ["webhook.test"], tenant_id="hog")
+    acme = await subscribe(outbox, quick, ["webhook.test"], tenant_id="acme")
+    for _ in range(6):
+        await outbox.webhooks.send_test(hog, ADMIN)
+    await hanging.wait_count(1)
+    await outbox.webhooks.send_test(acme, ADMIN)
+    try:
+        await asyncio.wait_for(quick.wait_count(1), 30)  # a liveness bound: the hanging attempts last 60 s
+        assert len(hanging.got) == outbox.dispatcher.tenant_share == 1
+    finally:
+        hanging.release.set()

@@ -3,14 +3,27 @@ the operator's gates, sign-ins, single-use links and server-side sessions."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
-from gateway.keystore.base import DuplicateError, KeyStore
-from gateway.keystore.models import PortalSession, PortalToken
-from tests.keystore.test_store_conformance import DAY, T0, key, store, tenant, user  # noqa: F401 - fixture
+from gateway.accounts.events import user_event
+from gateway.keystore.base import DuplicateError, KeyStore, LastOwnerError
+from gateway.keystore.models import PortalSession, PortalToken, User
+from tests.keystore.test_store_conformance import (  # noqa: F401 - fixture
+    BACKENDS,
+    DAY,
+    T0,
+    key,
+    open_store,
+    store,
+    tenant,
+    user,
+)
+from tests.services import drop_schema, postgres_url, require_postgres
 
 HOUR = dt.timedelta(hours=1)
 
@@ -61,6 +74,30 @@ async def test_an_invitation_makes_a_user_without_password_and_an_email_signs_in
     assert [lg.user.id for lg in await store.logins_of_tenant("acme")] == [ada.id]
     await store.set_password(ada.id, "$argon2id$fake", T0)
     assert (await store.login_by_email("ada@example.com")).password_hash == "$argon2id$fake"  # type: ignore[union-attr]
+
+
+async def test_several_tenants_may_invite_an_email_that_then_signs_in_one_person(store: KeyStore) -> None:
+    """An invitation never tells a tenant that the email is another tenant's person: pending
+    logins of one email in several tenants coexist; the first accepted signs in, the others'
+    acceptance is refused (`DuplicateError`) with nothing of it written."""
+    await store.create_tenant(tenant())
+    await store.create_tenant(tenant("beta"))
+    acme = await invited(store)
+    beta = dataclasses.replace(user("beta"), email="ada@example.com", created_at=T0 + HOUR)
+    await store.create_invited_user(beta, "ada@example.com", link(beta.id, "b" * 64))
+    with pytest.raises(DuplicateError):  # twice in one tenant: still one user there
+        await store.create_invited_user(dataclasses.replace(user("beta"), email="ada@example.com"),
+                                        "ada@example.com", link(beta.id, "c" * 64))
+    assert [u.id for u in await store.list_users("beta")] == [beta.id]
+    assert (await store.login_by_email("ada@example.com")).user.id == acme.id  # type: ignore[union-attr]  # the earliest
+    assert (await store.token_login("b" * 64, "invitation", T0 + HOUR)).user.id == beta.id  # type: ignore[union-attr]
+    assert await store.redeem_token("b" * 64, "invitation", T0 + HOUR, "$argon2id$beta") is not None
+    login = await store.login_by_email("ada@example.com")  # the one that signs in, before earlier invitations
+    assert login is not None and login.user.id == beta.id and login.password_hash == "$argon2id$beta"
+    with pytest.raises(DuplicateError):
+        await store.redeem_token("h" * 64, "invitation", T0 + HOUR, "$argon2id$acme")
+    assert (await store.login_of(acme.id)).password_hash is None  # type: ignore[union-attr]
+    assert (await store.token_login("h" * 64, "invitation", T0 + HOUR)) is not None  # not spent either
 
 
 async def test_a_link_is_spent_once_within_its_time_and_ends_the_users_sessions(store: KeyStore) -> None:
@@ -135,3 +172,45 @@ async def test_purge_removes_what_can_no_longer_be_used(store: KeyStore) -> None
     assert await store.token_login("h" * 64, "invitation", T0 + 2 * HOUR) is not None
     await store.purge_portal(T0 + 13 * HOUR + 1 * DAY, idle_before=T0)
     assert await store.get_session("2" * 64) is None  # past its absolute limit
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_concurrent_demotions_of_a_tenants_two_owners_leave_it_one(tmp_path: Path, backend: str) -> None:
+    """Two instances (two store objects, two connections) each take a different owner of the same
+    tenants away at the same moment: per tenant exactly one change passes, the other is refused
+    with nothing of it written, and one active owner is left."""
+    if backend == "postgres":
+        require_postgres()
+    first, second = await open_store(backend, tmp_path), await open_store(backend, tmp_path)
+    try:
+        tenants = [f"t{i}" for i in range(8)]
+        pairs = []
+        for tid in tenants:
+            await first.create_tenant(tenant(tid))
+            a, b = user(tid, "owner"), user(tid, "owner")
+            await first.create_user(a)
+            await first.create_user(b)
+            pairs.append((a, b))
+        changes = []
+        for a, b in pairs:
+            changes.append(first.update_user(a.id, role="admin", at=T0 + DAY, keep_owner=True,
+                                             events=[user_event("user.updated", a, at=T0 + DAY, actor="admin")]))
+            changes.append(second.update_user(b.id, disabled=True, at=T0 + DAY, keep_owner=True,
+                                              events=[user_event("user.updated", b, at=T0 + DAY, actor="admin")]))
+        results = await asyncio.gather(*changes, return_exceptions=True)
+        assert all(r is None or isinstance(r, (User, LastOwnerError)) for r in results), results
+        for tid, outcome in zip(tenants, zip(results[::2], results[1::2], strict=True), strict=True):
+            assert sorted(type(r).__name__ for r in outcome) == ["LastOwnerError", "User"], (tid, outcome)
+            owners = [u for u in await second.list_users(tid) if u.role == "owner" and not u.disabled]
+            assert len(owners) == 1, (tid, owners)
+        # nothing refuses a change that keeps an owner, or one made without keep_owner (the operator's)
+        a, b = pairs[0]
+        kept = a if isinstance(results[0], LastOwnerError) else b
+        assert (await first.update_user(kept.id, name="Still", at=T0 + DAY, keep_owner=True)).name == "Still"  # type: ignore[union-attr]
+        assert (await first.update_user(kept.id, role="viewer", at=T0 + DAY)).role == "viewer"  # type: ignore[union-attr]
+        assert await first.update_user("usr_nobody", role="admin", at=T0 + DAY, keep_owner=True) is None
+    finally:
+        await first.close()
+        await second.close()
+        if backend == "postgres":
+            await drop_schema(postgres_url(tmp_path))

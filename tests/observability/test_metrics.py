@@ -30,7 +30,8 @@ async def scrape(gw) -> str:
 
 
 async def test_counters_move_with_traffic(start_gateway, upstream, https, tmp_path) -> None:
-    gw = await start_gateway(routes=routes(upstream[0]))
+    # one miss and three hits: the cache must not expire between them (5 s by default)
+    gw = await start_gateway(routes=routes(upstream[0]), store={"cache_ttl": 3600})
     key, secret = await tenant_and_key(gw, rate_limit_per_minute=3, scope="read_only")
     h = {"X-API-Key": secret}
     for _ in range(4):

@@ -79,9 +79,12 @@ async def readiness(gw: Any) -> tuple[int, Any]:
         return resp.status, await resp.json()
 
 
-async def test_a_database_locked_by_another_process(start_gateway, upstream, https, lock_database, caplog) -> None:
+@pytest.mark.parametrize("writer", ["thread", "process"])
+async def test_a_database_locked_by_another_process(start_gateway, upstream, https, lock_database, caplog,
+                                                    writer: str) -> None:
     gw = await start_gateway(routes=routes(upstream[0]), store={"busy_timeout": 0.2},
-                             call_log={"flush_interval": 3600})
+                             call_log={"flush_interval": 3600, "writer": writer})
+    assert (gw.recorder.writer is not None) == (writer == "process")
     path = gw.cfg.store.sqlite_path
     _, known = await tenant_and_key(gw)
     _, unseen = await tenant_and_key(gw)
@@ -116,7 +119,8 @@ async def test_a_database_locked_by_another_process(start_gateway, upstream, htt
 
 @pytest.mark.parametrize("fault", ["disk full", "read-only"])
 async def test_a_full_or_read_only_database_loses_only_what_it_counts(start_gateway, upstream, https, fault) -> None:
-    gw = await start_gateway(routes=routes(upstream[0]), call_log={"flush_interval": 3600, "buffer_size": 20})
+    gw = await start_gateway(routes=routes(upstream[0]),  # the thread: faults set on the store's own connection
+                             call_log={"flush_interval": 3600, "buffer_size": 20, "writer": "thread"})
     path = gw.cfg.store.sqlite_path
     _, key = await tenant_and_key(gw)
     assert await gw.recorder.call_buffer.flush() and await gw.recorder.audit_buffer.flush()

@@ -160,3 +160,28 @@ async def test_a_reset_asked_for_under_another_host_mails_no_link_to_that_host(s
     assert len(box.messages) == 1
     url = next(word for word in box.body().split() if "#reset=" in word)
     assert "evil.example" not in box.body() and url.startswith(f"https://127.0.0.1:{site.gateway.proxy_port}/portal/")
+
+
+async def test_an_invitation_asked_for_under_another_host_mails_no_link_to_that_host(start_portal, smtp) -> None:
+    """Without `portal.public_url`, an invitation's link is on the proxy listener's configured
+    address too: a signed-in admin's script that names another Host (and the matching Origin, which
+    then passes the CSRF check) cannot make the gateway mail anyone a link to that host, from the
+    operator's own address. The same for inviting again."""
+    box, settings = smtp
+    post = mailer(settings)
+    site = await start_portal(mailer=post)
+    await site.tenant()
+    owner = await site.member("acme", "owner@acme.example")
+    await post.close()
+    box.messages.clear()
+    elsewhere = {"origin": "https://evil.example", "headers": {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}}
+    status, invited = await owner.api("POST", "/users", {"email": "ada@example.com", "role": "viewer"}, **elsewhere)
+    assert status == 201, invited
+    status, again = await owner.api("POST", f"/users/{invited['id']}/invitation", **elsewhere)
+    assert status == 201, again
+    await post.close()
+    own = f"https://127.0.0.1:{site.gateway.proxy_port}/portal/#invitation="
+    assert invited["invitation_url"].startswith(own) and again["invitation_url"].startswith(own)
+    assert len(box.messages) == 2
+    assert all("evil.example" not in box.body(i) for i in range(2))
+    assert invited["invitation_url"] in box.body(0) and again["invitation_url"] in box.body(1)

@@ -4,6 +4,7 @@ and tenant isolation of every endpoint."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from http.cookies import SimpleCookie
 from typing import Any
@@ -80,14 +81,44 @@ async def test_twenty_wrong_passwords_are_throttled_per_account_and_per_address(
     attacker = site.client()
     answers = [await attacker.sign_in("owner@acme.example", f"wrong password {i:04d}") for i in range(20)]
     statuses = [status for status, _ in answers]
-    refused = statuses.index(429)  # the owner's own sign-in counted too: at most 10 attempts an account
-    assert refused == 9 and set(statuses[:refused]) == {401} and set(statuses[refused:]) == {429}
+    refused = statuses.index(429)  # at most 10 failures an account (the owner's own sign-in is none)
+    assert refused == 10 and set(statuses[:refused]) == {401} and set(statuses[refused:]) == {429}
     assert answers[-1][1]["error"]["code"] == "RATE_LIMITED"
     assert int(attacker.last_headers["Retry-After"]) >= 1
     assert (await attacker.sign_in("owner@acme.example"))[0] == 429  # the right password no longer helps
-    # per address: one account after another from the same address (10 attempts counted so far)
+    # per address: one account after another from the same address (11 attempts counted so far:
+    # every attempt, the owner's successful one too, costs a hash)
     statuses = [(await attacker.sign_in(f"user{i}@acme.example", "wrong password"))[0] for i in range(45)]
-    assert statuses.index(429) == 40 and set(statuses[40:]) == {429}
+    assert statuses.index(429) == 39 and set(statuses[39:]) == {429}
+
+
+async def test_successful_sign_ins_never_lock_an_account_and_its_failures_still_do(start_portal) -> None:
+    """Only failures count against an account: its owner (or anyone with the password) signing in
+    25 times in a row is never refused, and a guesser still gets 10 wrong passwords, successes
+    between them wiping none of their count."""
+    site = await start_portal()
+    await site.tenant()
+    await site.member("acme", "owner@acme.example")
+    owner = site.client()
+    assert [(await owner.sign_in("owner@acme.example"))[0] for _ in range(25)] == [200] * 25
+    guesser = site.client()
+    statuses = [(await guesser.sign_in("owner@acme.example", f"wrong password {i:04d}"))[0] for i in range(5)]
+    statuses.append((await owner.sign_in(" Owner@ACME.example "))[0])  # the same account, however typed
+    statuses += [(await guesser.sign_in("OWNER@acme.example", f"wrong password {i:04d}"))[0] for i in range(6)]
+    assert statuses == [401] * 5 + [200] + [401] * 5 + [429], statuses
+    assert (await owner.sign_in("owner@acme.example"))[0] == 429  # locked now: the right password no longer helps
+
+
+async def test_wrong_passwords_sent_at_once_get_no_more_than_the_accounts_ten(start_portal) -> None:
+    """Each attempt takes its place before the password is checked: 16 guesses at once, each on a
+    connection of its own, still get 10 answers of 401 and 6 of 429."""
+    site = await start_portal()
+    await site.tenant()
+    await site.member("acme", "owner@acme.example")
+    guessers = [site.client() for _ in range(16)]
+    answers = await asyncio.gather(*(guesser.sign_in("owner@acme.example", f"wrong password {i:04d}")
+                                     for i, guesser in enumerate(guessers)))
+    assert sorted(status for status, _ in answers) == [401] * 10 + [429] * 6
 
 
 async def test_unknown_email_wrong_password_and_pending_invitation_work_alike(start_portal, monkeypatch) -> None:
@@ -308,3 +339,35 @@ async def test_an_admin_cannot_rotate_an_owners_key_and_get_its_secret(start_por
     assert (status, body["error"]["code"]) == (403, "INSUFFICIENT_SCOPE") and "key" not in body, body
     assert (await admin.api("POST", f"/keys/{admins['id']}/rotate"))[0] == 201
     assert (await owner.api("POST", f"/keys/{owners['id']}/rotate"))[0] == 201
+
+
+async def test_inviting_another_tenants_person_is_answered_as_for_a_new_address(start_portal) -> None:
+    """Globex's owner invites an address that signs in to Acme: the same 201, invitation and link
+    page as for an address nobody uses, so nothing tells Globex that Acme's person exists; only
+    Globex's own users are a conflict. The person, who may belong to one tenant only, is told when
+    accepting (409), and still signs in to Acme."""
+    site = await start_portal()
+    await site.tenant("acme")
+    await site.tenant("globex", "Globex")
+    person = await site.member("acme", "sam@shared.example", "viewer")
+    owner = await site.member("globex", "owner@globex.example")
+    answers = {}
+    for email in ("new@elsewhere.example", "Sam@Shared.example"):
+        status, body = await owner.api("POST", "/users", {"email": email, "role": "viewer"})
+        assert status == 201, body
+        status, page = await site.client().api("GET", f"/invitations/{token_of(body['invitation_url'])}")
+        assert status == 200, page
+        answers[email] = (body, page)
+    (new, new_page), (taken, taken_page) = answers.values()
+    ignore = {"id", "email", "name", "invitation_url", "created_at", "updated_at"}
+    assert {k: v for k, v in new.items() if k not in ignore} == {k: v for k, v in taken.items() if k not in ignore}
+    assert new_page["tenant"] == taken_page["tenant"] == {"id": "globex", "name": "Globex"}
+    assert taken_page["email"] == "sam@shared.example" and new_page.keys() == taken_page.keys()
+    status, members = await owner.api("GET", "/users")
+    assert {m["email"].lower(): m["status"] for m in members["data"]} == {
+        "owner@globex.example": "active", "new@elsewhere.example": "invited", "sam@shared.example": "invited"}
+    status, body = await owner.api("POST", "/users", {"email": "sam@shared.example", "role": "admin"})
+    assert (status, body["error"]["code"]) == (409, "CONFLICT")  # Globex's own user: Globex knows it
+    status, body = await person.accept(taken["invitation_url"])
+    assert (status, body["error"]["code"]) == (409, "CONFLICT")
+    assert (await person.sign_in("sam@shared.example"))[1]["tenant"]["id"] == "acme"

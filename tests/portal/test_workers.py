@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.portal.server import sweep_stale
+from gateway.portal.socket_dir import sweep_stale
 from tests.cli.test_run import ENV, free_port
 from tests.conftest import ADMIN_TOKEN, base_config
 from tests.portal.harness import PASSWORD, token_of

@@ -251,7 +251,7 @@ async def test_slow_upstream_is_504_within_timeout(start_gateway, upstream, http
     async with https.get(proxy_url(gw, "/slow")) as resp:
         assert resp.status == 504
         assert (await read_json(resp))["error"]["code"] == "UPSTREAM_TIMEOUT"
-    assert time.monotonic() - started < 0.5 + 1.0
+    assert time.monotonic() - started < 0.5 + 5  # at the route's timeout, not when /slow answers (30 s)
 
 
 async def test_closed_port_is_502(start_gateway, https, unused_tcp_port_factory) -> None:
@@ -296,7 +296,8 @@ async def test_client_disconnect_cancels_upstream_request(start_gateway, upstrea
 
 async def test_graceful_stop_lets_in_flight_request_finish(start_gateway, upstream, https) -> None:
     url, state = upstream
-    gw = await start_gateway(routes=[public_route(url, path="/slow", name="slow")])
+    # a grace period no loaded machine's pause reaches: the request finishes, it is not cut
+    gw = await start_gateway(routes=[public_route(url, path="/slow", name="slow")], server={"grace_period": 60})
     request = asyncio.ensure_future(https.get(proxy_url(gw, "/slow")))
     await asyncio.wait_for(state.entered.wait(), 5)
     stopping = asyncio.ensure_future(gw.stop())

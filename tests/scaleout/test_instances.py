@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +15,42 @@ import redis.asyncio as aioredis
 
 from tests.access.test_keys_e2e import call, routes, tenant_and_key
 from tests.conftest import ADMIN_TOKEN, admin_url
-from tests.services import REDIS, postgres_url, require_postgres, require_redis
+from tests.services import REDIS, postgres_url, private_redis_server, require_postgres, require_redis
 
 
-@pytest.fixture
-async def pair(start_gateway, upstream, tmp_path: Path) -> tuple[Any, Any]:
+async def start_two(start_gateway: Any, upstream: Any, tmp_path: Path, redis: str) -> tuple[Any, Any]:
     require_postgres()
-    require_redis()
     tag = uuid.uuid4().hex[:8]
     shared = dict(
         routes=routes(upstream[0]),
         store={"url": postgres_url(tmp_path), "invalidation_channel": f"gwtest:{tag}:inv"},
-        ratelimit={"backend": "redis", "redis_url": REDIS, "redis_prefix": f"gwtest:{tag}:rl:"},
+        ratelimit={"backend": "redis", "redis_url": redis, "redis_prefix": f"gwtest:{tag}:rl:"},
     )
     first = await start_gateway(**shared)
     second = await start_gateway(**shared)
     for gw in (first, second):
         await gw.invalidation.wait_subscribed()
     return first, second
+
+
+@pytest.fixture
+async def pair(start_gateway, upstream, tmp_path: Path) -> tuple[Any, Any]:
+    require_redis()
+    return await start_two(start_gateway, upstream, tmp_path, REDIS)
+
+
+@pytest.fixture
+async def private_redis(tmp_path: Path) -> AsyncIterator[str]:
+    (tmp_path / "redis").mkdir()
+    async with private_redis_server(tmp_path / "redis") as url:
+        yield url
+
+
+@pytest.fixture
+async def private_pair(private_redis, start_gateway, upstream, tmp_path: Path) -> tuple[Any, Any]:
+    """The pair on a Redis of its own (set up before the gateways, so it stops after them): a
+    CLIENT KILL on it reaches no other test, nor another run of the suite on the same machine."""
+    return await start_two(start_gateway, upstream, tmp_path, private_redis)
 
 
 async def revoke(gw: Any, key_id: str) -> dict[str, Any]:
@@ -71,13 +90,14 @@ async def test_tenant_disabled_on_one_instance_is_refused_on_the_other(pair, htt
     assert status == 403
 
 
-async def test_lost_pubsub_connection_flushes_the_cache_and_recovers(pair, https) -> None:
-    first, second = pair
+async def test_lost_pubsub_connection_flushes_the_cache_and_recovers(private_pair, https) -> None:
+    first, second = private_pair
+    redis_url = first.cfg.ratelimit.redis_url
     key, secret = await tenant_and_key(first)
     assert (await call(https, second, "/api/v1/visitors", **{"X-API-Key": secret}))[0] == 200
     assert len(second.cache) >= 1
     second.invalidation.resubscribed.clear()
-    killer = aioredis.Redis.from_url(REDIS)
+    killer = aioredis.Redis.from_url(redis_url)
     try:
         await killer.client_kill_filter(_type="pubsub")  # every subscriber: both instances reconnect
     finally:

@@ -151,3 +151,50 @@ async def test_a_change_names_its_kind_and_drops_what_that_kind_names() -> None:
         assert {name for name in ("a", "b") if c.peek(name)[0]} == left
     with pytest.raises(ValueError):
         c.invalidate("plan", "pro")  # a kind nobody handles is an error, not a silent no-op
+
+
+@dataclass(frozen=True)
+class Decoy(Who):
+    canary: bool = True
+
+
+async def test_a_canary_is_kept_as_an_unknown_key_is_ttl_and_bound_alike() -> None:
+    """A canary must pass for an unknown key: cached for the valid keys' longer TTL, it was
+    answered from the cache while an unknown key asked as late went to the store again, a
+    difference in time a client could measure. Both now expire and are pushed out alike."""
+    clock = Clock()
+    c: IdentityCache[Who] = IdentityCache(ttl=5, size=100, negative_ttl=2, negative_size=3, clock=clock,
+                                          looks_unknown=lambda who: isinstance(who, Decoy))
+    loads: dict[str, int] = {"canary": 0, "unknown": 0}
+
+    async def canary() -> Who:
+        loads["canary"] += 1
+        return Decoy("key_c", "acme")
+
+    async def unknown() -> None:
+        loads["unknown"] += 1
+
+    for _ in range(3):
+        assert await c.get("canary", canary) == Decoy("key_c", "acme")  # still its identity, for the alarm
+        assert await c.get("unknown", unknown) is None
+    assert loads == {"canary": 1, "unknown": 1}
+    clock.now += 2.5  # past the negative TTL, within the valid keys'
+    await c.get("canary", canary)
+    await c.get("unknown", unknown)
+    assert loads == {"canary": 2, "unknown": 2}
+    for i in range(3):  # a flood of unknown keys pushes both out of the negative cache's bound
+        await c.get(f"flood{i}", unknown)
+    assert c.peek("canary") == (False, None) and c.peek("unknown") == (False, None)
+    assert len(c) == 0  # never among the valid keys
+
+
+async def test_a_cached_canary_is_dropped_by_a_change_to_its_key() -> None:
+    c: IdentityCache[Who] = IdentityCache(ttl=5, size=100, negative_ttl=2, negative_size=100, clock=Clock(),
+                                          looks_unknown=lambda who: isinstance(who, Decoy))
+
+    async def canary() -> Who:
+        return Decoy("key_c", "acme")
+
+    await c.get("canary", canary)
+    assert c.invalidate_key("key_c") == 1
+    assert c.peek("canary") == (False, None)

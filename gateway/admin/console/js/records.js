@@ -13,7 +13,21 @@ const AUDIT = [
   { label: "Action", cell: text("action") }, { label: "Type", cell: text("target_type") },
   { label: "Target", cell: cut("target_id") }, { label: "Tenant", tenant: true, cell: cut("tenant_id") },
   { label: "Key name", cell: cut("key_name") }, { label: "Source", cell: text("source_ip") },
+  { label: "Details", cls: "cell-details", cell: (e) => details(e.details) },
 ];
+
+// What else an entry names (a canary key's user agent, method and path; a rotated webhook secret's
+// grace period): name and value pairs, as text whatever they hold (h() never parses markup), each
+// value cut to one line with the whole of it in its tooltip.
+function details(pairs) {
+  if (!pairs || typeof pairs !== "object") return "";
+  const entries = Object.entries(pairs);
+  if (!entries.length) return "";
+  return h("dl", { class: "details" }, entries.map(([name, value]) => {
+    const shown = typeof value === "string" ? value : JSON.stringify(value);
+    return h("div", { "data-detail": name }, h("dt", {}, name), h("dd", {}, truncated(shown)));
+  }));
+}
 const CALLS = [
   when, { label: "Method", cell: text("method") }, { label: "Path", cell: cut("path") },
   { label: "Status", cell: text("status") }, { label: "Route", cell: text("route") }, { label: "Key", cell: cut("key_name") },

@@ -1,7 +1,8 @@
-// Registering a webhook (URL, events, tenant, description), its signing secret shown once, and
-// deleting one with a confirmation. The API's 422 details are shown beside the fields they name.
+// Registering a webhook (URL, events, tenant, description), its signing secret shown once (and
+// again a new one at each rotation), and deleting one with a confirmation. The API's 422 details are shown beside the fields they name.
 import { ApiError, segment } from "./api.js";
 import { busy, button, closeDialog, dialogError, field, h, openDialog } from "./dom.js";
+import { date } from "./format.js";
 
 // The contract's event types, in its order; "*" is every one of them, now and later.
 export const EVENT_TYPES = ["key.created", "key.rotated", "key.revoked", "key.expiring", "key.expired", "key.exposed",
@@ -59,7 +60,36 @@ function placeErrors(err) {
   document.querySelector("#dialog .field-error:not(:empty)")?.closest(".field, fieldset")?.querySelector("input, select")?.focus();
 }
 
-function showSigningSecret(ctx, hook) {
+// Rotating the signing secret: the old one keeps signing beside the new one for the grace period
+// chosen (both signatures on every delivery), so the receiver can switch without missing one.
+const GRACE = [["86400", "24 hours"], ["3600", "1 hour"], ["604800", "7 days"], ["0", "No: stop it now (it leaked)"]];
+
+export function rotateSecretDialog(ctx, hook) {
+  const grace = h("select", { id: "hook-grace" }, GRACE.map(([value, label]) => h("option", { value }, label)));
+  const go = h("button", { type: "submit", class: "primary", id: "confirm-rotate-secret" }, "Rotate");
+  openDialog({
+    title: "Rotate the signing secret?",
+    body: [
+      h("p", { class: "wrap-anywhere" }, `A new secret signs every delivery to ${hook.url} from now on.`),
+      field("hook-grace", "Old secret keeps signing for", grace,
+        "Deliveries carry both signatures meanwhile: the receiver verifies with either secret while you switch it."),
+    ],
+    actions: [button("Cancel", () => closeDialog()), go],
+    onSubmit: () => busy(go, async () => {
+      const rotated = await ctx.client.post(`/webhooks/${segment(hook.id)}/rotate-secret`,
+        { expires_in: Number(grace.value) });
+      showSigningSecret(ctx, rotated, {
+        title: "Signing secret rotated",
+        notice: rotated.previous_secret_expires_at
+          ? `Copy the new signing secret now: it is not shown again. The old one signs too until ${date(rotated.previous_secret_expires_at)}.`
+          : "Copy the new signing secret now: it is not shown again. The old one signs nothing any more.",
+      });
+    }),
+  });
+}
+
+function showSigningSecret(ctx, hook, { title = "Webhook registered",
+  notice = "Copy this signing secret now: your receiver needs it to verify deliveries, and it is not shown again." } = {}) {
   const secret = h("code", { id: "hook-secret" }, hook.secret);
   const copied = h("p", { class: "hint", role: "status" });
   const copy = button("Copy", async () => {
@@ -71,9 +101,9 @@ function showSigningSecret(ctx, hook) {
     }
   }, { id: "copy-hook-secret", "aria-label": "Copy the signing secret" });
   openDialog({
-    title: "Webhook registered",
+    title,
     body: [
-      h("p", { class: "notice" }, "Copy this signing secret now: your receiver needs it to verify deliveries, and it is not shown again."),
+      h("p", { class: "notice" }, notice),
       h("p", { class: "wrap-anywhere" }, hook.url),
       h("div", { class: "secret" }, secret, copy), copied,
     ],

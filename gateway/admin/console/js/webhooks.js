@@ -1,17 +1,19 @@
-// The webhooks view: the endpoints (with test, enable/disable and delete where the mode allows),
-// and one endpoint's delivery log, newest first, with a retry for each delivery.
+// The webhooks view: the endpoints (with test, enable/disable, secret rotation and delete where the
+// mode allows), and one endpoint's delivery log, newest first, with a retry for each delivery.
 import { segment } from "./api.js";
 import { button, h, heading, truncated } from "./dom.js";
 import { date, relative } from "./format.js";
 import { href } from "./router.js";
 import { dataTable } from "./table.js";
-import { confirmDelete, createWebhookDialog } from "./webhook-dialogs.js";
+import { confirmDelete, createWebhookDialog, rotateSecretDialog } from "./webhook-dialogs.js";
 
 const PAGE = 50;
 
 function state(hook) {
-  if (!hook.disabled) return hook.failing_since ? `active · failing since ${date(hook.failing_since)}` : "active";
-  return hook.disabled_reason === "failing" ? "disabled: it kept failing" : "disabled";
+  const old = hook.previous_secret_expires_at && new Date(hook.previous_secret_expires_at) > new Date()
+    ? ` · old secret signs until ${date(hook.previous_secret_expires_at)}` : "";
+  if (!hook.disabled) return (hook.failing_since ? `active · failing since ${date(hook.failing_since)}` : "active") + old;
+  return (hook.disabled_reason === "failing" ? "disabled: it kept failing" : "disabled") + old;
 }
 
 function endpointColumns(ctx, status) {
@@ -49,6 +51,7 @@ function actions(ctx, hook, status) {
       await ctx.refresh();
       return "";
     }), { "aria-label": `${hook.disabled ? "Enable" : "Disable"} ${hook.url}` }),
+    button("Rotate secret", () => rotateSecretDialog(ctx, hook), { "aria-label": `Rotate the signing secret of ${hook.url}` }),
     button("Delete", () => confirmDelete(ctx, hook, () => ctx.navigate({})), { class: "danger", "aria-label": `Delete ${hook.url}` }));
 }
 
