@@ -4,7 +4,9 @@ The service layer (key store, recorder, accounts, invalidation) comes from `serv
 same for the CLI; what only a serving process adds (last-used times, tokens, the access guard,
 the upstream pool, the proxy pipeline, the admin application) is built here, once, by `start`.
 Resources open in dependency order on an `AsyncExitStack` and close in reverse, after the
-listeners have drained: buffers flush into the store before the store closes.
+listeners have drained: buffers flush into the store before the store closes. What the parts read
+of the config is `serving_settings.py`, the guard and the gateway's own endpoints are built by
+`access_wiring.py`, and the periodic loops are `upkeep.py`.
 """
 
 from __future__ import annotations
@@ -25,31 +27,26 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import __version__
-from gateway.access.assertion import IdentityAssertions
-from gateway.access.endpoints import TokenEndpoints
 from gateway.access.failures import AuthFailureThrottle
 from gateway.access.guard import AccessGuard
-from gateway.access.secret_scanning import SecretScanningReceiver
-from gateway.access.self_api import SelfEndpoints
+from gateway.access_wiring import access_guard, own_endpoints
 from gateway.accounts.canary import CanaryAlarm
 from gateway.accounts.exposure import LeakWatch
 from gateway.accounts.passwords import Passwords
 from gateway.accounts.people import Mail, People
-from gateway.accounts.service import Accounts, Actor
+from gateway.accounts.service import Accounts
 from gateway.admin import listener as admin_listener
 from gateway.admin.application import admin_application
 from gateway.admin.auth import check_admin_token
 from gateway.admin.health import ReadinessCheck
-from gateway.config import Config, ServerConfig
+from gateway.config import Config
 from gateway.config_watch import ConfigWatcher
-from gateway.credentials.scanner_signatures import ScannerKeys
 from gateway.credentials.tokens import TokenService, load_signing_keys
 from gateway.events.runtime import WebhookDelivery
-from gateway.exchange import Endpoint, Identity
-from gateway.http.connection import Limits
+from gateway.exchange import Identity
 from gateway.http.server import HttpServer
 from gateway.http.upstream import UpstreamPool
-from gateway.keystore.base import KeyStore, StoreError
+from gateway.keystore.base import KeyStore
 from gateway.keystore.cache import IdentityCache
 from gateway.keystore.invalidation import InvalidationBus
 from gateway.keystore.lastused import LastUsedRecorder
@@ -71,20 +68,11 @@ from gateway.readiness import readiness_checks
 from gateway.reload import Reloader
 from gateway.routing import RouteTable
 from gateway.services import Services, open_services
+from gateway.serving_settings import engine_limits, plan_limits, portal_keys_page, tls_context
 from gateway.tasks import cancel_and_wait
-from gateway.tls import ensure_self_signed, server_context
+from gateway.upkeep import note_expiries, push_stats
 
 log = logging.getLogger("gateway")
-EXPIRY_CHECK_PERIOD = 30.0  # seconds between looks for keys that expired (the audit's key.expired)
-
-
-def tls_context(cfg: Config) -> ssl.SSLContext:
-    tls = cfg.server.tls
-    if tls.self_signed:
-        cert, key = ensure_self_signed(cfg.data_dir)
-        return server_context(cert, key)
-    assert tls.cert_file and tls.key_file  # guaranteed by config validation
-    return server_context(tls.cert_file, tls.key_file)
 
 
 def supervisor_reload() -> Callable[[], None] | None:
@@ -99,33 +87,6 @@ def supervisor_reload() -> Callable[[], None] | None:
         if os.getppid() == pid:
             os.kill(pid, signal.SIGHUP)
     return signal_supervisor
-
-
-def engine_limits(server: ServerConfig) -> Limits:
-    """The HTTP engine's limits for the proxy listener, from the `server` section."""
-    return Limits(
-        header_timeout=server.header_timeout,
-        keepalive_timeout=server.keepalive_timeout,
-        linger_timeout=server.body_timeout,
-        send_timeout=server.send_timeout,
-        max_line_bytes=server.max_line_bytes,
-        max_field_bytes=server.max_header_bytes,
-        max_header_total_bytes=server.max_header_total_bytes,
-    )
-
-
-def plan_limits(cfg: Config) -> dict[str, int]:
-    return {name: plan.requests_per_minute for name, plan in cfg.plans.items()}
-
-
-def portal_keys_page(cfg: Config) -> str | None:
-    """The portal's page of one key, less its id: the `Link` of a `Sunset` answer (contract
-    section 10); None unless the portal is on with a `public_url` (the base of its links, as
-    for invitations)."""
-    portal = cfg.portal
-    if not portal.enabled or not portal.public_url:
-        return None
-    return f"{portal.public_url.rstrip('/')}{portal.path.rstrip('/')}/#/keys?key="
 
 
 class Gateway:
@@ -257,7 +218,7 @@ class Gateway:
                                                 registry=self.registry, clock=self.clock)
         await self.webhook_delivery.start()
         stack.push_async_callback(self.webhook_delivery.stop)  # before the store closes
-        expiries = asyncio.get_running_loop().create_task(self._note_expiries(self.accounts, webhooks.expiring_days))
+        expiries = asyncio.get_running_loop().create_task(note_expiries(self.accounts, webhooks.expiring_days))
         stack.push_async_callback(cancel_and_wait, expiries)  # before the store and recorder close
         self.usage = UsageMonitor(self.recorder.store, cfg.usage, on_anomaly=self._report_anomaly,
                                   clock=self.clock)
@@ -294,39 +255,17 @@ class Gateway:
             keepalive=cfg.server.upstream_keepalive, connect_timeout=cfg.server.upstream_connect_timeout
         )
         stack.push_async_callback(self.upstream_pool.close)
-        self.guard = AccessGuard(
-            store=self.store,
-            cache=self.cache,
-            limiter=limiter if cfg.ratelimit.enabled else None,
-            last_used=self.last_used,
-            plan_limits=plan_limits(cfg),
-            key_prefix=cfg.keys.prefix,
-            ietf_headers=cfg.ratelimit.ietf_headers,
-            clock=self.clock,
-            verify_token=self.tokens.verify,
-            assertions=IdentityAssertions(self.tokens, ttl=cfg.tokens.identity_ttl, clock=self.clock),
-            expiring_soon_days=cfg.keys.expiring_soon_days,
-            keys_page=portal_keys_page(cfg),
-            on_canary=self.canary_alarm.used,
-        )
+        self.guard = access_guard(cfg, store=self.store, cache=self.cache, limiter=limiter, last_used=self.last_used,
+                                  tokens=self.tokens, clock=self.clock, on_canary=self.canary_alarm.used)
         self.access_log = AccessLog()
         stack.callback(self.access_log.flush)  # the last lines, after the listeners have drained
         rl = cfg.ratelimit
         self.auth_failures = (
             AuthFailureThrottle(rl.failed_auth_per_minute, rl.failed_auth_delay) if rl.failed_auth_per_minute else None)
-        token_endpoints = TokenEndpoints(self.guard, self.tokens, ttl=cfg.tokens.ttl,
-                                         body_timeout=cfg.server.body_timeout)
         forwarder = Forwarder(
             self.upstream_pool, max_body_bytes=cfg.server.max_body_bytes, body_timeout=cfg.server.body_timeout)
         transport = TransportPolicy(cfg.server.trusted_proxies)
-        endpoints: dict[str, Endpoint] = {
-            cfg.tokens.path: token_endpoints.exchange, "/.well-known/jwks.json": token_endpoints.jwks}
-        if cfg.secret_scanning.enabled:
-            endpoints[cfg.secret_scanning.path] = self._secret_scanning_receiver()
-        if cfg.self_api.enabled:
-            own = SelfEndpoints(self.guard, gateway_version=__version__, api_version=cfg.self_api.api_version)
-            endpoints[cfg.self_api.path + "/version"] = own.version
-            endpoints[cfg.self_api.path + "/me"] = own.me
+        endpoints = own_endpoints(cfg, self.guard, self.tokens, self.accounts, self.store)
         leaks = LeakWatch(self.accounts, cfg.keys.prefix, self.canary_alarm)
         observer = RequestObserver(self.metrics if cfg.metrics.enabled else None, self.recorder, cfg.logging,
                                    self.access_log, clock=self.clock)
@@ -342,7 +281,7 @@ class Gateway:
             stats.ServiceFigures(self.cache, self.recorder, self.auth_failures, self.last_used,
                                  limiter if cfg.ratelimit.enabled else None), self.registry)
         if self._pusher is not None:
-            push_task = asyncio.get_running_loop().create_task(self._push_stats())
+            push_task = asyncio.get_running_loop().create_task(push_stats(self._push_metrics))
             stack.callback(push_task.cancel)
         self._readiness = readiness_checks(store=self.store, limiter=limiter, recorder=self.recorder,
                                            last_used=self.last_used, admit_when_down=rl.on_backend_error == "allow")
@@ -353,17 +292,6 @@ class Gateway:
             self._handlers.append(pipeline(plain=True))
             await self._serve_proxy(self._handlers[1], sockets[1], None)
         await self._serve_admin(self.admin_app(), admin_sock)
-
-    def _secret_scanning_receiver(self) -> SecretScanningReceiver:
-        cfg, accounts = self.cfg, self.accounts
-
-        def expose(key_id: str, url: str | None, reporter: str) -> Any:
-            return accounts.mark_exposed(key_id, "secret_scanning", url=url, actor=Actor("system", reporter))
-
-        scanning = cfg.secret_scanning
-        keys = ScannerKeys((key.key_identifier, key.key) for key in scanning.public_keys)
-        return SecretScanningReceiver(keys, self.store, expose, key_prefix=cfg.keys.prefix,
-                                      max_body=scanning.max_body, body_timeout=cfg.server.body_timeout)
 
     async def _serve_portal(self) -> Mount | None:
         """The tenant portal on its private socket, closed after the proxy listeners have drained
@@ -415,32 +343,10 @@ class Gateway:
         self.accounts.cfg = cfg
         self.cache.clear()  # cached identities carry the old plan limits
 
-    @staticmethod
-    async def _note_expiries(accounts: Accounts, expiring_days: tuple[int, ...]) -> None:
-        """The audit trail's `key.expired` (and its event) within a period of a key's validity
-        running out, and the `key.expiring` events at each of `webhooks.expiring_days`."""
-        while True:
-            try:
-                await accounts.note_expired()
-                await accounts.note_expiring(expiring_days)
-            except StoreError as exc:
-                log.warning("could not look for expired keys", extra={"error": str(exc)})
-            except Exception:  # a periodic look must not die, nor fail the shutdown that cancels it
-                log.exception("looking for expired keys failed")
-            await asyncio.sleep(EXPIRY_CHECK_PERIOD)  # a period, not synchronisation
-
     async def _report_anomaly(self, anomaly: Anomaly) -> None:
         """A key's unusual usage, seen first by this instance: the `key.anomaly` webhook event and
         audit entry."""
         await self.accounts.note_anomaly(anomaly.key_id, anomaly.json())
-
-    async def _push_stats(self) -> None:
-        while True:
-            try:
-                self._push_metrics()
-            except Exception:  # a failed push must not end the pushing: the next one adds the rest
-                log.exception("pushing metrics to the workers' shared files failed")
-            await asyncio.sleep(1.0)  # a period, not synchronisation: scrapes see figures <= 1 s old
 
     def _push_metrics(self) -> None:
         """Several workers: this one's figures into the shared files (each second, before a

@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from gateway.accounts.service import CLI, Accounts, plain
-from gateway.accounts.views import tenant_view
+from gateway.accounts.actors import CLI
+from gateway.accounts.service import Accounts
+from gateway.accounts.views import plain, tenant_view
 from gateway.cli_keys import add_parser as add_keys_parser
 from gateway.cli_output import (
     Column,
@@ -188,6 +189,10 @@ async def invitations_create(services: Services, args: argparse.Namespace) -> No
     report(args, {**plain(user), "status": "invited", "invitation_url": url},
            f"invited {user.email} as {user.role} of tenant {user.tenant_id} (user {user.id})\n"
            f"invitation URL (shown once, single use, valid 72 hours):\n{url}")
+    if not services.accounts.cfg.portal.enabled:
+        # The link is good, but nothing serves it yet: say so rather than let it 404 in a browser.
+        print("gateway: note: the portal is off in this config (portal.enabled: false): the link "
+              "works once it is on and the gateway restarted (README: Tenant portal)", file=sys.stderr)
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:

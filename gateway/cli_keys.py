@@ -11,7 +11,10 @@ import argparse
 import sys
 from typing import Any
 
-from gateway.accounts.service import CLI, Accounts, iso, key_view
+from gateway.accounts.actors import CLI
+from gateway.accounts.events import iso
+from gateway.accounts.service import Accounts
+from gateway.accounts.views import key_view
 from gateway.admin.key_marks import mark
 from gateway.cli_output import (
     Column,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.accounts.service import Actor
+from gateway.accounts.actors import Actor
 from gateway.app import Gateway
 from gateway.config import Config, parse_config
 from gateway.listeners import bind

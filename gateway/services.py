@@ -17,7 +17,8 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
-from gateway.accounts.service import Accounts, TenantDefaults
+from gateway.accounts.base import TenantDefaults
+from gateway.accounts.service import Accounts
 from gateway.config import Config
 from gateway.events.service import Webhooks
 from gateway.keystore.base import KeyStore

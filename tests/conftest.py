@@ -263,7 +263,7 @@ def no_secret_is_ever_logged() -> Any:
     import logging
     import secrets as secrets_module
 
-    from gateway.accounts import service
+    from gateway.accounts import keys as accounts_keys
     from gateway.accounts.passwords import Passwords
     from gateway.credentials.tokens import TokenService
     from gateway.events import service as webhook_service
@@ -281,7 +281,7 @@ def no_secret_is_ever_logged() -> Any:
             except Exception:  # a record that cannot be rendered is still scanned as text
                 lines.append(repr(record.__dict__))
 
-    original_generate, original_mint, original_render = service.generate_key, TokenService.mint, AccessLog.render
+    original_generate, original_mint, original_render = accounts_keys.generate_key, TokenService.mint, AccessLog.render
     original_hash, original_verify, original_token = Passwords.hash, Passwords.verify, secrets_module.token_urlsafe
 
     async def hash_password(self: Passwords, password: str) -> str:
@@ -326,13 +326,13 @@ def no_secret_is_ever_logged() -> Any:
     handler, level = Keep(logging.DEBUG), root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
-    service.generate_key, TokenService.mint, AccessLog.render = generate_key, mint, render  # type: ignore[method-assign]
+    accounts_keys.generate_key, TokenService.mint, AccessLog.render = generate_key, mint, render  # type: ignore[method-assign]
     Passwords.hash, Passwords.verify = hash_password, verify_password  # type: ignore[method-assign]
     secrets_module.token_urlsafe = token_urlsafe
     webhook_service.new_secret = new_webhook_secret
     quiet_libraries()  # as `gateway run` sets them
     yield
-    service.generate_key, TokenService.mint, AccessLog.render = original_generate, original_mint, original_render  # type: ignore[method-assign]
+    accounts_keys.generate_key, TokenService.mint, AccessLog.render = original_generate, original_mint, original_render  # type: ignore[method-assign]
     Passwords.hash, Passwords.verify = original_hash, original_verify  # type: ignore[method-assign]
     secrets_module.token_urlsafe = original_token
     webhook_service.new_secret = original_webhook_secret

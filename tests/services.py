@@ -82,7 +82,7 @@ def postgres_url(tmp_path: Path) -> str:
 async def drop_schema(url: str) -> None:
     import asyncpg
 
-    from gateway.keystore.postgres import connect_args
+    from gateway.keystore.database_postgres import connect_args
 
     dsn, schema = connect_args(url)
     conn = await asyncpg.connect(dsn)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from aiohttp.test_utils import make_mocked_request  # noqa: E402
 
-from gateway.accounts.service import Actor  # noqa: E402
+from gateway.accounts.actors import Actor  # noqa: E402
 from gateway.app import Gateway  # noqa: E402
 from gateway.config import parse_config  # noqa: E402
 from gateway.credentials.parse import Credential, extract  # noqa: E402

@@ -26,8 +26,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from gateway.keystore.base import KeyStore  # noqa: E402
-from gateway.keystore.postgres import PostgresKeyStore, connect_args  # noqa: E402
-from gateway.keystore.sqlite import SQLiteKeyStore, ts  # noqa: E402
+from gateway.keystore.database_postgres import connect_args  # noqa: E402
+from gateway.keystore.postgres import PostgresKeyStore  # noqa: E402
+from gateway.keystore.sqlite import SQLiteKeyStore  # noqa: E402
+from gateway.keystore.sqlite_times import ts  # noqa: E402
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 
+from gateway.accounts.actors import SYSTEM, Actor
 from gateway.accounts.canary import CanaryAlarm
-from gateway.accounts.service import SYSTEM, Accounts, Actor
+from gateway.accounts.service import Accounts
 from gateway.credentials.leaks import keys_in_headers, keys_in_query
 from gateway.errors import GatewayError
 from gateway.exchange import RequestScope

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.accounts import rules
+from gateway.accounts.actors import Actor
 from gateway.accounts.events import user_event
 from gateway.accounts.passwords import MAX_LENGTH, Passwords, check_password
-from gateway.accounts.service import Accounts, Actor
+from gateway.accounts.service import Accounts
 from gateway.credentials.keyformat import new_id
 from gateway.errors import Conflict, InsufficientScope, NotFound
 from gateway.keystore.base import DuplicateError, KeyStore

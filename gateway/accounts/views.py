@@ -1,15 +1,16 @@
-"""The admin API's JSON for tenants and lists, shared with the CLI's `--json` so both answer alike.
-
-(A key's JSON is `service.key_view`, a user's `service.plain`.)
-"""
+"""The contract's JSON for tenants, users, keys and lists, shared by the admin API, the portal and
+the CLI's `--json`, so all answer alike."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from collections.abc import Mapping
 from typing import Any
 
-from gateway.accounts.service import Accounts, plain
-from gateway.keystore.models import Tenant
+from gateway.accounts.events import iso
+from gateway.accounts.service import Accounts
+from gateway.keystore.models import ApiKey, Tenant
 
 
 def listing(data: list[Any], total: int, page: int, per_page: int) -> dict[str, Any]:
@@ -39,3 +40,44 @@ async def tenant_view(accounts: Accounts, tenant: Tenant, *, users: bool = False
     if users:
         view["users"] = [plain(u) for u in await accounts.store.list_users(tenant.id)]
     return view
+
+
+def key_view(key: ApiKey, now: dt.datetime, expiring_soon_days: int) -> dict[str, Any]:
+    """The contract's JSON for a key: never the secret or its hash."""
+    expires_in = None
+    soon = False
+    if key.expires_at is not None:
+        days = (key.expires_at - now).total_seconds() / 86400
+        expires_in = math.ceil(days) if days >= 0 else math.floor(days)
+        soon = expires_in <= expiring_soon_days
+    return {
+        "id": key.id,
+        "name": key.name,
+        "tenant_id": key.tenant_id,
+        "user_id": key.user_id,
+        "masked": key.display_prefix + "•" * 8,
+        "last4": key.last4,
+        "scope": key.scope,
+        "permissions": [{"methods": list(p.methods), "path": p.path} for p in key.permissions],
+        "resources": {k: list(v) for k, v in key.resources.items()},
+        "environment": key.environment,
+        "rate_limit_per_minute": key.rate_limit_per_minute,
+        "created_at": iso(key.created_at),
+        "last_used_at": iso(key.last_used_at),
+        "expires_at": iso(key.expires_at),
+        "expires_in_days": expires_in,
+        "expiring_soon": soon,
+        "status": key.status(now),
+        "revoked_at": iso(key.revoked_at),
+        "replaced_by": key.replaced_by,
+        "exposed_at": iso(key.exposed_at),
+        "exposure": dict(key.exposure) if key.exposure is not None else None,
+        "canary": key.canary,
+    }
+
+
+def plain(obj: Any) -> Mapping[str, Any]:
+    """A tenant or user as JSON-ready fields."""
+    fields = {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+    return {k: iso(v) if isinstance(v, dt.datetime) else v for k, v in fields.items()}
+

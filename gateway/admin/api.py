@@ -12,9 +12,10 @@ from typing import Any
 from aiohttp import web
 
 from gateway import __version__
+from gateway.accounts.actors import Actor
 from gateway.accounts.people import People
-from gateway.accounts.service import Accounts, Actor, key_view, plain
-from gateway.accounts.views import listing, tenant_view, whole_listing
+from gateway.accounts.service import Accounts
+from gateway.accounts.views import key_view, listing, plain, tenant_view, whole_listing
 from gateway.admin.key_marks import mark, marks_of
 from gateway.admin.queries import KeyList, Revoke, TenantList, read_query
 from gateway.config import ConfigError

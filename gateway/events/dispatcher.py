@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from gateway.accounts.service import SYSTEM, AuditSink
+from gateway.accounts.actors import SYSTEM, AuditSink
 from gateway.config import WebhooksConfig
 from gateway.events.metrics import WebhookMetrics
 from gateway.events.sender import Outcome

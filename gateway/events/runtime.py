@@ -11,7 +11,7 @@ from collections.abc import Callable
 from aiohttp.abc import AbstractResolver
 from prometheus_client import CollectorRegistry
 
-from gateway.accounts.service import AuditSink
+from gateway.accounts.actors import AuditSink
 from gateway.config import WebhooksConfig
 from gateway.events.dispatcher import Dispatcher
 from gateway.events.metrics import WebhookMetrics

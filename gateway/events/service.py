@@ -17,9 +17,9 @@ from typing import Any
 from aiohttp.abc import AbstractResolver
 
 from gateway.accounts import rules
+from gateway.accounts.actors import Actor, AuditSink
 from gateway.accounts.events import iso, webhook_test_event
 from gateway.accounts.requests import parse
-from gateway.accounts.service import Actor, AuditSink
 from gateway.config import WebhooksConfig
 from gateway.credentials.keyformat import new_id
 from gateway.errors import Conflict, NotFound, ValidationError

@@ -15,10 +15,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.keystore.outbox import ENDPOINT_CHANGES, Claim, Delivery, Endpoint, NewEvent
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.astimezone(dt.UTC) if value is not None else None
+from gateway.keystore.postgres_times import utc
 
 
 def _match(event: NewEvent, first: int) -> tuple[str, tuple[Any, ...]]:
@@ -62,16 +59,16 @@ _FAIL_PENDING = ("UPDATE webhook_deliveries SET status = 'failed', next_attempt_
 def endpoint_row(r: Any) -> Endpoint:
     return Endpoint(
         id=r[0], url=r[1], tenant_id=r[2], description=r[3], secret=r[4], disabled=r[5], disabled_reason=r[6],
-        failing_since=_utc(r[7]), created_at=_utc(r[8]), updated_at=_utc(r[9]), events=tuple(r[10]),  # type: ignore[arg-type]
-        previous_secret=r[11], previous_secret_expires_at=_utc(r[12]),
+        failing_since=utc(r[7]), created_at=utc(r[8]), updated_at=utc(r[9]), events=tuple(r[10]),  # type: ignore[arg-type]
+        previous_secret=r[11], previous_secret_expires_at=utc(r[12]),
     )
 
 
 def delivery_row(r: Any) -> Delivery:
     return Delivery(
         id=r[0], event_id=r[1], event_type=r[2], endpoint_id=r[3], tenant_id=r[4], status=r[5], attempts=r[6],
-        response_status=r[7], error=r[8], last_attempt_at=_utc(r[9]), next_attempt_at=_utc(r[10]),
-        created_at=_utc(r[11]), delivered_at=_utc(r[12]),  # type: ignore[arg-type]
+        response_status=r[7], error=r[8], last_attempt_at=utc(r[9]), next_attempt_at=utc(r[10]),
+        created_at=utc(r[11]), delivered_at=utc(r[12]),  # type: ignore[arg-type]
     )
 
 
@@ -202,9 +199,9 @@ class PostgresWebhooks:
             "e.previous_secret, e.previous_secret_expires_at, e.tenant_id",
             now, lease_until, token, limit, sorted(skip_tenants))
         rows.sort(key=lambda r: (r[9], r[0]))
-        return [Claim(delivery_id=r[0], token=token, attempt=r[1], retry_from=_utc(r[2]),  # type: ignore[arg-type]
+        return [Claim(delivery_id=r[0], token=token, attempt=r[1], retry_from=utc(r[2]),  # type: ignore[arg-type]
                       event_id=r[3], event_type=r[4], body=r[5].encode(), endpoint_id=r[6], url=r[7], secret=r[8],
-                      previous_secret=r[10], previous_secret_expires_at=_utc(r[11]), tenant_id=r[12])
+                      previous_secret=r[10], previous_secret_expires_at=utc(r[11]), tenant_id=r[12])
                 for r in rows]
 
     async def finish_delivery(self, claim: Claim, *, at: dt.datetime, status: str, response_status: int | None,
@@ -231,11 +228,11 @@ class PostgresWebhooks:
         row = await self._one("SELECT MIN(GREATEST(d.next_attempt_at, d.lease_until)) FROM webhook_deliveries d "
                               "JOIN webhook_endpoints e ON e.id = d.endpoint_id "
                               "WHERE d.status = 'pending' AND NOT e.disabled")
-        return _utc(row[0]) if row else None
+        return utc(row[0]) if row else None
 
     async def backlog(self) -> tuple[int, dt.datetime | None]:
         row = await self._one("SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE status = 'pending'")
-        return int(row[0]), _utc(row[1])
+        return int(row[0]), utc(row[1])
 
     async def disable_failing_endpoints(self, failing_since: dt.datetime, at: dt.datetime) -> list[Endpoint]:
         if not await self._one("SELECT 1 FROM webhook_endpoints WHERE NOT disabled AND failing_since <= $1 LIMIT 1",

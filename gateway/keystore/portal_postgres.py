@@ -14,16 +14,13 @@ from gateway.keystore import rows
 from gateway.keystore.base import DuplicateError
 from gateway.keystore.models import Login, PortalSession, PortalToken, SessionView, User
 from gateway.keystore.outbox import NewEvent
+from gateway.keystore.postgres_times import utc
 
 # $1 token hash, $2 purpose, $3 now
 _VALID_TOKEN = ("token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 AND user_id IN "
                 "(SELECT u.id FROM users u JOIN tenants t ON t.id = u.tenant_id "
                 "WHERE NOT u.disabled AND NOT t.disabled)")
 _TOKEN_USER = "(SELECT user_id FROM portal_tokens WHERE token_hash = $1)"
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.astimezone(dt.UTC) if value is not None else None
 
 
 class PostgresPortalQueries:
@@ -62,22 +59,22 @@ class PostgresPortalQueries:
 
     async def login_by_email(self, email: str) -> Login | None:
         row = await self._one(rows.LOGIN_SELECT + "l.email = $1" + rows.SIGNS_IN_FIRST, email)
-        return rows.login_row(row, _utc) if row else None
+        return rows.login_row(row, utc) if row else None
 
     async def login_of(self, user_id: str) -> Login | None:
         row = await self._one(rows.LOGIN_SELECT + "l.user_id = $1", user_id)
-        return rows.login_row(row, _utc) if row else None
+        return rows.login_row(row, utc) if row else None
 
     async def logins_of_tenant(self, tenant_id: str) -> list[Login]:
         found = await self._fetch(rows.LOGIN_SELECT + "u.tenant_id = $1 ORDER BY u.created_at, u.id", tenant_id)
-        return [rows.login_row(r, _utc) for r in found]
+        return [rows.login_row(r, utc) for r in found]
 
     async def token_login(self, token_hash: str, purpose: str, now: dt.datetime) -> Login | None:
         """Whose link this is, while it can still be used."""
         row = await self._one(
             rows.LOGIN_SELECT + f"l.user_id IN (SELECT user_id FROM portal_tokens WHERE {_VALID_TOKEN})",
             token_hash, purpose, now)
-        return rows.login_row(row, _utc) if row else None
+        return rows.login_row(row, utc) if row else None
 
     async def redeem_token(self, token_hash: str, purpose: str, now: dt.datetime, password_hash: str,
                            name: str | None = None, *, events: Sequence[NewEvent] = ()) -> User | None:
@@ -121,7 +118,7 @@ class PostgresPortalQueries:
 
     async def get_session(self, id_hash: str) -> SessionView | None:
         row = await self._one(rows.SESSION_SELECT + "$1", id_hash)
-        return rows.session_row(row, _utc) if row else None
+        return rows.session_row(row, utc) if row else None
 
     async def touch_session(self, id_hash: str, at: dt.datetime) -> None:
         await self._write([("UPDATE portal_sessions SET seen_at = $2 WHERE id_hash = $1 AND seen_at < $2",

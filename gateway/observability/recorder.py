@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from gateway.accounts.service import Actor
+from gateway.accounts.actors import Actor
 from gateway.config import CallLogConfig
 from gateway.observability.buffer import BufferedWriter
 from gateway.observability.calllog_process import Flat, WriterProcess, flat

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from gateway.keystore.base import StoreError
-from gateway.keystore.postgres import UNAVAILABLE, connect_args, create_pool
+from gateway.keystore.database_postgres import UNAVAILABLE, connect_args, create_pool
 from gateway.observability.records import AuditEntry, CallEntry, CallRow, details_of, details_text
 from gateway.observability.usage import Rollup
 from gateway.observability.usage_postgres import PostgresUsage, write_rollup

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from gateway.keystore.base import StoreError
-from gateway.keystore.postgres import UNAVAILABLE
+from gateway.keystore.database_postgres import UNAVAILABLE
 from gateway.observability.usage import GRANULARITIES, TENANT_TOTAL, Granularity, Rollup, UsageRow, order
 from gateway.observability.usage_anomaly import Anomaly
 from gateway.observability.usage_sql import ANOMALY_COLUMNS, POSTGRES, TABLE

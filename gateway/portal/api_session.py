@@ -28,7 +28,7 @@ routes = Endpoints()
 
 def _me(portal: Portal, caller_user: Any, tenant: Any, email: str, session_id: str) -> dict[str, Any]:
     return {
-        "user": {**person(caller_user, None), "email": email},
+        "user": {**person(caller_user, None, signs_in=True), "email": email},
         "role": caller_user.role,
         "tenant": portal.tenant(tenant),
         "csrf_token": csrf_token(session_id),
@@ -93,7 +93,7 @@ async def accept(request: web.Request) -> web.StreamResponse:
     portal = request.app[PORTAL]
     await portal.throttle.attempt(LINK, client_of(request) or "unknown")
     user = await portal.people.redeem(request.match_info["token"], "invitation", await read_json(request))
-    return json_response({"user": person(user, None)})
+    return json_response({"user": person(user, None, signs_in=True)})
 
 
 @routes.public("POST", "/password-reset")
@@ -119,4 +119,4 @@ async def reset(request: web.Request) -> web.StreamResponse:
     portal = request.app[PORTAL]
     await portal.throttle.attempt(LINK, client_of(request) or "unknown")
     user = await portal.people.redeem(request.match_info["token"], "reset", await read_json(request))
-    return json_response({"user": person(user, None)})
+    return json_response({"user": person(user, None, signs_in=True)})

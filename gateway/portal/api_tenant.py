@@ -57,12 +57,14 @@ async def get_key(request: web.Request, caller: Caller) -> web.StreamResponse:
 
 @routes.add("POST", "/keys/{key_id}/rotate", needs="keys")
 async def rotate_key(request: web.Request, caller: Caller) -> web.StreamResponse:
+    """Only the key's owner rotates a key that has one: the new secret acts as that person upstream
+    (`X-Gateway-User`), so no owner or admin may take someone else's (as GitHub's organisation
+    admins revoke, never regenerate, a member's token); they revoke it. A key with no owner (the
+    operator's) is the tenant's: owners and admins rotate it."""
     portal = request.app[PORTAL]
     key = await caller.key(request.match_info["key_id"])
-    if key.user_id is not None and not caller.can("owners"):
-        holder = await portal.accounts.store.get_user(key.user_id)
-        if holder is not None and holder.role == "owner":  # its new secret would act as the owner
-            raise InsufficientScope("only an owner can rotate an owner's key")
+    if key.user_id is not None and key.user_id != caller.user.id:
+        raise InsufficientScope("only the key's owner can rotate it (revoke it instead)")
     rotated, secret = await portal.accounts.rotate_key(key.id, caller.actor)
     return json_response(portal.key(rotated, secret), 201)
 
@@ -97,7 +99,7 @@ async def invite(request: web.Request, caller: Caller) -> web.StreamResponse:
     portal = request.app[PORTAL]
     user, url = await portal.people.invite(caller.tenant.id, await read_json(request), caller.actor,
                                            roles=_grantable(caller))
-    return json_response({**person(user, None), "status": "invited", "invitation_url": url}, 201)
+    return json_response({**person(user, None, signs_in=True), "status": "invited", "invitation_url": url}, 201)
 
 
 @routes.add("POST", "/users/{user_id}/invitation", needs="users")
@@ -107,7 +109,7 @@ async def reinvite(request: web.Request, caller: Caller) -> web.StreamResponse:
     if user.role not in _grantable(caller):
         raise InsufficientScope("only an owner can invite an owner")
     url = await portal.people.reinvite(user, caller.actor)
-    return json_response({**person(user, None), "status": "invited", "invitation_url": url}, 201)
+    return json_response({**person(user, None, signs_in=True), "status": "invited", "invitation_url": url}, 201)
 
 
 @routes.add("PATCH", "/users/{user_id}", needs="users")

@@ -18,7 +18,7 @@ from gateway.errors import SERVER
 from gateway.portal import api_session, api_tenant, api_webhooks, page
 from gateway.portal.authz import Endpoints
 from gateway.portal.http import API_HEADERS, MAX_BODY, client_of
-from gateway.portal.openapi import document
+from gateway.portal.openapi import document, takes_query
 from gateway.portal.services import PORTAL, Portal
 
 docs = Endpoints()
@@ -49,7 +49,7 @@ def portal_app(portal: Portal) -> web.Application:
     app[PORTAL] = portal
     app[DOCUMENT] = json.dumps(document(TABLES, portal.accounts.cfg)).encode()
     for table in TABLES:
-        table.install(app, api_prefix(portal.path), portal.sessions, portal.accounts, client_of)
+        table.install(app, api_prefix(portal.path), portal.sessions, portal.accounts, client_of, takes_query)
     page.add_routes(app, portal.path.rstrip("/"))
     app.on_cleanup.append(lambda _: portal.close())
     return app

@@ -5,9 +5,11 @@ needs (or `PUBLIC`), and is wrapped so that, before its handler runs: the sessio
 from the cookie (401 `MISSING_CREDENTIALS` without one), a state-changing request carries the
 session's CSRF token (403 `CSRF_FAILED`; the Origin was checked for every request already, see
 `gateway/portal/http.py`), and the person's role has the capability (403 `INSUFFICIENT_SCOPE`).
-The handler then gets a `Caller`, whose lookups by id are the only way to reach one object:
-an object of another tenant is `NotFound`, exactly like one that does not exist.
-A test walks every registered endpoint with another tenant's ids.
+An operation that reads no query parameter refuses any (422 naming it, as the admin API does):
+a misspelt filter must not pass for a list of everything; those that read some refuse the others
+themselves (`gateway/admin/queries.py`). The handler then gets a `Caller`, whose lookups by id
+are the only way to reach one object: an object of another tenant is `NotFound`, exactly like one
+that does not exist. A test walks every registered endpoint with another tenant's ids.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Literal
 
 from aiohttp import web
 
-from gateway.accounts.service import Accounts, Actor
-from gateway.errors import CsrfFailed, InsufficientScope, MissingCredentials, NotFound
+from gateway.accounts.actors import Actor
+from gateway.accounts.service import Accounts
+from gateway.errors import CsrfFailed, InsufficientScope, MissingCredentials, NotFound, ValidationError
 from gateway.keystore.models import ApiKey, SessionView, Tenant, User
 from gateway.portal.sessions import COOKIE, Sessions, csrf_matches
 
@@ -86,6 +89,7 @@ class Caller:
 PublicHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Handler = Callable[[web.Request, Caller], Awaitable[web.StreamResponse]]
 ClientOf = Callable[[web.Request], "str | None"]
+TakesQuery = Callable[["Endpoint"], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +119,38 @@ class Endpoints:
         return register
 
     def install(self, app: web.Application, prefix: str, sessions: Sessions, accounts: Accounts,
-                client_of: ClientOf) -> None:
+                client_of: ClientOf, takes_query: TakesQuery) -> None:
+        """`takes_query`: whether an endpoint reads query parameters (its OpenAPI operation states some)."""
         for endpoint in self.all:
+            strict = not takes_query(endpoint)
             if endpoint.needs == PUBLIC:
-                app.router.add_route(endpoint.method, prefix + endpoint.path, endpoint.handler)  # type: ignore[arg-type]
+                app.router.add_route(endpoint.method, prefix + endpoint.path, _public(endpoint, strict))
             else:
                 app.router.add_route(endpoint.method, prefix + endpoint.path,
-                                     _guarded(endpoint, sessions, accounts, client_of))
+                                     _guarded(endpoint, sessions, accounts, client_of, strict))
 
 
-def _guarded(endpoint: Endpoint, sessions: Sessions, accounts: Accounts, client_of: ClientOf) -> PublicHandler:
+def _no_query(request: web.Request) -> None:
+    if request.query:
+        raise ValidationError(details=[{"field": name, "issue": "unknown parameter (this operation takes none)"}
+                                       for name in dict.fromkeys(request.query)])
+
+
+def _public(endpoint: Endpoint, strict: bool) -> PublicHandler:
+    handler: PublicHandler = endpoint.handler  # type: ignore[assignment]
+    if not strict:
+        return handler
+
+    async def public(request: web.Request) -> web.StreamResponse:
+        _no_query(request)
+        return await handler(request)
+
+    public.__name__ = getattr(handler, "__name__", "endpoint")
+    return public
+
+
+def _guarded(endpoint: Endpoint, sessions: Sessions, accounts: Accounts, client_of: ClientOf,
+             strict: bool) -> PublicHandler:
     handler: Handler = endpoint.handler  # type: ignore[assignment]
     needs = endpoint.needs
 
@@ -137,6 +163,8 @@ def _guarded(endpoint: Endpoint, sessions: Sessions, accounts: Accounts, client_
             raise CsrfFailed("this request lacks the session's CSRF token (X-CSRF-Token)")
         if needs not in capabilities(view.user.role):
             raise InsufficientScope(f"a {view.user.role} cannot do this")
+        if strict:
+            _no_query(request)
         return await handler(request, Caller(view, session_id, client_of(request), accounts))
 
     guarded.__name__ = getattr(handler, "__name__", "endpoint")

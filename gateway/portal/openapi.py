@@ -114,7 +114,8 @@ OPERATIONS: dict[tuple[str, str], tuple[Any, ...]] = {
                         "only). 422 also at the tenant's key limit, without API access, or a key that writes "
                         "without write access", "201", "KeyWithSecret", WRITE, "PortalKeyInput", None),
     ("GET", "/keys/{key_id}"): ("A key of the tenant (never its secret)", "200", "Key", ("404", *READ), None, None),
-    ("POST", "/keys/{key_id}/rotate"): ("New secret, same settings; the old key stops at once", "201",
+    ("POST", "/keys/{key_id}/rotate"): ("New secret, same settings; the old key stops at once. Only the key's "
+                                        "owner (or, for a key with none, an owner or admin): 403 otherwise", "201",
                                         "KeyWithSecret", ("404", "409", "422", *READ), None, None),
     ("POST", "/keys/{key_id}/revoke"): ("Revoke; the key fails on its next request", "200", "Key",
                                         ("404", "422", *READ), None, None),
@@ -216,4 +217,11 @@ def document(tables: tuple[Endpoints, ...], cfg: Config | None = None) -> dict[s
 
 
 UNDOCUMENTED = {("GET", "/openapi.json")}  # the document itself
+
+
+def takes_query(endpoint: Endpoint) -> bool:
+    """Whether the endpoint reads query parameters: those its operation states (the others refuse
+    any, `authz.py`); the document itself is not held to it."""
+    key = (endpoint.method, endpoint.path)
+    return key in UNDOCUMENTED or OPERATIONS[key][5] is not None
 OPTIONAL_BODIES = {"SecretRotationInput"}

@@ -10,7 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.accounts.people import People
-from gateway.accounts.service import Accounts, key_view, plain
+from gateway.accounts.service import Accounts
+from gateway.accounts.views import key_view, plain
 from gateway.events.service import Webhooks
 from gateway.keystore.models import ApiKey, Login, Tenant, User
 from gateway.observability.recorder import Recorder
@@ -56,8 +57,10 @@ class Portal:
         return view
 
 
-def person(user: User, login: Login | None) -> dict[str, Any]:
-    """A user as the admin API shows one, with `status`: invited (no password yet), active, disabled."""
+def person(user: User, login: Login | None, *, signs_in: bool | None = None) -> dict[str, Any]:
+    """A user as the admin API shows one, with `status`: invited (no password yet), active, disabled,
+    and `signs_in`: whether the person has a portal sign-in (an email, invited or accepted). Callers
+    that hold no `Login` but know the answer (the signed-in caller, a link just redeemed) say it."""
     view = dict(plain(user))
     if user.disabled:
         view["status"] = "disabled"
@@ -65,7 +68,7 @@ def person(user: User, login: Login | None) -> dict[str, Any]:
         view["status"] = "invited"
     else:
         view["status"] = "active"
-    view["signs_in"] = login is not None
+    view["signs_in"] = login is not None if signs_in is None else signs_in
     return view
 
 

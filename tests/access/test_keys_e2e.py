@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.accounts.service import Actor
+from gateway.accounts.actors import Actor
 from tests.conftest import STORE_BACKEND, FakeClock, proxy_url, read_json, upstream_headers
 
 ADMIN = Actor("test")

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from gateway.accounts.service import Actor
+from gateway.accounts.actors import Actor
 from gateway.keystore.outbox import Endpoint
 from tests.admin.test_api import Admin
 from tests.conftest import FakeClock, proxy_url

@@ -269,3 +269,19 @@ async def test_the_first_owner_is_invited_from_the_command_line(tmp_path: Path, 
         assert status == 200 and (me["role"], me["tenant"]["id"]) == ("owner", "acme")
     finally:
         await browser.close()
+
+
+def test_an_invitation_made_while_the_portal_is_off_says_so(tmp_path: Path, server_cert) -> None:
+    """config/quickstart.yaml has no portal: the link is printed (it works once the portal is on) and a
+    note on stderr says why it would 404 today; with the portal on there is no note."""
+    c = ["--config", str(write_config(tmp_path, base_config(tmp_path, server_cert)))]
+    gateway("tenants", "create", *c, "--id", "acme", "--name", "Acme", "--plan", "starter", cwd=tmp_path)
+    made = gateway("invitations", "create", *c, "--tenant", "acme", "--email", "owner@acme.example", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "#invitation=" in made.stdout and "portal is off" in made.stderr and "portal.enabled" in made.stderr
+    on = tmp_path / "on"
+    on.mkdir()
+    c = ["--config", str(write_config(on, base_config(on, server_cert, portal={"enabled": True})))]
+    gateway("tenants", "create", *c, "--id", "acme", "--name", "Acme", "--plan", "starter", cwd=on)
+    made = gateway("invitations", "create", *c, "--tenant", "acme", "--email", "owner@acme.example", cwd=on)
+    assert made.returncode == 0 and "portal is off" not in made.stderr, made.stderr

@@ -14,7 +14,8 @@ import pytest
 from aiohttp.abc import AbstractResolver
 from prometheus_client import CollectorRegistry
 
-from gateway.accounts.service import Accounts, Actor
+from gateway.accounts.actors import Actor
+from gateway.accounts.service import Accounts
 from gateway.config import WebhooksConfig, parse_config
 from gateway.events.dispatcher import Dispatcher
 from gateway.events.metrics import WebhookMetrics

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from gateway.accounts.service import Accounts, Actor
+from gateway.accounts.actors import Actor
+from gateway.accounts.service import Accounts
 from gateway.config import parse_config
 from gateway.keystore.outbox import Endpoint
 from gateway.keystore.sqlite import SQLiteKeyStore

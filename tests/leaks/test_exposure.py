@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.accounts.service import SYSTEM, Accounts
+from gateway.accounts.actors import SYSTEM
+from gateway.accounts.service import Accounts
 from gateway.errors import NotFound
 from tests.conftest import ADMIN_TOKEN, FakeClock, admin_url, proxy_url, read_json
 from tests.leaks.conftest import ADMIN, events

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from gateway.accounts.service import Actor
+from gateway.accounts.actors import Actor
 from gateway.credentials.keyformat import generate_key
 from tests.conftest import ADMIN_TOKEN, admin_url, read_json
 

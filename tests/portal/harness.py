@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from argon2 import PasswordHasher
 
+from gateway.accounts.actors import Actor
 from gateway.accounts.passwords import Passwords
-from gateway.accounts.service import Actor
 
 OPERATOR = Actor("admin", "192.0.2.1")
 PASSWORD = "correct horse battery staple"

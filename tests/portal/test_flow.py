@@ -75,3 +75,21 @@ async def test_signing_out_ends_the_session_for_good(start_portal) -> None:
     assert "gw_session=;" in owner.last_headers["Set-Cookie"].replace('""', "")
     status, body = await owner.api("GET", "/me", headers={"Cookie": f"gw_session={stolen}"})
     assert (status, body["error"]["code"]) == (401, "MISSING_CREDENTIALS")
+
+
+async def test_a_person_who_signs_in_is_shown_as_one_everywhere(start_portal) -> None:
+    """`signs_in` and `status` of one person agree between the invitation's answer, the member list,
+    the accepted link and the signed-in caller's own `/me` (they said `signs_in: false` there)."""
+    site = await start_portal()
+    await site.tenant()
+    owner = site.client()
+    assert (await owner.accept(await site.invite("acme", "owner@acme.example")))[0] == 200
+    status, me = await owner.sign_in("owner@acme.example")
+    assert status == 200 and (me["user"]["status"], me["user"]["signs_in"]) == ("active", True), me
+    assert (await owner.api("GET", "/me"))[1]["user"]["signs_in"] is True
+    status, invited = await owner.api("POST", "/users", {"email": "viewer@acme.example", "role": "viewer"})
+    assert status == 201 and (invited["status"], invited["signs_in"]) == ("invited", True), invited
+    listed = {u["email"]: (u["status"], u["signs_in"]) for u in (await owner.api("GET", "/users"))[1]["data"]}
+    assert listed == {"owner@acme.example": ("active", True), "viewer@acme.example": ("invited", True)}, listed
+    status, accepted = await site.client().accept(invited["invitation_url"])
+    assert status == 200 and (accepted["user"]["status"], accepted["user"]["signs_in"]) == ("active", True)

@@ -257,6 +257,33 @@ async def test_members_change_role_and_disable_and_only_owners_touch_owners(star
     assert any(e["action"] == "user.updated" and e.get("actor_email") == ADMIN_EMAIL for e in entries), entries
 
 
+async def test_rotate_is_offered_on_ones_own_keys_and_the_operators_never_on_another_persons(
+        start_portal, pages) -> None:
+    """Someone else's key shows Rotate disabled, saying why (the API refuses it: the new secret would
+    act as that person), and Revoke enabled; the operator's keys and one's own rotate."""
+    site = await start_portal()
+    await site.tenant()
+    owner = await site.member("acme", OWNER)
+    admin = await site.member("acme", ADMIN_EMAIL, "admin")
+    assert (await owner.api("POST", "/keys", {"name": "olivias", "scope": "read_only"}))[0] == 201
+    assert (await admin.api("POST", "/keys", {"name": "adas", "scope": "read_only"}))[0] == 201
+    await operator(site, "POST", "/admin/keys", {"tenant_id": "acme", "name": "operators", "scope": "read_only"})
+    for email, own, other in ((OWNER, "olivias", "adas"), (ADMIN_EMAIL, "adas", "olivias")):
+        page = await pages.new()
+        await page.goto(f"{site.base}/portal/")
+        await sign_in_on(page, email)
+        theirs = page.get_by_role("button", name=f"Rotate {other}")
+        await expect(theirs).to_be_disabled()
+        await expect(theirs).to_have_attribute("title", "Only the key's owner can rotate it; you can revoke it")
+        await expect(page.get_by_role("button", name=f"Revoke {other}")).to_be_enabled()
+        await expect(page.get_by_role("button", name=f"Rotate {own}")).to_be_enabled()
+        await expect(page.get_by_role("button", name="Rotate operators")).to_be_enabled()
+    # the operator's key rotates from the page (the last page: the admin's)
+    await page.get_by_role("button", name="Rotate operators").click()
+    await page.locator("#confirm-rotate").click()
+    await expect(page.locator("#new-secret")).to_have_text(re.compile(r"gw_live_\w+"))
+
+
 async def operator_audit(site: Any) -> list[dict[str, Any]]:
     return (await operator(site, "GET", "/admin/audit?order=desc&limit=100"))["data"]  # type: ignore[no-any-return]
 

@@ -13,9 +13,9 @@ from gateway.accounts import people as people_module
 from gateway.portal.app import TABLES
 from gateway.portal.authz import PUBLIC
 from gateway.portal.sessions import SessionSettings
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, proxy_url
 from tests.events.test_webhooks_api import LOOPBACK_ALLOWED
-from tests.portal.harness import PASSWORD, token_of
+from tests.portal.harness import OPERATOR, PASSWORD, token_of
 
 HOUR = 3600.0
 
@@ -326,19 +326,45 @@ async def test_no_password_or_hash_in_any_log_line_or_answer(start_portal, caplo
         assert secret not in text
 
 
-async def test_an_admin_cannot_rotate_an_owners_key_and_get_its_secret(start_portal) -> None:
-    """Rotation hands over a new secret that acts as the key's holder: an admin, who may not change
-    an owner, may not take an owner's key either; their own keys and those below them they rotate."""
+async def test_only_a_keys_owner_rotates_it_others_revoke_it_and_the_operators_keys_rotate(
+        start_portal, https) -> None:
+    """Rotation hands over a new secret that acts as the key's owner upstream (X-Gateway-User): no
+    owner or admin may take another person's key that way (GitHub's organisation admins revoke, never
+    regenerate, a member's token); they revoke it. A key with no owner (the operator's) is the
+    tenant's: owners and admins rotate it; and everyone rotates their own."""
     site = await start_portal()
     await site.tenant()
     owner = await site.member("acme", "owner@acme.example")
+    other_owner = await site.member("acme", "owner2@acme.example")
     admin = await site.member("acme", "admin@acme.example", "admin")
+    viewer = await site.member("acme", "viewer@acme.example", "viewer")
+    viewer_id = (await viewer.api("GET", "/me"))[1]["user"]["id"]
     _, owners = await owner.api("POST", "/keys", {"name": "owner's", "scope": "read_write"})
     _, admins = await admin.api("POST", "/keys", {"name": "admin's", "scope": "read_write"})
-    status, body = await admin.api("POST", f"/keys/{owners['id']}/rotate")
-    assert (status, body["error"]["code"]) == (403, "INSUFFICIENT_SCOPE") and "key" not in body, body
+    accounts = site.gateway.accounts
+    viewers, _ = await accounts.create_key({"tenant_id": "acme", "name": "viewer's", "scope": "read_only",
+                                            "user_id": viewer_id}, OPERATOR)
+    tenants, _ = await accounts.create_key({"tenant_id": "acme", "name": "the tenant's", "scope": "read_only"},
+                                           OPERATOR)
+    for who, key in ((admin, owners), (owner, admins), (other_owner, owners), (owner, {"id": viewers.id}),
+                     (admin, {"id": viewers.id})):
+        status, body = await who.api("POST", f"/keys/{key['id']}/rotate")
+        assert (status, body["error"]["code"]) == (403, "INSUFFICIENT_SCOPE") and "key" not in body, body
+        assert body["error"]["message"] == "only the key's owner can rotate it (revoke it instead)"
+    # refused, nothing changed: the keys still work, with their own secrets
+    async with https.get(proxy_url(site.gateway, "/api/v1/visitors"), headers={"X-API-Key": owners["key"]}) as resp:
+        assert resp.status == 200
+    assert (await owner.api("GET", "/keys?status=active&per_page=100"))[1]["meta"]["total"] == 4
+    # the operator's key: any owner or admin; one's own: its owner
+    status, rotated = await admin.api("POST", f"/keys/{tenants.id}/rotate")
+    assert status == 201 and rotated["key"] and rotated["user_id"] is None, rotated
+    assert (await other_owner.api("POST", f"/keys/{rotated['id']}/rotate"))[0] == 201
     assert (await admin.api("POST", f"/keys/{admins['id']}/rotate"))[0] == 201
-    assert (await owner.api("POST", f"/keys/{owners['id']}/rotate"))[0] == 201
+    status, owners_new = await owner.api("POST", f"/keys/{owners['id']}/rotate")
+    assert status == 201, owners_new
+    # revoking another person's key stays an owner's and an admin's to do
+    assert (await admin.api("POST", f"/keys/{viewers.id}/revoke"))[1]["status"] == "revoked"
+    assert (await admin.api("POST", f"/keys/{owners_new['id']}/revoke"))[1]["status"] == "revoked"
 
 
 async def test_inviting_another_tenants_person_is_answered_as_for_a_new_address(start_portal) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from gateway.accounts.service import Actor
+from gateway.accounts.actors import Actor
 from gateway.errors import ValidationError
 from gateway.events.dns import THREADS
 from gateway.events.service import TENANT_REFUSAL

@@ -112,7 +112,7 @@ async def test_lost_pubsub_connection_flushes_the_cache_and_recovers(private_pai
 
 
 def first_actor() -> Any:
-    from gateway.accounts.service import Actor
+    from gateway.accounts.actors import Actor
 
     return Actor("test")
 

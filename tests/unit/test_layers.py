@@ -34,7 +34,8 @@ LAYERS = [
     ["gateway.proxy"],
     ["gateway.admin"],
     ["gateway.portal"],
-    ["gateway.services", "gateway.readiness", "gateway.app", "gateway.store_migrate", "gateway.demo",
+    ["gateway.services", "gateway.readiness", "gateway.app", "gateway.serving_settings", "gateway.access_wiring",
+     "gateway.upkeep", "gateway.store_migrate", "gateway.demo",
      "gateway.cli_accounts", "gateway.cli_keys", "gateway.cli_output", "gateway.cli_certs"],
     ["gateway.cli", "gateway.build", "gateway.workers", "gateway.__main__"],
     ["gateway.reference"],  # docs/ rendered from everything below

@@ -40,7 +40,9 @@ const ctx = {
   get caps() {
     const keys = can("keys");
     return { tenants: false, createKeys: keys && me.tenant.api_enabled && !me.tenant.disabled, manageKeys: keys,
-      chooseOwner: false, rateLimit: false, manageWebhooks: can("webhooks") };
+      chooseOwner: false, rateLimit: false, manageWebhooks: can("webhooks"),
+      // only its owner rotates a person's key (the API refuses anyone else); the operator's keys, any owner or admin
+      rotatable: (key) => !key.user_id || key.user_id === me.user.id };
   },
   tenants: async () => {
     const active = await client.get("/keys", { status: "active", per_page: 1 });

@@ -59,9 +59,15 @@ function expiryCell(key) {
   return h("span", { class: `expiry-text${key.status === "revoked" ? " status-revoked" : ""}` }, exp.text, mark);
 }
 
+// Rotate is offered where the mode's `rotatable` allows (the portal: the person's own keys and the
+// operator's, never someone else's: its new secret would act as that person); revoke on any key.
+const NOT_YOURS = "Only the key's owner can rotate it; you can revoke it";
+
 function actions(ctx, key) {
+  const rotatable = ctx.caps.rotatable ? ctx.caps.rotatable(key) : true;
   return h("div", { class: "row-actions" },
-    button("Rotate", () => confirmRotate(ctx, key), { disabled: key.status !== "active", "aria-label": `Rotate ${key.name}` }),
+    button("Rotate", () => confirmRotate(ctx, key), { disabled: key.status !== "active" || !rotatable,
+      title: rotatable ? null : NOT_YOURS, "data-not-yours": !rotatable, "aria-label": `Rotate ${key.name}` }),
     button("Revoke", () => confirmRevoke(ctx, key), { class: "danger", disabled: key.status === "revoked",
       "aria-label": `Revoke ${key.name}` }));
 }

@@ -2,8 +2,9 @@
  *
  * Everything else here is mode-free. A view is `render(root, ctx)`; ctx carries
  *   client     createClient({ base, auth }) from api.js: the API root and how calls authenticate
- *   caps       { tenants, createKeys, manageKeys, chooseOwner, manageWebhooks, rateLimit }: what this person may
- *              see and do (rateLimit false: the create dialog leaves out the per-key rate limit)
+ *   caps       { tenants, createKeys, manageKeys, chooseOwner, manageWebhooks, rateLimit, rotatable? }: what this
+ *              person may see and do (rateLimit false: the create dialog leaves out the per-key rate limit;
+ *              rotatable(key), where given: whether Rotate is offered on that key, else on every key)
  *   tenants()  the tenants keys may be filtered by / created in; users(tenantId) their users
  * and the shell adds params (from the URL), navigate() and refresh().
  *
