@@ -7,7 +7,7 @@ mypy needs to check the code (the dependencies, the stubs), as black's build doe
 --no-build-isolation the current environment must have them. The compiled build is a regular
 (non-editable) install: the extensions sit next to the sources and Python loads them first.
 `gateway --version` says which build runs. An in-place build (`python setup.py build_ext --inplace`,
-as .ci/compiled makes) shadows the sources until its .so files are deleted. The module list is
+or .ci/compiled's, which CI runs the suite against) shadows the sources until its .so files are deleted. The module list is
 gateway/build.py's HOT_MODULES.
 """
 
@@ -47,4 +47,7 @@ else:
         raise SystemExit("GATEWAY_COMPILE=1 needs mypy (pip install mypy, or build without --no-build-isolation)") from None
     # pip runs this file for the metadata too; compile (a minute or two) only when building.
     metadata_only = any(arg in ("egg_info", "dist_info") for arg in sys.argv[1:])
-    setup(ext_modules=[] if metadata_only else mypycify(hot_paths(), opt_level=os.environ.get("MYPYC_OPT_LEVEL", "3")))
+    # mypyc writes its C sources under ./build unless GATEWAY_C_DIR names another folder (.ci/run's
+    # in-place build keeps the checkout untouched but for the extensions it places and removes).
+    setup(ext_modules=[] if metadata_only else mypycify(hot_paths(), opt_level=os.environ.get("MYPYC_OPT_LEVEL", "3"),
+                                                        target_dir=os.environ.get("GATEWAY_C_DIR") or None))

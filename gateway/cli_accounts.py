@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway.accounts.actors import CLI
 from gateway.accounts.service import Accounts
-from gateway.accounts.views import plain, tenant_view
+from gateway.accounts.views import people_views, plain, tenant_view
 from gateway.cli_keys import add_parser as add_keys_parser
 from gateway.cli_output import (
     Column,
@@ -98,7 +98,7 @@ def user_columns(accounts: Accounts) -> list[Column]:
         Column("NAME", lambda u: u["name"]),
         Column("EMAIL", lambda u: u["email"] or "-"),
         Column("ROLE", lambda u: u["role"]),
-        Column("STATUS", _state),
+        Column("STATUS", lambda u: u.get("status") or _state(u)),
         Column("TENANT", lambda u: u["tenant_id"], wide=True),
         Column("CREATED", lambda u: ago(u["created_at"], now), wide=True),
     ]
@@ -162,8 +162,7 @@ async def users_create(services: Services, args: argparse.Namespace) -> None:
 async def users_list(services: Services, args: argparse.Namespace) -> None:
     accounts = services.accounts
     tenant = await accounts.tenant(args.tenant)
-    users = [dict(plain(u)) for u in await accounts.store.list_users(tenant.id)]
-    report_list(args, users, user_columns(accounts), f"tenant {tenant.id} has no users")
+    report_list(args, await people_views(accounts, tenant.id), user_columns(accounts), f"tenant {tenant.id} has no users")
 
 
 async def users_update(services: Services, args: argparse.Namespace) -> None:

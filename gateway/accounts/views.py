@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.accounts.events import iso
 from gateway.accounts.service import Accounts
-from gateway.keystore.models import ApiKey, Tenant
+from gateway.keystore.models import ApiKey, Login, Tenant, User
 
 
 def listing(data: list[Any], total: int, page: int, per_page: int) -> dict[str, Any]:
@@ -38,8 +38,30 @@ async def tenant_view(accounts: Accounts, tenant: Tenant, *, users: bool = False
     view["active_keys"] = await accounts.store.count_active_keys(tenant.id, accounts.now())
     view["max_keys"] = accounts.cfg.keys.max_per_tenant
     if users:
-        view["users"] = [plain(u) for u in await accounts.store.list_users(tenant.id)]
+        view["users"] = await people_views(accounts, tenant.id)
     return view
+
+
+def person(user: User, login: Login | None, *, signs_in: bool | None = None) -> dict[str, Any]:
+    """A user as the admin API shows one, with `status`: invited (no password yet), active, disabled,
+    and `signs_in`: whether the person has a portal sign-in (an email, invited or accepted). Callers
+    that hold no `Login` but know the answer (the signed-in caller, a link just redeemed) say it."""
+    view = dict(plain(user))
+    if user.disabled:
+        view["status"] = "disabled"
+    elif login is not None and login.password_hash is None:
+        view["status"] = "invited"
+    else:
+        view["status"] = "active"
+    view["signs_in"] = login is not None if signs_in is None else signs_in
+    return view
+
+
+async def people_views(accounts: Accounts, tenant_id: str) -> list[dict[str, Any]]:
+    """A tenant's users with their portal status: someone invited who has not accepted is `invited`,
+    not `active` (the admin API, the CLI and the portal's member list say the same)."""
+    logins = {login.user.id: login for login in await accounts.store.logins_of_tenant(tenant_id)}
+    return [person(u, logins.get(u.id)) for u in await accounts.store.list_users(tenant_id)]
 
 
 def key_view(key: ApiKey, now: dt.datetime, expiring_soon_days: int) -> dict[str, Any]:

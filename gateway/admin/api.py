@@ -15,7 +15,7 @@ from gateway import __version__
 from gateway.accounts.actors import Actor
 from gateway.accounts.people import People
 from gateway.accounts.service import Accounts
-from gateway.accounts.views import key_view, listing, plain, tenant_view, whole_listing
+from gateway.accounts.views import key_view, listing, people_views, plain, tenant_view, whole_listing
 from gateway.admin.key_marks import mark, marks_of
 from gateway.admin.queries import KeyList, Revoke, TenantList, read_query
 from gateway.config import ConfigError
@@ -107,8 +107,7 @@ async def invite_user(request: web.Request) -> web.Response:
 async def list_users(request: web.Request) -> web.Response:
     accounts = request.app[ACCOUNTS]
     tenant = await accounts.tenant(request.match_info["id"])
-    users = [plain(u) for u in await accounts.store.list_users(tenant.id)]
-    return json_response(whole_listing(users))
+    return json_response(whole_listing(await people_views(accounts, tenant.id)))
 
 
 async def patch_user(request: web.Request) -> web.Response:

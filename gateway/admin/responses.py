@@ -62,6 +62,7 @@ RESPONSES: dict[str, Any] = {
     "Version": obj({"version": STR}, ["version"]),
     "User": obj({"id": STR, "tenant_id": STR, "name": STR, "email": nullable(STR),
                  "role": {"enum": ["owner", "admin", "member", "viewer"]}, "disabled": BOOL,
+                 "status": {"enum": ["invited", "active", "disabled"]}, "signs_in": BOOL,
                  "created_at": TIME, "updated_at": TIME},
                 ["id", "tenant_id", "name", "email", "role", "disabled"]),
     "Invitation": obj({"id": STR, "tenant_id": STR, "name": STR, "email": STR,

@@ -15,10 +15,11 @@ from typing import Any
 from aiohttp import web
 
 from gateway.accounts import rules
+from gateway.accounts.views import person
 from gateway.errors import InvalidCredentials
 from gateway.portal.authz import Caller, Endpoints, capabilities
 from gateway.portal.http import clear_session_cookie, client_of, json_response, read_json, set_session_cookie
-from gateway.portal.services import PORTAL, Portal, person
+from gateway.portal.services import PORTAL, Portal
 from gateway.portal.sessions import COOKIE, csrf_token
 from gateway.portal.throttle import LINK, RESET_REQUEST, SIGN_IN
 

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.accounts import rules
-from gateway.accounts.views import listing
+from gateway.accounts.views import listing, person
 from gateway.admin.queries import AuditPage, CallPage, KeyList, Usage, read_query
 from gateway.errors import InsufficientScope, ValidationError
 from gateway.observability.records import AuditEntry, decode_cursor, encode_cursor, entry_json
@@ -18,7 +18,7 @@ from gateway.observability.usage_query import plan_query, series
 from gateway.portal.authz import Caller, Endpoints
 from gateway.portal.http import json_response, read_json
 from gateway.portal.requests import AUDIT_QUERY, CALL_QUERY, KEY_QUERY, USAGE_QUERY
-from gateway.portal.services import PORTAL, person
+from gateway.portal.services import PORTAL
 
 routes = Endpoints()
 SET_BY_PORTAL = ("tenant_id", "user_id", "rate_limit_per_minute")

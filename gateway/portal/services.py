@@ -13,7 +13,7 @@ from gateway.accounts.people import People
 from gateway.accounts.service import Accounts
 from gateway.accounts.views import key_view, plain
 from gateway.events.service import Webhooks
-from gateway.keystore.models import ApiKey, Login, Tenant, User
+from gateway.keystore.models import ApiKey, Tenant
 from gateway.observability.recorder import Recorder
 from gateway.portal.http import Origins
 from gateway.portal.sessions import Sessions
@@ -55,21 +55,6 @@ class Portal:
         view["requests_per_minute"] = self.accounts.plan_limit(tenant)
         view["max_keys"] = self.accounts.cfg.keys.max_per_tenant
         return view
-
-
-def person(user: User, login: Login | None, *, signs_in: bool | None = None) -> dict[str, Any]:
-    """A user as the admin API shows one, with `status`: invited (no password yet), active, disabled,
-    and `signs_in`: whether the person has a portal sign-in (an email, invited or accepted). Callers
-    that hold no `Login` but know the answer (the signed-in caller, a link just redeemed) say it."""
-    view = dict(plain(user))
-    if user.disabled:
-        view["status"] = "disabled"
-    elif login is not None and login.password_hash is None:
-        view["status"] = "invited"
-    else:
-        view["status"] = "active"
-    view["signs_in"] = login is not None if signs_in is None else signs_in
-    return view
 
 
 PORTAL: web.AppKey[Portal] = web.AppKey("portal", Portal)

@@ -279,6 +279,8 @@ def test_an_invitation_made_while_the_portal_is_off_says_so(tmp_path: Path, serv
     made = gateway("invitations", "create", *c, "--tenant", "acme", "--email", "owner@acme.example", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     assert "#invitation=" in made.stdout and "portal is off" in made.stderr and "portal.enabled" in made.stderr
+    listed = gateway("users", "list", *c, "--tenant", "acme", cwd=tmp_path).stdout.splitlines()
+    assert listed[0].split()[-1] == "STATUS" and listed[1].split()[-1] == "invited", listed  # not yet "active"
     on = tmp_path / "on"
     on.mkdir()
     c = ["--config", str(write_config(on, base_config(on, server_cert, portal={"enabled": True})))]

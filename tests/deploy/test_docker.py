@@ -1,8 +1,10 @@
-"""The Dockerfile: its layers, pin and user, and its exact command and default config run here.
+"""The Dockerfile: its stages, layers, pin and user, and its exact command and default config run here.
 
 No Docker engine runs where the tests do, so the image is not built. Instead its instructions are
-read: the base pinned by digest, dependencies installed from pyproject.toml before the code is
-copied (a code change reuses that layer), a numeric non-root user. Then what the image would run
+read: both stages on the official base pinned by digest, the compiled wheel built in a stage with a
+C compiler and installed (and checked to be compiled) in an image without one, dependencies
+installed from pyproject.toml before the code (a code change reuses that layer), a numeric
+non-root user. Then what the image would run
 (ENTRYPOINT + CMD, the ENV, the WORKDIR, the config file COPY puts at /etc/gateway/gateway.yaml)
 runs in this virtualenv with the image's paths under a temporary directory, and must answer
 /healthz and a proxied request, writing nothing outside its data volume (a read-only root works).
@@ -44,12 +46,25 @@ def steps() -> list[tuple[str, str]]:
     return out
 
 
+def stages() -> dict[str, list[tuple[str, str]]]:
+    """The instructions of each stage, by its name (the last, unnamed one: "image"); "" holds the ARGs
+    before the first FROM, the FROM itself opens its stage."""
+    out: dict[str, list[tuple[str, str]]] = {"": []}
+    current = out[""]
+    for word, rest in steps():
+        if word == "FROM":
+            _, _, name = rest.partition(" AS ")
+            current = out.setdefault(name.strip() or "image", [])
+        current.append((word, rest))
+    return out
+
+
 def last(kind: str) -> str:
-    return [rest for word, rest in steps() if word == kind][-1]
+    return [rest for word, rest in stages()["image"] if word == kind][-1]
 
 
 def image_env() -> dict[str, str]:
-    return dict(pair.split("=", 1) for word, rest in steps() if word == "ENV" for pair in shlex.split(rest))
+    return dict(pair.split("=", 1) for word, rest in stages()["image"] if word == "ENV" for pair in shlex.split(rest))
 
 
 def copied_to(destination: str) -> Path:
@@ -59,22 +74,62 @@ def copied_to(destination: str) -> Path:
     raise AssertionError(f"nothing is copied to {destination}")
 
 
-def test_dockerfile_pins_its_base_installs_dependencies_first_and_runs_as_non_root() -> None:
-    instructions = steps()
-    args = dict(rest.split("=", 1) for word, rest in instructions if word == "ARG")
-    [base] = [rest for word, rest in instructions if word == "FROM"]
-    base = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], base)
-    assert re.fullmatch(r"python:3\.\d+-slim@sha256:[0-9a-f]{64}", base), base
+def test_both_stages_run_on_the_official_base_pinned_by_digest() -> None:
+    by_stage = stages()
+    args = dict(rest.split("=", 1) for word, rest in by_stage[""] if word == "ARG")
+    assert set(by_stage) == {"", "build", "image"}
+    for name in ("build", "image"):
+        word, base = by_stage[name][0]
+        base = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], base.partition(" AS ")[0])
+        # the same interpreter builds the extensions and runs them: the official image's (PGO, LTO)
+        assert re.fullmatch(r"python:3\.\d+-slim@sha256:[0-9a-f]{64}", base), base
+
+
+def test_the_build_stage_compiles_the_wheel_with_a_compiler_the_image_does_without() -> None:
+    build = stages()["build"]
+    runs = [rest for word, rest in build if word == "RUN"]
+    assert any(re.search(r"apt-get install .*\bgcc\b", run) for run in runs), "a C compiler for mypyc"
+    code = build.index(("COPY", "gateway ./gateway"))
+    wheel = next(n for n, (word, rest) in enumerate(build) if word == "RUN" and "pip wheel" in rest)
+    assert code < wheel and "GATEWAY_COMPILE=1 pip wheel" in build[wheel][1]  # setup.py compiles HOT_MODULES
+    # what the compile needs (mypy, the dependencies it reads types from) in a layer before the code
+    needs = next(n for n, (word, rest) in enumerate(build) if word == "RUN" and "get_requires_for_build_wheel" in rest)
+    assert needs < code and "GATEWAY_COMPILE=1" in build[needs][1]
+    assert [rest.split()[:-1] for word, rest in build[:needs] if word == "COPY"] == [["pyproject.toml", "setup.py", "README.md"]]
+    image = stages()["image"]
+    # no sources in the image (the code comes as the wheel) and no compiler
+    assert [rest.split()[0] for word, rest in image if word == "COPY"] == ["pyproject.toml", "deploy/docker/gateway.yaml"]
+    assert not any(re.search(r"\bgcc\b", rest) for _, rest in image)
+
+
+def test_the_image_installs_the_compiled_wheel_and_refuses_a_pure_python_one(tmp_path: Path) -> None:
+    build, image = stages()["build"], stages()["image"]
+    wheels = re.search(r"--wheel-dir (\S+)", next(rest for word, rest in build if word == "RUN" and "pip wheel" in rest))
+    assert wheels
+    [install] = [rest for word, rest in image if word == "RUN" and "gateway-" in rest]
+    assert f"--mount=type=bind,from=build,source={wheels.group(1)},target={wheels.group(1)}" in install
+    assert f"pip install --no-deps {wheels.group(1)}/gateway-*.whl" in install
+    # the build fails unless the installed gateway runs compiled: that check, run on this
+    # virtualenv's gateway, passes on the compiled build and fails on pure Python
+    check = install.split("&&", 1)[1].strip()
+    assert check.startswith("gateway --version")
+    script = str(Path(sys.executable).parent / "gateway")
+    ran = subprocess.run(check.replace("gateway --version", f"{shlex.quote(script)} --version", 1), shell=True,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    compiled = os.environ.get("GATEWAY_EXPECTED_BUILD", "pure") == "compiled"
+    assert (ran.returncode == 0) is compiled, (ran.stdout, ran.stderr)
+
+
+def test_the_image_installs_dependencies_first_and_runs_as_non_root() -> None:
+    instructions = stages()["image"]
 
     def first(match: Any) -> int:
         return next(n for n, step in enumerate(instructions) if match(*step))
 
     deps = first(lambda word, rest: word == "RUN" and "pip install" in rest)
-    code = first(lambda word, rest: word == "COPY" and rest.split()[0] == "gateway")
-    assert deps < code, "dependencies must be installed before the code is copied"
+    code = first(lambda word, rest: word == "RUN" and "gateway-" in rest)
+    assert deps < code, "dependencies must be installed before the code"
     assert [rest for word, rest in instructions[:deps] if word == "COPY"] == ["pyproject.toml ./"]
-    install = first(lambda word, rest: word == "RUN" and "pip install" in rest and instructions.index((word, rest)) > code)
-    assert "--no-deps" in instructions[install][1]
     # the dependency list the first layer installs is pyproject's, with the extras the image offers
     script = re.search(r'python -c "(.*?)" >', instructions[deps][1])
     assert script, instructions[deps][1]

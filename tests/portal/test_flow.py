@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import proxy_url
+import aiohttp
+
+from tests.conftest import ADMIN_TOKEN, admin_url, proxy_url
 from tests.portal.harness import token_of
 
 
@@ -91,5 +93,9 @@ async def test_a_person_who_signs_in_is_shown_as_one_everywhere(start_portal) ->
     assert status == 201 and (invited["status"], invited["signs_in"]) == ("invited", True), invited
     listed = {u["email"]: (u["status"], u["signs_in"]) for u in (await owner.api("GET", "/users"))[1]["data"]}
     assert listed == {"owner@acme.example": ("active", True), "viewer@acme.example": ("invited", True)}, listed
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin, \
+            admin.get(admin_url(site.gateway, "/admin/tenants/acme/users")) as resp:
+        operators = {u["email"]: (u["status"], u["signs_in"]) for u in (await resp.json())["data"]}
+    assert operators == listed, operators  # the operator sees who has not accepted yet, as the tenant does
     status, accepted = await site.client().accept(invited["invitation_url"])
     assert status == 200 and (accepted["user"]["status"], accepted["user"]["signs_in"]) == ("active", True)
