@@ -16,11 +16,37 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Generator, Sequence
 
-from detect_secrets.plugins.base import RegexBasedDetector
-
 from gateway.credentials.keyformat import PREFIX_PATTERN, key_pattern, well_formed
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The command: `--pattern` needs only the key format (it works on a plain `pip install`);
+    the plugin's path is worth printing only where detect-secrets is installed."""
+    parser = argparse.ArgumentParser(prog="python -m gateway.scanning",
+                                     description="Print this plugin's path, for detect-secrets --plugin.")
+    parser.add_argument("--pattern", metavar="PREFIX",
+                        help="print the regular expression of the keys with this prefix instead")
+    args = parser.parse_args(argv)
+    if args.pattern is not None:
+        if re.fullmatch(PREFIX_PATTERN, args.pattern) is None:
+            parser.error("a prefix is 1-16 lowercase letters or digits (keys.prefix)")
+        print(key_pattern(args.pattern))
+        return
+    try:
+        import detect_secrets  # noqa: F401  (only asked whether it is there)
+    except ImportError:
+        parser.error("detect-secrets is not installed: pip install -e '.[scanning]' in the clone's virtualenv")
+    print(__file__)
+
+
+if __name__ == "__main__":  # the command, before the plugin's import of detect-secrets
+    main()
+    sys.exit(0)
+
+from detect_secrets.plugins.base import RegexBasedDetector  # noqa: E402  (the plugin's base, for detect-secrets)
 
 # Not inside a longer run of letters and digits: `xgw_live_...` or a key with more characters
 # after it is not a key (the pattern itself has no anchors, as scanners' pattern fields expect).
@@ -37,18 +63,3 @@ class GatewayKeyDetector(RegexBasedDetector):
         for candidate in super().analyze_string(string):
             if well_formed(candidate):
                 yield candidate
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m gateway.scanning",
-                                     description="Print this plugin's path, for detect-secrets --plugin.")
-    parser.add_argument("--pattern", metavar="PREFIX",
-                        help="print the regular expression of the keys with this prefix instead")
-    args = parser.parse_args(argv)
-    if args.pattern is not None and re.fullmatch(PREFIX_PATTERN, args.pattern) is None:
-        parser.error("a prefix is 1-16 lowercase letters or digits (keys.prefix)")
-    print(key_pattern(args.pattern) if args.pattern is not None else __file__)
-
-
-if __name__ == "__main__":
-    main()

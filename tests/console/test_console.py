@@ -310,6 +310,10 @@ async def test_tenant_names_render_as_text_and_records_views_list_newest_first(c
     hostile = '<img src=x onerror=alert(1)><script>alert(2)</script>'
     await gw.accounts.update_tenant("acme", {"write_enabled": False}, ADMIN)
     await gw.accounts.create_tenant({"id": "evil", "name": hostile, "plan": "starter"}, ADMIN)
+    await gw.accounts.create_user("evil", {"name": "Ops", "role": "admin"}, ADMIN)
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin, admin.post(
+            admin_url(gw, "/admin/tenants/evil/invitations"), json={"email": "o@evil.example", "name": "Olga", "role": "owner"}) as made:
+        assert made.status == 201, await made.text()  # a portal invitation nobody has accepted yet
     _, secret = await gw.accounts.create_key({"tenant_id": "evil", "name": "probe", "scope": "read_write"}, ADMIN)
     await call(https, gw, "/api/v1/visitors", **{"X-API-Key": secret})
     await sign_in(page)
@@ -318,6 +322,7 @@ async def test_tenant_names_render_as_text_and_records_views_list_newest_first(c
     cell = page.locator("tr[data-tenant-id=evil] td.tenant-name")
     assert await cell.text_content() == hostile
     assert await page.locator("#tenants img, #tenants script").count() == 0
+    await expect(page.locator("tr[data-tenant-id=evil] ul.users li")).to_have_text(["Ops (admin)", "Olga (owner, invited)"])
     await page.get_by_role("link", name="Audit", exact=True).click()
     await page.wait_for_selector("td:has-text('key.created')")
     first_action = await page.locator("tbody tr:first-child td:nth-child(3)").text_content()

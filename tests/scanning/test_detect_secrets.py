@@ -72,3 +72,17 @@ def test_the_plugin_loads_none_of_the_gateways_runtime() -> None:
     code = f"import sys, gateway.scanning; print(sorted({{m.split('.')[0] for m in sys.modules}} & set({runtime!r})))"
     run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
     assert run.stdout.strip() == "[]"
+
+
+def test_the_pattern_needs_no_detect_secrets() -> None:
+    """The README prints `python -m gateway.scanning --pattern` before the `scanning` extra is
+    installed: without detect-secrets it prints the pattern, and the plugin's path is refused with one
+    line saying what to install, never a traceback."""
+    hidden = ("import runpy, sys; sys.modules['detect_secrets'] = None; sys.argv[1:] = sys.argv[1:]; "
+              "runpy.run_module('gateway.scanning', run_name='__main__', alter_sys=True)")
+    run = subprocess.run([sys.executable, "-c", hidden, "--pattern", "gw"], capture_output=True, text=True,
+                         timeout=60)
+    assert (run.returncode, run.stdout.strip(), run.stderr) == (0, "gw_(?:live|test)_[0-9A-Za-z]{38}", "")
+    run = subprocess.run([sys.executable, "-c", hidden], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stdout == "" and "Traceback" not in run.stderr, run.stderr
+    assert "detect-secrets is not installed" in run.stderr and ".[scanning]" in run.stderr

@@ -13,7 +13,7 @@ const COLUMNS = [
   { label: "State", cell: state },
   { label: "Usage", cell: (t) => h("a", { href: href("usage", { tenant: t.id }), "aria-label": `Usage of ${t.name}` }, "Usage") },
   { label: "Users", cls: "cell-users", cell: (t) => ((t.users || []).length
-    ? h("ul", { class: "users" }, t.users.map((u) => h("li", {}, truncated(`${u.name} (${u.role}${u.disabled ? ", disabled" : ""})`))))
+    ? h("ul", { class: "users" }, t.users.map((u) => h("li", {}, truncated(`${u.name} (${u.role}${u.status === "invited" ? ", invited" : ""}${u.disabled ? ", disabled" : ""})`))))
     : h("span", { class: "muted" }, "none")) },
 ];
 
