@@ -6,7 +6,6 @@ told). The parts (`tenants.py`, `keys.py`, `leaks.py`, `notices.py`) build on it
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -49,11 +48,6 @@ class AccountsBase:
         self._audit = audit
         self._clock = clock
         self._expiries_since: dt.datetime | None = None  # the first look covers all time
-        # Keys this process has marked exposed (or is marking): a flood of requests with one
-        # leaked key reaches the store once. Insertion order is age.
-        self._exposed: dict[str, None] = {}
-        self._leaked: dict[str, asyncio.Future[ApiKey | None]] = {}  # secret hash -> its key (None: not a key here)
-        self.on_exposed: Callable[[str], None] | None = None  # told the reason of each exposure recorded here
 
     def record(self, actor: Actor, action: str, target_type: str, target_id: str, *,
                tenant_id: str | None = None) -> None:

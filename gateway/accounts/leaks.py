@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from gateway.accounts.actors import SYSTEM, Actor
@@ -20,6 +22,20 @@ _EXPOSED_REMEMBERED = 65_536  # keys this process knows are marked exposed (the 
 
 
 class Exposures(AccountsBase):
+    on_exposed: Callable[[str], None] | None = None  # told the reason of each exposure recorded here
+
+    # The memory of what leaked, made on first use (the constructor is `AccountsBase`'s).
+    @cached_property
+    def _exposed(self) -> dict[str, None]:
+        """Keys this process has marked exposed (or is marking): a flood of requests with one
+        leaked key reaches the store once. Insertion order is age."""
+        return {}
+
+    @cached_property
+    def _leaked(self) -> dict[str, asyncio.Future[ApiKey | None]]:
+        """Secret hash -> its key (None: not a key here), or the lookup under way."""
+        return {}
+
     async def mark_exposed(self, key_id: str, reason: str, *, url: str | None = None,
                            actor: Actor = SYSTEM) -> bool:
         """Record that a key leaked (`reason`: one of EXPOSURE_REASONS; `url`: where, if known):

@@ -19,7 +19,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from gateway.portal.mail import Mailer, SmtpSettings
 from tests.cli.test_run import free_port
-from tests.portal.harness import PASSWORD, token_of
+from tests.portal.conftest import PortalSite
+from tests.portal.harness import PASSWORD, PortalClient, token_of
 
 SMTP_USER, SMTP_PASSWORD = "gateway", "smtp-secret-0123456789"
 
@@ -66,7 +67,10 @@ def mailer(settings: SmtpSettings) -> Mailer:
     return Mailer(settings, env={"SMTP_USER": SMTP_USER, "SMTP_PASSWORD": SMTP_PASSWORD})
 
 
-async def test_an_invitation_arrives_by_mail_with_the_url_the_api_showed_once(start_portal, smtp) -> None:
+async def mailing_portal(start_portal: Any, smtp: tuple[Mailbox, SmtpSettings]
+                         ) -> tuple[Mailbox, Mailer, PortalSite, PortalClient]:
+    """A portal that mails through `smtp`, with Acme's owner signed in and the mailbox empty: what
+    setting them up sent is delivered and dropped, so a test reads only the mail it causes."""
     box, settings = smtp
     post = mailer(settings)
     site = await start_portal(mailer=post)
@@ -74,6 +78,11 @@ async def test_an_invitation_arrives_by_mail_with_the_url_the_api_showed_once(st
     owner = await site.member("acme", "owner@acme.example")
     await post.close()
     box.messages.clear()
+    return box, post, site, owner
+
+
+async def test_an_invitation_arrives_by_mail_with_the_url_the_api_showed_once(start_portal, smtp) -> None:
+    box, post, site, owner = await mailing_portal(start_portal, smtp)
     status, invited = await owner.api("POST", "/users", {"email": "Ada@Example.com", "role": "admin"})
     assert status == 201
     await post.close()  # waits for the mail under way
@@ -88,13 +97,7 @@ async def test_an_invitation_arrives_by_mail_with_the_url_the_api_showed_once(st
 
 
 async def test_a_forgotten_password_is_reset_once_through_the_mailed_link(start_portal, smtp) -> None:
-    box, settings = smtp
-    post = mailer(settings)
-    site = await start_portal(mailer=post)
-    await site.tenant()
-    owner = await site.member("acme", "owner@acme.example")
-    await post.close()
-    box.messages.clear()
+    box, post, site, owner = await mailing_portal(start_portal, smtp)
     stranger = site.client()
     known = await stranger.api("POST", "/password-reset", {"email": "owner@acme.example"})
     unknown = await stranger.api("POST", "/password-reset", {"email": "nobody@acme.example"})
@@ -144,13 +147,7 @@ async def raw_post(port: int, context: ssl.SSLContext, path: str, body: bytes, *
 async def test_a_reset_asked_for_under_another_host_mails_no_link_to_that_host(start_portal, smtp, client_ssl) -> None:
     """Password-reset poisoning: anyone may ask for a reset, and a client that is not a browser
     names any Host and a matching Origin; the mailed link must not lead the victim's token there."""
-    box, settings = smtp
-    post = mailer(settings)
-    site = await start_portal(mailer=post)
-    await site.tenant()
-    await site.member("acme", "owner@acme.example")
-    await post.close()
-    box.messages.clear()
+    box, post, site, _ = await mailing_portal(start_portal, smtp)
     status = await raw_post(site.gateway.proxy_port, client_ssl, "/portal/api/password-reset",
                             b'{"email": "owner@acme.example"}', host="evil.example",
                             headers={"Origin": "https://evil.example", "X-Forwarded-Host": "evil.example"})
@@ -167,13 +164,7 @@ async def test_an_invitation_asked_for_under_another_host_mails_no_link_to_that_
     address too: a signed-in admin's script that names another Host (and the matching Origin, which
     then passes the CSRF check) cannot make the gateway mail anyone a link to that host, from the
     operator's own address. The same for inviting again."""
-    box, settings = smtp
-    post = mailer(settings)
-    site = await start_portal(mailer=post)
-    await site.tenant()
-    owner = await site.member("acme", "owner@acme.example")
-    await post.close()
-    box.messages.clear()
+    box, post, site, owner = await mailing_portal(start_portal, smtp)
     elsewhere = {"origin": "https://evil.example", "headers": {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}}
     status, invited = await owner.api("POST", "/users", {"email": "ada@example.com", "role": "viewer"}, **elsewhere)
     assert status == 201, invited
