@@ -204,7 +204,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
 
 
 def cmd_store_migrate(args: argparse.Namespace) -> int:
-    from gateway.store_migrate import migrate
+    from gateway.store_migrate import counted, migrate
 
     def progress(line: str) -> None:
         print(f"copied {line}", file=sys.stderr, flush=True)
@@ -213,9 +213,10 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
         copied = asyncio.run(migrate(args.source, args.target, progress))
     except STARTUP_ERRORS as exc:
         return fail(str(exc))
-    print(f"migrated {copied.tenants} tenants, {copied.users} users, {copied.keys} keys, "
-          f"{copied.audit} audit entries, {copied.calls} call log rows, {copied.usage} usage rows, "
-          f"{copied.webhooks} webhook endpoints")
+    print("migrated " + ", ".join((
+        counted(copied.tenants, "tenant"), counted(copied.users, "user"), counted(copied.keys, "key"),
+        counted(copied.audit, "audit entry", "audit entries"), counted(copied.calls, "call log row"),
+        counted(copied.usage, "usage row"), counted(copied.webhooks, "webhook endpoint"))))
     return 0
 
 

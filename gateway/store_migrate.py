@@ -40,6 +40,11 @@ class Copied:
     usage: int = 0
 
 
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """`1 tenant`, `2 tenants`: the summary and progress lines read as sentences."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 async def _all(fetch: Callable[[int], Awaitable[tuple[list[T], int]]]) -> AsyncIterator[T]:
     """Every item of a paged listing (`page` from 1, `_PAGE` a page), in the listing's order."""
     page = 1
@@ -140,7 +145,7 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
                 if login is not None:
                     await dst.put_login(user.id, login.email, login.password_hash)
             rows.add(1)
-        progress(f"{copied.tenants} tenants, {copied.users} users")
+        progress(f"{counted(copied.tenants, 'tenant')}, {counted(copied.users, 'user')}")
         _, keys = await src.list_keys(now=far_past, page=1, per_page=1, sort="created_at")
         rows = Progress("keys", keys, progress, clock, every)
         async for key in _all(lambda page: src.list_keys(now=far_past, page=page, per_page=_PAGE, sort="created_at")):
@@ -153,7 +158,7 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
         for key_id in await dst.expired_unnoted(now, 2**31):
             if key_id not in pending:
                 await dst.note_expiry(key_id)
-        progress(f"{copied.keys} keys")
+        progress(counted(copied.keys, "key"))
         # webhook endpoints (with their signing secrets: receivers keep verifying); keys already
         # inside a key.expiring threshold are noted as announced, and deliveries still pending in
         # the source are not copied (the gateway is stopped to migrate: say so, not silently)
@@ -164,7 +169,7 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
             for near in await dst.expiring_unnoted(now, dt.timedelta(days=days), days, 2**31):
                 await dst.note_expiring(near.id, [days], now)
         waiting, _ = await src.backlog()
-        progress(f"{copied.webhooks} webhook endpoints" + (
+        progress(counted(copied.webhooks, "webhook endpoint") + (
             f" ({waiting} deliveries pending in the source were not copied)" if waiting else ""))
         span = _id_span(await src_records.list_audit(after=None, limit=1),
                         await src_records.list_audit(after=None, limit=1, newest_first=True))
@@ -192,5 +197,6 @@ async def migrate(source_url: str, target_url: str, progress: Callable[[str], No
                 await dst_records.add_usage(granularity, usage)
                 copied.usage += len(usage)
                 last = usage[-1]
-        progress(f"{copied.audit} audit entries, {copied.calls} call log rows, {copied.usage} usage rows")
+        progress(f"{counted(copied.audit, 'audit entry', 'audit entries')}, {counted(copied.calls, 'call log row')}, "
+                 f"{counted(copied.usage, 'usage row')}")
     return copied

@@ -152,10 +152,10 @@ def test_store_migrate_copies_everything_from_sqlite_to_postgresql(tmp_path: Pat
     try:
         moved = gateway("store", "migrate", "--from", cfg["store"]["url"], "--to", target, cwd=tmp_path)
         assert moved.returncode == 0, moved.stderr
-        assert "1 tenants, 1 users, 2 keys, 5 audit entries" in moved.stdout
+        assert "migrated 1 tenant, 1 user, 2 keys, 5 audit entries" in moved.stdout  # one, not "1 tenants"
         after, tenant = asyncio.run(signs_in(target, add=False))
         assert after == before and tenant.write_enabled is False  # type: ignore[attr-defined]
-        assert "1 webhook endpoints" in moved.stdout
+        assert "1 webhook endpoint" in moved.stdout and "copied 1 tenant, 1 user\n" in moved.stderr
         again = gateway("store", "migrate", "--from", cfg["store"]["url"], "--to", target, cwd=tmp_path)
         assert again.returncode == 2 and "empty store" in again.stderr
         # the same keys, secrets included, work against the new store
