@@ -57,6 +57,7 @@ async def test_navigation_shows_only_once_signed_in(console) -> None:
     await sign_in(page)
     await page.get_by_role("link", name="Tenants", exact=True).click()
     await page.get_by_role("heading", name="Tenants").wait_for()
+    await expect(page.locator("#view p.hint")).to_have_text("1 tenant")  # not "1 tenants"
     assert await page.get_by_role("link", name="Keys", exact=True).is_visible()
     await page.get_by_role("button", name="Sign out").click()
     await page.get_by_label("Admin token").wait_for()

@@ -30,5 +30,5 @@ export async function tenantsView(root, ctx) {
   root.replaceChildren(heading("Tenants"),
     dataTable({ id: "tenants", caption: "Tenants", columns: COLUMNS, rows: details, rowAttrs: (t) => ({ "data-tenant-id": t.id }),
       empty: "No tenants yet" }),
-    h("p", { class: "hint" }, page.meta.total > details.length ? `First ${details.length} of ${page.meta.total} tenants` : `${page.meta.total} tenants`));
+    h("p", { class: "hint" }, page.meta.total > details.length ? `First ${details.length} of ${page.meta.total} tenants` : `${page.meta.total} tenant${page.meta.total === 1 ? "" : "s"}`));
 }
