@@ -47,7 +47,6 @@ class AccountsBase:
         self._propagator = propagator
         self._audit = audit
         self._clock = clock
-        self._expiries_since: dt.datetime | None = None  # the first look covers all time
 
     def record(self, actor: Actor, action: str, target_type: str, target_id: str, *,
                tenant_id: str | None = None) -> None:

@@ -16,6 +16,8 @@ _EXPIRY_MARGIN = dt.timedelta(minutes=10)
 
 
 class KeyNotices(AccountsBase):
+    _expiries_since: dt.datetime | None = None  # where the next look at expiries starts; the first covers all time
+
     async def note_expired(self, *, batch: int = 500) -> int:
         """`key.expired` in the audit trail for each key whose validity ran out since the last
         look; several instances may look at once, and each key is noted by exactly one."""
